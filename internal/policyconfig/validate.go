@@ -1,0 +1,257 @@
+package policyconfig
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+
+	"github.com/claude-guard/claude-guard/internal/glob"
+)
+
+// Validate checks a config (after ApplyDefaults) and returns every problem found, each naming its field.
+func (c *Config) Validate() error {
+	v := &validator{}
+	if c.APIVersion != APIVersion {
+		v.add("apiVersion", "must be %q, got %q", APIVersion, c.APIVersion)
+	}
+	if c.Kind != Kind {
+		v.add("kind", "must be %q, got %q", Kind, c.Kind)
+	}
+	if c.Deny != nil && c.Deny.Reason == "" {
+		v.add("deny.reason", "must not be empty")
+	}
+	v.url("server.upstream", c.Server.Upstream)
+	v.credentials(c)
+	for i, e := range c.Endpoints {
+		if !strings.HasPrefix(e, "/") || strings.Contains(e, "..") || strings.ContainsAny(e, "?#") {
+			v.add(fmt.Sprintf("endpoints[%d]", i), "must be an absolute path without query, fragment or \"..\", got %q", e)
+		}
+		if i := strings.Index(e, "*"); i >= 0 && i != len(e)-1 {
+			v.add(fmt.Sprintf("endpoints[%d]", i), "'*' is only allowed as the last character, got %q", e)
+		}
+	}
+	v.models(&c.Models)
+	if c.MaxRequestBytes < 0 {
+		v.add("maxRequestBytes", "must be positive, got %d", c.MaxRequestBytes)
+	}
+	if c.EndUser != nil {
+		v.endUser(c.EndUser)
+	}
+	v.limits(&c.Limits)
+	for i, b := range c.Budgets {
+		v.budget(fmt.Sprintf("budgets[%d]", i), b)
+	}
+	for i, p := range c.Prices {
+		f := fmt.Sprintf("prices[%d]", i)
+		v.glob(f+".model", p.Model)
+		for name, s := range map[string]string{"inputUSD": p.InputUSD, "outputUSD": p.OutputUSD, "cacheReadUSD": p.CacheReadUSD, "cacheWriteUSD": p.CacheWriteUSD} {
+			if s != "" || name == "inputUSD" || name == "outputUSD" {
+				v.decimal(f+"."+name, s)
+			}
+		}
+	}
+	return v.err()
+}
+
+type validator struct{ errs []error }
+
+func (v *validator) add(field, format string, args ...any) {
+	v.errs = append(v.errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+}
+
+func (v *validator) err() error {
+	if len(v.errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("invalid sidecar config: %w", errors.Join(v.errs...))
+}
+
+func (v *validator) url(field, s string) {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		v.add(field, "must be an http or https URL, got %q", s)
+	}
+}
+
+func (v *validator) glob(field, p string) {
+	if err := glob.Validate(p); err != nil {
+		v.add(field, "%q is not a valid model glob: %v", p, err)
+	}
+}
+
+var decimalRE = regexp.MustCompile(`^[0-9]{1,12}(\.[0-9]{1,6})?$`)
+
+func (v *validator) decimal(field, s string) {
+	if !decimalRE.MatchString(s) {
+		v.add(field, "must be a decimal amount such as \"12.50\", got %q", s)
+	}
+}
+
+func (v *validator) oneOf(field, got string, allowed ...string) {
+	for _, a := range allowed {
+		if got == a {
+			return
+		}
+	}
+	v.add(field, "must be one of %s, got %q", strings.Join(allowed, ", "), got)
+}
+
+func (v *validator) credentials(c *Config) {
+	cr := c.Credentials
+	n := 0
+	for _, set := range []bool{cr.Vault != nil, cr.Secret != nil, cr.WorkloadIdentityFederation != nil, cr.File != nil, cr.Env != nil} {
+		if set {
+			n++
+		}
+	}
+	// A deny-all config needs no credential: it never forwards anything.
+	if n != 1 && !(n == 0 && c.Deny != nil) {
+		v.add("credentials", "exactly one of vault, secret, workloadIdentityFederation, file or env must be set, got %d", n)
+	}
+	if s := cr.Vault; s != nil {
+		v.oneOf("credentials.vault.authMethod", s.AuthMethod, VaultAuthCert, VaultAuthJWT, VaultAuthKubernetes)
+		if s.Role == "" {
+			v.add("credentials.vault.role", "must not be empty")
+		}
+		if s.AuthMethod == VaultAuthJWT && s.Audience == "" {
+			v.add("credentials.vault.audience", "must be set for the jwt auth method")
+		}
+		if err := RelativePath(s.Path); err != nil {
+			v.add("credentials.vault.path", "%v", err)
+		}
+		if s.Address != "" {
+			v.url("credentials.vault.address", s.Address)
+		}
+	}
+	if s := cr.Secret; s != nil && (s.Name == "" || s.Key == "") {
+		v.add("credentials.secret", "name and key must both be set")
+	}
+	if s := cr.WorkloadIdentityFederation; s != nil {
+		if s.Audience == "" {
+			v.add("credentials.workloadIdentityFederation.audience", "must not be empty")
+		}
+		if s.TokenURL != "" {
+			v.url("credentials.workloadIdentityFederation.tokenURL", s.TokenURL)
+		}
+	}
+	if s := cr.File; s != nil && s.Path == "" {
+		v.add("credentials.file.path", "must not be empty")
+	}
+	if s := cr.Env; s != nil && s.Name == "" {
+		v.add("credentials.env.name", "must not be empty")
+	}
+}
+
+// RelativePath reports why p is not a clean relative secret path (no leading '/', no "." or ".."
+// segments, no empty segments), or nil. The controller applies the same rule before confining a path
+// to its tenant's prefix.
+func RelativePath(p string) error {
+	if p == "" {
+		return errors.New("must not be empty")
+	}
+	if strings.HasPrefix(p, "/") {
+		return fmt.Errorf("must be relative (no leading '/'), got %q", p)
+	}
+	for _, seg := range strings.Split(p, "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return fmt.Errorf("must not contain empty, \".\" or \"..\" segments, got %q", p)
+		}
+	}
+	return nil
+}
+
+func (v *validator) models(m *Models) {
+	for i, p := range m.Allow {
+		v.glob(fmt.Sprintf("models.allow[%d]", i), p)
+	}
+	for i, p := range m.Deny {
+		v.glob(fmt.Sprintf("models.deny[%d]", i), p)
+	}
+	for name, target := range m.Aliases {
+		v.glob(fmt.Sprintf("models.aliases[%s]", name), name)
+		if strings.Contains(name, "*") || strings.Contains(target, "*") {
+			v.add(fmt.Sprintf("models.aliases[%s]", name), "aliases and their targets must be model names, not globs")
+		} else {
+			v.glob(fmt.Sprintf("models.aliases[%s]", name), target)
+		}
+	}
+	for i, r := range m.MaxTokens {
+		f := fmt.Sprintf("models.maxTokens[%d]", i)
+		v.glob(f+".model", r.Model)
+		if r.Limit < 1 {
+			v.add(f+".limit", "must be at least 1, got %d", r.Limit)
+		}
+		v.oneOf(f+".action", r.Action, ActionReject, ActionClamp)
+	}
+}
+
+func (v *validator) endUser(e *EndUser) {
+	v.oneOf("endUser.mode", e.Mode, EndUserStrict, EndUserOptional, EndUserDisabled)
+	if e.Mode != EndUserDisabled && len(e.Issuers) == 0 {
+		v.add("endUser.issuers", "at least one issuer is required when mode is %s", e.Mode)
+	}
+	for i, is := range e.Issuers {
+		f := fmt.Sprintf("endUser.issuers[%d]", i)
+		v.url(f+".url", is.URL)
+		if len(is.Audiences) == 0 {
+			v.add(f+".audiences", "at least one audience is required")
+		}
+		for j, alg := range is.Algorithms {
+			if alg == "none" || strings.HasPrefix(alg, "HS") {
+				v.add(fmt.Sprintf("%s.algorithms[%d]", f, j), "%q is not allowed: only asymmetric signing algorithms are accepted", alg)
+			}
+		}
+	}
+	for i, r := range e.Rules {
+		f := fmt.Sprintf("endUser.rules[%d]", i)
+		if len(r.Scopes) == 0 && len(r.Groups) == 0 {
+			v.add(f, "must name at least one scope or group")
+		}
+		for j, p := range r.Models {
+			v.glob(fmt.Sprintf("%s.models[%d]", f, j), p)
+		}
+		if r.MaxTokens < 0 {
+			v.add(f+".maxTokens", "must not be negative, got %d", r.MaxTokens)
+		}
+	}
+}
+
+func (v *validator) limits(l *Limits) {
+	v.oneOf("limits.backend", l.Backend, BackendLocal, BackendRedis)
+	v.oneOf("limits.failureMode", l.FailureMode, FailClosed, FailOpen)
+	seen := map[string]bool{}
+	for i, r := range l.Rules {
+		f := fmt.Sprintf("limits.rules[%d]", i)
+		if r.Name == "" {
+			v.add(f+".name", "must not be empty")
+		}
+		if seen[r.Source+"/"+r.Name] {
+			v.add(f+".name", "duplicate rule name %q", r.Name)
+		}
+		seen[r.Source+"/"+r.Name] = true
+		v.oneOf(f+".key", r.Key, KeyWorkload, KeyEndUser, KeyNamespace)
+		v.oneOf(f+".window", r.Window, WindowMinute, WindowHour, WindowDay)
+		v.oneOf(f+".tokenType", r.TokenType, TokensInput, TokensOutput, TokensTotal)
+		if r.Requests < 0 || r.Tokens < 0 || (r.Requests == 0 && r.Tokens == 0) {
+			v.add(f, "requests and tokens must be positive and at least one must be set")
+		}
+	}
+}
+
+func (v *validator) budget(f string, b Budget) {
+	if b.Name == "" {
+		v.add(f+".name", "must not be empty")
+	}
+	v.oneOf(f+".key", b.Key, KeyWorkload, KeyEndUser, KeyNamespace)
+	v.oneOf(f+".window", b.Window, WindowDay, WindowWeek, WindowMonth)
+	v.oneOf(f+".tokenType", b.TokenType, TokensInput, TokensOutput, TokensTotal)
+	switch {
+	case b.Tokens > 0 && b.USD == "":
+	case b.Tokens == 0 && b.USD != "":
+		v.decimal(f+".usd", b.USD)
+	default:
+		v.add(f, "exactly one of tokens (positive) or usd must be set")
+	}
+}

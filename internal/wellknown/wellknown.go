@@ -1,0 +1,62 @@
+// Package wellknown holds the names the controller, the injection webhook and the sidecar must agree on:
+// labels, annotations, environment variables, container and volume names, ports and file paths.
+//
+// It is a leaf package (standard library only) so that the sidecar can import it without linking
+// controller-runtime or client-go.
+package wellknown
+
+// Prefix of every label and annotation the project owns.
+const Prefix = "claudeguard.io/"
+
+// Labels and annotations.
+const (
+	// LabelInject on a namespace ("enabled") opts it in; on a pod ("false") opts the pod out.
+	LabelInject = Prefix + "inject"
+	// AnnotationPolicy on an injected pod names the ClaudeAccessPolicy that applied; on a rendered
+	// ConfigMap it names its policy.
+	AnnotationPolicy = Prefix + "policy"
+	// AnnotationStatus on a pod records the injection decision ("injected", or "skipped: <reason>").
+	AnnotationStatus = Prefix + "status"
+	// AnnotationConfigHash carries the content hash of a rendered config.
+	AnnotationConfigHash = Prefix + "config-hash"
+	// LabelPolicy on a rendered ConfigMap names its policy (so it can be listed by label).
+	LabelPolicy = Prefix + "policy"
+	// LabelManagedBy value for everything the operator creates.
+	ManagedBy = "claude-guard"
+)
+
+// Injection status values.
+const (
+	StatusInjected = "injected"
+	StatusSkipped  = "skipped"
+)
+
+// Rendered config.
+const (
+	// ConfigMapPrefix is prepended to a policy's name to name its rendered ConfigMap.
+	ConfigMapPrefix = "claude-guard-"
+	// ConfigKey is the ConfigMap key holding the rendered document.
+	ConfigKey = "config.json"
+	// ConfigMountDir is where the webhook mounts the rendered config in the sidecar.
+	ConfigMountDir = "/etc/claude-guard"
+)
+
+// Sidecar.
+const (
+	SidecarContainerName = "claude-guard-sidecar"
+	// SidecarPort is the loopback port apps reach the proxy on.
+	SidecarPort = 8787
+	// SidecarMetricsPort serves /metrics, /healthz and /readyz.
+	SidecarMetricsPort = 9787
+	// EnvBaseURL is what Anthropic SDKs read to find the API.
+	EnvBaseURL = "ANTHROPIC_BASE_URL"
+	// EnvAPIKey is what SDKs that insist on a key read; the webhook sets a placeholder, never a real key.
+	EnvAPIKey = "ANTHROPIC_API_KEY"
+	// EnvSidecarAPIKey is the standalone sidecar's key variable.
+	EnvSidecarAPIKey = "CLAUDE_GUARD_API_KEY"
+	// PlaceholderAPIKey is the value of EnvAPIKey in app containers: the sidecar strips it.
+	PlaceholderAPIKey = "claude-guard-placeholder"
+)
+
+// ConfigMapName returns the name of a policy's rendered ConfigMap.
+func ConfigMapName(policy string) string { return ConfigMapPrefix + policy }
