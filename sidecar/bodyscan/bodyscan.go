@@ -1,0 +1,509 @@
+// Package bodyscan reads the few fields the sidecar decides on (model, max_tokens, stream) from a
+// Messages API request body in one pass, without decoding the prompt.
+//
+// The scanner validates the whole document as strict JSON (RFC 8259, UTF-8) because the policy point and
+// the upstream must read the same request: a body that one parser accepts and another reads differently
+// (duplicate keys, invalid UTF-8, a max_tokens of 1e3) is how a policy gets bypassed. So anything that is
+// not plain, unambiguous JSON is refused, and the decided-on fields must each appear at most once at the
+// top level with the one type the API accepts.
+//
+// It records the byte span of each field's value so a caller can rewrite it in place (see Rewrite).
+package bodyscan
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"strconv"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// MaxDepth is the deepest nesting of arrays and objects accepted.
+const MaxDepth = 512
+
+// Span is a half-open byte range [Start, End) of a value in the scanned body.
+type Span struct{ Start, End int }
+
+// Fields are the top-level request fields the sidecar decides on.
+type Fields struct {
+	// Model is the decoded "model" string; HasModel says whether it was present.
+	Model     string
+	HasModel  bool
+	ModelSpan Span // includes the quotes
+
+	// MaxTokens is "max_tokens", a positive integer.
+	MaxTokens     int64
+	HasMaxTokens  bool
+	MaxTokensSpan Span
+
+	// Stream is "stream" (a boolean).
+	Stream    bool
+	HasStream bool
+}
+
+// Error says why a body was refused. Its message never quotes the body.
+type Error struct {
+	Offset int
+	Reason string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%s (at byte %d)", e.Reason, e.Offset) }
+
+type scanner struct {
+	b []byte
+	i int
+}
+
+func (s *scanner) fail(reason string) error { return &Error{Offset: s.i, Reason: reason} }
+
+// Scan validates body as a single JSON object and returns its decided-on fields.
+func Scan(body []byte) (Fields, error) {
+	var f Fields
+	s := scanner{b: body}
+	s.ws()
+	if s.i >= len(s.b) {
+		return f, s.fail("request body is empty")
+	}
+	if s.b[s.i] != '{' {
+		return f, s.fail("request body must be a JSON object")
+	}
+	if err := s.topObject(&f); err != nil {
+		return f, err
+	}
+	s.ws()
+	if s.i != len(s.b) {
+		return f, s.fail("unexpected data after the JSON object")
+	}
+	return f, nil
+}
+
+func (s *scanner) ws() {
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ' ', '\t', '\n', '\r':
+			s.i++
+		default:
+			return
+		}
+	}
+}
+
+// topObject scans the outer object, looking at keys.
+func (s *scanner) topObject(f *Fields) error {
+	s.i++ // '{'
+	s.ws()
+	if s.i < len(s.b) && s.b[s.i] == '}' {
+		s.i++
+		return nil
+	}
+	for {
+		s.ws()
+		if s.i >= len(s.b) || s.b[s.i] != '"' {
+			return s.fail("expected a string key")
+		}
+		keyStart := s.i
+		escaped, err := s.skipString()
+		if err != nil {
+			return err
+		}
+		key := s.b[keyStart+1 : s.i-1]
+		var name string
+		if escaped {
+			// A key spelled with escapes ("mod\u0065l") is the same key to the upstream.
+			name, err = decodeString(s.b[keyStart:s.i])
+			if err != nil {
+				s.i = keyStart
+				return s.fail(err.Error())
+			}
+		} else {
+			switch string(key) { // no allocation: the compiler recognises this form
+			case "model", "max_tokens", "stream":
+				name = string(key)
+			}
+		}
+		s.ws()
+		if s.i >= len(s.b) || s.b[s.i] != ':' {
+			return s.fail("expected ':' after object key")
+		}
+		s.i++
+		s.ws()
+		if s.i >= len(s.b) {
+			return s.fail("unexpected end of JSON")
+		}
+		switch name {
+		case "model":
+			if f.HasModel {
+				return s.fail(`duplicate "model" field`)
+			}
+			if err := s.model(f); err != nil {
+				return err
+			}
+		case "max_tokens":
+			if f.HasMaxTokens {
+				return s.fail(`duplicate "max_tokens" field`)
+			}
+			if err := s.maxTokens(f); err != nil {
+				return err
+			}
+		case "stream":
+			if f.HasStream {
+				return s.fail(`duplicate "stream" field`)
+			}
+			if err := s.stream(f); err != nil {
+				return err
+			}
+		default:
+			if err := s.value(1); err != nil {
+				return err
+			}
+		}
+		s.ws()
+		if s.i >= len(s.b) {
+			return s.fail("unexpected end of JSON")
+		}
+		switch s.b[s.i] {
+		case ',':
+			s.i++
+		case '}':
+			s.i++
+			return nil
+		default:
+			return s.fail("expected ',' or '}' in object")
+		}
+	}
+}
+
+func (s *scanner) model(f *Fields) error {
+	if s.b[s.i] != '"' {
+		return s.fail(`"model" must be a string`)
+	}
+	start := s.i
+	escaped, err := s.skipString()
+	if err != nil {
+		return err
+	}
+	f.HasModel = true
+	f.ModelSpan = Span{start, s.i}
+	if escaped {
+		m, err := decodeString(s.b[start:s.i])
+		if err != nil {
+			s.i = start
+			return s.fail(err.Error())
+		}
+		f.Model = m
+	} else {
+		f.Model = string(s.b[start+1 : s.i-1])
+	}
+	return nil
+}
+
+func (s *scanner) maxTokens(f *Fields) error {
+	start := s.i
+	if err := s.number(); err != nil {
+		return err
+	}
+	raw := s.b[start:s.i]
+	var n int64
+	for _, c := range raw {
+		if c < '0' || c > '9' {
+			s.i = start
+			return s.fail(`"max_tokens" must be a positive integer without sign, fraction or exponent`)
+		}
+		if n > (math.MaxInt64-9)/10 {
+			s.i = start
+			return s.fail(`"max_tokens" is too large`)
+		}
+		n = n*10 + int64(c-'0')
+	}
+	if n < 1 {
+		s.i = start
+		return s.fail(`"max_tokens" must be at least 1`)
+	}
+	f.HasMaxTokens = true
+	f.MaxTokens = n
+	f.MaxTokensSpan = Span{start, s.i}
+	return nil
+}
+
+func (s *scanner) stream(f *Fields) error {
+	switch {
+	case s.lit("true"):
+		f.Stream = true
+	case s.lit("false"):
+		f.Stream = false
+	default:
+		return s.fail(`"stream" must be true or false`)
+	}
+	f.HasStream = true
+	return nil
+}
+
+func (s *scanner) lit(word string) bool {
+	if len(s.b)-s.i >= len(word) && string(s.b[s.i:s.i+len(word)]) == word {
+		s.i += len(word)
+		return true
+	}
+	return false
+}
+
+// value skips any JSON value, validating it.
+func (s *scanner) value(depth int) error {
+	if s.i >= len(s.b) {
+		return s.fail("unexpected end of JSON")
+	}
+	switch c := s.b[s.i]; {
+	case c == '"':
+		_, err := s.skipString()
+		return err
+	case c == '{':
+		return s.object(depth + 1)
+	case c == '[':
+		return s.array(depth + 1)
+	case c == '-' || (c >= '0' && c <= '9'):
+		return s.number()
+	case s.lit("true"), s.lit("false"), s.lit("null"):
+		return nil
+	default:
+		return s.fail("invalid JSON value")
+	}
+}
+
+func (s *scanner) object(depth int) error {
+	if depth > MaxDepth {
+		return s.fail("JSON nesting is too deep")
+	}
+	s.i++
+	s.ws()
+	if s.i < len(s.b) && s.b[s.i] == '}' {
+		s.i++
+		return nil
+	}
+	for {
+		s.ws()
+		if s.i >= len(s.b) || s.b[s.i] != '"' {
+			return s.fail("expected a string key")
+		}
+		if _, err := s.skipString(); err != nil {
+			return err
+		}
+		s.ws()
+		if s.i >= len(s.b) || s.b[s.i] != ':' {
+			return s.fail("expected ':' after object key")
+		}
+		s.i++
+		s.ws()
+		if err := s.value(depth); err != nil {
+			return err
+		}
+		s.ws()
+		if s.i >= len(s.b) {
+			return s.fail("unexpected end of JSON")
+		}
+		switch s.b[s.i] {
+		case ',':
+			s.i++
+		case '}':
+			s.i++
+			return nil
+		default:
+			return s.fail("expected ',' or '}' in object")
+		}
+	}
+}
+
+func (s *scanner) array(depth int) error {
+	if depth > MaxDepth {
+		return s.fail("JSON nesting is too deep")
+	}
+	s.i++
+	s.ws()
+	if s.i < len(s.b) && s.b[s.i] == ']' {
+		s.i++
+		return nil
+	}
+	for {
+		s.ws()
+		if err := s.value(depth); err != nil {
+			return err
+		}
+		s.ws()
+		if s.i >= len(s.b) {
+			return s.fail("unexpected end of JSON")
+		}
+		switch s.b[s.i] {
+		case ',':
+			s.i++
+		case ']':
+			s.i++
+			return nil
+		default:
+			return s.fail("expected ',' or ']' in array")
+		}
+	}
+}
+
+func (s *scanner) digits() int {
+	n := 0
+	for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
+		s.i++
+		n++
+	}
+	return n
+}
+
+func (s *scanner) number() error {
+	if s.b[s.i] == '-' {
+		s.i++
+	}
+	if s.i >= len(s.b) {
+		return s.fail("invalid number")
+	}
+	if s.b[s.i] == '0' {
+		s.i++
+	} else if s.digits() == 0 {
+		return s.fail("invalid number")
+	}
+	if s.i < len(s.b) && s.b[s.i] == '.' {
+		s.i++
+		if s.digits() == 0 {
+			return s.fail("invalid number")
+		}
+	}
+	if s.i < len(s.b) && (s.b[s.i] == 'e' || s.b[s.i] == 'E') {
+		s.i++
+		if s.i < len(s.b) && (s.b[s.i] == '+' || s.b[s.i] == '-') {
+			s.i++
+		}
+		if s.digits() == 0 {
+			return s.fail("invalid number")
+		}
+	}
+	return nil
+}
+
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// special reports whether any byte of w is '"', '\\', a control character or non-ASCII.
+func special(w uint64) bool {
+	q := w ^ (ones * '"')
+	bs := w ^ (ones * '\\')
+	return ((q-ones)&^q|(bs-ones)&^bs|(w-ones*0x20)&^w|w)&highs != 0
+}
+
+// skipString moves past the string starting at s.i (a '"'), validating escapes and UTF-8. It reports
+// whether the string contained escapes.
+func (s *scanner) skipString() (escaped bool, err error) {
+	b := s.b
+	i := s.i + 1
+	for {
+		for i+8 <= len(b) && !special(binary.LittleEndian.Uint64(b[i:])) {
+			i += 8
+		}
+		if i >= len(b) {
+			s.i = i
+			return escaped, s.fail("unterminated string")
+		}
+		c := b[i]
+		switch {
+		case c == '"':
+			s.i = i + 1
+			return escaped, nil
+		case c == '\\':
+			escaped = true
+			if i+1 >= len(b) {
+				s.i = i
+				return escaped, s.fail("unterminated string")
+			}
+			switch b[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				if i+6 > len(b) || !isHex4(b[i+2:i+6]) {
+					s.i = i
+					return escaped, s.fail(`invalid \u escape`)
+				}
+				i += 6
+			default:
+				s.i = i
+				return escaped, s.fail("invalid escape in string")
+			}
+		case c < 0x20:
+			s.i = i
+			return escaped, s.fail("control character in string")
+		case c >= utf8.RuneSelf:
+			r, size := utf8.DecodeRune(b[i:])
+			if r == utf8.RuneError && size == 1 {
+				s.i = i
+				return escaped, s.fail("invalid UTF-8 in string")
+			}
+			i += size
+		default:
+			i++
+		}
+	}
+}
+
+func isHex4(b []byte) bool {
+	for _, c := range b[:4] {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+// decodeString decodes a validated JSON string literal (with quotes). Unpaired surrogates are refused:
+// parsers disagree on what they mean.
+func decodeString(lit []byte) (string, error) {
+	lit = lit[1 : len(lit)-1]
+	out := make([]byte, 0, len(lit))
+	for i := 0; i < len(lit); {
+		c := lit[i]
+		if c != '\\' {
+			out = append(out, c)
+			i++
+			continue
+		}
+		switch lit[i+1] {
+		case '"', '\\', '/':
+			out = append(out, lit[i+1])
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case 'u':
+			r := hex4(lit[i+2 : i+6])
+			i += 6
+			if utf16.IsSurrogate(r) {
+				if r >= 0xdc00 || i+6 > len(lit) || lit[i] != '\\' || lit[i+1] != 'u' {
+					return "", fmt.Errorf("unpaired UTF-16 surrogate in string")
+				}
+				r2 := hex4(lit[i+2 : i+6])
+				r = utf16.DecodeRune(r, r2)
+				if r == utf8.RuneError {
+					return "", fmt.Errorf("unpaired UTF-16 surrogate in string")
+				}
+				i += 6
+			}
+			out = utf8.AppendRune(out, r)
+			continue
+		}
+		i += 2
+	}
+	return string(out), nil
+}
+
+func hex4(b []byte) rune {
+	v, _ := strconv.ParseUint(string(b), 16, 32)
+	return rune(v)
+}

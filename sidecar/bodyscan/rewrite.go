@@ -1,0 +1,63 @@
+package bodyscan
+
+import (
+	"encoding/json"
+	"strconv"
+)
+
+// SetMaxTokens rewrites the max_tokens value of a scanned body to n. When n has no more digits than the
+// old value (always true for a clamp) it rewrites in place, padding with spaces (JSON whitespace), so a
+// large body is neither copied nor re-encoded. It returns the body to send and updates f.
+func SetMaxTokens(body []byte, f *Fields, n int64) []byte {
+	var buf [20]byte
+	num := strconv.AppendInt(buf[:0], n, 10)
+	sp := f.MaxTokensSpan
+	body = replaceSpan(body, sp, num)
+	f.MaxTokens = n
+	f.MaxTokensSpan = Span{sp.Start, sp.Start + len(num)}
+	if d := len(num) - (sp.End - sp.Start); d > 0 {
+		f.shiftAfter(sp.Start, d)
+	}
+	return body
+}
+
+// SetModel rewrites the model value of a scanned body (used for aliases).
+func SetModel(body []byte, f *Fields, model string) []byte {
+	lit, _ := json.Marshal(model) // a string always marshals
+	sp := f.ModelSpan
+	body = replaceSpan(body, sp, lit)
+	f.Model = model
+	f.ModelSpan = Span{sp.Start, sp.Start + len(lit)}
+	if d := len(lit) - (sp.End - sp.Start); d > 0 {
+		f.shiftAfter(sp.Start, d)
+	}
+	return body
+}
+
+// shiftAfter moves the spans that start after pos by d bytes (after a growing rewrite).
+func (f *Fields) shiftAfter(pos, d int) {
+	if f.HasModel && f.ModelSpan.Start > pos {
+		f.ModelSpan.Start += d
+		f.ModelSpan.End += d
+	}
+	if f.HasMaxTokens && f.MaxTokensSpan.Start > pos {
+		f.MaxTokensSpan.Start += d
+		f.MaxTokensSpan.End += d
+	}
+}
+
+// replaceSpan writes repl over sp: in place with space padding when it fits, else into a new slice.
+func replaceSpan(body []byte, sp Span, repl []byte) []byte {
+	old := sp.End - sp.Start
+	if len(repl) <= old {
+		copy(body[sp.Start:], repl)
+		for i := sp.Start + len(repl); i < sp.End; i++ {
+			body[i] = ' '
+		}
+		return body
+	}
+	out := make([]byte, 0, len(body)+len(repl)-old)
+	out = append(out, body[:sp.Start]...)
+	out = append(out, repl...)
+	return append(out, body[sp.End:]...)
+}
