@@ -1,0 +1,481 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// ClaudeAccessPolicySpec is what a tenant allows the selected pods to do with the Claude API.
+type ClaudeAccessPolicySpec struct {
+	// podSelector selects the pods in this namespace the policy applies to. An empty selector selects
+	// every pod in the namespace. A policy never selects pods in another namespace.
+	// +required
+	PodSelector metav1.LabelSelector `json:"podSelector"`
+
+	// credentials says where the sidecar gets the Anthropic API key. Exactly one source must be set.
+	// +required
+	Credentials CredentialSource `json:"credentials"`
+
+	// models says which models may be called and with which max_tokens.
+	// +required
+	Models ModelPolicy `json:"models"`
+
+	// endUser configures verification of end-user OAuth2/OIDC tokens.
+	// +optional
+	EndUser *EndUserPolicy `json:"endUser,omitempty"`
+
+	// limits are request and token rate limits. A request must pass every rule.
+	// +optional
+	Limits *LimitPolicy `json:"limits,omitempty"`
+
+	// budgets are token or USD allowances per calendar window.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=16
+	Budgets []Budget `json:"budgets,omitempty"`
+
+	// endpoints is the allow-list of Claude API endpoints. Every other path is refused. Default:
+	// Messages, CountTokens and Models.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=8
+	Endpoints []Endpoint `json:"endpoints,omitempty"`
+
+	// maxRequestBytes caps the size of a request body. Default 33554432 (32 MiB, the Messages API's own
+	// limit).
+	// +optional
+	// +kubebuilder:validation:Minimum=1024
+	// +kubebuilder:validation:Maximum=33554432
+	MaxRequestBytes *int64 `json:"maxRequestBytes,omitempty"`
+
+	// allowStreaming permits "stream": true requests. Default true.
+	// +optional
+	// +kubebuilder:default=true
+	AllowStreaming *bool `json:"allowStreaming,omitempty"`
+
+	// audit configures the audit record the sidecar writes for every request. Prompts, keys and tokens
+	// are never recorded.
+	// +optional
+	Audit *AuditPolicy `json:"audit,omitempty"`
+
+	// shadowMode evaluates every rule and records the decision but never blocks a request. The tenant
+	// must allow it (ClaudeTenant spec.allowShadowMode), because it lifts the tenant's ceilings too.
+	// +optional
+	ShadowMode bool `json:"shadowMode,omitempty"`
+}
+
+// Endpoint names a Claude API endpoint.
+// +kubebuilder:validation:Enum=Messages;CountTokens;Models
+type Endpoint string
+
+// Endpoints.
+const (
+	// EndpointMessages is POST /v1/messages.
+	EndpointMessages Endpoint = "Messages"
+	// EndpointCountTokens is POST /v1/messages/count_tokens.
+	EndpointCountTokens Endpoint = "CountTokens"
+	// EndpointModels is GET /v1/models and GET /v1/models/{id}.
+	EndpointModels Endpoint = "Models"
+)
+
+// CredentialSource is a union: exactly one member is set.
+// +kubebuilder:validation:XValidation:rule="(has(self.vault) ? 1 : 0) + (has(self.secretRef) ? 1 : 0) + (has(self.workloadIdentityFederation) ? 1 : 0) == 1",message="exactly one of vault, secretRef or workloadIdentityFederation must be set"
+type CredentialSource struct {
+	// vault reads the key from a Vault KV v2 secret after logging in with the workload's identity.
+	// +optional
+	Vault *VaultCredentials `json:"vault,omitempty"`
+
+	// secretRef reads the key from a Secret in this namespace, mounted into the sidecar only.
+	// +optional
+	SecretRef *SecretKeyRef `json:"secretRef,omitempty"`
+
+	// workloadIdentityFederation exchanges the workload's JWT-SVID for a short-lived Anthropic token.
+	// +optional
+	WorkloadIdentityFederation *WorkloadIdentityFederation `json:"workloadIdentityFederation,omitempty"`
+}
+
+// VaultAuthMethod is how the sidecar logs in to Vault.
+// +kubebuilder:validation:Enum=cert;jwt;kubernetes
+type VaultAuthMethod string
+
+// Vault auth methods.
+const (
+	VaultAuthCert       VaultAuthMethod = "cert"
+	VaultAuthJWT        VaultAuthMethod = "jwt"
+	VaultAuthKubernetes VaultAuthMethod = "kubernetes"
+)
+
+// VaultCredentials locates the key in Vault.
+// +kubebuilder:validation:XValidation:rule="self.authMethod != 'jwt' || has(self.audience)",message="audience is required when authMethod is jwt",fieldPath=".audience"
+type VaultCredentials struct {
+	// authMethod is cert (TLS client auth with the X.509-SVID), jwt (a JWT-SVID) or kubernetes (the
+	// pod's service-account token, for clusters without SPIFFE).
+	// +required
+	AuthMethod VaultAuthMethod `json:"authMethod"`
+
+	// role is the Vault role to log in as. It must be one of the roles the tenant allows.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9_.-]+$`
+	Role string `json:"role"`
+
+	// audience is the JWT-SVID audience for the jwt method.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	Audience string `json:"audience,omitempty"`
+
+	// mount is the KV v2 secrets engine mount. Default "secret".
+	// +optional
+	// +kubebuilder:default=secret
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9_.-]+$`
+	Mount string `json:"mount,omitempty"`
+
+	// path is the secret's path inside the mount, relative to the tenant's Vault prefix. It must be
+	// relative and must not contain "." or ".." segments.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$') && !self.matches('(^|/)[.][.]?(/|$)')",message="must be a relative path of letters, digits, '_', '.' and '-' segments, with no leading '/', empty, '.' or '..' segments"
+	Path string `json:"path"`
+
+	// field is the key inside the secret's data that holds the API key. Default "api_key".
+	// +optional
+	// +kubebuilder:default=api_key
+	// +kubebuilder:validation:MaxLength=128
+	Field string `json:"field,omitempty"`
+
+	// refreshInterval is how often the key is re-read. Between 30s and 24h; default 5m.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('30s') && duration(self) <= duration('24h')",message="must be between 30s and 24h"
+	RefreshInterval *metav1.Duration `json:"refreshInterval,omitempty"`
+}
+
+// SecretKeyRef selects a key of a Secret in the policy's own namespace. There is deliberately no
+// namespace field: a policy can only use its own namespace's Secrets.
+type SecretKeyRef struct {
+	// name of the Secret.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// key in the Secret's data.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Key string `json:"key"`
+}
+
+// WorkloadIdentityFederation exchanges a JWT-SVID for a short-lived Anthropic access token.
+type WorkloadIdentityFederation struct {
+	// audience of the JWT-SVID presented to the token endpoint.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	Audience string `json:"audience"`
+
+	// tokenURL is the OAuth 2.0 token endpoint. Default: the upstream's /v1/oauth/token.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() == 'https'",message="must be an https URL"
+	TokenURL string `json:"tokenURL,omitempty"`
+}
+
+// MaxTokensAction is what happens to a request whose max_tokens exceeds its ceiling.
+// +kubebuilder:validation:Enum=Reject;Clamp
+type MaxTokensAction string
+
+// Max-tokens actions.
+const (
+	// ActionReject refuses the request with 400.
+	ActionReject MaxTokensAction = "Reject"
+	// ActionClamp lowers max_tokens to the ceiling and forwards the request.
+	ActionClamp MaxTokensAction = "Clamp"
+)
+
+// ModelPolicy restricts models and max_tokens.
+type ModelPolicy struct {
+	// allow lists the models (names or globs) that may be called. At least one.
+	// +required
+	// +listType=set
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=32
+	Allow []ModelPattern `json:"allow"`
+
+	// deny lists models refused even when allow matches them.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=32
+	Deny []ModelPattern `json:"deny,omitempty"`
+
+	// aliases rewrite a model name callers use into a real model before any other check.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=32
+	Aliases []ModelAlias `json:"aliases,omitempty"`
+
+	// maxTokens are max_tokens ceilings per model; the first entry whose model matches applies.
+	// +optional
+	// +listType=map
+	// +listMapKey=model
+	// +kubebuilder:validation:MaxItems=32
+	MaxTokens []ModelMaxTokens `json:"maxTokens,omitempty"`
+}
+
+// ModelAlias maps an alias to a model.
+type ModelAlias struct {
+	// name callers send in "model".
+	// +required
+	Name ModelName `json:"name"`
+	// target is the model the request is sent to.
+	// +required
+	Target ModelName `json:"target"`
+}
+
+// ModelMaxTokens is a max_tokens ceiling for the models a pattern matches.
+type ModelMaxTokens struct {
+	// model is a model name or glob.
+	// +required
+	Model ModelPattern `json:"model"`
+
+	// limit is the largest max_tokens allowed.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000
+	Limit int64 `json:"limit"`
+
+	// action is Reject (refuse with 400) or Clamp (lower max_tokens to limit). Default Reject.
+	// +optional
+	// +kubebuilder:default=Reject
+	Action MaxTokensAction `json:"action,omitempty"`
+}
+
+// EndUserMode says whether end-user tokens are required.
+// +kubebuilder:validation:Enum=Strict;Optional;Disabled
+type EndUserMode string
+
+// End-user modes.
+const (
+	EndUserStrict   EndUserMode = "Strict"
+	EndUserOptional EndUserMode = "Optional"
+	EndUserDisabled EndUserMode = "Disabled"
+)
+
+// EndUserPolicy configures OIDC verification of the person a workload acts for.
+// +kubebuilder:validation:XValidation:rule="self.mode == 'Disabled' || (has(self.issuers) && size(self.issuers) > 0)",message="at least one issuer is required unless mode is Disabled",fieldPath=".issuers"
+type EndUserPolicy struct {
+	// mode is Strict (a valid token is required), Optional (verified when present) or Disabled.
+	// +required
+	Mode EndUserMode `json:"mode"`
+
+	// issuers are the trusted OIDC issuers.
+	// +optional
+	// +listType=map
+	// +listMapKey=url
+	// +kubebuilder:validation:MaxItems=8
+	Issuers []OIDCIssuer `json:"issuers,omitempty"`
+
+	// header carries the token. Default "Authorization" with the Bearer scheme, which is what
+	// Anthropic SDKs send when given an auth token.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9-]+$`
+	Header string `json:"header,omitempty"`
+
+	// groupsClaim names the claim that lists the user's groups.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	GroupsClaim string `json:"groupsClaim,omitempty"`
+
+	// rules map scopes and groups to models and max_tokens ceilings. The most permissive matching rule
+	// applies, always within models and the tenant's ceilings.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=32
+	Rules []ScopeRule `json:"rules,omitempty"`
+
+	// replayProtection accepts each token's jti only once until the token expires.
+	// +optional
+	ReplayProtection bool `json:"replayProtection,omitempty"`
+}
+
+// OIDCIssuer is one trusted issuer.
+type OIDCIssuer struct {
+	// url is the issuer URL; discovery is fetched from url + "/.well-known/openid-configuration".
+	// +required
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() == 'https'",message="must be an https URL"
+	URL string `json:"url"`
+
+	// audiences accepted in the token's aud claim. At least one.
+	// +required
+	// +listType=set
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=8
+	// +kubebuilder:validation:items:MaxLength=256
+	Audiences []string `json:"audiences"`
+}
+
+// ScopeRule grants models and a max_tokens ceiling to tokens carrying any of its scopes or groups.
+// +kubebuilder:validation:XValidation:rule="(has(self.scopes) && size(self.scopes) > 0) || (has(self.groups) && size(self.groups) > 0)",message="at least one of scopes or groups must be set"
+type ScopeRule struct {
+	// scopes, any of which grants the rule (from the scope or scp claim).
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MaxLength=128
+	Scopes []string `json:"scopes,omitempty"`
+
+	// groups, any of which grants the rule (from groupsClaim).
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MaxLength=256
+	Groups []string `json:"groups,omitempty"`
+
+	// models the rule grants.
+	// +required
+	// +listType=set
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=32
+	Models []ModelPattern `json:"models"`
+
+	// maxTokens is the ceiling for max_tokens under this rule; unset means the policy's ceiling.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000
+	MaxTokens *int64 `json:"maxTokens,omitempty"`
+}
+
+// LimitBackend is where limit counters live.
+// +kubebuilder:validation:Enum=Local;Redis
+type LimitBackend string
+
+// FailureMode is what happens when the shared limit backend is unreachable.
+// +kubebuilder:validation:Enum=FailClosed;FailOpen
+type FailureMode string
+
+// LimitPolicy holds rate limits and their backend.
+type LimitPolicy struct {
+	// backend is Local (counters in each sidecar) or Redis (shared by every replica, configured by the
+	// operator). Default Local.
+	// +optional
+	// +kubebuilder:default=Local
+	Backend LimitBackend `json:"backend,omitempty"`
+
+	// failureMode is FailClosed (deny while the backend is unreachable) or FailOpen (allow, log and count
+	// locally). Default FailClosed.
+	// +optional
+	// +kubebuilder:default=FailClosed
+	FailureMode FailureMode `json:"failureMode,omitempty"`
+
+	// rules are the limits; every rule applies.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=16
+	Rules []RateLimit `json:"rules,omitempty"`
+}
+
+// AuditPolicy configures audit records.
+type AuditPolicy struct {
+	// endUserSubject records the verified end user's subject in each audit record.
+	// +optional
+	EndUserSubject bool `json:"endUserSubject,omitempty"`
+
+	// endUserMetricLabel adds the end user's subject as a metric label. Off by default: every distinct
+	// user becomes a time series.
+	// +optional
+	EndUserMetricLabel bool `json:"endUserMetricLabel,omitempty"`
+}
+
+// ClaudeAccessPolicyStatus is the observed state of a ClaudeAccessPolicy.
+type ClaudeAccessPolicyStatus struct {
+	// conditions: Ready says whether the policy is in force and, if not, exactly why.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=8
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// observedGeneration is the generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// tenant is the ClaudeTenant that narrowed this policy, if any.
+	// +optional
+	Tenant string `json:"tenant,omitempty"`
+
+	// models summarises the allowed models for display.
+	// +optional
+	Models string `json:"models,omitempty"`
+
+	// renderedConfig names the ConfigMap holding the rendered sidecar config and its content hash.
+	// +optional
+	RenderedConfig *RenderedConfigRef `json:"renderedConfig,omitempty"`
+
+	// pods counts the pods this policy selects.
+	// +optional
+	Pods PodCounts `json:"pods,omitempty"`
+}
+
+// RenderedConfigRef points at a rendered config.
+type RenderedConfigRef struct {
+	// name of the ConfigMap.
+	Name string `json:"name"`
+	// hash of its content.
+	Hash string `json:"hash"`
+}
+
+// PodCounts counts pods a policy selects.
+type PodCounts struct {
+	// selected pods that the policy's podSelector matches.
+	Selected int32 `json:"selected"`
+	// injected pods that carry this policy's sidecar.
+	Injected int32 `json:"injected"`
+	// notInjected pods that are selected but run without the sidecar (created before the policy, opted
+	// out, or skipped by the webhook).
+	NotInjected int32 `json:"notInjected"`
+	// conflicting pods that another policy in the namespace also selects.
+	Conflicting int32 `json:"conflicting,omitempty"`
+}
+
+// ClaudeAccessPolicy lets the pods it selects call the Claude API through an injected policy sidecar.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=cap,categories=claude-guard
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Models",type=string,JSONPath=`.status.models`
+// +kubebuilder:printcolumn:name="Pods",type=integer,JSONPath=`.status.pods.selected`
+// +kubebuilder:printcolumn:name="Injected",type=integer,JSONPath=`.status.pods.injected`,priority=1
+// +kubebuilder:printcolumn:name="Tenant",type=string,JSONPath=`.status.tenant`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 63",message="metadata.name must be at most 63 characters (it names the rendered ConfigMap)"
+type ClaudeAccessPolicy struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec is what the tenant allows.
+	// +required
+	Spec ClaudeAccessPolicySpec `json:"spec"`
+
+	// status is what the controller observed.
+	// +optional
+	Status ClaudeAccessPolicyStatus `json:"status,omitempty"`
+}
+
+// ClaudeAccessPolicyList is a list of ClaudeAccessPolicy.
+//
+// +kubebuilder:object:root=true
+type ClaudeAccessPolicyList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []ClaudeAccessPolicy `json:"items"`
+}

@@ -1,0 +1,184 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// ClaudeTenantSpec is what the platform team lets the namespaces of one tenant do. A ClaudeAccessPolicy
+// in a selected namespace can only narrow it.
+type ClaudeTenantSpec struct {
+	// namespaceSelector selects the tenant's namespaces. A namespace selected by two tenants belongs to
+	// neither: its policies are not admitted until the overlap is removed.
+	// +required
+	NamespaceSelector metav1.LabelSelector `json:"namespaceSelector"`
+
+	// models bounds the models and max_tokens any policy of the tenant may allow.
+	// +required
+	Models TenantModels `json:"models"`
+
+	// credentials bounds the credential sources the tenant's policies may use.
+	// +optional
+	Credentials TenantCredentials `json:"credentials,omitempty"`
+
+	// limits are enforced for every policy of the tenant in addition to the policy's own limits.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=16
+	Limits []RateLimit `json:"limits,omitempty"`
+
+	// budgets are enforced for every policy of the tenant in addition to the policy's own budgets.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=16
+	Budgets []Budget `json:"budgets,omitempty"`
+
+	// maxRequestBytes bounds the request body size of every policy. Default 33554432 (32 MiB).
+	// +optional
+	// +kubebuilder:validation:Minimum=1024
+	// +kubebuilder:validation:Maximum=33554432
+	MaxRequestBytes *int64 `json:"maxRequestBytes,omitempty"`
+
+	// spiffe sets the workload identity the tenant's sidecars must prove.
+	// +optional
+	SPIFFE *TenantSPIFFE `json:"spiffe,omitempty"`
+
+	// allowShadowMode lets the tenant's policies use shadowMode, which stops enforcing (and so lifts
+	// this tenant's ceilings) while recording decisions. Default false.
+	// +optional
+	AllowShadowMode bool `json:"allowShadowMode,omitempty"`
+}
+
+// TenantModels is the model ceiling of a tenant.
+type TenantModels struct {
+	// allow lists the models (names or globs) the tenant's policies may allow. Each policy allow entry
+	// must be covered by one of these.
+	// +required
+	// +listType=set
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=32
+	Allow []ModelPattern `json:"allow"`
+
+	// maxTokens is the largest max_tokens any request of the tenant may ask for. Unset: no ceiling
+	// beyond the model's own.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000
+	MaxTokens *int64 `json:"maxTokens,omitempty"`
+}
+
+// CredentialSourceKind names a credential source.
+// +kubebuilder:validation:Enum=Vault;SecretRef;WorkloadIdentityFederation
+type CredentialSourceKind string
+
+// Credential source kinds.
+const (
+	SourceVault                      CredentialSourceKind = "Vault"
+	SourceSecretRef                  CredentialSourceKind = "SecretRef"
+	SourceWorkloadIdentityFederation CredentialSourceKind = "WorkloadIdentityFederation"
+)
+
+// TenantCredentials bounds the credentials of a tenant.
+// +kubebuilder:validation:XValidation:rule="!has(self.allowedSources) || !self.allowedSources.exists(s, s == 'Vault') || has(self.vault)",message="vault must be set when allowedSources includes Vault",fieldPath=".vault"
+type TenantCredentials struct {
+	// allowedSources lists the credential sources policies may use. Default: Vault only.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=3
+	AllowedSources []CredentialSourceKind `json:"allowedSources,omitempty"`
+
+	// vault confines the tenant's Vault use.
+	// +optional
+	Vault *TenantVault `json:"vault,omitempty"`
+}
+
+// TenantVault confines a tenant to its own part of Vault.
+type TenantVault struct {
+	// pathPrefix is the KV path prefix every policy path is placed under, e.g. "tenants/team-a". A
+	// policy's path "anthropic" becomes "tenants/team-a/anthropic".
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$') && !self.matches('(^|/)[.][.]?(/|$)')",message="must be a relative path of letters, digits, '_', '.' and '-' segments, with no leading '/', empty, '.' or '..' segments"
+	PathPrefix string `json:"pathPrefix"`
+
+	// mount is the KV v2 mount the tenant's secrets live in. Default "secret".
+	// +optional
+	// +kubebuilder:default=secret
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9_.-]+$`
+	Mount string `json:"mount,omitempty"`
+
+	// roles lists the Vault roles the tenant's policies may log in as.
+	// +required
+	// +listType=set
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MaxLength=128
+	// +kubebuilder:validation:items:Pattern=`^[A-Za-z0-9_.-]+$`
+	Roles []string `json:"roles"`
+}
+
+// TenantSPIFFE is the tenant's workload identity.
+type TenantSPIFFE struct {
+	// trustDomain of the tenant's SVIDs, e.g. "prod.example.org".
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=255
+	// +kubebuilder:validation:Pattern=`^[a-z0-9._-]+$`
+	TrustDomain string `json:"trustDomain"`
+}
+
+// ClaudeTenantStatus is the observed state of a ClaudeTenant.
+type ClaudeTenantStatus struct {
+	// conditions: Ready says whether the tenant is in force and, if not, why.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=8
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// observedGeneration is the generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// namespaces is the number of namespaces the tenant selects.
+	// +optional
+	Namespaces int32 `json:"namespaces"`
+
+	// policies is the number of ClaudeAccessPolicies in those namespaces.
+	// +optional
+	Policies int32 `json:"policies"`
+}
+
+// ClaudeTenant sets what the namespaces of one tenant can never exceed.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:scope=Cluster,categories=claude-guard
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Namespaces",type=integer,JSONPath=`.status.namespaces`
+// +kubebuilder:printcolumn:name="Policies",type=integer,JSONPath=`.status.policies`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type ClaudeTenant struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec is the tenant's ceiling.
+	// +required
+	Spec ClaudeTenantSpec `json:"spec"`
+
+	// status is what the controller observed.
+	// +optional
+	Status ClaudeTenantStatus `json:"status,omitempty"`
+}
+
+// ClaudeTenantList is a list of ClaudeTenant.
+//
+// +kubebuilder:object:root=true
+type ClaudeTenantList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []ClaudeTenant `json:"items"`
+}

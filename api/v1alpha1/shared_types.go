@@ -1,0 +1,124 @@
+package v1alpha1
+
+// ModelPattern is a Claude model name or a glob in which '*' matches any run of characters, for example
+// "claude-haiku-4-5" or "claude-sonnet-*".
+// +kubebuilder:validation:MinLength=1
+// +kubebuilder:validation:MaxLength=128
+// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9._*-]+$') && !self.contains('**')",message="must be a model name or glob made of lowercase letters, digits, '.', '-', '_' and single '*' (e.g. claude-haiku-*)"
+type ModelPattern string
+
+// ModelName is a Claude model name without wildcards.
+// +kubebuilder:validation:MinLength=1
+// +kubebuilder:validation:MaxLength=128
+// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9._-]+$')",message="must be a model name made of lowercase letters, digits, '.', '-' and '_' (no wildcards)"
+type ModelName string
+
+// RuleName names a limit or budget rule; denials quote it.
+// +kubebuilder:validation:MinLength=1
+// +kubebuilder:validation:MaxLength=63
+// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="must be a DNS label: lowercase letters, digits and '-', starting and ending with a letter or digit"
+type RuleName string
+
+// LimitKey says whose usage a limit counts.
+// +kubebuilder:validation:Enum=Workload;EndUser;Namespace
+type LimitKey string
+
+// Limit keys.
+const (
+	// KeyWorkload counts per workload identity (SPIFFE ID, or pod service account).
+	KeyWorkload LimitKey = "Workload"
+	// KeyEndUser counts per verified end-user subject.
+	KeyEndUser LimitKey = "EndUser"
+	// KeyNamespace counts for the whole namespace.
+	KeyNamespace LimitKey = "Namespace"
+)
+
+// RateWindow is the window of a rate limit.
+// +kubebuilder:validation:Enum=Minute;Hour;Day
+type RateWindow string
+
+// BudgetWindow is the calendar window of a budget (UTC).
+// +kubebuilder:validation:Enum=Day;Week;Month
+type BudgetWindow string
+
+// TokenType says which tokens a limit counts.
+// +kubebuilder:validation:Enum=Input;Output;Total
+type TokenType string
+
+// RateLimit allows at most Requests requests and Tokens tokens per Window for each Key.
+// +kubebuilder:validation:XValidation:rule="has(self.requests) || has(self.tokens)",message="at least one of requests or tokens must be set"
+type RateLimit struct {
+	// name identifies the rule; a denial names it.
+	// +required
+	Name RuleName `json:"name"`
+
+	// key says whose usage is counted: Workload, EndUser or Namespace.
+	// +optional
+	// +kubebuilder:default=Workload
+	Key LimitKey `json:"key,omitempty"`
+
+	// window is Minute, Hour or Day.
+	// +required
+	Window RateWindow `json:"window"`
+
+	// requests is the number of requests allowed per window.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000000
+	Requests *int64 `json:"requests,omitempty"`
+
+	// tokens is the number of tokens allowed per window. A request reserves its estimated input plus
+	// max_tokens before it is sent and is settled with the real usage afterwards.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000000000
+	Tokens *int64 `json:"tokens,omitempty"`
+
+	// tokenType says which tokens count against tokens: Input, Output or Total.
+	// +optional
+	// +kubebuilder:default=Total
+	TokenType TokenType `json:"tokenType,omitempty"`
+}
+
+// Budget is an allowance of tokens or US dollars per calendar window. Budgets are soft caps: a request
+// is admitted while the window's spend is below the budget, so the last admitted request may overshoot
+// by at most its own cost.
+// +kubebuilder:validation:XValidation:rule="has(self.tokens) != has(self.usd)",message="exactly one of tokens or usd must be set"
+type Budget struct {
+	// name identifies the budget; a denial names it.
+	// +required
+	Name RuleName `json:"name"`
+
+	// key says whose spend is counted: Workload, EndUser or Namespace.
+	// +optional
+	// +kubebuilder:default=Namespace
+	Key LimitKey `json:"key,omitempty"`
+
+	// window is Day, Week or Month (UTC calendar windows).
+	// +required
+	Window BudgetWindow `json:"window"`
+
+	// tokens is the allowance in tokens.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000000000
+	Tokens *int64 `json:"tokens,omitempty"`
+
+	// usd is the allowance in US dollars as a decimal string, e.g. "25" or "12.50"; usage is priced with
+	// the operator's price table.
+	// +optional
+	// +kubebuilder:validation:MaxLength=20
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[0-9]{1,12}([.][0-9]{1,6})?$') && double(self) > 0.0",message="must be a positive decimal amount such as \"25\" or \"12.50\""
+	USD string `json:"usd,omitempty"`
+
+	// tokenType says which tokens count against a token budget: Input, Output or Total.
+	// +optional
+	// +kubebuilder:default=Total
+	TokenType TokenType `json:"tokenType,omitempty"`
+}
+
+// Condition types and reasons shared by both kinds.
+const (
+	// ConditionReady is True when the object is fully reconciled and in force.
+	ConditionReady = "Ready"
+)

@@ -1,0 +1,247 @@
+// Package effective computes the policy a sidecar enforces: a ClaudeAccessPolicy narrowed by the
+// ClaudeTenant that selects its namespace, with the operator's defaults, as a policyconfig.Config.
+//
+// Everything here is a pure function of its inputs so that every ceiling rule is table-tested without an
+// API server. The controller turns the Violations into status conditions and events.
+package effective
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/claude-guard/claude-guard/api/v1alpha1"
+	"github.com/claude-guard/claude-guard/internal/glob"
+	"github.com/claude-guard/claude-guard/internal/policyconfig"
+)
+
+// Reasons for a policy that cannot be admitted. They become the Ready condition's reason.
+const (
+	ReasonNoTenant              = "NoTenant"
+	ReasonTenantConflict        = "TenantConflict"
+	ReasonExceedsTenantCeiling  = "ExceedsTenantCeiling"
+	ReasonCredentialsNotAllowed = "CredentialsNotAllowed"
+)
+
+// NoTenantMode is what the operator does with a policy whose namespace no ClaudeTenant selects.
+type NoTenantMode string
+
+const (
+	// NoTenantDeny renders a deny-all config: the safe default for multi-tenant clusters.
+	NoTenantDeny NoTenantMode = "Deny"
+	// NoTenantAllow admits the policy as written, for single-tenant clusters and demos.
+	NoTenantAllow NoTenantMode = "Allow"
+)
+
+// Options are the operator-wide inputs to every effective policy.
+type Options struct {
+	NoTenant     NoTenantMode
+	VaultAddress string
+	RedisURL     string
+	Upstream     string
+	// TrustDomain is used when the tenant does not set one; empty disables SPIFFE.
+	TrustDomain string
+	Prices      []policyconfig.Price
+}
+
+// Violation is one reason a policy cannot be admitted.
+type Violation struct {
+	Reason string
+	// Message names the offending field and value, and the object that forbids it.
+	Message string
+}
+
+// Input is what Compute needs: the policy and, if exactly one selects its namespace, its tenant.
+type Input struct {
+	Policy *v1alpha1.ClaudeAccessPolicy
+	// Tenant is nil when no tenant selects the namespace.
+	Tenant *v1alpha1.ClaudeTenant
+	// ConflictingTenants is set when more than one tenant selects the namespace.
+	ConflictingTenants []string
+}
+
+// Compute returns the effective config, or the violations that keep the policy from being admitted.
+func Compute(in Input, o Options) (*policyconfig.Config, []Violation) {
+	p := in.Policy
+	if len(in.ConflictingTenants) > 1 {
+		return nil, []Violation{{ReasonTenantConflict, fmt.Sprintf("namespace %s is selected by more than one ClaudeTenant (%s); no tenant applies until the overlap is removed", p.Namespace, strings.Join(in.ConflictingTenants, ", "))}}
+	}
+	if in.Tenant == nil && o.NoTenant != NoTenantAllow {
+		return nil, []Violation{{ReasonNoTenant, fmt.Sprintf("namespace %s is not selected by any ClaudeTenant and the operator denies such namespaces by default", p.Namespace)}}
+	}
+	c := base(p, o)
+	var vs []Violation
+	vs = append(vs, credentials(c, p, in.Tenant, o)...)
+	if t := in.Tenant; t != nil {
+		c.Policy.Tenant = t.Name
+		vs = append(vs, narrow(c, p, t)...)
+	}
+	if len(vs) > 0 {
+		return nil, vs
+	}
+	c.ApplyDefaults()
+	if err := c.Validate(); err != nil {
+		// The API server's validation should make this unreachable; fail closed if it is not.
+		return nil, []Violation{{ReasonExceedsTenantCeiling, err.Error()}}
+	}
+	return c, nil
+}
+
+// Deny returns the fail-closed config rendered for a policy that is not admitted.
+func Deny(p *v1alpha1.ClaudeAccessPolicy, tenant string, vs []Violation) *policyconfig.Config {
+	msgs := make([]string, 0, len(vs))
+	for _, v := range vs {
+		msgs = append(msgs, v.Message)
+	}
+	c := &policyconfig.Config{
+		APIVersion: policyconfig.APIVersion,
+		Kind:       policyconfig.Kind,
+		Policy:     ref(p, tenant),
+		Deny:       &policyconfig.Deny{Reason: fmt.Sprintf("ClaudeAccessPolicy %s/%s is not admitted: %s", p.Namespace, p.Name, strings.Join(msgs, "; "))},
+		Models:     policyconfig.Models{Allow: []string{}},
+	}
+	c.ApplyDefaults()
+	return c
+}
+
+func ref(p *v1alpha1.ClaudeAccessPolicy, tenant string) policyconfig.PolicyRef {
+	return policyconfig.PolicyRef{Namespace: p.Namespace, Name: p.Name, Generation: p.Generation, Tenant: tenant}
+}
+
+// base translates the policy as written, before any tenant narrowing.
+func base(p *v1alpha1.ClaudeAccessPolicy, o Options) *policyconfig.Config {
+	s := &p.Spec
+	c := &policyconfig.Config{
+		APIVersion: policyconfig.APIVersion,
+		Kind:       policyconfig.Kind,
+		Policy:     ref(p, ""),
+		Server:     policyconfig.Server{Upstream: o.Upstream},
+		Identity:   policyconfig.Identity{TrustDomain: o.TrustDomain, Namespace: p.Namespace},
+		Endpoints:  endpoints(s.Endpoints),
+		Models:     models(&s.Models),
+		ShadowMode: s.ShadowMode,
+		Prices:     o.Prices,
+	}
+	if s.MaxRequestBytes != nil {
+		c.MaxRequestBytes = *s.MaxRequestBytes
+	}
+	if s.AllowStreaming != nil && !*s.AllowStreaming {
+		c.DenyStreaming = true
+	}
+	if s.EndUser != nil {
+		c.EndUser = endUser(s.EndUser)
+	}
+	if l := s.Limits; l != nil {
+		c.Limits = policyconfig.Limits{Backend: string(l.Backend), FailureMode: string(l.FailureMode), Rules: limitRules(l.Rules, policyconfig.SourcePolicy)}
+	}
+	if c.Limits.Backend == policyconfig.BackendRedis {
+		c.Limits.RedisURL = o.RedisURL
+	}
+	c.Budgets = budgets(s.Budgets, policyconfig.SourcePolicy)
+	if a := s.Audit; a != nil {
+		c.Audit = policyconfig.Audit{EndUserSubject: a.EndUserSubject, EndUserMetricLabel: a.EndUserMetricLabel}
+	}
+	return c
+}
+
+func endpoints(es []v1alpha1.Endpoint) []string {
+	var out []string
+	for _, e := range es {
+		switch e {
+		case v1alpha1.EndpointMessages:
+			out = append(out, policyconfig.PathMessages)
+		case v1alpha1.EndpointCountTokens:
+			out = append(out, policyconfig.PathCountTokens)
+		case v1alpha1.EndpointModels:
+			out = append(out, policyconfig.PathModels, policyconfig.PathModel)
+		}
+	}
+	return out
+}
+
+func patterns(ps []v1alpha1.ModelPattern) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = string(p)
+	}
+	return out
+}
+
+func models(m *v1alpha1.ModelPolicy) policyconfig.Models {
+	out := policyconfig.Models{Allow: patterns(m.Allow), Deny: patterns(m.Deny)}
+	if len(m.Aliases) > 0 {
+		out.Aliases = make(map[string]string, len(m.Aliases))
+		for _, a := range m.Aliases {
+			out.Aliases[string(a.Name)] = string(a.Target)
+		}
+	}
+	for _, mt := range m.MaxTokens {
+		out.MaxTokens = append(out.MaxTokens, policyconfig.MaxTokensRule{Model: string(mt.Model), Limit: mt.Limit, Action: string(mt.Action)})
+	}
+	return out
+}
+
+func endUser(e *v1alpha1.EndUserPolicy) *policyconfig.EndUser {
+	out := &policyconfig.EndUser{Mode: string(e.Mode), Header: e.Header, GroupsClaim: e.GroupsClaim}
+	for _, is := range e.Issuers {
+		out.Issuers = append(out.Issuers, policyconfig.Issuer{URL: is.URL, Audiences: append([]string(nil), is.Audiences...)})
+	}
+	for _, r := range e.Rules {
+		pr := policyconfig.ScopeRule{Scopes: r.Scopes, Groups: r.Groups, Models: patterns(r.Models)}
+		if r.MaxTokens != nil {
+			pr.MaxTokens = *r.MaxTokens
+		}
+		out.Rules = append(out.Rules, pr)
+	}
+	if e.ReplayProtection {
+		out.Replay = &policyconfig.Replay{}
+	}
+	return out
+}
+
+func limitRules(rs []v1alpha1.RateLimit, source string) []policyconfig.LimitRule {
+	var out []policyconfig.LimitRule
+	for _, r := range rs {
+		lr := policyconfig.LimitRule{Name: string(r.Name), Source: source, Key: string(r.Key), Window: string(r.Window), TokenType: string(r.TokenType)}
+		if lr.Key == "" {
+			lr.Key = policyconfig.KeyWorkload
+		}
+		if r.Requests != nil {
+			lr.Requests = *r.Requests
+		}
+		if r.Tokens != nil {
+			lr.Tokens = *r.Tokens
+		}
+		out = append(out, lr)
+	}
+	return out
+}
+
+func budgets(bs []v1alpha1.Budget, source string) []policyconfig.Budget {
+	var out []policyconfig.Budget
+	for _, b := range bs {
+		pb := policyconfig.Budget{Name: string(b.Name), Source: source, Key: string(b.Key), Window: string(b.Window), USD: b.USD, TokenType: string(b.TokenType)}
+		if pb.Key == "" {
+			pb.Key = policyconfig.KeyNamespace
+		}
+		if b.Tokens != nil {
+			pb.Tokens = *b.Tokens
+		}
+		out = append(out, pb)
+	}
+	return out
+}
+
+// ModelsSummary is the short list of allowed models shown by `kubectl get cap`.
+func ModelsSummary(p *v1alpha1.ClaudeAccessPolicy) string {
+	s := strings.Join(patterns(p.Spec.Models.Allow), ",")
+	const max = 64
+	if len(s) > max {
+		s = s[:max-3] + "..."
+	}
+	return s
+}
+
+// coveredBy reports whether every pattern in the tenant's allow list covers p.
+func coveredBy(t *v1alpha1.ClaudeTenant, p string) bool {
+	return glob.AnyCovers(patterns(t.Spec.Models.Allow), p)
+}

@@ -1,0 +1,150 @@
+package effective
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/claude-guard/claude-guard/api/v1alpha1"
+	"github.com/claude-guard/claude-guard/internal/policyconfig"
+)
+
+// credentials translates the credential source and confines it to the tenant. Without a tenant (an
+// operator that admits untenanted namespaces) the Vault path is used as written.
+func credentials(c *policyconfig.Config, p *v1alpha1.ClaudeAccessPolicy, t *v1alpha1.ClaudeTenant, o Options) []Violation {
+	cr := &p.Spec.Credentials
+	kind, field := sourceKind(cr)
+	if t != nil && !sourceAllowed(t, kind) {
+		return []Violation{{ReasonCredentialsNotAllowed, fmt.Sprintf("spec.credentials.%s is not allowed by ClaudeTenant %s (allowed sources: %v)", field, t.Name, allowedSources(t))}}
+	}
+	switch kind {
+	case v1alpha1.SourceVault:
+		return vault(c, p, t, o)
+	case v1alpha1.SourceSecretRef:
+		c.Credentials.Secret = &policyconfig.SecretSource{Name: cr.SecretRef.Name, Key: cr.SecretRef.Key}
+	case v1alpha1.SourceWorkloadIdentityFederation:
+		w := cr.WorkloadIdentityFederation
+		c.Credentials.WorkloadIdentityFederation = &policyconfig.WIFSource{Audience: w.Audience, TokenURL: w.TokenURL}
+	}
+	return nil
+}
+
+func sourceKind(cr *v1alpha1.CredentialSource) (v1alpha1.CredentialSourceKind, string) {
+	switch {
+	case cr.Vault != nil:
+		return v1alpha1.SourceVault, "vault"
+	case cr.SecretRef != nil:
+		return v1alpha1.SourceSecretRef, "secretRef"
+	default:
+		return v1alpha1.SourceWorkloadIdentityFederation, "workloadIdentityFederation"
+	}
+}
+
+func allowedSources(t *v1alpha1.ClaudeTenant) []v1alpha1.CredentialSourceKind {
+	if len(t.Spec.Credentials.AllowedSources) == 0 {
+		return []v1alpha1.CredentialSourceKind{v1alpha1.SourceVault}
+	}
+	return t.Spec.Credentials.AllowedSources
+}
+
+func sourceAllowed(t *v1alpha1.ClaudeTenant, k v1alpha1.CredentialSourceKind) bool {
+	return slices.Contains(allowedSources(t), k)
+}
+
+func vault(c *policyconfig.Config, p *v1alpha1.ClaudeAccessPolicy, t *v1alpha1.ClaudeTenant, o Options) []Violation {
+	v := p.Spec.Credentials.Vault
+	src := &policyconfig.VaultSource{
+		Address:    o.VaultAddress,
+		AuthMethod: string(v.AuthMethod),
+		Role:       v.Role,
+		Audience:   v.Audience,
+		Mount:      v.Mount,
+		Path:       v.Path,
+		Field:      v.Field,
+	}
+	if v.RefreshInterval != nil {
+		src.RefreshInterval.Duration = v.RefreshInterval.Duration
+	}
+	if src.Mount == "" {
+		src.Mount = policyconfig.DefaultVaultMount
+	}
+	c.Credentials.Vault = src
+	if t == nil {
+		return nil
+	}
+	tv := t.Spec.Credentials.Vault
+	if tv == nil {
+		return []Violation{{ReasonCredentialsNotAllowed, fmt.Sprintf("spec.credentials.vault cannot be used: ClaudeTenant %s does not configure spec.credentials.vault", t.Name)}}
+	}
+	var vs []Violation
+	if !slices.Contains(tv.Roles, v.Role) {
+		vs = append(vs, Violation{ReasonCredentialsNotAllowed, fmt.Sprintf("spec.credentials.vault.role %q is not allowed by ClaudeTenant %s", v.Role, t.Name)})
+	}
+	tenantMount := tv.Mount
+	if tenantMount == "" {
+		tenantMount = policyconfig.DefaultVaultMount
+	}
+	if src.Mount != tenantMount {
+		vs = append(vs, Violation{ReasonCredentialsNotAllowed, fmt.Sprintf("spec.credentials.vault.mount %q is not allowed by ClaudeTenant %s (its secrets live in mount %q)", src.Mount, t.Name, tenantMount)})
+	}
+	// The policy path is relative to the tenant's prefix and the API server already refused ".."
+	// segments, so the joined path cannot leave the prefix. Check again: this is the isolation boundary.
+	joined := tv.PathPrefix + "/" + v.Path
+	if err := policyconfig.RelativePath(joined); err != nil {
+		vs = append(vs, Violation{ReasonCredentialsNotAllowed, fmt.Sprintf("spec.credentials.vault.path %q cannot be placed under ClaudeTenant %s prefix %q: %v", v.Path, t.Name, tv.PathPrefix, err)})
+	}
+	src.Path = joined
+	return vs
+}
+
+// narrow applies the tenant's ceilings to c and reports what the policy asks for beyond them.
+func narrow(c *policyconfig.Config, p *v1alpha1.ClaudeAccessPolicy, t *v1alpha1.ClaudeTenant) []Violation {
+	var vs []Violation
+	exceeds := func(format string, args ...any) {
+		vs = append(vs, Violation{ReasonExceedsTenantCeiling, fmt.Sprintf(format, args...)})
+	}
+	s := &p.Spec
+	for i, a := range s.Models.Allow {
+		if !coveredBy(t, string(a)) {
+			exceeds("spec.models.allow[%d] %q is not allowed by ClaudeTenant %s", i, a, t.Name)
+		}
+	}
+	ceiling := t.Spec.Models.MaxTokens
+	if ceiling != nil {
+		for i, mt := range s.Models.MaxTokens {
+			if mt.Limit > *ceiling {
+				exceeds("spec.models.maxTokens[%d].limit %d exceeds the max_tokens ceiling %d of ClaudeTenant %s", i, mt.Limit, *ceiling, t.Name)
+			}
+		}
+		// The tenant ceiling is the last rule, so models no policy rule names are capped too.
+		c.Models.MaxTokens = append(c.Models.MaxTokens, policyconfig.MaxTokensRule{Model: "*", Limit: *ceiling, Action: policyconfig.ActionReject})
+	}
+	if e := s.EndUser; e != nil {
+		for i, r := range e.Rules {
+			for j, m := range r.Models {
+				if !coveredBy(t, string(m)) {
+					exceeds("spec.endUser.rules[%d].models[%d] %q is not allowed by ClaudeTenant %s", i, j, m, t.Name)
+				}
+			}
+			if ceiling != nil && r.MaxTokens != nil && *r.MaxTokens > *ceiling {
+				exceeds("spec.endUser.rules[%d].maxTokens %d exceeds the max_tokens ceiling %d of ClaudeTenant %s", i, *r.MaxTokens, *ceiling, t.Name)
+			}
+		}
+	}
+	if tb := t.Spec.MaxRequestBytes; tb != nil {
+		switch {
+		case s.MaxRequestBytes == nil:
+			c.MaxRequestBytes = *tb
+		case *s.MaxRequestBytes > *tb:
+			exceeds("spec.maxRequestBytes %d exceeds the ceiling %d of ClaudeTenant %s", *s.MaxRequestBytes, *tb, t.Name)
+		}
+	}
+	if s.ShadowMode && !t.Spec.AllowShadowMode {
+		exceeds("spec.shadowMode is not allowed by ClaudeTenant %s (spec.allowShadowMode is false)", t.Name)
+	}
+	if sp := t.Spec.SPIFFE; sp != nil {
+		c.Identity.TrustDomain = sp.TrustDomain
+	}
+	c.Limits.Rules = append(c.Limits.Rules, limitRules(t.Spec.Limits, policyconfig.SourceTenant)...)
+	c.Budgets = append(c.Budgets, budgets(t.Spec.Budgets, policyconfig.SourceTenant)...)
+	return vs
+}

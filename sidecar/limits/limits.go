@@ -1,0 +1,245 @@
+// Package limits enforces request and token rate limits and budgets.
+//
+// A request reserves, before it is forwarded, one request and its estimated tokens (estimated input plus
+// max_tokens) against every rule; the reservation is checked and taken under one lock, so parallel
+// requests can never together exceed a limit by more than what is already reserved. After the response,
+// Settle replaces the reservation with the real usage (refunding the difference); Refund returns all of it
+// when the request never reached the upstream.
+//
+// Windows are fixed and aligned to UTC (minute, hour, day, ISO week from Monday, calendar month). A
+// reservation that outlives its window is settled against nothing: the old window is gone.
+//
+// Budgets are soft caps: a budget refuses new requests once its window's settled usage has reached it,
+// but a request admitted below the cap may finish above it (the cap is not reserved against, because one
+// large max_tokens would otherwise block a whole budget).
+package limits
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/big"
+	"strings"
+	"time"
+
+	"github.com/claude-guard/claude-guard/internal/glob"
+	"github.com/claude-guard/claude-guard/internal/policyconfig"
+	"github.com/claude-guard/claude-guard/sidecar/usage"
+)
+
+// Keys identify who a request is charged to.
+type Keys struct {
+	Workload  string
+	EndUser   string
+	Namespace string
+}
+
+func (k Keys) get(kind string) string {
+	var v string
+	switch kind {
+	case policyconfig.KeyWorkload:
+		v = k.Workload
+	case policyconfig.KeyEndUser:
+		v = k.EndUser
+	case policyconfig.KeyNamespace:
+		v = k.Namespace
+	}
+	if v == "" {
+		return "-"
+	}
+	return v
+}
+
+// Request is what one call wants to reserve.
+type Request struct {
+	Keys  Keys
+	Model string
+	// InputTokens is the estimated input; OutputTokens is max_tokens. Both zero for calls that consume
+	// no tokens (count_tokens, models).
+	InputTokens  int64
+	OutputTokens int64
+	// Force reserves even when a rule is exceeded (shadow mode): Reserve then returns both a
+	// Reservation and the *Denied that would have applied.
+	Force bool
+}
+
+// Denied says which rule refused a request.
+type Denied struct {
+	// Rule is "<source>/<name>" (e.g. "policy/per-minute").
+	Rule string
+	// What is "requests", "tokens" or "budget".
+	What string
+	// RetryAfter is when the window resets.
+	RetryAfter time.Duration
+	// Never is set when the request alone is larger than the limit: retrying cannot help.
+	Never bool
+}
+
+func (d *Denied) Error() string {
+	if d.Never {
+		return fmt.Sprintf("request needs more %s than limit %q allows per window", d.What, d.Rule)
+	}
+	return fmt.Sprintf("%s limit %q exceeded; window resets in %s", d.What, d.Rule, d.RetryAfter.Round(time.Second))
+}
+
+// Limiter reserves, settles and refunds. Implementations are safe for concurrent use.
+type Limiter interface {
+	// Reserve takes the request's reservation or returns a *Denied (or a backend error).
+	Reserve(ctx context.Context, r Request) (*Reservation, error)
+	// Settle replaces the reservation with real usage.
+	Settle(ctx context.Context, res *Reservation, u usage.Usage) error
+	// Refund returns the whole reservation (the request was never forwarded).
+	Refund(ctx context.Context, res *Reservation) error
+}
+
+// Reservation is what Reserve took; pass it to exactly one of Settle or Refund.
+type Reservation struct {
+	model string
+	rules *Rules
+	holds []hold
+	done  bool
+}
+
+type hold struct {
+	b        *bucket
+	r        *rule
+	window   time.Time
+	requests int64
+	amount   int64
+}
+
+// rule is a compiled limit or budget.
+type rule struct {
+	id        string // source/name
+	key       string
+	window    string
+	requests  int64
+	amount    int64 // tokens, or micro-USD for USD budgets
+	tokenType string
+	budget    bool
+	usd       bool
+}
+
+// price per million tokens, in micro-USD.
+type price struct {
+	model                          string
+	input, output, cacheR, cacheW int64
+}
+
+// Rules compiles the limit rules and budgets of a config.
+type Rules struct {
+	rules  []rule
+	prices []price
+}
+
+// Compile turns a config's limits, budgets and prices into Rules.
+func Compile(c *policyconfig.Config) (*Rules, error) {
+	rs := &Rules{}
+	for _, l := range c.Limits.Rules {
+		rs.rules = append(rs.rules, rule{id: ruleID(l.Source, l.Name), key: l.Key, window: l.Window,
+			requests: l.Requests, amount: l.Tokens, tokenType: l.TokenType})
+	}
+	for _, b := range c.Budgets {
+		r := rule{id: ruleID(b.Source, "budget-"+b.Name), key: b.Key, window: b.Window, amount: b.Tokens, tokenType: b.TokenType, budget: true}
+		if b.USD != "" {
+			v, err := microUSD(b.USD)
+			if err != nil {
+				return nil, fmt.Errorf("failed to compile budget %q: %w", b.Name, err)
+			}
+			r.amount, r.usd = v, true
+		}
+		rs.rules = append(rs.rules, r)
+	}
+	for _, p := range c.Prices {
+		pr := price{model: p.Model}
+		for dst, s := range map[*int64]string{&pr.input: p.InputUSD, &pr.output: p.OutputUSD, &pr.cacheR: p.CacheReadUSD, &pr.cacheW: p.CacheWriteUSD} {
+			if s == "" {
+				continue
+			}
+			v, err := microUSD(s)
+			if err != nil {
+				return nil, fmt.Errorf("failed to compile price for %q: %w", p.Model, err)
+			}
+			*dst = v
+		}
+		rs.prices = append(rs.prices, pr)
+	}
+	return rs, nil
+}
+
+// Empty reports whether there is nothing to enforce.
+func (rs *Rules) Empty() bool { return rs == nil || len(rs.rules) == 0 }
+
+func ruleID(source, name string) string {
+	if source == "" {
+		source = policyconfig.SourcePolicy
+	}
+	return source + "/" + name
+}
+
+func microUSD(s string) (int64, error) {
+	r, ok := new(big.Rat).SetString(s)
+	if !ok {
+		return 0, fmt.Errorf("invalid decimal %q", s)
+	}
+	r.Mul(r, big.NewRat(1_000_000, 1))
+	f, _ := r.Float64()
+	if f > math.MaxInt64/2 {
+		return 0, fmt.Errorf("amount %q is too large", s)
+	}
+	return int64(math.Round(f)), nil
+}
+
+// tokens returns the amount of u a rule counts.
+func (r *rule) tokens(u usage.Usage) int64 {
+	switch r.tokenType {
+	case policyconfig.TokensInput:
+		return u.TotalInput()
+	case policyconfig.TokensOutput:
+		return u.OutputTokens
+	default:
+		return u.Total()
+	}
+}
+
+// cost returns the micro-USD cost of u for model (0 when no price matches).
+func (rs *Rules) cost(model string, u usage.Usage) int64 {
+	for _, p := range rs.prices {
+		if glob.Match(p.model, model) {
+			return (u.InputTokens*p.input + u.OutputTokens*p.output + u.CacheReadInputTokens*p.cacheR + u.CacheCreationInputTokens*p.cacheW) / 1_000_000
+		}
+	}
+	return 0
+}
+
+// windowStart returns the start of the window containing t and when it ends.
+func windowStart(window string, t time.Time) (start, end time.Time) {
+	t = t.UTC()
+	switch window {
+	case policyconfig.WindowMinute:
+		start = t.Truncate(time.Minute)
+		return start, start.Add(time.Minute)
+	case policyconfig.WindowHour:
+		start = t.Truncate(time.Hour)
+		return start, start.Add(time.Hour)
+	case policyconfig.WindowWeek:
+		d := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+		start = d.AddDate(0, 0, -((int(d.Weekday()) + 6) % 7))
+		return start, start.AddDate(0, 0, 7)
+	case policyconfig.WindowMonth:
+		start = time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
+		return start, start.AddDate(0, 1, 0)
+	default: // Day
+		start = time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+		return start, start.AddDate(0, 0, 1)
+	}
+}
+
+// Describe lists the rule IDs, for logs.
+func (rs *Rules) Describe() string {
+	ids := make([]string, len(rs.rules))
+	for i, r := range rs.rules {
+		ids[i] = r.id
+	}
+	return strings.Join(ids, ",")
+}

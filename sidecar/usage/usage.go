@@ -1,0 +1,188 @@
+// Package usage reads token usage from Messages API responses: the "usage" object of a JSON response,
+// or the message_start and message_delta events of an SSE stream.
+//
+// In a stream, message_start carries the input and cache counts and message_delta carries usage that is
+// cumulative for the whole message: each count it contains replaces the previous one. Adding deltas is
+// the classic way to double-count a stream, so nothing here ever adds.
+package usage
+
+import (
+	"bytes"
+	"encoding/json"
+)
+
+// Usage is the token usage of one response.
+type Usage struct {
+	InputTokens              int64 `json:"input_tokens"`
+	OutputTokens             int64 `json:"output_tokens"`
+	CacheCreationInputTokens int64 `json:"cache_creation_input_tokens"`
+	CacheReadInputTokens     int64 `json:"cache_read_input_tokens"`
+}
+
+// TotalInput is every input token the model processed: fresh, cache writes and cache reads.
+func (u Usage) TotalInput() int64 {
+	return u.InputTokens + u.CacheCreationInputTokens + u.CacheReadInputTokens
+}
+
+// Total is TotalInput plus output.
+func (u Usage) Total() int64 { return u.TotalInput() + u.OutputTokens }
+
+// partial is usage as sent: a nil field was absent and must not overwrite what is known.
+type partial struct {
+	InputTokens              *int64 `json:"input_tokens"`
+	OutputTokens             *int64 `json:"output_tokens"`
+	CacheCreationInputTokens *int64 `json:"cache_creation_input_tokens"`
+	CacheReadInputTokens     *int64 `json:"cache_read_input_tokens"`
+}
+
+func (u *Usage) merge(p *partial) {
+	if p == nil {
+		return
+	}
+	set := func(dst *int64, v *int64) {
+		if v != nil && *v >= 0 {
+			*dst = *v
+		}
+	}
+	set(&u.InputTokens, p.InputTokens)
+	set(&u.OutputTokens, p.OutputTokens)
+	set(&u.CacheCreationInputTokens, p.CacheCreationInputTokens)
+	set(&u.CacheReadInputTokens, p.CacheReadInputTokens)
+}
+
+// FromJSON reads the top-level "usage" of a JSON response body (messages or count_tokens, whose
+// "input_tokens" is top-level). ok is false when the body carries no usage.
+func FromJSON(body []byte) (u Usage, ok bool) {
+	var r struct {
+		Usage       *partial `json:"usage"`
+		InputTokens *int64   `json:"input_tokens"`
+	}
+	if json.Unmarshal(body, &r) != nil {
+		return u, false
+	}
+	if r.Usage == nil {
+		return u, false
+	}
+	u.merge(r.Usage)
+	return u, true
+}
+
+// Stream follows an SSE byte stream, written to it as it arrives in chunks of any size, and keeps the
+// usage and the error type it reports. It holds at most one interesting event's data line in memory:
+// content deltas are skipped without being buffered.
+type Stream struct {
+	Usage Usage
+	// Seen is true once message_start or message_delta carried usage.
+	Seen bool
+	// ErrorType is the error.type of an in-stream error event, if any.
+	ErrorType string
+
+	line       []byte
+	event      []byte
+	classified bool // the current line's first bytes were looked at
+	discard    bool // skipping the rest of an uninteresting line
+}
+
+// maxLine bounds how much of one kept data line is buffered.
+const maxLine = 1 << 20
+
+// Write consumes a chunk of the stream. It never fails.
+func (s *Stream) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		chunk := p
+		if i >= 0 {
+			chunk = p[:i]
+		}
+		if !s.discard {
+			if !s.classified {
+				// Classify from the first bytes before buffering the rest of the line.
+				k := min(len(chunk), classifyLen-len(s.line))
+				s.line = append(s.line, chunk[:k]...)
+				chunk = chunk[k:]
+				if len(s.line) >= classifyLen {
+					s.classified = true
+					s.discard = !s.interesting()
+				}
+			}
+			if !s.discard {
+				if len(s.line)+len(chunk) > maxLine {
+					s.discard = true
+				} else {
+					s.line = append(s.line, chunk...)
+				}
+			}
+		}
+		if i < 0 {
+			return n, nil
+		}
+		p = p[i+1:]
+		if !s.discard {
+			s.endLine(bytes.TrimSuffix(s.line, []byte{'\r'}))
+		}
+		s.line, s.discard, s.classified = s.line[:0], false, false
+	}
+	return n, nil
+}
+
+// classifyLen is how many bytes of a line tell whether it can matter ("event:" or "data: ").
+const classifyLen = 6
+
+// interesting reports whether the line being read is worth keeping.
+func (s *Stream) interesting() bool {
+	l := s.line
+	if bytes.HasPrefix(l, []byte("event:")) {
+		return true
+	}
+	if bytes.HasPrefix(l, []byte("data:")) {
+		switch string(s.event) {
+		case "message_start", "message_delta", "error", "":
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Stream) endLine(l []byte) {
+	switch {
+	case len(l) == 0:
+		s.event = s.event[:0]
+	case bytes.HasPrefix(l, []byte("event:")):
+		s.event = append(s.event[:0], bytes.TrimSpace(l[len("event:"):])...)
+	case bytes.HasPrefix(l, []byte("data:")):
+		s.data(bytes.TrimSpace(l[len("data:"):]))
+	}
+}
+
+func (s *Stream) data(d []byte) {
+	var ev struct {
+		Type    string `json:"type"`
+		Message *struct {
+			Usage *partial `json:"usage"`
+		} `json:"message"`
+		Usage *partial `json:"usage"`
+		Error *struct {
+			Type string `json:"type"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(d, &ev) != nil {
+		return
+	}
+	switch ev.Type {
+	case "message_start":
+		if ev.Message != nil && ev.Message.Usage != nil {
+			s.Usage.merge(ev.Message.Usage)
+			s.Seen = true
+		}
+	case "message_delta":
+		if ev.Usage != nil {
+			s.Usage.merge(ev.Usage)
+			s.Seen = true
+		}
+	case "error":
+		if ev.Error != nil {
+			s.ErrorType = ev.Error.Type
+		}
+	}
+}

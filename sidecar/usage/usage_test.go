@@ -1,0 +1,99 @@
+package usage
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestFromJSON(t *testing.T) {
+	cases := []struct {
+		name   string
+		body   string
+		want   Usage
+		wantOK bool
+	}{
+		{"message", `{"id":"msg_1","usage":{"input_tokens":10,"output_tokens":20,"cache_creation_input_tokens":3,"cache_read_input_tokens":4}}`,
+			Usage{10, 20, 3, 4}, true},
+		{"nulls are absent", `{"usage":{"input_tokens":10,"output_tokens":2,"cache_creation_input_tokens":null}}`, Usage{InputTokens: 10, OutputTokens: 2}, true},
+		{"no usage", `{"input_tokens":12}`, Usage{}, false},
+		{"error body", `{"type":"error","error":{"type":"overloaded_error","message":"x"}}`, Usage{}, false},
+		{"not json", `nope`, Usage{}, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, ok := FromJSON([]byte(c.body))
+			if got != c.want || ok != c.wantOK {
+				t.Fatalf("FromJSON = %+v, %v; want %+v, %v", got, ok, c.want, c.wantOK)
+			}
+		})
+	}
+}
+
+const stream = "event: message_start\n" +
+	`data: {"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","content":[],"model":"m","usage":{"input_tokens":25,"cache_creation_input_tokens":5,"cache_read_input_tokens":7,"output_tokens":1}}}` + "\n\n" +
+	"event: ping\ndata: {\"type\": \"ping\"}\n\n" +
+	"event: content_block_delta\n" + `data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"` + "usage input_tokens 999999 message_delta" + `"}}` + "\n\n" +
+	"event: message_delta\n" + `data: {"type":"message_delta","delta":{"stop_reason":null},"usage":{"output_tokens":10}}` + "\n\n" +
+	"event: message_delta\n" + `data: {"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":15,"input_tokens":26}}` + "\n\n" +
+	"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"
+
+func TestStreamCumulative(t *testing.T) {
+	want := Usage{InputTokens: 26, OutputTokens: 15, CacheCreationInputTokens: 5, CacheReadInputTokens: 7}
+	for _, chunk := range []int{1, 2, 3, 7, 64, 1 << 20} {
+		for _, crlf := range []bool{false, true} {
+			var s Stream
+			in := stream
+			if crlf {
+				in = strings.ReplaceAll(in, "\n", "\r\n")
+			}
+			for i := 0; i < len(in); i += chunk {
+				s.Write([]byte(in[i:min(i+chunk, len(in))]))
+			}
+			if s.Usage != want || !s.Seen {
+				t.Fatalf("chunk %d crlf %v: usage %+v, want %+v (never add deltas)", chunk, crlf, s.Usage, want)
+			}
+		}
+	}
+}
+
+func TestStreamErrorAndTruncation(t *testing.T) {
+	var s Stream
+	s.Write([]byte(stream[:strings.Index(stream, "event: message_delta")]))
+	s.Write([]byte("event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n"))
+	if s.ErrorType != "overloaded_error" {
+		t.Errorf("ErrorType = %q", s.ErrorType)
+	}
+	if want := (Usage{InputTokens: 25, OutputTokens: 1, CacheCreationInputTokens: 5, CacheReadInputTokens: 7}); s.Usage != want {
+		t.Errorf("usage after abort = %+v, want what message_start said %+v", s.Usage, want)
+	}
+}
+
+func TestStreamSkipsHugeDeltas(t *testing.T) {
+	var s Stream
+	big := "event: content_block_delta\ndata: " + strings.Repeat("x", 3<<20) + "\n\n"
+	s.Write([]byte(big))
+	if cap(s.line) > 64 {
+		t.Errorf("buffered %d bytes of an uninteresting event", cap(s.line))
+	}
+	s.Write([]byte(stream))
+	if s.Usage.OutputTokens != 15 {
+		t.Errorf("usage after big delta = %+v", s.Usage)
+	}
+}
+
+func FuzzStream(f *testing.F) {
+	f.Add([]byte(stream), 5)
+	f.Fuzz(func(t *testing.T, data []byte, chunk int) {
+		if chunk <= 0 {
+			chunk = 1
+		}
+		var a, b Stream
+		a.Write(data)
+		for i := 0; i < len(data); i += chunk {
+			b.Write(data[i:min(i+chunk, len(data))])
+		}
+		if a.Usage != b.Usage || a.ErrorType != b.ErrorType {
+			t.Fatalf("chunking changed the result: %+v vs %+v", a, b)
+		}
+	})
+}
