@@ -14,6 +14,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"math/bits"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -387,11 +388,15 @@ const (
 	highs = 0x8080808080808080
 )
 
-// special reports whether any byte of w is '"', '\\', a control character or non-ASCII.
-func special(w uint64) bool {
+// special returns a mask whose lowest set high bit marks the first byte of w (little-endian) that is
+// '"', '\\', a control character or non-ASCII; zero when there is none. Bits above the first hit may be
+// false positives (borrows and carries only travel upwards), so only the lowest one is used.
+func special(w uint64) uint64 {
 	q := w ^ (ones * '"')
 	bs := w ^ (ones * '\\')
-	return ((q-ones)&^q|(bs-ones)&^bs|(w-ones*0x20)&^w|w)&highs != 0
+	// w + 0x60 per byte sets the high bit of every byte >= 0x20 (for ASCII bytes; a non-ASCII byte is
+	// caught by w itself, and the carry it may cause only affects bytes above it).
+	return ((q-ones)&^q | (bs-ones)&^bs | ^(w + ones*0x60) | w) & highs
 }
 
 // skipString moves past the string starting at s.i (a '"'), validating escapes and UTF-8. It reports
@@ -400,7 +405,11 @@ func (s *scanner) skipString() (escaped bool, err error) {
 	b := s.b
 	i := s.i + 1
 	for {
-		for i+8 <= len(b) && !special(binary.LittleEndian.Uint64(b[i:])) {
+		for i+8 <= len(b) {
+			if m := special(binary.LittleEndian.Uint64(b[i:])); m != 0 {
+				i += bits.TrailingZeros64(m) >> 3
+				break
+			}
 			i += 8
 		}
 		if i >= len(b) {

@@ -1,0 +1,183 @@
+package decide
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/claude-guard/claude-guard/internal/policyconfig"
+)
+
+// policy builds a compiled policy from a base config, applying opts.
+func policy(t testing.TB, opts ...func(*policyconfig.Config)) *Policy {
+	t.Helper()
+	c := &policyconfig.Config{
+		APIVersion:  policyconfig.APIVersion,
+		Kind:        policyconfig.Kind,
+		Credentials: policyconfig.Credentials{Env: &policyconfig.EnvSource{Name: "K"}},
+		Models: policyconfig.Models{
+			Allow:   []string{"claude-haiku-*", "claude-sonnet-4-5"},
+			Deny:    []string{"claude-haiku-3*"},
+			Aliases: map[string]string{"fast": "claude-haiku-4-5"},
+			MaxTokens: []policyconfig.MaxTokensRule{
+				{Model: "claude-sonnet-*", Limit: 8192, Action: policyconfig.ActionReject},
+				{Model: "claude-haiku-*", Limit: 4096, Action: policyconfig.ActionClamp},
+			},
+		},
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	c.ApplyDefaults()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return Compile(c, "test")
+}
+
+func msg(model string, maxTokens int, extra string) []byte {
+	return []byte(fmt.Sprintf(`{"model":%q,"max_tokens":%d,"messages":[{"role":"user","content":"hello"}]%s}`, model, maxTokens, extra))
+}
+
+func TestDecide(t *testing.T) {
+	shadow := func(c *policyconfig.Config) { c.ShadowMode = true }
+	cases := []struct {
+		name     string
+		opts     []func(*policyconfig.Config)
+		method   string
+		path     string
+		body     []byte
+		rule     string // "" = allowed
+		status   int
+		enforced bool
+		wantBody string // substring of the forwarded body
+		model    string
+	}{
+		{name: "allowed by glob", path: "/v1/messages", body: msg("claude-haiku-4-5", 100, ""), model: "claude-haiku-4-5"},
+		{name: "allowed by name", path: "/v1/messages", body: msg("claude-sonnet-4-5", 8192, ""), model: "claude-sonnet-4-5"},
+		{name: "count_tokens checks model", path: "/v1/messages/count_tokens", body: []byte(`{"model":"claude-opus-4-1","messages":[]}`), rule: RuleModelAllow, status: 403, enforced: true},
+		{name: "count_tokens allowed", path: "/v1/messages/count_tokens", body: []byte(`{"model":"claude-haiku-4-5","messages":[]}`), model: "claude-haiku-4-5"},
+		{name: "not allowed", path: "/v1/messages", body: msg("claude-opus-4-1", 100, ""), rule: RuleModelAllow, status: 403, enforced: true},
+		{name: "deny beats allow", path: "/v1/messages", body: msg("claude-haiku-3-5", 100, ""), rule: RuleModelDeny, status: 403, enforced: true},
+		{name: "alias rewritten then checked", path: "/v1/messages", body: msg("fast", 100, ""), model: "claude-haiku-4-5", wantBody: `"model":"claude-haiku-4-5"`},
+		{name: "max_tokens reject", path: "/v1/messages", body: msg("claude-sonnet-4-5", 8193, ""), rule: RuleMaxTokens, status: 400, enforced: true},
+		{name: "max_tokens clamp", path: "/v1/messages", body: msg("claude-haiku-4-5", 64000, ""), model: "claude-haiku-4-5", wantBody: `"max_tokens":4096 ,`},
+		{name: "clamp after alias", path: "/v1/messages", body: msg("fast", 64000, ""), model: "claude-haiku-4-5", wantBody: `"model":"claude-haiku-4-5","max_tokens":4096 ,`},
+		{name: "missing model", path: "/v1/messages", body: []byte(`{"max_tokens":5}`), rule: RuleModelRequired, status: 400, enforced: true},
+		{name: "invalid json", path: "/v1/messages", body: []byte(`{"model":"claude-haiku-4-5",}`), rule: RuleBody, status: 400, enforced: true},
+		{name: "duplicate key", path: "/v1/messages", body: []byte(`{"model":"claude-haiku-4-5","model":"claude-opus-4-1"}`), rule: RuleBody, status: 400, enforced: true},
+		{name: "endpoint not allowed", path: "/v1/files", method: "GET", rule: RuleEndpoints, status: 403, enforced: true},
+		{name: "endpoint traversal", path: "/v1/models/../files", method: "GET", rule: RuleEndpoints, status: 403, enforced: true},
+		{name: "endpoint encoded", path: "/v1/models/%2e%2e/files", method: "GET", rule: RuleEndpoints, status: 403, enforced: true},
+		{name: "models list", path: "/v1/models", method: "GET"},
+		{name: "model get", path: "/v1/models/claude-haiku-4-5", method: "GET"},
+		{name: "models prefix needs a suffix", path: "/v1/models/", method: "GET", rule: RuleEndpoints, status: 403, enforced: true},
+		{name: "too large", opts: []func(*policyconfig.Config){func(c *policyconfig.Config) { c.MaxRequestBytes = 10 }}, path: "/v1/messages", body: msg("claude-haiku-4-5", 1, ""),
+			rule: RuleMaxBytes, status: 413, enforced: true},
+		{name: "streaming denied", opts: []func(*policyconfig.Config){func(c *policyconfig.Config) { c.DenyStreaming = true }}, path: "/v1/messages",
+			body: msg("claude-haiku-4-5", 1, `,"stream":true`), rule: RuleStreaming, status: 403, enforced: true},
+		{name: "streaming allowed", path: "/v1/messages", body: msg("claude-haiku-4-5", 1, `,"stream":true`), model: "claude-haiku-4-5"},
+		{name: "deny all", opts: []func(*policyconfig.Config){func(c *policyconfig.Config) { c.Deny = &policyconfig.Deny{Reason: "no tenant selects namespace x"} }},
+			path: "/v1/messages", body: msg("claude-haiku-4-5", 1, ""), rule: RuleDeny, status: 403, enforced: true},
+		{name: "deny all in shadow still denies", opts: []func(*policyconfig.Config){shadow, func(c *policyconfig.Config) { c.Deny = &policyconfig.Deny{Reason: "r"} }},
+			path: "/v1/models", method: "GET", rule: RuleDeny, status: 403, enforced: true},
+		{name: "shadow model", opts: []func(*policyconfig.Config){shadow}, path: "/v1/messages", body: msg("claude-opus-4-1", 1, ""), rule: RuleModelAllow, status: 403, model: "claude-opus-4-1"},
+		{name: "shadow does not clamp", opts: []func(*policyconfig.Config){shadow}, path: "/v1/messages", body: msg("claude-haiku-4-5", 64000, ""), model: "claude-haiku-4-5", wantBody: `"max_tokens":64000`},
+		{name: "shadow still refuses bad json", opts: []func(*policyconfig.Config){shadow}, path: "/v1/messages", body: []byte(`{`), rule: RuleBody, status: 400, enforced: true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := policy(t, c.opts...)
+			method := c.method
+			if method == "" {
+				method = http.MethodPost
+			}
+			d := p.Decide(Request{Method: method, Path: c.path, Body: c.body})
+			if c.rule == "" {
+				if d.Denial != nil {
+					t.Fatalf("denied by %s: %s", d.Denial.Rule, d.Denial.Message)
+				}
+			} else {
+				if d.Denial == nil {
+					t.Fatalf("allowed, want denial by %s", c.rule)
+				}
+				if d.Denial.Rule != c.rule || d.Denial.Status != c.status || d.Enforced != c.enforced {
+					t.Fatalf("denial %+v enforced=%v, want rule %s status %d enforced=%v", d.Denial, d.Enforced, c.rule, c.status, c.enforced)
+				}
+				if !strings.Contains(d.Denial.Message, "rule "+c.rule) && c.rule != RuleModelRequired {
+					t.Errorf("message %q does not name rule %s", d.Denial.Message, c.rule)
+				}
+			}
+			if (c.rule == "" || c.model != "") && d.Model != c.model {
+				t.Errorf("model = %q, want %q", d.Model, c.model)
+			}
+			if c.wantBody != "" && !strings.Contains(string(d.Body), c.wantBody) {
+				t.Errorf("body %s does not contain %s", d.Body, c.wantBody)
+			}
+		})
+	}
+}
+
+func TestDenialMessagesDoNotEchoTheBody(t *testing.T) {
+	p := policy(t)
+	secret := "sk-ant-api03-SECRET-in-the-prompt"
+	d := p.Decide(Request{Method: "POST", Path: "/v1/messages", Body: []byte(`{"model":"claude-haiku-4-5","messages":"` + secret + `",}`)})
+	if d.Denial == nil || strings.Contains(d.Denial.Message, secret) {
+		t.Fatalf("denial %+v leaks the body", d.Denial)
+	}
+}
+
+// body returns a Messages request of about size bytes shaped like a coding agent's conversation: a
+// system prompt, then turns whose text is source code and tool output (escaped newlines and quotes, some
+// non-ASCII), which is what large real requests are made of.
+func body(size int) []byte {
+	var b strings.Builder
+	b.WriteString(`{"model":"claude-haiku-4-5","max_tokens":64000,"stream":true,"system":[{"type":"text","text":"You are a careful coding agent."}],"messages":[`)
+	code := `func (s *Server) handle(w http.ResponseWriter, r *http.Request) {\n\tif err := s.check(r); err != nil {\n\t\thttp.Error(w, \"denied: \"+err.Error(), 403) // é ✓\n\t\treturn\n\t}\n}\n`
+	for i := 0; b.Len() < size-len(code)-200; i++ {
+		role := "user"
+		if i%2 == 1 {
+			role = "assistant"
+		}
+		b.WriteString(`{"role":"` + role + `","content":[{"type":"text","text":"`)
+		for n := 0; n < 64 && b.Len() < size-len(code)-200; n++ {
+			b.WriteString(code)
+		}
+		b.WriteString(`"}]},`)
+	}
+	b.WriteString(`{"role":"user","content":"go"}],"metadata":{"user_id":"u-123"}}`)
+	return []byte(b.String())
+}
+
+// structuralBody is a worst case for the scanner: thousands of tiny messages, all keys and punctuation.
+func structuralBody(size int) []byte {
+	var b strings.Builder
+	b.WriteString(`{"model":"claude-haiku-4-5","max_tokens":64000,"messages":[`)
+	turn := `{"role":"user","content":[{"type":"text","text":"hi"}]},`
+	for b.Len() < size-len(turn) {
+		b.WriteString(turn)
+	}
+	b.WriteString(`{"role":"user","content":"go"}]}`)
+	return []byte(b.String())
+}
+
+func benchmarkDecide(b *testing.B, src []byte) {
+	p := policy(b)
+	buf := make([]byte, len(src))
+	b.SetBytes(int64(len(src)))
+	b.ReportAllocs()
+	for b.Loop() {
+		copy(buf, src)
+		d := p.Decide(Request{Method: "POST", Path: "/v1/messages", Body: buf})
+		if d.Denial != nil || d.ClampedFrom != 64000 {
+			b.Fatalf("unexpected decision %+v", d.Denial)
+		}
+	}
+}
+
+// BenchmarkDecide* measure the whole decision plus the in-place max_tokens clamp (the copy that
+// restores the body each iteration is included: it is a few percent).
+func BenchmarkDecide2KB(b *testing.B)             { benchmarkDecide(b, body(2<<10)) }
+func BenchmarkDecide400KB(b *testing.B)           { benchmarkDecide(b, body(400<<10)) }
+func BenchmarkDecide400KBStructural(b *testing.B) { benchmarkDecide(b, structuralBody(400<<10)) }
