@@ -63,7 +63,7 @@ type Input struct {
 func Compute(in Input, o Options) (*policyconfig.Config, []Violation) {
 	p := in.Policy
 	if len(in.ConflictingTenants) > 1 {
-		return nil, []Violation{{ReasonTenantConflict, fmt.Sprintf("namespace %s is selected by more than one ClaudeTenant (%s); no tenant applies until the overlap is removed", p.Namespace, strings.Join(in.ConflictingTenants, ", "))}}
+		return nil, []Violation{{ReasonTenantConflict, fmt.Sprintf("namespace %s is selected by more than one ClaudeTenant; no tenant applies until the platform team removes the overlap (the ClaudeTenants' status names them)", p.Namespace)}}
 	}
 	if in.Tenant == nil && o.NoTenant != NoTenantAllow {
 		return nil, []Violation{{ReasonNoTenant, fmt.Sprintf("namespace %s is not selected by any ClaudeTenant and the operator denies such namespaces by default", p.Namespace)}}

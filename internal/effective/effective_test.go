@@ -66,7 +66,7 @@ func TestComputeViolations(t *testing.T) {
 			in:      Input{Policy: policy(), ConflictingTenants: []string{"a", "b"}},
 			opts:    opts,
 			reason:  ReasonTenantConflict,
-			message: "selected by more than one ClaudeTenant (a, b)",
+			message: "namespace team-a is selected by more than one ClaudeTenant; no tenant applies",
 		},
 		{
 			name: "model beyond tenant",

@@ -1,0 +1,212 @@
+// Package controllers holds the reconcilers of claude-guard: one for ClaudeTenant, one for
+// ClaudeAccessPolicy. The policy reconciler turns each policy, narrowed by its tenant, into the rendered
+// sidecar config that injected sidecars hot-reload.
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	"github.com/claude-guard/claude-guard/api/v1alpha1"
+	"github.com/claude-guard/claude-guard/internal/effective"
+	"github.com/claude-guard/claude-guard/internal/policyconfig"
+)
+
+// Finalizer lets the policy reconciler remove the rendered config before the policy disappears.
+const Finalizer = "claudeguard.io/cleanup"
+
+// Condition types and reasons of ClaudeAccessPolicy beyond the effective package's violation reasons.
+const (
+	// ConditionConflict is True when another policy in the namespace selects some of the same pods.
+	ConditionConflict = "Conflict"
+
+	ReasonAdmitted          = "Admitted"
+	ReasonInvalidSelector   = "InvalidSelector"
+	ReasonNoConflict        = "NoConflict"
+	ReasonOverlappingPolicy = "OverlappingSelector"
+
+	eventActionReconcile = "Reconcile"
+)
+
+// PolicyReconciler reconciles ClaudeAccessPolicy objects into rendered sidecar configs.
+type PolicyReconciler struct {
+	client.Client
+	Recorder events.EventRecorder
+	Options  effective.Options
+}
+
+// +kubebuilder:rbac:groups=claudeguard.io,resources=claudeaccesspolicies,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=claudeguard.io,resources=claudeaccesspolicies/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=claudeguard.io,resources=claudeaccesspolicies/finalizers,verbs=update
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=pods;namespaces,verbs=get;list;watch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile brings one policy's rendered config and status up to date.
+func (r *PolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	p := &v1alpha1.ClaudeAccessPolicy{}
+	if err := r.Get(ctx, req.NamespacedName, p); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !p.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, r.reconcileDelete(ctx, p)
+	}
+	if !controllerutil.ContainsFinalizer(p, Finalizer) {
+		patch := client.MergeFrom(p.DeepCopy())
+		controllerutil.AddFinalizer(p, Finalizer)
+		if err := r.Patch(ctx, p, patch); err != nil {
+			return ctrl.Result{}, fmt.Errorf("failed to add finalizer: %w", err)
+		}
+	}
+	orig := p.DeepCopy()
+	err := r.reconcileNormal(ctx, p)
+	if err == nil {
+		p.Status.ObservedGeneration = p.Generation
+	}
+	return ctrl.Result{}, errors.Join(err, r.patchStatus(ctx, orig, p))
+}
+
+func (r *PolicyReconciler) reconcileDelete(ctx context.Context, p *v1alpha1.ClaudeAccessPolicy) error {
+	if !controllerutil.ContainsFinalizer(p, Finalizer) {
+		return nil
+	}
+	if err := deleteConfigMap(ctx, r.Client, p); err != nil {
+		return err
+	}
+	patch := client.MergeFrom(p.DeepCopy())
+	controllerutil.RemoveFinalizer(p, Finalizer)
+	if err := r.Patch(ctx, p, patch); err != nil {
+		return fmt.Errorf("failed to remove finalizer: %w", err)
+	}
+	ctrl.LoggerFrom(ctx).Info("Removed rendered config of deleted policy")
+	return nil
+}
+
+func (r *PolicyReconciler) reconcileNormal(ctx context.Context, p *v1alpha1.ClaudeAccessPolicy) error {
+	ten, err := tenancyOf(ctx, r.Client, p.Namespace)
+	if err != nil {
+		return err
+	}
+	tenantName := ""
+	if ten.tenant != nil {
+		tenantName = ten.tenant.Name
+	}
+	cfg, violations := effective.Compute(effective.Input{Policy: p, Tenant: ten.tenant, ConflictingTenants: ten.conflicting}, r.Options)
+	if len(violations) > 0 {
+		// Fail closed: running pods get a deny-all config rather than keep rules no longer admitted.
+		cfg = effective.Deny(p, tenantName, violations)
+	}
+	rendered, err := renderConfig(p, cfg)
+	if err != nil {
+		return err
+	}
+	if err := applyConfigMap(ctx, r.Client, p, rendered); err != nil {
+		return err
+	}
+	p.Status.Tenant = tenantName
+	p.Status.Models = effective.ModelsSummary(p)
+	p.Status.RenderedConfig = &v1alpha1.RenderedConfigRef{Name: rendered.name, Hash: rendered.hash}
+	r.setReady(p, violations, cfg)
+	return r.updatePods(ctx, p)
+}
+
+// setReady records whether the policy is admitted, and why not, in the Ready condition.
+func (r *PolicyReconciler) setReady(p *v1alpha1.ClaudeAccessPolicy, vs []effective.Violation, cfg *policyconfig.Config) {
+	cond := metav1.Condition{Type: v1alpha1.ConditionReady, ObservedGeneration: p.Generation}
+	if len(vs) == 0 {
+		cond.Status, cond.Reason = metav1.ConditionTrue, ReasonAdmitted
+		cond.Message = fmt.Sprintf("Rendered into ConfigMap %s (models: %s)", p.Status.RenderedConfig.Name, strings.Join(cfg.Models.Allow, ", "))
+	} else {
+		msgs := make([]string, len(vs))
+		for i, v := range vs {
+			msgs[i] = v.Message
+		}
+		cond.Status, cond.Reason = metav1.ConditionFalse, vs[0].Reason
+		cond.Message = strings.Join(msgs, "; ") + "; selected pods are denied every request until this is fixed"
+	}
+	setCondition(&p.Status.Conditions, cond)
+}
+
+func (r *PolicyReconciler) updatePods(ctx context.Context, p *v1alpha1.ClaudeAccessPolicy) error {
+	pods, err := listPodMetadata(ctx, r.Client, p.Namespace)
+	if err != nil {
+		return err
+	}
+	var siblings v1alpha1.ClaudeAccessPolicyList
+	if err := r.List(ctx, &siblings, client.InNamespace(p.Namespace)); err != nil {
+		return fmt.Errorf("failed to list policies in %s: %w", p.Namespace, err)
+	}
+	view, err := viewPods(p, siblings.Items, pods)
+	if err != nil {
+		setCondition(&p.Status.Conditions, metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse,
+			Reason: ReasonInvalidSelector, Message: err.Error(), ObservedGeneration: p.Generation})
+		return nil
+	}
+	p.Status.Pods = view.counts
+	cond := metav1.Condition{Type: ConditionConflict, Status: metav1.ConditionFalse, Reason: ReasonNoConflict,
+		Message: "No other policy in this namespace selects the same pods", ObservedGeneration: p.Generation}
+	if len(view.overlaps) > 0 {
+		parts := make([]string, 0, len(view.overlaps))
+		for _, name := range sortedKeys(view.overlaps) {
+			parts = append(parts, fmt.Sprintf("%s (e.g. pod %s)", name, view.overlaps[name]))
+		}
+		cond.Status, cond.Reason = metav1.ConditionTrue, ReasonOverlappingPolicy
+		cond.Message = fmt.Sprintf("%d selected pod(s) are also selected by ClaudeAccessPolicy %s; the oldest policy applies to a pod selected by several",
+			view.counts.Conflicting, strings.Join(parts, ", "))
+	}
+	setCondition(&p.Status.Conditions, cond)
+	return nil
+}
+
+// patchStatus writes the status if it changed and emits an event for every condition that changed.
+func (r *PolicyReconciler) patchStatus(ctx context.Context, orig, p *v1alpha1.ClaudeAccessPolicy) error {
+	if equality.Semantic.DeepEqual(orig.Status, p.Status) {
+		return nil
+	}
+	if err := r.Status().Patch(ctx, p, client.MergeFrom(orig)); err != nil {
+		return fmt.Errorf("failed to patch status: %w", err)
+	}
+	emitConditionEvents(r.Recorder, p, orig.Status.Conditions, p.Status.Conditions)
+	if orig.Status.RenderedConfig == nil || orig.Status.RenderedConfig.Hash != p.Status.RenderedConfig.Hash {
+		ctrl.LoggerFrom(ctx).Info("Rendered sidecar config", "configMap", p.Status.RenderedConfig.Name, "hash", p.Status.RenderedConfig.Hash)
+	}
+	return nil
+}
+
+// emitConditionEvents records an event for every condition that changed. A condition is healthy when
+// it is True for Ready and False for any other type (they report problems); unhealthy ones are warnings.
+// A healthy condition seen for the first time is not news and gets no event.
+func emitConditionEvents(rec events.EventRecorder, obj runtime.Object, before, after []metav1.Condition) {
+	for _, c := range after {
+		healthy := (c.Status == metav1.ConditionTrue) == (c.Type == v1alpha1.ConditionReady)
+		old := meta.FindStatusCondition(before, c.Type)
+		if old == nil && healthy && c.Type != v1alpha1.ConditionReady {
+			continue
+		}
+		if old != nil && old.Status == c.Status && old.Reason == c.Reason && old.Message == c.Message {
+			continue
+		}
+		eventType := corev1.EventTypeNormal
+		if !healthy {
+			eventType = corev1.EventTypeWarning
+		}
+		rec.Eventf(obj, nil, eventType, c.Reason, eventActionReconcile, "%s", c.Message)
+	}
+}
+
+// setCondition sets c, keeping lastTransitionTime when the status did not change.
+func setCondition(conds *[]metav1.Condition, c metav1.Condition) {
+	meta.SetStatusCondition(conds, c)
+}

@@ -1,0 +1,48 @@
+package controllers
+
+import (
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/claude-guard/claude-guard/api/v1alpha1"
+	"github.com/claude-guard/claude-guard/internal/effective"
+	"github.com/claude-guard/claude-guard/internal/wellknown"
+)
+
+// NewScheme returns a scheme with the core types and the claude-guard API.
+func NewScheme() (*runtime.Scheme, error) {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	if err := v1alpha1.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// CacheOptions limits what the manager caches: only the ConfigMaps the operator renders, not every
+// ConfigMap in the cluster. Pods and namespaces are watched as metadata only (see the reconcilers).
+func CacheOptions() cache.Options {
+	return cache.Options{ByObject: map[client.Object]cache.ByObject{
+		&corev1.ConfigMap{}: {Label: labels.SelectorFromSet(labels.Set{"app.kubernetes.io/managed-by": wellknown.ManagedBy})},
+	}}
+}
+
+// Setup registers every reconciler with mgr.
+func Setup(mgr ctrl.Manager, opts effective.Options) error {
+	if err := (&TenantReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("claude-guard-tenant")}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("failed to set up the tenant controller: %w", err)
+	}
+	if err := (&PolicyReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("claude-guard-policy"), Options: opts}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("failed to set up the policy controller: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,158 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/claude-guard/claude-guard/api/v1alpha1"
+)
+
+// Reasons of the ClaudeTenant Ready condition.
+const (
+	ReasonTenantReady       = "Selecting"
+	ReasonNamespaceConflict = "NamespaceConflict"
+)
+
+// TenantReconciler reports, for each ClaudeTenant, which namespaces it governs and whether another tenant
+// claims any of them. Policies react to tenants through their own watch; nothing here writes to them.
+type TenantReconciler struct {
+	client.Client
+	Recorder events.EventRecorder
+}
+
+// +kubebuilder:rbac:groups=claudeguard.io,resources=claudetenants,verbs=get;list;watch
+// +kubebuilder:rbac:groups=claudeguard.io,resources=claudetenants/status,verbs=get;update;patch
+
+// Reconcile updates one tenant's status.
+func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	t := &v1alpha1.ClaudeTenant{}
+	if err := r.Get(ctx, req.NamespacedName, t); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !t.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil
+	}
+	orig := t.DeepCopy()
+	err := r.reconcileNormal(ctx, t)
+	if err == nil {
+		t.Status.ObservedGeneration = t.Generation
+	}
+	return ctrl.Result{}, errors.Join(err, r.patchStatus(ctx, orig, t))
+}
+
+func (r *TenantReconciler) reconcileNormal(ctx context.Context, t *v1alpha1.ClaudeTenant) error {
+	sel, err := metav1.LabelSelectorAsSelector(&t.Spec.NamespaceSelector)
+	if err != nil {
+		setCondition(&t.Status.Conditions, metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse,
+			Reason: ReasonInvalidSelector, Message: fmt.Sprintf("spec.namespaceSelector is invalid: %v", err), ObservedGeneration: t.Generation})
+		return nil
+	}
+	nsList := &metav1.PartialObjectMetadataList{}
+	nsList.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("NamespaceList"))
+	if err := r.List(ctx, nsList, client.MatchingLabelsSelector{Selector: sel}); err != nil {
+		return fmt.Errorf("failed to list namespaces: %w", err)
+	}
+	var others v1alpha1.ClaudeTenantList
+	if err := r.List(ctx, &others); err != nil {
+		return fmt.Errorf("failed to list ClaudeTenants: %w", err)
+	}
+	conflicts := map[string][]string{} // namespace -> other tenants
+	var policies int32
+	for _, ns := range nsList.Items {
+		for _, o := range others.Items {
+			if o.Name == t.Name || o.DeletionTimestamp != nil {
+				continue
+			}
+			if osel, err := metav1.LabelSelectorAsSelector(&o.Spec.NamespaceSelector); err == nil && osel.Matches(labels.Set(ns.Labels)) {
+				conflicts[ns.Name] = append(conflicts[ns.Name], o.Name)
+			}
+		}
+		var ps v1alpha1.ClaudeAccessPolicyList
+		if err := r.List(ctx, &ps, client.InNamespace(ns.Name)); err != nil {
+			return fmt.Errorf("failed to list policies in %s: %w", ns.Name, err)
+		}
+		policies += int32(len(ps.Items))
+	}
+	t.Status.Namespaces = int32(len(nsList.Items))
+	t.Status.Policies = policies
+	cond := metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: ReasonTenantReady,
+		Message: fmt.Sprintf("Selects %d namespace(s) with %d ClaudeAccessPolicy object(s)", len(nsList.Items), policies), ObservedGeneration: t.Generation}
+	if len(conflicts) > 0 {
+		names := make([]string, 0, len(conflicts))
+		for ns := range conflicts {
+			names = append(names, ns)
+		}
+		sort.Strings(names)
+		parts := make([]string, len(names))
+		for i, ns := range names {
+			parts[i] = fmt.Sprintf("%s (also selected by %s)", ns, strings.Join(conflicts[ns], ", "))
+		}
+		cond.Status, cond.Reason = metav1.ConditionFalse, ReasonNamespaceConflict
+		cond.Message = "Namespaces selected by more than one ClaudeTenant belong to none and their policies deny every request: " + strings.Join(parts, "; ")
+	}
+	setCondition(&t.Status.Conditions, cond)
+	return nil
+}
+
+func (r *TenantReconciler) patchStatus(ctx context.Context, orig, t *v1alpha1.ClaudeTenant) error {
+	if equality.Semantic.DeepEqual(orig.Status, t.Status) {
+		return nil
+	}
+	if err := r.Status().Patch(ctx, t, client.MergeFrom(orig)); err != nil {
+		return fmt.Errorf("failed to patch status: %w", err)
+	}
+	emitConditionEvents(r.Recorder, t, orig.Status.Conditions, t.Status.Conditions)
+	return nil
+}
+
+// SetupWithManager registers the tenant reconciler. Any namespace label change or policy creation or
+// deletion can change any tenant's counts or conflicts, and tenants are few, so those events enqueue
+// every tenant.
+func (r *TenantReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("claudetenant").
+		For(&v1alpha1.ClaudeTenant{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		// Another tenant's selector change can create or end a conflict with this one.
+		Watches(&v1alpha1.ClaudeTenant{}, handler.EnqueueRequestsFromMapFunc(r.allTenants),
+			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		WatchesMetadata(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.allTenants),
+			builder.WithPredicates(predicate.LabelChangedPredicate{})).
+		Watches(&v1alpha1.ClaudeAccessPolicy{}, handler.EnqueueRequestsFromMapFunc(r.allTenants),
+			builder.WithPredicates(createOrDelete{})).
+		Complete(r)
+}
+
+// createOrDelete passes only creations and deletions.
+type createOrDelete struct{ predicate.Funcs }
+
+func (createOrDelete) Update(_ event.UpdateEvent) bool { return false }
+
+func (r *TenantReconciler) allTenants(ctx context.Context, _ client.Object) []reconcile.Request {
+	var list v1alpha1.ClaudeTenantList
+	if err := r.List(ctx, &list); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Failed to list tenants for a watch event")
+		return nil
+	}
+	out := make([]reconcile.Request, len(list.Items))
+	for i, t := range list.Items {
+		out[i] = reconcile.Request{NamespacedName: types.NamespacedName{Name: t.Name}}
+	}
+	return out
+}
