@@ -58,6 +58,20 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 // Parse decodes a YAML or JSON document strictly (unknown fields are errors), applies defaults and
 // validates it. Errors name the offending field.
 func Parse(data []byte) (*Config, error) {
+	c, err := Decode(data)
+	if err != nil {
+		return nil, err
+	}
+	c.ApplyDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Decode decodes a YAML or JSON document strictly, without applying defaults or validating. The
+// standalone sidecar uses it to apply command-line overrides (such as --api-key-file) before Validate.
+func Decode(data []byte) (*Config, error) {
 	js, err := yaml.YAMLToJSON(data)
 	if err != nil {
 		return nil, fmt.Errorf("failed to parse sidecar config: %w", err)
@@ -70,10 +84,6 @@ func Parse(data []byte) (*Config, error) {
 	}
 	if dec.More() {
 		return nil, fmt.Errorf("failed to decode sidecar config: more than one document")
-	}
-	c.ApplyDefaults()
-	if err := c.Validate(); err != nil {
-		return nil, err
 	}
 	return &c, nil
 }

@@ -122,7 +122,7 @@ type rule struct {
 
 // price per million tokens, in micro-USD.
 type price struct {
-	model                          string
+	model                         string
 	input, output, cacheR, cacheW int64
 }
 

@@ -1,0 +1,256 @@
+// Package app wires the sidecar together: options from flags and environment, validation, and Run,
+// which builds every long-lived part once and serves until its context ends.
+package app
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"reflect"
+	"time"
+
+	"github.com/claude-guard/claude-guard/internal/policyconfig"
+	"github.com/claude-guard/claude-guard/internal/wellknown"
+	"github.com/claude-guard/claude-guard/sidecar/audit"
+	"github.com/claude-guard/claude-guard/sidecar/config"
+	"github.com/claude-guard/claude-guard/sidecar/credentials"
+	"github.com/claude-guard/claude-guard/sidecar/limits"
+	"github.com/claude-guard/claude-guard/sidecar/metrics"
+	"github.com/claude-guard/claude-guard/sidecar/proxy"
+)
+
+// Options are the sidecar's command-line settings. Those left empty come from the config file.
+type Options struct {
+	ConfigPath    string
+	Listen        string
+	MetricsListen string
+	Upstream      string
+	APIKeyFile    string
+	Workload      string
+	// ShutdownGrace is how long in-flight requests (streams included) may take to finish on shutdown.
+	ShutdownGrace time.Duration
+	// MaxRequestDuration bounds one request, streams included (the server's write timeout).
+	MaxRequestDuration time.Duration
+	LogLevel           string
+
+	// apiKeyEnv is set when CLAUDE_GUARD_API_KEY is present.
+	apiKeyEnv bool
+	// Stdout receives audit records and logs; nil means os.Stdout.
+	Stdout io.Writer
+	// Ready, when set, is called with the bound proxy and metrics addresses once serving (tests).
+	Ready func(proxyAddr, metricsAddr string)
+}
+
+// BindFlags registers the options on fs.
+func (o *Options) BindFlags(fs *flag.FlagSet) {
+	fs.StringVar(&o.ConfigPath, "config", "", "path of the sidecar config (YAML or JSON); required")
+	fs.StringVar(&o.Listen, "listen", "", "proxy listen address (default: config server.listen, else "+policyconfig.DefaultListen+")")
+	fs.StringVar(&o.MetricsListen, "metrics-listen", "", "address for /metrics, /healthz and /readyz (default: config server.metricsListen, else "+policyconfig.DefaultMetricsListen+")")
+	fs.StringVar(&o.Upstream, "upstream", "", "Anthropic API base URL (default: config server.upstream, else "+policyconfig.DefaultUpstream+")")
+	fs.StringVar(&o.APIKeyFile, "api-key-file", "", "file holding the Anthropic API key; overrides the config's credentials (so does env "+wellknown.EnvSidecarAPIKey+")")
+	fs.StringVar(&o.Workload, "workload", "", "workload identity used in audit records and as the Workload limit key (default: host name)")
+	fs.DurationVar(&o.ShutdownGrace, "shutdown-grace", 25*time.Second, "how long in-flight requests and streams may take to finish on shutdown")
+	fs.DurationVar(&o.MaxRequestDuration, "max-request-duration", 30*time.Minute, "longest a single request or stream may take")
+	fs.StringVar(&o.LogLevel, "log-level", "info", "debug, info, warn or error")
+}
+
+// Complete fills defaults from the environment.
+func (o *Options) Complete() {
+	if o.Workload == "" {
+		o.Workload, _ = os.Hostname()
+	}
+	if o.APIKeyFile == "" && os.Getenv(wellknown.EnvSidecarAPIKey) != "" {
+		o.apiKeyEnv = true
+	}
+	if o.Stdout == nil {
+		o.Stdout = os.Stdout
+	}
+}
+
+// Validate checks the options.
+func (o *Options) Validate() error {
+	var errs []error
+	if o.ConfigPath == "" {
+		errs = append(errs, errors.New("--config is required"))
+	}
+	if o.Upstream != "" {
+		if u, err := url.Parse(o.Upstream); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("--upstream must be an http or https URL, got %q", o.Upstream))
+		}
+	}
+	if o.ShutdownGrace < 0 || o.MaxRequestDuration <= 0 {
+		errs = append(errs, errors.New("--shutdown-grace must not be negative and --max-request-duration must be positive"))
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(o.LogLevel)); err != nil {
+		errs = append(errs, fmt.Errorf("--log-level: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// override applies the flags to a decoded config.
+func (o *Options) override(c *policyconfig.Config) {
+	if o.Listen != "" {
+		c.Server.Listen = o.Listen
+	}
+	if o.MetricsListen != "" {
+		c.Server.MetricsListen = o.MetricsListen
+	}
+	if o.Upstream != "" {
+		c.Server.Upstream = o.Upstream
+	}
+	switch {
+	case o.APIKeyFile != "":
+		c.Credentials = policyconfig.Credentials{File: &policyconfig.FileSource{Path: o.APIKeyFile}}
+	case o.apiKeyEnv:
+		c.Credentials = policyconfig.Credentials{Env: &policyconfig.EnvSource{Name: wellknown.EnvSidecarAPIKey}}
+	}
+}
+
+// credentialSource builds the key source the config names.
+func credentialSource(c *policyconfig.Config) (credentials.Source, error) {
+	switch cr := c.Credentials; {
+	case cr.File != nil:
+		return credentials.NewFile(cr.File.Path), nil
+	case cr.Env != nil:
+		return credentials.NewEnv(cr.Env.Name), nil
+	case c.Deny != nil:
+		return credentials.Static(""), nil
+	default:
+		return nil, errors.New("this sidecar build supports file and env credentials; vault, secret and workloadIdentityFederation sources are not available yet")
+	}
+}
+
+// Run serves until ctx is cancelled, then drains.
+func Run(ctx context.Context, o *Options) error {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(o.LogLevel))
+	log := slog.New(slog.NewJSONHandler(o.Stdout, &slog.HandlerOptions{Level: lvl}))
+
+	cfg, err := config.Load(o.ConfigPath, o.override)
+	if err != nil {
+		return err
+	}
+	c := cfg.Policy.Config
+	store := config.NewStore(cfg)
+	creds, err := credentialSource(c)
+	if err != nil {
+		return err
+	}
+	upstream, _ := url.Parse(c.Server.Upstream) // validated
+	m := metrics.New()
+	m.ConfigInfo.WithLabelValues(cfg.Policy.Hash).Set(1)
+	m.ConfigReloads.WithLabelValues("success").Inc()
+	limiter := limits.NewMemory(cfg.Rules)
+	var auditLog *audit.Logger
+	if !c.Audit.Disabled {
+		auditLog = audit.New(o.Stdout)
+	}
+	handler := proxy.New(proxy.Options{
+		Upstream:    upstream,
+		Policy:      store.Policy,
+		Credentials: creds,
+		Limiter:     limiter,
+		Audit:       auditLog,
+		Metrics:     m,
+		Log:         log,
+		Workload:    o.Workload,
+	})
+	watcher := &config.Watcher{
+		Path: o.ConfigPath, Override: o.override, Store: store, Log: log,
+		OnReload: func(n *config.Compiled) {
+			limiter.SetRules(n.Rules)
+			m.ConfigInfo.Reset()
+			m.ConfigInfo.WithLabelValues(n.Policy.Hash).Set(1)
+			if n.Policy.Config.Server != c.Server || !reflect.DeepEqual(n.Policy.Config.Credentials, c.Credentials) {
+				log.Warn("Config changed server or credentials settings; they apply after a restart")
+			}
+		},
+		OnResult: func(ok bool) {
+			if ok {
+				m.ConfigReloads.WithLabelValues("success").Inc()
+			} else {
+				m.ConfigReloads.WithLabelValues("failure").Inc()
+			}
+		},
+	}
+	ready := func() string {
+		if _, err := creds.Get(context.Background()); err != nil && store.Policy().Config.Deny == nil {
+			return "no API key loaded"
+		}
+		return ""
+	}
+
+	proxyLn, err := net.Listen("tcp", c.Server.Listen)
+	if err != nil {
+		return fmt.Errorf("failed to listen on %s: %w", c.Server.Listen, err)
+	}
+	metricsLn, err := net.Listen("tcp", c.Server.MetricsListen)
+	if err != nil {
+		proxyLn.Close()
+		return fmt.Errorf("failed to listen on %s: %w", c.Server.MetricsListen, err)
+	}
+	errLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
+	proxySrv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       2 * time.Minute, // headers and the whole request body
+		WriteTimeout:      o.MaxRequestDuration,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    1 << 20,
+		ErrorLog:          errLog,
+	}
+	metricsSrv := &http.Server{
+		Handler:           m.Handler(ready),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       time.Minute,
+		ErrorLog:          errLog,
+	}
+
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go func() {
+		if err := watcher.Run(watchCtx); err != nil {
+			log.Error("Config hot reload disabled", "error", err.Error())
+		}
+	}()
+	errc := make(chan error, 2)
+	go func() { errc <- proxySrv.Serve(proxyLn) }()
+	go func() { errc <- metricsSrv.Serve(metricsLn) }()
+	log.Info("Sidecar serving", "listen", proxyLn.Addr().String(), "metricsListen", metricsLn.Addr().String(),
+		"upstream", upstream.Redacted(), "policy", c.Policy.Namespace+"/"+c.Policy.Name, "hash", cfg.Policy.Hash,
+		"limits", cfg.Rules.Describe(), "shadowMode", c.ShadowMode)
+	if o.Ready != nil {
+		o.Ready(proxyLn.Addr().String(), metricsLn.Addr().String())
+	}
+
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			proxySrv.Close()
+			metricsSrv.Close()
+			return fmt.Errorf("server failed: %w", err)
+		}
+	}
+	log.Info("Shutting down: draining in-flight requests", "grace", o.ShutdownGrace.String())
+	drainCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.ShutdownGrace)
+	defer cancel()
+	err = proxySrv.Shutdown(drainCtx)
+	if err != nil {
+		log.Warn("Drain deadline passed; closing remaining connections", "error", err.Error())
+		proxySrv.Close()
+	}
+	metricsSrv.Shutdown(drainCtx)
+	log.Info("Sidecar stopped")
+	return nil
+}

@@ -1,0 +1,317 @@
+// Package fakeupstream is a faithful fake of the Anthropic API for tests and benchmarks: Messages as JSON
+// and as SSE (every documented event type, plus one unknown type that clients must ignore), ping events,
+// count_tokens, the models list and get, request-id and rate-limit headers, and the error cases a proxy
+// must pass through unchanged (429 with retry-after, 529, 401, an error event in the middle of a stream,
+// slow streams).
+//
+// A request chooses its scenario with the X-Fake-Scenario header (see the Scenario constants); the
+// header reaches the fake through the proxy like any other header.
+package fakeupstream
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Scenario header and values.
+const (
+	ScenarioHeader = "X-Fake-Scenario"
+
+	ScenarioOK             = ""
+	ScenarioRateLimited    = "rate_limited"    // 429 rate_limit_error, retry-after: 7
+	ScenarioOverloaded     = "overloaded"      // 529 overloaded_error
+	ScenarioMidStreamError = "midstream_error" // SSE that stops with an error event
+	ScenarioSlow           = "slow"            // SSE with DelayHeader between events
+	ScenarioBadRequest     = "bad_request"     // 400 invalid_request_error
+
+	// DelayHeader sets the pause between SSE events (a Go duration) for ScenarioSlow. EventsHeader sets
+	// how many text deltas a stream sends (default 3).
+	DelayHeader  = "X-Fake-Delay"
+	EventsHeader = "X-Fake-Events"
+)
+
+// Recorded is what the fake saw of one request.
+type Recorded struct {
+	Method string
+	Path   string
+	Query  string
+	Header http.Header
+	Body   []byte
+}
+
+// Server is the fake API. Create it with New and serve it with httptest or an http.Server.
+type Server struct {
+	// Keys are the API keys it accepts; any other x-api-key gets a 401.
+	keys map[string]bool
+	// Record keeps every request when true (tests); benchmarks leave it off.
+	Record bool
+
+	// Cancelled counts streams the fake saw the client (or proxy) abandon.
+	Cancelled atomic.Int64
+
+	mu       sync.Mutex
+	recorded []Recorded
+	n        atomic.Int64
+}
+
+// New returns a fake accepting the given keys.
+func New(keys ...string) *Server {
+	s := &Server{keys: map[string]bool{}}
+	for _, k := range keys {
+		s.keys[k] = true
+	}
+	return s
+}
+
+// SetKeys replaces the accepted keys (to simulate a rotation).
+func (s *Server) SetKeys(keys ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.keys = map[string]bool{}
+	for _, k := range keys {
+		s.keys[k] = true
+	}
+}
+
+// Requests returns what was recorded so far.
+func (s *Server) Requests() []Recorded {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Recorded(nil), s.recorded...)
+}
+
+// Usage is what the fake bills for a request: deterministic so tests can compare.
+func Usage(body []byte, maxTokens int64) (in, out, cacheWrite, cacheRead int64) {
+	in = int64(len(body))/8 + 1
+	out = min(maxTokens, 12)
+	return in, out, 3, 5
+}
+
+// Text is the assistant text the fake returns (JSON) and streams (as deltas).
+func Text(deltas int) []string {
+	parts := make([]string, deltas)
+	for i := range parts {
+		parts[i] = fmt.Sprintf("chunk %d \"quoted\" é\n", i)
+	}
+	return parts
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id := s.n.Add(1)
+	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<20))
+	if err != nil {
+		return
+	}
+	if s.Record {
+		s.mu.Lock()
+		s.recorded = append(s.recorded, Recorded{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Header: r.Header.Clone(), Body: body})
+		s.mu.Unlock()
+	}
+	h := w.Header()
+	h.Set("request-id", fmt.Sprintf("req_fake_%06d", id))
+	h.Set("anthropic-organization-id", "org-fake")
+	// Like the real API, accept the key as x-api-key or as a bearer token (newer SDKs send the latter).
+	key := r.Header.Get("x-api-key")
+	if key == "" {
+		key, _ = strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	}
+	s.mu.Lock()
+	ok := s.keys[key]
+	s.mu.Unlock()
+	if !ok {
+		writeError(w, http.StatusUnauthorized, "authentication_error", "invalid x-api-key")
+		return
+	}
+	if r.Header.Get("anthropic-version") == "" {
+		writeError(w, http.StatusBadRequest, "invalid_request_error", "anthropic-version: header is required")
+		return
+	}
+	switch r.Header.Get(ScenarioHeader) {
+	case ScenarioRateLimited:
+		h.Set("retry-after", "7")
+		h.Set("anthropic-ratelimit-requests-remaining", "0")
+		writeError(w, http.StatusTooManyRequests, "rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit")
+		return
+	case ScenarioOverloaded:
+		writeError(w, 529, "overloaded_error", "Overloaded")
+		return
+	case ScenarioBadRequest:
+		writeError(w, http.StatusBadRequest, "invalid_request_error", "messages: field required")
+		return
+	}
+	switch {
+	case r.Method == http.MethodPost && r.URL.Path == "/v1/messages":
+		s.messages(w, r, body, id)
+	case r.Method == http.MethodPost && r.URL.Path == "/v1/messages/count_tokens":
+		in, _, _, _ := Usage(body, 0)
+		writeJSON(w, http.StatusOK, map[string]any{"input_tokens": in})
+	case r.Method == http.MethodGet && r.URL.Path == "/v1/models":
+		writeJSON(w, http.StatusOK, map[string]any{"data": []any{model("claude-sonnet-4-5"), model("claude-haiku-4-5")},
+			"has_more": false, "first_id": "claude-sonnet-4-5", "last_id": "claude-haiku-4-5"})
+	case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/v1/models/"):
+		writeJSON(w, http.StatusOK, model(strings.TrimPrefix(r.URL.Path, "/v1/models/")))
+	default:
+		writeError(w, http.StatusNotFound, "not_found_error", "Not found")
+	}
+}
+
+func model(id string) map[string]any {
+	return map[string]any{"type": "model", "id": id, "display_name": id, "created_at": "2025-09-29T00:00:00Z"}
+}
+
+type request struct {
+	Model     string `json:"model"`
+	MaxTokens int64  `json:"max_tokens"`
+	Stream    bool   `json:"stream"`
+}
+
+func (s *Server) messages(w http.ResponseWriter, r *http.Request, body []byte, id int64) {
+	var req request
+	if err := json.Unmarshal(body, &req); err != nil || req.Model == "" || req.MaxTokens < 1 {
+		writeError(w, http.StatusBadRequest, "invalid_request_error", "invalid request body")
+		return
+	}
+	in, out, cw, cr := Usage(body, req.MaxTokens)
+	msgID := fmt.Sprintf("msg_fake_%06d", id)
+	deltas := 3
+	if v, err := strconv.Atoi(r.Header.Get(EventsHeader)); err == nil && v >= 0 {
+		deltas = v
+	}
+	if !req.Stream {
+		writeJSON(w, http.StatusOK, map[string]any{
+			"id": msgID, "type": "message", "role": "assistant", "model": req.Model,
+			"content":     []any{map[string]any{"type": "text", "text": strings.Join(Text(deltas), "")}},
+			"stop_reason": "end_turn", "stop_sequence": nil,
+			"usage": map[string]any{"input_tokens": in, "output_tokens": out, "cache_creation_input_tokens": cw, "cache_read_input_tokens": cr},
+			"x_unknown_future_field": map[string]any{"kept": true},
+		})
+		return
+	}
+	var delay time.Duration
+	if r.Header.Get(ScenarioHeader) == ScenarioSlow {
+		delay, _ = time.ParseDuration(r.Header.Get(DelayHeader))
+	}
+	h := w.Header()
+	h.Set("content-type", "text/event-stream; charset=utf-8")
+	h.Set("cache-control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	fl, _ := w.(http.Flusher)
+	ctx := r.Context()
+	send := func(event string, data any) bool {
+		if delay > 0 {
+			select {
+			case <-time.After(delay):
+			case <-ctx.Done():
+				s.Cancelled.Add(1)
+				return false
+			}
+		}
+		b, _ := json.Marshal(data)
+		if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, b); err != nil {
+			return false
+		}
+		if fl != nil {
+			fl.Flush()
+		}
+		return ctx.Err() == nil
+	}
+	steps := []func() bool{
+		func() bool {
+			return send("message_start", map[string]any{"type": "message_start", "message": map[string]any{
+				"id": msgID, "type": "message", "role": "assistant", "model": req.Model, "content": []any{},
+				"stop_reason": nil, "stop_sequence": nil,
+				"usage": map[string]any{"input_tokens": in, "output_tokens": 1, "cache_creation_input_tokens": cw, "cache_read_input_tokens": cr}}})
+		},
+		func() bool { return send("ping", map[string]any{"type": "ping"}) },
+		// A thinking block: thinking_delta then signature_delta.
+		func() bool {
+			return send("content_block_start", map[string]any{"type": "content_block_start", "index": 0,
+				"content_block": map[string]any{"type": "thinking", "thinking": "", "signature": ""}})
+		},
+		func() bool {
+			return send("content_block_delta", map[string]any{"type": "content_block_delta", "index": 0,
+				"delta": map[string]any{"type": "thinking_delta", "thinking": "Let me think."}})
+		},
+		func() bool {
+			return send("content_block_delta", map[string]any{"type": "content_block_delta", "index": 0,
+				"delta": map[string]any{"type": "signature_delta", "signature": "c2lnbmF0dXJl"}})
+		},
+		func() bool { return send("content_block_stop", map[string]any{"type": "content_block_stop", "index": 0}) },
+		func() bool {
+			return send("content_block_start", map[string]any{"type": "content_block_start", "index": 1,
+				"content_block": map[string]any{"type": "text", "text": ""}})
+		},
+	}
+	for i, t := range Text(deltas) {
+		steps = append(steps, func() bool {
+			return send("content_block_delta", map[string]any{"type": "content_block_delta", "index": 1,
+				"delta": map[string]any{"type": "text_delta", "text": t}})
+		})
+		if i == 0 {
+			// An event type from the future: clients and proxies must pass it and ignore it.
+			steps = append(steps, func() bool {
+				return send("x_future_event", map[string]any{"type": "x_future_event", "detail": "ignore me"})
+			}, func() bool { return send("ping", map[string]any{"type": "ping"}) })
+		}
+	}
+	if r.Header.Get(ScenarioHeader) == ScenarioMidStreamError {
+		steps = append(steps, func() bool {
+			return send("error", map[string]any{"type": "error", "error": map[string]any{"type": "overloaded_error", "message": "Overloaded"}})
+		})
+	} else {
+		steps = append(steps,
+			func() bool { return send("content_block_stop", map[string]any{"type": "content_block_stop", "index": 1}) },
+			// A tool_use block streamed as input_json_delta.
+			func() bool {
+				return send("content_block_start", map[string]any{"type": "content_block_start", "index": 2,
+					"content_block": map[string]any{"type": "tool_use", "id": "toolu_fake", "name": "get_weather", "input": map[string]any{}}})
+			},
+			func() bool {
+				return send("content_block_delta", map[string]any{"type": "content_block_delta", "index": 2,
+					"delta": map[string]any{"type": "input_json_delta", "partial_json": `{"city": "Par`}})
+			},
+			func() bool {
+				return send("content_block_delta", map[string]any{"type": "content_block_delta", "index": 2,
+					"delta": map[string]any{"type": "input_json_delta", "partial_json": `is"}`}})
+			},
+			func() bool { return send("content_block_stop", map[string]any{"type": "content_block_stop", "index": 2}) },
+			// message_delta usage is cumulative: the first is a running total, the second the final one.
+			func() bool {
+				return send("message_delta", map[string]any{"type": "message_delta", "delta": map[string]any{"stop_reason": nil, "stop_sequence": nil},
+					"usage": map[string]any{"output_tokens": max(out-1, 1)}})
+			},
+			func() bool {
+				return send("message_delta", map[string]any{"type": "message_delta", "delta": map[string]any{"stop_reason": "tool_use", "stop_sequence": nil},
+					"usage": map[string]any{"output_tokens": out}})
+			},
+			func() bool { return send("message_stop", map[string]any{"type": "message_stop"}) },
+		)
+	}
+	for _, step := range steps {
+		if !step() {
+			return
+		}
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	var buf bytes.Buffer
+	json.NewEncoder(&buf).Encode(v)
+	w.Header().Set("content-type", "application/json")
+	w.Header().Set("content-length", strconv.Itoa(buf.Len()))
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
+}
+
+func writeError(w http.ResponseWriter, status int, typ, msg string) {
+	writeJSON(w, status, map[string]any{"type": "error", "error": map[string]any{"type": typ, "message": msg}, "request_id": w.Header().Get("request-id")})
+}

@@ -1,0 +1,80 @@
+// Package metrics defines the sidecar's Prometheus metrics and serves them, with the health endpoints,
+// on a port separate from the proxy.
+package metrics
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics are the sidecar's collectors.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	Requests         *prometheus.CounterVec   // endpoint, decision, model, status
+	Tokens           *prometheus.CounterVec   // type, model
+	Duration         *prometheus.HistogramVec // endpoint, stream
+	UpstreamDuration *prometheus.HistogramVec // endpoint, stream: time to upstream response headers
+	LimiterRejected  *prometheus.CounterVec   // rule
+	InFlight         prometheus.Gauge
+	ConfigReloads    *prometheus.CounterVec // result
+	ConfigInfo       *prometheus.GaugeVec   // hash
+}
+
+// New registers every metric in a fresh registry (with Go and process collectors).
+func New() *Metrics {
+	r := prometheus.NewRegistry()
+	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	buckets := []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300}
+	m := &Metrics{
+		Registry: r,
+		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "claude_guard_requests_total", Help: "Requests by endpoint, decision (allow, deny, shadow_deny, error), model and HTTP status.",
+		}, []string{"endpoint", "decision", "model", "status"}),
+		Tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "claude_guard_tokens_total", Help: "Tokens reported by the upstream, by type (input, output, cache_read, cache_creation) and model.",
+		}, []string{"type", "model"}),
+		Duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "claude_guard_request_duration_seconds", Help: "Time from request to the end of the response.", Buckets: buckets,
+		}, []string{"endpoint", "stream"}),
+		UpstreamDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "claude_guard_upstream_response_seconds", Help: "Time from forwarding to the upstream's response headers.", Buckets: buckets,
+		}, []string{"endpoint", "stream"}),
+		LimiterRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "claude_guard_limiter_rejections_total", Help: "Requests refused by a rate limit or budget, by rule.",
+		}, []string{"rule"}),
+		InFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "claude_guard_requests_in_flight", Help: "Requests being proxied, streams included.",
+		}),
+		ConfigReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "claude_guard_config_reloads_total", Help: "Config loads by result (success, failure).",
+		}, []string{"result"}),
+		ConfigInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "claude_guard_config_info", Help: "1 for the config hash in force.",
+		}, []string{"hash"}),
+	}
+	r.MustRegister(m.Requests, m.Tokens, m.Duration, m.UpstreamDuration, m.LimiterRejected, m.InFlight, m.ConfigReloads, m.ConfigInfo)
+	return m
+}
+
+// Ready reports why the sidecar is not ready, or "" when it is.
+type Ready func() string
+
+// Handler serves /metrics, /healthz (the process is up) and /readyz (Ready says so).
+func (m *Metrics) Handler(ready Ready) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Timeout: 10 * time.Second}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if why := ready(); why != "" {
+			http.Error(w, "not ready: "+why, http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ok\n"))
+	})
+	return mux
+}

@@ -1,0 +1,120 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"sync"
+	"time"
+
+	"github.com/claude-guard/claude-guard/sidecar/decide"
+	"github.com/claude-guard/claude-guard/sidecar/usage"
+)
+
+// NewTransport returns the upstream transport: pooled HTTP/1.1 and HTTP/2 (negotiated over TLS)
+// connections with a timeout on every phase except reading the body, which may stream for minutes.
+func NewTransport() *http.Transport {
+	return &http.Transport{
+		Proxy: http.ProxyFromEnvironment,
+		DialContext: (&net.Dialer{
+			Timeout:   10 * time.Second,
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          512,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		// A non-streaming Messages call answers only when the whole completion is done.
+		ResponseHeaderTimeout: 10 * time.Minute,
+		// We ask for identity encoding so usage can be read from the body; never decompress behind
+		// the client's back.
+		DisableCompression: true,
+	}
+}
+
+// clientCredentialHeaders are removed from every outbound request: the workload's own credentials (a
+// placeholder key, an end-user token) must never reach the upstream.
+var clientCredentialHeaders = []string{"X-Api-Key", "Authorization", "Proxy-Authorization", "Cookie", "Anthropic-Api-Key"}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+type bufferPool struct{}
+
+func (bufferPool) Get() []byte  { return *(bufPool.Get().(*[]byte)) }
+func (bufferPool) Put(b []byte) { bufPool.Put(&b) }
+
+// newForwarder is the end of the chain: it sends the decided-on body upstream with the injected key,
+// streams the response back unbuffered and meters it.
+func newForwarder(o Options) http.Handler {
+	upstream := o.Upstream
+	creds := o.Credentials
+	rp := &httputil.ReverseProxy{
+		Transport:  o.Transport,
+		BufferPool: bufferPool{},
+		ErrorLog:   slog.NewLogLogger(o.Log.Handler(), slog.LevelWarn),
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			ex := FromContext(pr.In.Context())
+			pr.SetURL(upstream)
+			out := pr.Out
+			for _, h := range clientCredentialHeaders {
+				out.Header.Del(h)
+			}
+			if eu := ex.Policy.Config.EndUser; eu != nil && eu.Header != "" {
+				out.Header.Del(eu.Header)
+			}
+			out.Header.Del("Accept-Encoding")
+			out.Header.Set("X-Api-Key", ex.Key)
+			if ex.Body != nil {
+				out.Body = io.NopCloser(bytes.NewReader(ex.Body))
+				out.ContentLength = int64(len(ex.Body))
+				out.TransferEncoding = nil
+				body := ex.Body
+				out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+			}
+			ex.Forwarded = true
+			ex.UpstreamStart = time.Now()
+		},
+		ModifyResponse: func(resp *http.Response) error {
+			ex := FromContext(resp.Request.Context())
+			ex.UpstreamLatency = time.Since(ex.UpstreamStart)
+			ex.UpstreamRequestID = resp.Header.Get("request-id")
+			if resp.StatusCode == http.StatusUnauthorized {
+				// The key may have been rotated: re-read it before the next request.
+				creds.Invalidate()
+			}
+			m := &meter{rc: resp.Body, ex: ex}
+			mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+			switch {
+			case mt == "text/event-stream":
+				m.sse = &usage.Stream{}
+			case mt == "application/json" && resp.StatusCode == http.StatusOK:
+				m.json = &bytes.Buffer{}
+			}
+			resp.Body = m
+			return nil
+		},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			ex := FromContext(r.Context())
+			if errors.Is(err, context.Canceled) || r.Context().Err() != nil {
+				ex.ClientAborted = true
+				return
+			}
+			o.Log.Warn("Upstream request failed", "path", r.URL.Path, "error", err.Error())
+			status := http.StatusBadGateway
+			if errors.Is(err, context.DeadlineExceeded) {
+				status = http.StatusGatewayTimeout
+			}
+			ex.deny(w, &decide.Denial{Rule: "upstream", Status: status, Type: decide.TypeAPI,
+				Message: "claude-guard: the upstream API could not be reached"}, true, 0)
+		},
+	}
+	return rp
+}

@@ -1,0 +1,194 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/claude-guard/claude-guard/sidecar/decide"
+	"github.com/claude-guard/claude-guard/sidecar/limits"
+	"github.com/claude-guard/claude-guard/sidecar/metrics"
+	"github.com/claude-guard/claude-guard/sidecar/usage"
+)
+
+// WithBody reads the request body, bounded by the policy's maxRequestBytes, so the decision can look at
+// it and the forwarder can send exactly what was decided on.
+func WithBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ex := FromContext(r.Context())
+		max := ex.Policy.Config.MaxRequestBytes
+		if r.ContentLength > max {
+			ex.deny(w, tooLarge(r.ContentLength, max), false, 0)
+			return
+		}
+		if r.Body != nil && r.Body != http.NoBody {
+			size := r.ContentLength
+			if size < 0 {
+				size = 32 << 10
+			}
+			buf := bytes.NewBuffer(make([]byte, 0, size+1))
+			n, err := buf.ReadFrom(io.LimitReader(r.Body, max+1))
+			r.Body.Close()
+			if err != nil {
+				ex.deny(w, &decide.Denial{Rule: decide.RuleBody, Status: http.StatusBadRequest, Type: decide.TypeInvalidRequest,
+					Message: "claude-guard: failed to read the request body"}, false, 0)
+				return
+			}
+			if n > max {
+				ex.deny(w, tooLarge(n, max), false, 0)
+				return
+			}
+			ex.Body = buf.Bytes()
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func tooLarge(n, max int64) *decide.Denial {
+	return &decide.Denial{Rule: decide.RuleMaxBytes, Status: http.StatusRequestEntityTooLarge, Type: decide.TypeTooLarge,
+		Message: fmt.Sprintf("claude-guard: request body of at least %d bytes exceeds the policy's limit of %d bytes (rule maxRequestBytes)", n, max)}
+}
+
+// WithDecision runs the policy decision and applies its rewrites. In shadow mode a denial is logged and
+// the request goes on.
+func WithDecision(log *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ex := FromContext(r.Context())
+		path := r.URL.EscapedPath()
+		ex.Decision = ex.Policy.Decide(decide.Request{Method: r.Method, Path: path, Body: ex.Body})
+		d := &ex.Decision
+		if d.Denial != nil {
+			if d.Enforced {
+				ex.deny(w, d.Denial, false, 0)
+				return
+			}
+			ex.Shadowed = true
+			log.Info("Shadow mode: request would have been denied", "rule", d.Denial.Rule, "path", r.URL.Path, "model", d.Model)
+		}
+		ex.Body = d.Body
+		next.ServeHTTP(w, r)
+	})
+}
+
+// WithLimits reserves before forwarding and settles (or refunds) after the response is done.
+func WithLimits(l limits.Limiter, m *metrics.Metrics, log *slog.Logger, next http.Handler) http.Handler {
+	if l == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ex := FromContext(r.Context())
+		req := limits.Request{
+			Keys:  limits.Keys{Workload: ex.Workload, EndUser: ex.EndUser, Namespace: ex.Namespace},
+			Model: ex.Decision.Model,
+			Force: ex.Policy.Config.ShadowMode,
+		}
+		if r.URL.Path == "/v1/messages" && ex.Decision.Fields.HasMaxTokens {
+			req.InputTokens = decide.EstimateInputTokens(ex.Body)
+			req.OutputTokens = ex.Decision.Fields.MaxTokens
+		}
+		res, err := l.Reserve(r.Context(), req)
+		var denied *limits.Denied
+		switch {
+		case errors.As(err, &denied):
+			if m != nil {
+				m.LimiterRejected.WithLabelValues(denied.Rule).Inc()
+			}
+			dn := &decide.Denial{Rule: "limits/" + denied.Rule, Status: http.StatusTooManyRequests, Type: decide.TypeRateLimit,
+				Message: fmt.Sprintf("claude-guard: %s (rule limits %q)", denied.Error(), denied.Rule)}
+			if res == nil {
+				// Retrying helps only when the window resets soon and the request can fit at all.
+				retry := !denied.Never && denied.RetryAfter <= time.Minute
+				ex.deny(w, dn, retry, denied.RetryAfter)
+				return
+			}
+			ex.Shadowed = true
+			if ex.Decision.Denial == nil {
+				ex.Decision.Denial = dn
+			}
+			log.Info("Shadow mode: request would have been rate limited", "rule", denied.Rule)
+		case err != nil:
+			if ex.Policy.Config.Limits.FailureMode != "FailOpen" {
+				ex.deny(w, &decide.Denial{Rule: "limits", Status: http.StatusServiceUnavailable, Type: decide.TypeAPI,
+					Message: "claude-guard: the rate limiter is unavailable"}, true, time.Second)
+				return
+			}
+			log.Warn("Rate limiter unavailable, failing open", "error", err)
+		}
+		if res != nil {
+			defer settle(l, res, req, r) // deferred: a broken stream unwinds with http.ErrAbortHandler
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// settle settles or refunds a reservation once the response is done.
+func settle(l limits.Limiter, res *limits.Reservation, req limits.Request, r *http.Request) {
+	ex := FromContext(r.Context())
+	// A context that outlives the client: the reservation must be released.
+	ctx := context.WithoutCancel(r.Context())
+	if !ex.Forwarded {
+		l.Refund(ctx, res)
+		return
+	}
+	u := ex.Usage
+	if st := ex.w.status; !ex.UsageSeen && (ex.ClientAborted || r.Context().Err() != nil) && st < 300 {
+		// The client left before any usage arrived: the upstream has the prompt and will bill it.
+		u.InputTokens = req.InputTokens
+	}
+	l.Settle(ctx, res, u)
+}
+
+// meter watches a response body as it is copied to the client, reading usage from it.
+type meter struct {
+	rc   io.ReadCloser
+	ex   *Exchange
+	sse  *usage.Stream
+	json *bytes.Buffer
+	done bool
+}
+
+// maxJSONUsageBody bounds the copy of a JSON response kept to read its usage.
+const maxJSONUsageBody = 8 << 20
+
+func (m *meter) Read(p []byte) (int, error) {
+	n, err := m.rc.Read(p)
+	if n > 0 {
+		switch {
+		case m.sse != nil:
+			m.sse.Write(p[:n])
+		case m.json != nil:
+			if m.json.Len()+n <= maxJSONUsageBody {
+				m.json.Write(p[:n])
+			} else {
+				m.json = nil
+			}
+		}
+	}
+	if err == io.EOF {
+		m.finish()
+	}
+	return n, err
+}
+
+func (m *meter) Close() error {
+	m.finish()
+	return m.rc.Close()
+}
+
+func (m *meter) finish() {
+	if m.done {
+		return
+	}
+	m.done = true
+	switch {
+	case m.sse != nil:
+		m.ex.Usage, m.ex.UsageSeen, m.ex.StreamError = m.sse.Usage, m.sse.Seen, m.sse.ErrorType
+	case m.json != nil:
+		m.ex.Usage, m.ex.UsageSeen = usage.FromJSON(m.json.Bytes())
+	}
+}
