@@ -191,7 +191,7 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request, body []byte, i
 			"id": msgID, "type": "message", "role": "assistant", "model": req.Model,
 			"content":     []any{map[string]any{"type": "text", "text": strings.Join(Text(deltas), "")}},
 			"stop_reason": "end_turn", "stop_sequence": nil,
-			"usage": map[string]any{"input_tokens": in, "output_tokens": out, "cache_creation_input_tokens": cw, "cache_read_input_tokens": cr},
+			"usage":                  map[string]any{"input_tokens": in, "output_tokens": out, "cache_creation_input_tokens": cw, "cache_read_input_tokens": cr},
 			"x_unknown_future_field": map[string]any{"kept": true},
 		})
 		return
@@ -211,7 +211,6 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request, body []byte, i
 			select {
 			case <-time.After(delay):
 			case <-ctx.Done():
-				s.Cancelled.Add(1)
 				return false
 			}
 		}
@@ -245,7 +244,9 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request, body []byte, i
 			return send("content_block_delta", map[string]any{"type": "content_block_delta", "index": 0,
 				"delta": map[string]any{"type": "signature_delta", "signature": "c2lnbmF0dXJl"}})
 		},
-		func() bool { return send("content_block_stop", map[string]any{"type": "content_block_stop", "index": 0}) },
+		func() bool {
+			return send("content_block_stop", map[string]any{"type": "content_block_stop", "index": 0})
+		},
 		func() bool {
 			return send("content_block_start", map[string]any{"type": "content_block_start", "index": 1,
 				"content_block": map[string]any{"type": "text", "text": ""}})
@@ -269,7 +270,9 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request, body []byte, i
 		})
 	} else {
 		steps = append(steps,
-			func() bool { return send("content_block_stop", map[string]any{"type": "content_block_stop", "index": 1}) },
+			func() bool {
+				return send("content_block_stop", map[string]any{"type": "content_block_stop", "index": 1})
+			},
 			// A tool_use block streamed as input_json_delta.
 			func() bool {
 				return send("content_block_start", map[string]any{"type": "content_block_start", "index": 2,
@@ -283,7 +286,9 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request, body []byte, i
 				return send("content_block_delta", map[string]any{"type": "content_block_delta", "index": 2,
 					"delta": map[string]any{"type": "input_json_delta", "partial_json": `is"}`}})
 			},
-			func() bool { return send("content_block_stop", map[string]any{"type": "content_block_stop", "index": 2}) },
+			func() bool {
+				return send("content_block_stop", map[string]any{"type": "content_block_stop", "index": 2})
+			},
 			// message_delta usage is cumulative: the first is a running total, the second the final one.
 			func() bool {
 				return send("message_delta", map[string]any{"type": "message_delta", "delta": map[string]any{"stop_reason": nil, "stop_sequence": nil},
@@ -298,6 +303,9 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request, body []byte, i
 	}
 	for _, step := range steps {
 		if !step() {
+			if ctx.Err() != nil {
+				s.Cancelled.Add(1)
+			}
 			return
 		}
 	}

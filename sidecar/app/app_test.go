@@ -1,0 +1,194 @@
+package app
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/claude-guard/claude-guard/sidecar/fakeupstream"
+)
+
+const key = "sk-ant-file-key"
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Replace atomically, the way kubelet swaps a ConfigMap.
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func policyYAML(model string) string {
+	return "apiVersion: sidecar.claudeguard.io/v1\nkind: SidecarConfig\ncredentials: {env: {name: NOT_USED}}\nmodels: {allow: [" + model + "]}\n"
+}
+
+type lockedBuf struct {
+	ch chan string
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	for _, line := range strings.Split(strings.TrimSpace(string(p)), "\n") {
+		select {
+		case l.ch <- line:
+		default:
+		}
+	}
+	return len(p), nil
+}
+
+func post(t *testing.T, base, model string, hdr map[string]string) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", base+"/v1/messages", strings.NewReader(`{"model":"`+model+`","max_tokens":5,"stream":true,"messages":[]}`))
+	req.Header.Set("anthropic-version", "2023-06-01")
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, string(b)
+}
+
+// TestStandalone runs the sidecar from a config file and a key file: it serves, reports ready,
+// hot-reloads a new policy, keeps the old one when the new file is invalid, and drains a stream on
+// shutdown.
+func TestStandalone(t *testing.T) {
+	up := httptest.NewServer(fakeupstream.New(key))
+	defer up.Close()
+	dir := t.TempDir()
+	cfgPath, keyPath := filepath.Join(dir, "config.yaml"), filepath.Join(dir, "key")
+	writeFile(t, cfgPath, policyYAML("claude-haiku-*"))
+	writeFile(t, keyPath, key+"\n")
+
+	o := &Options{ConfigPath: cfgPath, Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0", Upstream: up.URL, APIKeyFile: keyPath,
+		Workload: "test", ShutdownGrace: 5 * time.Second, MaxRequestDuration: time.Minute, LogLevel: "info"}
+	logs := &lockedBuf{ch: make(chan string, 1000)}
+	o.Stdout = logs
+	addrs := make(chan [2]string, 1)
+	o.Ready = func(p, m string) { addrs <- [2]string{p, m} }
+	o.Complete()
+	if err := o.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, o) }()
+	var a [2]string
+	select {
+	case a = <-addrs:
+	case err := <-done:
+		t.Fatalf("Run: %v", err)
+	}
+	base, metricsBase := "http://"+a[0], "http://"+a[1]
+
+	if resp, err := http.Get(metricsBase + "/readyz"); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("readyz: %v %v", err, resp)
+	}
+	if resp, body := post(t, base, "claude-haiku-4-5", nil); resp.StatusCode != 200 || !strings.Contains(body, "message_stop") {
+		t.Fatalf("allowed request: %d %s", resp.StatusCode, body)
+	}
+
+	// Hot reload: now only sonnet is allowed.
+	writeFile(t, cfgPath, policyYAML("claude-sonnet-*"))
+	waitFor(t, func() bool { r, _ := post(t, base, "claude-haiku-4-5", nil); return r.StatusCode == 403 })
+
+	// A broken file is rejected and the policy in force stays.
+	writeFile(t, cfgPath, "apiVersion: sidecar.claudeguard.io/v1\nkind: SidecarConfig\nmodels: {allow: [\"NOT A GLOB\"]}\nbogus: 1\n")
+	waitFor(t, func() bool {
+		for {
+			select {
+			case l := <-logs.ch:
+				if strings.Contains(l, "Rejected new config") {
+					return true
+				}
+			default:
+				return false
+			}
+		}
+	})
+	if r, _ := post(t, base, "claude-sonnet-4-5", nil); r.StatusCode != 200 {
+		t.Fatalf("after a bad file the old policy must stay: %d", r.StatusCode)
+	}
+	if r, _ := post(t, base, "claude-haiku-4-5", nil); r.StatusCode != 403 {
+		t.Fatalf("after a bad file the old policy must stay: haiku got %d", r.StatusCode)
+	}
+	resp, _ := http.Get(metricsBase + "/metrics")
+	mb, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`claude_guard_config_reloads_total{result="failure"}`, `claude_guard_requests_total{decision="deny",endpoint="/v1/messages",model="other",status="403"}`} {
+		if !strings.Contains(string(mb), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+
+	// Graceful shutdown: a slow stream in flight completes.
+	req, _ := http.NewRequest("POST", base+"/v1/messages", strings.NewReader(`{"model":"claude-sonnet-4-5","max_tokens":5,"stream":true,"messages":[]}`))
+	req.Header.Set("anthropic-version", "2023-06-01")
+	req.Header.Set(fakeupstream.ScenarioHeader, fakeupstream.ScenarioSlow)
+	req.Header.Set(fakeupstream.DelayHeader, "40ms")
+	sresp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(sresp.Body)
+	if _, err := br.ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	rest, err := io.ReadAll(br)
+	if err != nil || !strings.Contains(string(rest), "message_stop") {
+		t.Fatalf("stream was cut by shutdown: %v", err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Run returned %v", err)
+	}
+	if _, err := http.Get(base + "/v1/models"); err == nil {
+		t.Fatalf("still serving after shutdown")
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in time")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	cases := []struct {
+		name string
+		o    Options
+		want string
+	}{
+		{"no config", Options{MaxRequestDuration: time.Minute, LogLevel: "info"}, "--config is required"},
+		{"bad upstream", Options{ConfigPath: "x", Upstream: "ftp://x", MaxRequestDuration: time.Minute, LogLevel: "info"}, "--upstream"},
+		{"bad level", Options{ConfigPath: "x", MaxRequestDuration: time.Minute, LogLevel: "loud"}, "--log-level"},
+		{"ok", Options{ConfigPath: "x", MaxRequestDuration: time.Minute, LogLevel: "debug"}, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			err := c.o.Validate()
+			if (c.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.want)) {
+				t.Fatalf("Validate() = %v, want %q", err, c.want)
+			}
+		})
+	}
+}
