@@ -28,7 +28,7 @@ func (c *Config) Validate() error {
 		if !strings.HasPrefix(e, "/") || strings.Contains(e, "..") || strings.ContainsAny(e, "?#") {
 			v.add(fmt.Sprintf("endpoints[%d]", i), "must be an absolute path without query, fragment or \"..\", got %q", e)
 		}
-		if i := strings.Index(e, "*"); i >= 0 && i != len(e)-1 {
+		if j := strings.Index(e, "*"); j >= 0 && j != len(e)-1 {
 			v.add(fmt.Sprintf("endpoints[%d]", i), "'*' is only allowed as the last character, got %q", e)
 		}
 	}
