@@ -1,0 +1,457 @@
+// Command bench measures the sidecar's overhead on loopback against the fake Anthropic upstream, in one
+// run: added latency at a fixed request rate (direct vs through the sidecar, full policy on), streaming
+// time-to-first-byte overhead, RSS with many concurrent streams, and idle RSS. It starts the sidecar
+// binary it is given as a child process (so RSS is the sidecar's own) and prints one line per figure
+// with its target. Every loop is bounded in count and time, and everything listens on 127.0.0.1.
+//
+//	go build -o bin/sidecar ./cmd/sidecar && go run ./test/bench -sidecar bin/sidecar
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/claude-guard/claude-guard/sidecar/fakeupstream"
+)
+
+const key = "sk-ant-bench-key"
+
+// The full policy: model allow/deny, a ceiling, limits large enough never to refuse, audit and metrics.
+const benchConfig = `apiVersion: sidecar.claudeguard.io/v1
+kind: SidecarConfig
+policy: {namespace: bench, name: bench}
+credentials: {env: {name: CLAUDE_GUARD_API_KEY}}
+models:
+  allow: ["claude-haiku-*", "claude-sonnet-4-*"]
+  deny: ["claude-haiku-3*"]
+  aliases: {fast: claude-haiku-4-5}
+  maxTokens: [{model: "claude-*", limit: 8192, action: Clamp}]
+limits:
+  rules:
+  - {name: rpm, key: Workload, window: Minute, requests: 100000000}
+  - {name: tpm, key: Workload, window: Minute, tokens: 1000000000000, tokenType: Total}
+  - {name: ns-out, key: Namespace, window: Hour, tokens: 1000000000000, tokenType: Output}
+`
+
+type options struct {
+	sidecar     string
+	rate        int
+	duration    time.Duration
+	streams     int
+	streamRate  int
+	concurrent  int
+	jsonOut     string
+	maxDuration time.Duration
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.sidecar, "sidecar", "bin/sidecar", "sidecar binary")
+	flag.IntVar(&o.rate, "rate", 2000, "requests per second for the latency test")
+	flag.DurationVar(&o.duration, "duration", 5*time.Second, "length of each latency phase")
+	flag.IntVar(&o.streams, "streams", 1000, "streams for the TTFB test")
+	flag.IntVar(&o.streamRate, "stream-rate", 200, "streams per second for the TTFB test")
+	flag.IntVar(&o.concurrent, "concurrent", 1000, "concurrent streams for the RSS test")
+	flag.StringVar(&o.jsonOut, "json", "", "also write the figures as JSON to this file")
+	flag.DurationVar(&o.maxDuration, "timeout", 5*time.Minute, "abort the whole run after this long")
+	flag.Parse()
+	if err := run(o); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// figure is one measured value and its target (lower is better).
+type figure struct {
+	Name   string  `json:"name"`
+	Value  float64 `json:"value"`
+	Unit   string  `json:"unit"`
+	Target float64 `json:"target"`
+	Note   string  `json:"note,omitempty"`
+}
+
+func (f figure) met() bool { return f.Value <= f.Target }
+
+func run(o options) error {
+	ctx, cancel := context.WithTimeout(context.Background(), o.maxDuration)
+	defer cancel()
+
+	fake := fakeupstream.New(key)
+	upLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	up := &http.Server{Handler: fake, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute}
+	go up.Serve(upLn)
+	defer up.Close()
+	upURL := "http://" + upLn.Addr().String()
+
+	sc, err := startSidecar(ctx, o.sidecar, upURL)
+	if err != nil {
+		return err
+	}
+	defer sc.stop()
+
+	client := &http.Client{Transport: &http.Transport{MaxIdleConns: 4096, MaxIdleConnsPerHost: 4096, IdleConnTimeout: time.Minute,
+		ResponseHeaderTimeout: 30 * time.Second, DisableCompression: true}, Timeout: time.Minute}
+
+	var figs []figure
+	// Idle RSS: started, ready, one request served, then left alone.
+	if _, err := call(ctx, client, sc.url, body2KB, false); err != nil {
+		return fmt.Errorf("warm-up request failed: %w", err)
+	}
+	time.Sleep(2 * time.Second)
+	idle := sc.rssMiB()
+
+	// Latency at a fixed rate: warm both paths, then measure direct and via the sidecar in turn.
+	warm := min(o.duration, time.Second)
+	paced(ctx, client, upURL, o.rate, warm)
+	paced(ctx, client, sc.url, o.rate, warm)
+	var direct, via []time.Duration
+	var derr, verr int
+	for round := 0; round < 2; round++ { // interleave to spread out noise from other load on the host
+		d, de := paced(ctx, client, upURL, o.rate, o.duration/2)
+		v, ve := paced(ctx, client, sc.url, o.rate, o.duration/2)
+		direct, via = append(direct, d...), append(via, v...)
+		derr, verr = derr+de, verr+ve
+	}
+	if len(direct) == 0 || len(via) == 0 {
+		return errors.New("latency test completed no request")
+	}
+	dp50, dp99 := pct(direct, 50), pct(direct, 99)
+	vp50, vp99 := pct(via, 50), pct(via, 99)
+	note := fmt.Sprintf("direct p50 %s p99 %s, via sidecar p50 %s p99 %s, %d+%d requests, errors %d/%d",
+		us(dp50), us(dp99), us(vp50), us(vp99), len(direct), len(via), derr, verr)
+	figs = append(figs,
+		figure{Name: fmt.Sprintf("added latency p50 @ %d req/s, 2 KB", o.rate), Value: float64(vp50-dp50) / 1e3, Unit: "µs", Target: 100, Note: note},
+		figure{Name: fmt.Sprintf("added latency p99 @ %d req/s, 2 KB", o.rate), Value: float64(vp99-dp99) / 1e3, Unit: "µs", Target: 1000},
+	)
+	rssLoad := sc.rssMiB()
+
+	// Streaming time to first byte.
+	dt, de := ttfb(ctx, client, upURL, o.streams/2, o.streamRate)
+	vt, ve := ttfb(ctx, client, sc.url, o.streams/2, o.streamRate)
+	dt2, de2 := ttfb(ctx, client, upURL, o.streams/2, o.streamRate)
+	vt2, ve2 := ttfb(ctx, client, sc.url, o.streams/2, o.streamRate)
+	dt, vt = append(dt, dt2...), append(vt, vt2...)
+	if len(dt) == 0 || len(vt) == 0 {
+		return errors.New("TTFB test completed no stream")
+	}
+	figs = append(figs, figure{Name: "streaming TTFB overhead p99", Value: float64(pct(vt, 99)-pct(dt, 99)) / 1e3, Unit: "µs", Target: 1000,
+		Note: fmt.Sprintf("direct p50 %s p99 %s, via sidecar p50 %s p99 %s, %d+%d streams, errors %d/%d",
+			us(pct(dt, 50)), us(pct(dt, 99)), us(pct(vt, 50)), us(pct(vt, 99)), len(dt), len(vt), de+de2, ve+ve2)})
+
+	// RSS with many concurrent streams.
+	peak, okStreams, err := concurrentStreams(ctx, client, sc, o.concurrent)
+	if err != nil {
+		return err
+	}
+	figs = append(figs,
+		figure{Name: fmt.Sprintf("RSS with %d concurrent streams", o.concurrent), Value: peak, Unit: "MiB", Target: 100,
+			Note: fmt.Sprintf("%d/%d streams completed; RSS after the latency test %.1f MiB", okStreams, o.concurrent, rssLoad)},
+		figure{Name: "idle RSS", Value: idle, Unit: "MiB", Target: 25},
+	)
+
+	for _, f := range figs {
+		status := "MET"
+		if !f.met() {
+			status = "MISSED"
+		}
+		fmt.Printf("%-44s %10.1f %-4s target <= %6.0f %-4s  %s\n", f.Name, f.Value, f.Unit, f.Target, f.Unit, status)
+		if f.Note != "" {
+			fmt.Printf("    %s\n", f.Note)
+		}
+	}
+	if o.jsonOut != "" {
+		b, _ := json.MarshalIndent(figs, "", "  ")
+		if err := os.WriteFile(o.jsonOut, b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func us(d time.Duration) string { return fmt.Sprintf("%.0fµs", float64(d)/1e3) }
+
+func pct(ds []time.Duration, p float64) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := int(float64(len(s)-1) * p / 100)
+	return s[i]
+}
+
+var body2KB = func() []byte {
+	var b strings.Builder
+	b.WriteString(`{"model":"claude-haiku-4-5","max_tokens":1024,"system":"You are a concise assistant.","messages":[{"role":"user","content":"`)
+	for b.Len() < 2000 {
+		b.WriteString(`Explain how a token bucket differs from a fixed window rate limiter. `)
+	}
+	b.WriteString(`"}],"metadata":{"user_id":"bench"}}`)
+	return []byte(b.String())
+}()
+
+var streamBody = []byte(`{"model":"claude-haiku-4-5","max_tokens":1024,"stream":true,"messages":[{"role":"user","content":"hi"}]}`)
+
+// call sends one request and reads the whole response; it returns the latency.
+func call(ctx context.Context, c *http.Client, base string, body []byte, slow bool) (time.Duration, error) {
+	req, _ := http.NewRequestWithContext(ctx, "POST", base+"/v1/messages", strings.NewReader(string(body)))
+	req.Header.Set("content-type", "application/json")
+	req.Header.Set("anthropic-version", "2023-06-01")
+	req.Header.Set("x-api-key", key)
+	if slow {
+		req.Header.Set(fakeupstream.ScenarioHeader, fakeupstream.ScenarioSlow)
+		req.Header.Set(fakeupstream.DelayHeader, "200ms")
+	}
+	start := time.Now()
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return 0, err
+	}
+	if resp.StatusCode != 200 {
+		return 0, fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return time.Since(start), nil
+}
+
+// paced sends requests at a fixed rate for d (open loop: a slow response does not delay the next send)
+// and returns the latencies of those that succeeded and the number of failures.
+func paced(ctx context.Context, c *http.Client, base string, rate int, d time.Duration) ([]time.Duration, int) {
+	n := int(float64(rate) * d.Seconds())
+	interval := time.Second / time.Duration(rate)
+	lat := make([]time.Duration, n)
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := 0; i < n && ctx.Err() == nil; i++ {
+		if wait := time.Until(start.Add(time.Duration(i) * interval)); wait > 0 {
+			time.Sleep(wait)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l, err := call(ctx, c, base, body2KB, false)
+			if err != nil {
+				failed.Add(1)
+				l = -1
+			}
+			lat[i] = l
+		}()
+	}
+	wg.Wait()
+	out := lat[:0]
+	for _, l := range lat {
+		if l > 0 {
+			out = append(out, l)
+		}
+	}
+	return out, int(failed.Load())
+}
+
+// ttfb opens n streams at rate per second and returns each one's time to the first body byte.
+func ttfb(ctx context.Context, c *http.Client, base string, n, rate int) ([]time.Duration, int) {
+	lat := make([]time.Duration, n)
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	interval := time.Second / time.Duration(rate)
+	start := time.Now()
+	for i := 0; i < n && ctx.Err() == nil; i++ {
+		if wait := time.Until(start.Add(time.Duration(i) * interval)); wait > 0 {
+			time.Sleep(wait)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequestWithContext(ctx, "POST", base+"/v1/messages", strings.NewReader(string(streamBody)))
+			req.Header.Set("anthropic-version", "2023-06-01")
+			req.Header.Set("x-api-key", key)
+			t0 := time.Now()
+			resp, err := c.Do(req)
+			if err != nil {
+				failed.Add(1)
+				return
+			}
+			defer resp.Body.Close()
+			var b [1]byte
+			if _, err := io.ReadFull(resp.Body, b[:]); err != nil || resp.StatusCode != 200 {
+				failed.Add(1)
+				return
+			}
+			lat[i] = time.Since(t0)
+			io.Copy(io.Discard, resp.Body)
+		}()
+	}
+	wg.Wait()
+	out := lat[:0]
+	for _, l := range lat {
+		if l > 0 {
+			out = append(out, l)
+		}
+	}
+	return out, int(failed.Load())
+}
+
+// concurrentStreams holds n slow streams open through the sidecar at once and samples its RSS.
+func concurrentStreams(ctx context.Context, c *http.Client, sc *sidecar, n int) (peakMiB float64, ok int, err error) {
+	var wg sync.WaitGroup
+	var okN atomic.Int64
+	var started sync.WaitGroup
+	started.Add(n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			once := sync.OnceFunc(started.Done)
+			defer once()
+			req, _ := http.NewRequestWithContext(ctx, "POST", sc.url+"/v1/messages", strings.NewReader(string(streamBody)))
+			req.Header.Set("anthropic-version", "2023-06-01")
+			req.Header.Set(fakeupstream.ScenarioHeader, fakeupstream.ScenarioSlow)
+			req.Header.Set(fakeupstream.DelayHeader, "250ms")
+			resp, err := c.Do(req)
+			if err != nil {
+				return
+			}
+			defer resp.Body.Close()
+			br := bufio.NewReader(resp.Body)
+			if _, err := br.ReadString('\n'); err != nil {
+				return
+			}
+			once()
+			b, err := io.ReadAll(br)
+			if err == nil && resp.StatusCode == 200 && strings.Contains(string(b), "message_stop") {
+				okN.Add(1)
+			}
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-done:
+			return peakMiB, int(okN.Load()), nil
+		case <-ctx.Done():
+			return peakMiB, int(okN.Load()), ctx.Err()
+		case <-tick.C:
+			peakMiB = max(peakMiB, sc.rssMiB())
+		}
+	}
+}
+
+type sidecar struct {
+	cmd  *exec.Cmd
+	url  string
+	dir  string
+	done chan struct{}
+}
+
+func freePort() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+func startSidecar(ctx context.Context, bin, upstream string) (*sidecar, error) {
+	dir, err := os.MkdirTemp("", "claude-guard-bench-")
+	if err != nil {
+		return nil, err
+	}
+	cfg := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(cfg, []byte(benchConfig), 0o600); err != nil {
+		return nil, err
+	}
+	listen, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	mlisten, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	// Audit records and logs go to a file, as a container runtime would collect them.
+	out, err := os.Create(filepath.Join(dir, "sidecar.log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "--config", cfg, "--listen", listen, "--metrics-listen", mlisten, "--upstream", upstream, "--workload", "bench")
+	cmd.Env = append(os.Environ(), "CLAUDE_GUARD_API_KEY="+key)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("failed to start sidecar %s: %w", bin, err)
+	}
+	s := &sidecar{cmd: cmd, url: "http://" + listen, dir: dir, done: make(chan struct{})}
+	go func() { cmd.Wait(); out.Close(); close(s.done) }()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get("http://" + mlisten + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return s, nil
+			}
+		}
+		select {
+		case <-s.done:
+			log, _ := os.ReadFile(filepath.Join(dir, "sidecar.log"))
+			return nil, fmt.Errorf("sidecar exited: %s", log)
+		case <-ctx.Done():
+			s.stop()
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			s.stop()
+			return nil, errors.New("sidecar did not become ready")
+		}
+	}
+}
+
+func (s *sidecar) stop() {
+	s.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-s.done:
+	case <-time.After(10 * time.Second):
+		s.cmd.Process.Kill()
+		<-s.done
+	}
+	os.RemoveAll(s.dir)
+}
+
+// rssMiB reads the sidecar's resident set size from /proc.
+func (s *sidecar) rssMiB() float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
