@@ -196,3 +196,29 @@ func FuzzScan(f *testing.F) {
 		}
 	})
 }
+
+func TestTopLevel(t *testing.T) {
+	cases := []struct {
+		name, doc, want string
+		found           bool
+		err             bool
+	}{
+		{name: "found", doc: `{"content":[{"text":"\"usage\": {\"output_tokens\": 0}"}],"usage":{"output_tokens":5}}`, want: `{"output_tokens":5}`, found: true},
+		{name: "nested is not top level", doc: `{"message":{"usage":{"a":1}}}`},
+		{name: "escaped key", doc: `{"us\u0061ge":7}`, want: `7`, found: true},
+		{name: "duplicate", doc: `{"usage":1,"usage":2}`, err: true},
+		{name: "invalid", doc: `{"usage":1,}`, err: true},
+		{name: "empty", doc: `{}`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			sp, found, err := TopLevel([]byte(c.doc), "usage")
+			if (err != nil) != c.err || found != c.found {
+				t.Fatalf("TopLevel = %v, %v, %v", sp, found, err)
+			}
+			if found && c.doc[sp.Start:sp.End] != c.want {
+				t.Fatalf("value %q, want %q", c.doc[sp.Start:sp.End], c.want)
+			}
+		})
+	}
+}

@@ -9,6 +9,8 @@ package usage
 import (
 	"bytes"
 	"encoding/json"
+
+	"github.com/claude-guard/claude-guard/sidecar/bodyscan"
 )
 
 // Usage is the token usage of one response.
@@ -50,20 +52,20 @@ func (u *Usage) merge(p *partial) {
 	set(&u.CacheReadInputTokens, p.CacheReadInputTokens)
 }
 
-// FromJSON reads the top-level "usage" of a JSON response body (messages or count_tokens, whose
-// "input_tokens" is top-level). ok is false when the body carries no usage.
+// FromJSON reads the top-level "usage" of a JSON response body. ok is false when the body carries no
+// usage (count_tokens, models, errors) or is not valid JSON.
 func FromJSON(body []byte) (u Usage, ok bool) {
-	var r struct {
-		Usage       *partial `json:"usage"`
-		InputTokens *int64   `json:"input_tokens"`
-	}
-	if json.Unmarshal(body, &r) != nil {
+	// Find the top-level "usage" with the one-pass scanner and decode only that small object: the
+	// generated content around it is never decoded.
+	sp, found, err := bodyscan.TopLevel(body, "usage")
+	if err != nil || !found {
 		return u, false
 	}
-	if r.Usage == nil {
+	var p partial
+	if json.Unmarshal(body[sp.Start:sp.End], &p) != nil {
 		return u, false
 	}
-	u.merge(r.Usage)
+	u.merge(&p)
 	return u, true
 }
 
