@@ -154,7 +154,7 @@ func (r *PolicyReconciler) updatePods(ctx context.Context, p *v1alpha1.ClaudeAcc
 			Reason: ReasonInvalidSelector, Message: err.Error(), ObservedGeneration: p.Generation})
 		return nil
 	}
-	p.Status.Pods = view.counts
+	p.Status.Pods = &view.counts
 	cond := metav1.Condition{Type: ConditionConflict, Status: metav1.ConditionFalse, Reason: ReasonNoConflict,
 		Message: "No other policy in this namespace selects the same pods", ObservedGeneration: p.Generation}
 	if len(view.overlaps) > 0 {

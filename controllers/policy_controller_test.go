@@ -212,7 +212,7 @@ func TestConflictsAndPodCounts(t *testing.T) {
 			return err
 		}
 		want := v1alpha1.PodCounts{Selected: 3, Injected: 1, NotInjected: 2, Conflicting: 1}
-		if p.Status.Pods != want {
+		if p.Status.Pods == nil || *p.Status.Pods != want {
 			return fmt.Errorf("pods = %+v, want %+v", p.Status.Pods, want)
 		}
 		c := meta.FindStatusCondition(p.Status.Conditions, ConditionConflict)
@@ -236,7 +236,7 @@ func TestConflictsAndPodCounts(t *testing.T) {
 		if err := k.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "second"}, p); err != nil {
 			return err
 		}
-		if c := meta.FindStatusCondition(p.Status.Conditions, ConditionConflict); c == nil || c.Status != metav1.ConditionFalse || p.Status.Pods.Selected != 0 {
+		if c := meta.FindStatusCondition(p.Status.Conditions, ConditionConflict); c == nil || c.Status != metav1.ConditionFalse || p.Status.Pods == nil || p.Status.Pods.Selected != 0 {
 			return fmt.Errorf("second: conflict=%+v pods=%+v", c, p.Status.Pods)
 		}
 		return nil

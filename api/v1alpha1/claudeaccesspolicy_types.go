@@ -421,7 +421,7 @@ type ClaudeAccessPolicyStatus struct {
 
 	// pods counts the pods this policy selects.
 	// +optional
-	Pods PodCounts `json:"pods,omitempty"`
+	Pods *PodCounts `json:"pods,omitempty"`
 }
 
 // RenderedConfigRef points at a rendered config.

@@ -1,0 +1,202 @@
+// Package e2e drives the operator the way people do: kubectl (the version matching the test control
+// plane, built by hack/envtest.sh) against a real kube-apiserver, with the manager running.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/claude-guard/claude-guard/controllers"
+	"github.com/claude-guard/claude-guard/internal/effective"
+	"github.com/claude-guard/claude-guard/internal/testenv"
+)
+
+var (
+	kubectlPath string
+	kubeconfig  string
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	env, err := testenv.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = env.Stop() }()
+	dir, err := os.MkdirTemp("", "cg-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if kubeconfig, err = env.KubeconfigFile(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if kubectlPath, err = testenv.Kubectl(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	scheme, err := controllers.NewScheme()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: scheme, Cache: controllers.CacheOptions(), Metrics: metricsserver.Options{BindAddress: "0"}})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if err := controllers.Setup(mgr, effective.Options{NoTenant: effective.NoTenantDeny, VaultAddress: "https://vault.test:8200", Upstream: "https://api.anthropic.com"}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = mgr.Start(ctx) }()
+	return m.Run()
+}
+
+// kubectl runs the matching kubectl against the test API server.
+func kubectl(args ...string) (string, error) {
+	cmd := exec.Command(kubectlPath, append([]string{"--kubeconfig", kubeconfig}, args...)...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+func mustKubectl(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := kubectl(args...)
+	if err != nil {
+		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+func TestSamplesApplyAndReportStatus(t *testing.T) {
+	mustKubectl(t, "create", "namespace", "team-a")
+	mustKubectl(t, "label", "namespace", "team-a", "claudeguard.io/tenant=team-a")
+
+	samples, err := filepath.Glob(filepath.Join(testenv.RepoRoot(), "config", "samples", "claudeguard_*.yaml"))
+	if err != nil || len(samples) < 3 {
+		t.Fatalf("expected at least 3 samples, got %v (%v)", samples, err)
+	}
+	for _, s := range samples {
+		out := mustKubectl(t, "apply", "-f", s)
+		if !strings.Contains(out, "created") && !strings.Contains(out, "configured") {
+			t.Errorf("kubectl apply -f %s: %s", filepath.Base(s), out)
+		}
+	}
+
+	// Both sample policies become Ready under the sample tenant.
+	waitFor(t, func() error {
+		out, err := kubectl("get", "cap", "-A")
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		header := regexp.MustCompile(`(?m)^NAMESPACE\s+NAME\s+READY\s+MODELS\s+PODS\s+AGE$`)
+		if !header.MatchString(out) {
+			return fmt.Errorf("unexpected columns:\n%s", out)
+		}
+		for _, row := range []string{
+			`(?m)^team-a\s+chat\s+True\s+claude-haiku-\*\s+0\s+\S+$`,
+			`(?m)^team-a\s+assistant-tiers\s+True\s+claude-haiku-\*,claude-sonnet-\*,claude-opus-\*\s+0\s+\S+$`,
+		} {
+			if !regexp.MustCompile(row).MatchString(out) {
+				return fmt.Errorf("no row matching %s in:\n%s", row, out)
+			}
+		}
+		return nil
+	})
+	waitFor(t, func() error {
+		out, err := kubectl("get", "claudetenant", "team-a")
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		if !regexp.MustCompile(`(?m)^team-a\s+True\s+1\s+2\s+\S+$`).MatchString(out) {
+			return fmt.Errorf("unexpected tenant row:\n%s", out)
+		}
+		return nil
+	})
+	out := mustKubectl(t, "get", "cap", "chat", "-n", "team-a", "-o", "wide")
+	if !regexp.MustCompile(`READY\s+REASON\s+MODELS\s+PODS\s+INJECTED\s+TENANT\s+AGE`).MatchString(out) || !strings.Contains(out, "Admitted") {
+		t.Errorf("wide output lacks the extra columns:\n%s", out)
+	}
+	out = mustKubectl(t, "get", "configmap", "claude-guard-chat", "-n", "team-a", "-o", "jsonpath={.data.config\\.json}")
+	if !strings.Contains(out, `"path": "tenants/team-a/anthropic"`) {
+		t.Errorf("rendered config lacks the tenant-confined Vault path:\n%s", out)
+	}
+}
+
+func TestExplainDocumentsFields(t *testing.T) {
+	out := mustKubectl(t, "explain", "cap.spec")
+	for _, want := range []string{
+		"podSelector\t<Object> -required-",
+		"credentials\t<Object> -required-",
+		"models\t<Object> -required-",
+		"podSelector selects the pods in this namespace the policy applies to",
+		"shadowMode\t<boolean>",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("kubectl explain cap.spec lacks %q:\n%s", want, out)
+		}
+	}
+	out = mustKubectl(t, "explain", "claudetenant.spec.credentials.vault.pathPrefix")
+	if !strings.Contains(out, "KV path prefix every policy path is placed under") {
+		t.Errorf("kubectl explain lacks pathPrefix docs:\n%s", out)
+	}
+}
+
+func TestInvalidPolicyIsRejectedByKubectl(t *testing.T) {
+	doc := `apiVersion: claudeguard.io/v1alpha1
+kind: ClaudeAccessPolicy
+metadata: {name: bad, namespace: default}
+spec:
+  podSelector: {}
+  credentials:
+    vault: {authMethod: cert, role: team-a, path: ../team-b/anthropic}
+  models: {allow: [claude-haiku-*]}
+`
+	f := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(f, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := kubectl("apply", "-f", f)
+	if err == nil {
+		t.Fatalf("invalid policy accepted:\n%s", out)
+	}
+	want := `spec.credentials.vault.path: Invalid value: "../team-b/anthropic": must be a relative path`
+	if !strings.Contains(out, want) {
+		t.Errorf("kubectl output lacks %q:\n%s", want, out)
+	}
+}
+
+func waitFor(t *testing.T, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = f(); err == nil {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatal(err)
+}
