@@ -134,6 +134,10 @@ func (p *Policy) Decide(r Request) Decision {
 	if r.Method != http.MethodPost || len(r.Body) == 0 {
 		return d
 	}
+	if !hasModelBody(r.Path) && !looksLikeObject(r.Body) {
+		// Another allowed endpoint with a non-JSON body (e.g. a multipart upload): no model to check.
+		return d
+	}
 	f, err := bodyscan.Scan(r.Body)
 	if err != nil {
 		// Malformed input is refused even in shadow mode: forwarding it would mean the upstream might
@@ -218,6 +222,17 @@ func cleanPath(p string) bool {
 		return false
 	}
 	return true
+}
+
+func looksLikeObject(b []byte) bool {
+	for _, c := range b {
+		switch c {
+		case ' ', '\t', '\n', '\r':
+			continue
+		}
+		return c == '{'
+	}
+	return false
 }
 
 // safePath and safeModel bound what a client-chosen string can put into a message or a log line.
