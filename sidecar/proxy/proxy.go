@@ -227,30 +227,30 @@ func WithMetrics(m *metrics.Metrics, next http.Handler) http.Handler {
 }
 
 func observe(m *metrics.Metrics, r *http.Request) {
-	{
-		ex := FromContext(r.Context())
-		ex.Status = ex.w.code()
-		ep := endpointLabel(r.URL.Path)
-		model := "-"
-		if ex.Decision.Model != "" {
-			model = "other"
-			if ex.Decision.Denial == nil || ex.Decision.Denial.Rule != decide.RuleModelAllow && ex.Decision.Denial.Rule != decide.RuleModelDeny {
-				model = ex.Decision.Model
-			}
+	ex := FromContext(r.Context())
+	ex.Status = ex.w.code()
+	ep := endpointLabel(r.URL.Path)
+	// The model label is client-chosen text: use it only once the upstream accepted it as a model, so
+	// a client cannot grow the label set without bound.
+	model := "-"
+	if ex.Decision.Model != "" {
+		model = "other"
+		if ex.Forwarded && ex.Status < 400 {
+			model = ex.Decision.Model
 		}
-		stream := strconv.FormatBool(ex.Decision.Fields.Stream)
-		m.Requests.WithLabelValues(ep, ex.decisionLabel(), model, strconv.Itoa(ex.Status)).Inc()
-		m.Duration.WithLabelValues(ep, stream).Observe(time.Since(ex.Start).Seconds())
-		if ex.Forwarded && ex.UpstreamLatency > 0 {
-			m.UpstreamDuration.WithLabelValues(ep, stream).Observe(ex.UpstreamLatency.Seconds())
-		}
-		if ex.UsageSeen {
-			u := ex.Usage
-			m.Tokens.WithLabelValues("input", model).Add(float64(u.InputTokens))
-			m.Tokens.WithLabelValues("output", model).Add(float64(u.OutputTokens))
-			m.Tokens.WithLabelValues("cache_read", model).Add(float64(u.CacheReadInputTokens))
-			m.Tokens.WithLabelValues("cache_creation", model).Add(float64(u.CacheCreationInputTokens))
-		}
+	}
+	stream := strconv.FormatBool(ex.Decision.Fields.Stream)
+	m.Requests.WithLabelValues(ep, ex.decisionLabel(), model, strconv.Itoa(ex.Status)).Inc()
+	m.Duration.WithLabelValues(ep, stream).Observe(time.Since(ex.Start).Seconds())
+	if ex.Forwarded && ex.UpstreamLatency > 0 {
+		m.UpstreamDuration.WithLabelValues(ep, stream).Observe(ex.UpstreamLatency.Seconds())
+	}
+	if ex.UsageSeen {
+		u := ex.Usage
+		m.Tokens.WithLabelValues("input", model).Add(float64(u.InputTokens))
+		m.Tokens.WithLabelValues("output", model).Add(float64(u.OutputTokens))
+		m.Tokens.WithLabelValues("cache_read", model).Add(float64(u.CacheReadInputTokens))
+		m.Tokens.WithLabelValues("cache_creation", model).Add(float64(u.CacheCreationInputTokens))
 	}
 }
 
@@ -278,45 +278,43 @@ func WithAudit(l *audit.Logger, next http.Handler) http.Handler {
 }
 
 func writeAudit(l *audit.Logger, r *http.Request) {
-	{
-		ex := FromContext(r.Context())
-		ex.Status = ex.w.code()
-		c := ex.Policy.Config
-		rule, reason := ex.rule()
-		rec := audit.Record{
-			Time:              ex.Start,
-			Policy:            c.Policy.Namespace + "/" + c.Policy.Name,
-			ConfigHash:        ex.Policy.Hash,
-			Workload:          ex.Workload,
-			Namespace:         ex.Namespace,
-			Method:            r.Method,
-			Path:              r.URL.Path,
-			Model:             ex.Decision.Model,
-			RequestedModel:    ex.Decision.RequestedModel,
-			Stream:            ex.Decision.Fields.Stream,
-			Decision:          ex.decisionLabel(),
-			Rule:              rule,
-			Reason:            reason,
-			Status:            ex.Status,
-			InputTokens:       ex.Usage.InputTokens,
-			OutputTokens:      ex.Usage.OutputTokens,
-			CacheReadTokens:   ex.Usage.CacheReadInputTokens,
-			CacheWriteTokens:  ex.Usage.CacheCreationInputTokens,
-			ClampedFrom:       ex.Decision.ClampedFrom,
-			Latency:           time.Since(ex.Start),
-			UpstreamLatency:   ex.UpstreamLatency,
-			UpstreamRequestID: ex.UpstreamRequestID,
-			StreamError:       ex.StreamError,
-			ClientAborted:     ex.ClientAborted || r.Context().Err() != nil,
-		}
-		if c.Audit.EndUserSubject {
-			rec.EndUser = ex.EndUser
-		}
-		if c.Audit.Disabled {
-			return
-		}
-		l.Write(r.Context(), &rec)
+	ex := FromContext(r.Context())
+	ex.Status = ex.w.code()
+	c := ex.Policy.Config
+	rule, reason := ex.rule()
+	rec := audit.Record{
+		Time:              ex.Start,
+		Policy:            c.Policy.Namespace + "/" + c.Policy.Name,
+		ConfigHash:        ex.Policy.Hash,
+		Workload:          ex.Workload,
+		Namespace:         ex.Namespace,
+		Method:            r.Method,
+		Path:              r.URL.Path,
+		Model:             ex.Decision.Model,
+		RequestedModel:    ex.Decision.RequestedModel,
+		Stream:            ex.Decision.Fields.Stream,
+		Decision:          ex.decisionLabel(),
+		Rule:              rule,
+		Reason:            reason,
+		Status:            ex.Status,
+		InputTokens:       ex.Usage.InputTokens,
+		OutputTokens:      ex.Usage.OutputTokens,
+		CacheReadTokens:   ex.Usage.CacheReadInputTokens,
+		CacheWriteTokens:  ex.Usage.CacheCreationInputTokens,
+		ClampedFrom:       ex.Decision.ClampedFrom,
+		Latency:           time.Since(ex.Start),
+		UpstreamLatency:   ex.UpstreamLatency,
+		UpstreamRequestID: ex.UpstreamRequestID,
+		StreamError:       ex.StreamError,
+		ClientAborted:     ex.ClientAborted || r.Context().Err() != nil,
 	}
+	if c.Audit.EndUserSubject {
+		rec.EndUser = ex.EndUser
+	}
+	if c.Audit.Disabled {
+		return
+	}
+	l.Write(r.Context(), &rec)
 }
 
 // WithCredentials loads the API key for the forwarder; without one the request fails with a retryable
