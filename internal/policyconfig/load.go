@@ -72,7 +72,7 @@ func Parse(data []byte) (*Config, error) {
 // Decode decodes a YAML or JSON document strictly, without applying defaults or validating. The
 // standalone sidecar uses it to apply command-line overrides (such as --api-key-file) before Validate.
 func Decode(data []byte) (*Config, error) {
-	js, err := yaml.YAMLToJSON(data)
+	js, err := yaml.YAMLToJSONStrict(data) // duplicate keys are errors: "last one wins" would hide a rule
 	if err != nil {
 		return nil, fmt.Errorf("failed to parse sidecar config: %w", err)
 	}

@@ -69,6 +69,8 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"deny needs a reason", minimal + "deny: {reason: \"\"}\n", "deny.reason"},
 		{"duration", minimal + "credentials: {vault: {authMethod: kubernetes, role: r, path: p, refreshInterval: 5}}\n", "duration must be a string"},
 		{"two documents", `{"apiVersion":"x"} {"kind":"y"}`, "apiVersion"},
+		{"duplicate key yaml", minimal + "models: {allow: [\"*\"]}\n", `key "models" already set`},
+		{"duplicate key json", `{"apiVersion":"sidecar.claudeguard.io/v1","kind":"SidecarConfig","credentials":{"env":{"name":"K"}},"models":{"allow":["a"]},"models":{"allow":["*"]}}`, `key "models" already set`},
 		{"negative bytes", minimal + "maxRequestBytes: -1\n", "maxRequestBytes"},
 		{"hs256", minimal + "endUser: {mode: Strict, issuers: [{url: https://i, audiences: [a], algorithms: [HS256]}]}\n", "endUser.issuers[0].algorithms[0]"},
 	}
