@@ -10,10 +10,12 @@ import (
 	"time"
 )
 
-const minimal = `
+const head = `
 apiVersion: sidecar.claudeguard.io/v1
 kind: SidecarConfig
-credentials: {file: {path: /etc/key}}
+`
+
+const minimal = head + `credentials: {file: {path: /etc/key}}
 models: {allow: ["claude-haiku-*"]}
 `
 
@@ -57,17 +59,17 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"unknown field", minimal + "bogus: 1\n", `unknown field "bogus"`},
 		{"wrong version", strings.Replace(minimal, "sidecar.claudeguard.io/v1", "v2", 1), "apiVersion"},
 		{"no credentials", "apiVersion: sidecar.claudeguard.io/v1\nkind: SidecarConfig\nmodels: {allow: [x]}\n", "credentials: exactly one"},
-		{"two credentials", minimal + "credentials: {file: {path: /k}, env: {name: K}}\n", "got 2"},
+		{"two credentials", head + "models: {allow: [x]}\ncredentials: {file: {path: /k}, env: {name: K}}\n", "got 2"},
 		{"bad glob", strings.Replace(minimal, "claude-haiku-*", "Claude Haiku", 1), "models.allow[0]"},
 		{"bad endpoint", minimal + "endpoints: [/v1/*/x]\n", "endpoints[0]"},
 		{"bad upstream", minimal + "server: {upstream: ftp://x}\n", "server.upstream"},
-		{"bad max tokens action", minimal + "models: {allow: [x], maxTokens: [{model: x, limit: 5, action: Drop}]}\n", "models.maxTokens[0].action"},
+		{"bad max tokens action", head + "credentials: {env: {name: K}}\nmodels: {allow: [x], maxTokens: [{model: x, limit: 5, action: Drop}]}\n", "models.maxTokens[0].action"},
 		{"limit window", minimal + "limits: {rules: [{name: a, key: Workload, window: Year, requests: 1}]}\n", "limits.rules[0].window"},
 		{"limit needs an amount", minimal + "limits: {rules: [{name: a, key: Workload, window: Day}]}\n", "limits.rules[0]: requests and tokens"},
 		{"duplicate limit", minimal + "limits: {rules: [{name: a, key: Workload, window: Day, requests: 1}, {name: a, key: Workload, window: Day, requests: 1}]}\n", "duplicate rule name"},
 		{"budget one of", minimal + "budgets: [{name: b, key: Namespace, window: Month, tokens: 5, usd: \"1\"}]\n", "budgets[0]: exactly one"},
 		{"deny needs a reason", minimal + "deny: {reason: \"\"}\n", "deny.reason"},
-		{"duration", minimal + "credentials: {vault: {authMethod: kubernetes, role: r, path: p, refreshInterval: 5}}\n", "duration must be a string"},
+		{"duration", head + "models: {allow: [x]}\ncredentials: {vault: {authMethod: kubernetes, role: r, path: p, refreshInterval: 5}}\n", "duration must be a string"},
 		{"two documents", `{"apiVersion":"x"} {"kind":"y"}`, "apiVersion"},
 		{"duplicate key yaml", minimal + "models: {allow: [\"*\"]}\n", `key "models" already set`},
 		{"duplicate key json", `{"apiVersion":"sidecar.claudeguard.io/v1","kind":"SidecarConfig","credentials":{"env":{"name":"K"}},"models":{"allow":["a"]},"models":{"allow":["*"]}}`, `key "models" already set`},
