@@ -28,7 +28,8 @@ out=$(go test -run '^$' -bench 'BenchmarkDecide' -benchmem -benchtime "$benchtim
 echo "$out" | grep '^Benchmark'
 echo "$out" | awk '
   /^BenchmarkDecide2KB-/             { printf "%-44s %10.1f µs   target <= %6d µs   %s  (%s allocs/op)\n", "decision+rewrite 2 KB", $3/1000, 10, ($3/1000 <= 10 ? "MET" : "MISSED"), $(NF-1) }
-  /^BenchmarkDecide400KB-/           { printf "%-44s %10.1f µs   target <= %6d µs   %s  (%s allocs/op)\n", "decision+rewrite 400 KB", $3/1000, 150, ($3/1000 <= 150 ? "MET" : "MISSED"), $(NF-1) }
+  /^BenchmarkDecide400KB-/           { printf "%-44s %10.1f µs   target <= %6d µs   %s  (%s allocs/op)\n", "decision+rewrite 400 KB, code conversation", $3/1000, 150, ($3/1000 <= 150 ? "MET" : "MISSED"), $(NF-1) }
+  /^BenchmarkDecide400KBProse-/      { printf "%-44s %10.1f µs   target <= %6d µs   %s  (%s allocs/op)\n", "decision+rewrite 400 KB, prose document", $3/1000, 150, ($3/1000 <= 150 ? "MET" : "MISSED"), $(NF-1) }
   /^BenchmarkDecide400KBStructural-/ { printf "%-44s %10.1f µs   (worst case: thousands of tiny messages; no target)\n", "decision+rewrite 400 KB, structural", $3/1000 }'
 echo
 echo "-- proxy hop in process (go test -bench BenchmarkRoundTrip ./sidecar/proxy): direct vs bare reverse proxy vs sidecar"

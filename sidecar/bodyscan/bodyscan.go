@@ -388,71 +388,102 @@ const (
 	highs = 0x8080808080808080
 )
 
-// special returns a mask whose lowest set high bit marks the first byte of w (little-endian) that is
-// '"', '\\', a control character or non-ASCII; zero when there is none. Bits above the first hit may be
-// false positives (borrows and carries only travel upwards), so only the lowest one is used.
+// special returns a mask with the high bit set in every byte of w that is '"', '\\', a control
+// character or non-ASCII. The mask is exact per byte: each test keeps its arithmetic inside the byte
+// (low seven bits plus at most 0x7f), so no carry or borrow crosses into a neighbour.
 func special(w uint64) uint64 {
-	q := w ^ (ones * '"')
-	bs := w ^ (ones * '\\')
-	// w + 0x60 per byte sets the high bit of every byte >= 0x20 (for ASCII bytes; a non-ASCII byte is
-	// caught by w itself, and the carry it may cause only affects bytes above it).
-	return ((q-ones)&^q | (bs-ones)&^bs | ^(w + ones*0x60) | w) & highs
+	const lo7 = ones * 0x7f
+	x := w & lo7
+	q := x ^ (ones * '"')
+	bs := x ^ (ones * '\\')
+	return (^(q + lo7) | ^(bs + lo7) | ^(x + ones*0x60) | w) & highs
 }
 
 // skipString moves past the string starting at s.i (a '"'), validating escapes and UTF-8. It reports
-// whether the string contained escapes.
+// whether the string contained escapes. Runs of plain ASCII are skipped eight bytes at a time; the
+// special bytes of a word are then visited through its mask without reloading it, which keeps
+// escape-dense text (source code, JSON in JSON) fast.
 func (s *scanner) skipString() (escaped bool, err error) {
 	b := s.b
 	i := s.i + 1
-	for {
-		for i+8 <= len(b) {
-			if m := special(binary.LittleEndian.Uint64(b[i:])); m != 0 {
-				i += bits.TrailingZeros64(m) >> 3
-				break
-			}
-			i += 8
+	for i+8 <= len(b) {
+		// Clean runs: sixteen bytes per iteration.
+		for i+16 <= len(b) && special(binary.LittleEndian.Uint64(b[i:]))|special(binary.LittleEndian.Uint64(b[i+8:])) == 0 {
+			i += 16
 		}
+		m := special(binary.LittleEndian.Uint64(b[i:]))
+		if m == 0 {
+			i += 8
+			continue
+		}
+		base := i
+		for ; m != 0; m &= m - 1 {
+			k := base + bits.TrailingZeros64(m)>>3
+			if k < i {
+				continue // inside an escape or a multi-byte rune already consumed
+			}
+			next, end, err := s.step(k, &escaped)
+			if err != nil || end {
+				return escaped, err
+			}
+			i = next
+		}
+		i = max(i, base+8)
+	}
+	for {
 		if i >= len(b) {
 			s.i = i
 			return escaped, s.fail("unterminated string")
 		}
-		c := b[i]
-		switch {
-		case c == '"':
-			s.i = i + 1
-			return escaped, nil
-		case c == '\\':
-			escaped = true
-			if i+1 >= len(b) {
-				s.i = i
-				return escaped, s.fail("unterminated string")
-			}
-			switch b[i+1] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				i += 2
-			case 'u':
-				if i+6 > len(b) || !isHex4(b[i+2:i+6]) {
-					s.i = i
-					return escaped, s.fail(`invalid \u escape`)
-				}
-				i += 6
-			default:
-				s.i = i
-				return escaped, s.fail("invalid escape in string")
-			}
-		case c < 0x20:
-			s.i = i
-			return escaped, s.fail("control character in string")
-		case c >= utf8.RuneSelf:
-			r, size := utf8.DecodeRune(b[i:])
-			if r == utf8.RuneError && size == 1 {
-				s.i = i
-				return escaped, s.fail("invalid UTF-8 in string")
-			}
-			i += size
-		default:
+		if c := b[i]; c >= 0x20 && c < utf8.RuneSelf && c != '"' && c != '\\' {
 			i++
+			continue
 		}
+		next, end, err := s.step(i, &escaped)
+		if err != nil || end {
+			return escaped, err
+		}
+		i = next
+	}
+}
+
+// step handles the special byte at k inside a string: it returns where scanning continues, or end
+// (with s.i past the closing quote), or an error.
+func (s *scanner) step(k int, escaped *bool) (next int, end bool, err error) {
+	b := s.b
+	switch c := b[k]; {
+	case c == '"':
+		s.i = k + 1
+		return 0, true, nil
+	case c == '\\':
+		*escaped = true
+		if k+1 >= len(b) {
+			s.i = k
+			return 0, false, s.fail("unterminated string")
+		}
+		switch b[k+1] {
+		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			return k + 2, false, nil
+		case 'u':
+			if k+6 > len(b) || !isHex4(b[k+2:k+6]) {
+				s.i = k
+				return 0, false, s.fail(`invalid \u escape`)
+			}
+			return k + 6, false, nil
+		default:
+			s.i = k
+			return 0, false, s.fail("invalid escape in string")
+		}
+	case c < 0x20:
+		s.i = k
+		return 0, false, s.fail("control character in string")
+	default: // non-ASCII
+		r, size := utf8.DecodeRune(b[k:])
+		if r == utf8.RuneError && size == 1 {
+			s.i = k
+			return 0, false, s.fail("invalid UTF-8 in string")
+		}
+		return k + size, false, nil
 	}
 }
 
