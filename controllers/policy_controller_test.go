@@ -257,11 +257,11 @@ func TestDeleteRemovesRenderedConfig(t *testing.T) {
 	eventually(t, wait, func() error {
 		err := k.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: wellknown.ConfigMapName("chat")}, &corev1.ConfigMap{})
 		if !apierrors.IsNotFound(err) {
-			return fmt.Errorf("ConfigMap still there: %v", err)
+			return fmt.Errorf("ConfigMap still there: %w", err)
 		}
 		err = k.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "chat"}, &v1alpha1.ClaudeAccessPolicy{})
 		if !apierrors.IsNotFound(err) {
-			return fmt.Errorf("policy still there: %v", err)
+			return fmt.Errorf("policy still there: %w", err)
 		}
 		return nil
 	})

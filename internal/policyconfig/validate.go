@@ -107,7 +107,8 @@ func (v *validator) credentials(c *Config) {
 		}
 	}
 	// A deny-all config needs no credential: it never forwards anything.
-	if n != 1 && !(n == 0 && c.Deny != nil) {
+	denyAll := n == 0 && c.Deny != nil
+	if n != 1 && !denyAll {
 		v.add("credentials", "exactly one of vault, secret, workloadIdentityFederation, file or env must be set, got %d", n)
 	}
 	if s := cr.Vault; s != nil {

@@ -109,7 +109,7 @@ func TestSamplesApplyAndReportStatus(t *testing.T) {
 	waitFor(t, func() error {
 		out, err := kubectl("get", "cap", "-A")
 		if err != nil {
-			return fmt.Errorf("%v: %s", err, out)
+			return fmt.Errorf("%w: %s", err, out)
 		}
 		header := regexp.MustCompile(`(?m)^NAMESPACE\s+NAME\s+READY\s+MODELS\s+PODS\s+AGE$`)
 		if !header.MatchString(out) {
@@ -128,7 +128,7 @@ func TestSamplesApplyAndReportStatus(t *testing.T) {
 	waitFor(t, func() error {
 		out, err := kubectl("get", "claudetenant", "team-a")
 		if err != nil {
-			return fmt.Errorf("%v: %s", err, out)
+			return fmt.Errorf("%w: %s", err, out)
 		}
 		if !regexp.MustCompile(`(?m)^team-a\s+True\s+1\s+2\s+\S+$`).MatchString(out) {
 			return fmt.Errorf("unexpected tenant row:\n%s", out)
