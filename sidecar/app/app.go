@@ -152,6 +152,7 @@ func Run(ctx context.Context, o *Options) error {
 	var auditLog *audit.Logger
 	if !c.Audit.Disabled {
 		auditLog = audit.New(o.Stdout)
+		defer auditLog.Close()
 	}
 	handler := proxy.New(proxy.Options{
 		Upstream:    upstream,

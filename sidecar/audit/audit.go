@@ -4,9 +4,11 @@
 package audit
 
 import (
+	"bufio"
 	"context"
 	"io"
 	"log/slog"
+	"sync"
 	"time"
 )
 
@@ -47,18 +49,82 @@ type Record struct {
 	ClientAborted     bool
 }
 
-// Logger writes records as JSON lines.
+// Logger writes records as JSON lines. Lines are buffered and written at least every FlushInterval
+// (and when the buffer fills, and on Close), so a busy proxy does not pay one write system call per
+// request. A crash can lose at most the last FlushInterval of records.
 type Logger struct {
-	l *slog.Logger
+	l    *slog.Logger
+	w    *lineBuffer
+	stop chan struct{}
+	done chan struct{}
 }
 
-// New returns a logger writing JSON lines to w.
+// FlushInterval bounds how long a record waits in the buffer.
+const FlushInterval = 100 * time.Millisecond
+
+// New returns a logger writing JSON lines to w. Call Close to flush and stop it.
 func New(w io.Writer) *Logger {
-	return &Logger{l: slog.New(slog.NewJSONHandler(w, nil))}
+	lb := &lineBuffer{bw: bufio.NewWriterSize(w, 64<<10)}
+	l := &Logger{l: slog.New(slog.NewJSONHandler(lb, nil)), w: lb, stop: make(chan struct{}), done: make(chan struct{})}
+	go l.flushLoop()
+	return l
 }
 
-// Discard returns a logger that writes nothing (audit disabled).
-func Discard() *Logger { return nil }
+func (l *Logger) flushLoop() {
+	defer close(l.done)
+	t := time.NewTicker(FlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			l.Flush()
+		case <-l.stop:
+			l.Flush()
+			return
+		}
+	}
+}
+
+// Flush writes out buffered records now.
+func (l *Logger) Flush() {
+	if l == nil {
+		return
+	}
+	l.w.mu.Lock()
+	l.w.bw.Flush()
+	l.w.mu.Unlock()
+}
+
+// Close flushes and stops the background flusher.
+func (l *Logger) Close() {
+	if l == nil {
+		return
+	}
+	select {
+	case <-l.stop:
+	default:
+		close(l.stop)
+	}
+	<-l.done
+}
+
+// lineBuffer keeps each record in one write: when a line does not fit, the buffer is flushed first,
+// so lines of other writers to the same file (the operational log) never land inside a record.
+type lineBuffer struct {
+	mu sync.Mutex
+	bw *bufio.Writer
+}
+
+func (b *lineBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(p) > b.bw.Available() && b.bw.Buffered() > 0 {
+		if err := b.bw.Flush(); err != nil {
+			return 0, err
+		}
+	}
+	return b.bw.Write(p)
+}
 
 // Write records r. A nil Logger writes nothing.
 func (l *Logger) Write(ctx context.Context, r *Record) {

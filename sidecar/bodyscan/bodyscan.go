@@ -411,6 +411,9 @@ func (s *scanner) skipString() (escaped bool, err error) {
 		for i+16 <= len(b) && special(binary.LittleEndian.Uint64(b[i:]))|special(binary.LittleEndian.Uint64(b[i+8:])) == 0 {
 			i += 16
 		}
+		if i+8 > len(b) {
+			break
+		}
 		m := special(binary.LittleEndian.Uint64(b[i:]))
 		if m == 0 {
 			i += 8

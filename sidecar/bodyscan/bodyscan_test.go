@@ -222,3 +222,30 @@ func TestTopLevel(t *testing.T) {
 		})
 	}
 }
+
+// TestEveryLengthAndOffset runs strings of every length up to 40 at every alignment, with specials at
+// every position, through the word-at-a-time paths.
+func TestEveryLengthAndOffset(t *testing.T) {
+	for n := 0; n <= 40; n++ {
+		for pad := 0; pad < 9; pad++ {
+			for _, sp := range []string{"", `\n`, `\"`, "é", `\u00e9`} {
+				for at := 0; at <= n; at++ {
+					s := strings.Repeat("a", at) + sp + strings.Repeat("b", n-at)
+					doc := `{` + strings.Repeat(" ", pad) + `"model":"` + s + `"}`
+					f, err := Scan([]byte(doc))
+					if err != nil {
+						t.Fatalf("%q: %v", doc, err)
+					}
+					var want struct{ Model string }
+					json.Unmarshal([]byte(doc), &want)
+					if f.Model != want.Model {
+						t.Fatalf("%q: model %q, want %q", doc, f.Model, want.Model)
+					}
+					if _, err := Scan([]byte(doc[:len(doc)-2])); err == nil {
+						t.Fatalf("%q truncated was accepted", doc)
+					}
+				}
+			}
+		}
+	}
+}

@@ -117,7 +117,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 			if !ok {
 				return nil
 			}
-			if ev.Op == fsnotify.Chmod {
+			if ev.Op == fsnotify.Chmod || !w.concerns(ev.Name) {
 				continue
 			}
 			// Editors and kubelet write in several steps; reload once things settle.
@@ -134,6 +134,13 @@ func (w *Watcher) Run(ctx context.Context) error {
 			w.Reload()
 		}
 	}
+}
+
+// concerns reports whether a change to name in the watched directory can change the config: the file
+// itself, or the "..data" symlink through which Kubernetes swaps a ConfigMap's files.
+func (w *Watcher) concerns(name string) bool {
+	base := filepath.Base(name)
+	return base == filepath.Base(w.Path) || base == "..data"
 }
 
 // Reload loads the file now and swaps it in if it is valid and different.

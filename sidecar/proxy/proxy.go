@@ -17,6 +17,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -120,7 +121,7 @@ func WithRecover(log *slog.Logger, next http.Handler) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				log.Error("Panic while proxying", "path", r.URL.Path, "panic", fmt.Sprint(v))
+				log.Error("Panic while proxying", "path", r.URL.Path, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 				WriteError(w, &decide.Denial{Rule: "internal", Status: http.StatusInternalServerError, Type: decide.TypeAPI,
 					Message: "claude-guard: internal error"}, true, 0)
 			}

@@ -54,14 +54,16 @@ type env struct {
 	srv     *httptest.Server
 	client  anthropic.Client
 	audit   *syncBuffer
+	auditL  *audit.Logger
 	logs    *syncBuffer
 	metrics *metrics.Metrics
 	creds   *countingSource
 }
 
 type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu    sync.Mutex
+	b     bytes.Buffer
+	flush func()
 }
 
 func (s *syncBuffer) Write(p []byte) (int, error) {
@@ -79,6 +81,9 @@ func (s *syncBuffer) String() string {
 // records decodes the audit lines.
 func (s *syncBuffer) records(t *testing.T) []map[string]any {
 	t.Helper()
+	if s.flush != nil {
+		s.flush()
+	}
 	var out []map[string]any
 	for _, l := range strings.Split(strings.TrimSpace(s.String()), "\n") {
 		if l == "" {
@@ -113,12 +118,15 @@ func newEnv(t *testing.T, extraConfig string) *env {
 	store := config.NewStore(cfg)
 	upURL, _ := url.Parse(e.up.URL)
 	e.creds = &countingSource{Source: credentials.Static(realKey)}
+	e.auditL = audit.New(e.audit)
+	t.Cleanup(e.auditL.Close)
+	e.audit.flush = e.auditL.Flush
 	h := proxy.New(proxy.Options{
 		Upstream:    upURL,
 		Policy:      store.Policy,
 		Credentials: e.creds,
 		Limiter:     limits.NewMemory(cfg.Rules),
-		Audit:       audit.New(e.audit),
+		Audit:       e.auditL,
 		Metrics:     e.metrics,
 		Log:         slog.New(slog.NewJSONHandler(e.logs, nil)),
 		Workload:    "team-a/chat-7d9f",

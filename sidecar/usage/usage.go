@@ -9,6 +9,7 @@ package usage
 import (
 	"bytes"
 	"encoding/json"
+	"strconv"
 
 	"github.com/claude-guard/claude-guard/sidecar/bodyscan"
 )
@@ -61,9 +62,27 @@ func FromJSON(body []byte) (u Usage, ok bool) {
 	if err != nil || !found {
 		return u, false
 	}
+	obj := body[sp.Start:sp.End]
 	var p partial
-	if json.Unmarshal(body[sp.Start:sp.End], &p) != nil {
-		return u, false
+	for _, f := range []struct {
+		key string
+		dst **int64
+	}{
+		{"input_tokens", &p.InputTokens},
+		{"output_tokens", &p.OutputTokens},
+		{"cache_creation_input_tokens", &p.CacheCreationInputTokens},
+		{"cache_read_input_tokens", &p.CacheReadInputTokens},
+	} {
+		vs, ok, err := bodyscan.TopLevel(obj, f.key)
+		if err != nil {
+			return u, false
+		}
+		if !ok {
+			continue
+		}
+		if n, err := strconv.ParseInt(string(obj[vs.Start:vs.End]), 10, 64); err == nil {
+			*f.dst = &n
+		}
 	}
 	u.merge(&p)
 	return u, true
