@@ -44,7 +44,8 @@ func NewTransport() *http.Transport {
 // placeholder key, an end-user token) must never reach the upstream.
 var clientCredentialHeaders = []string{"X-Api-Key", "Authorization", "Proxy-Authorization", "Cookie", "Anthropic-Api-Key"}
 
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+// 8 KiB copy buffers: every open stream holds one for its lifetime, and SSE events are small.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 8<<10); return &b }}
 
 type bufferPool struct{}
 
