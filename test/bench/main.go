@@ -52,6 +52,7 @@ limits:
 type options struct {
 	sidecar     string
 	rate        int
+	lowRate     int
 	duration    time.Duration
 	streams     int
 	streamRate  int
@@ -64,6 +65,7 @@ func main() {
 	var o options
 	flag.StringVar(&o.sidecar, "sidecar", "bin/sidecar", "sidecar binary")
 	flag.IntVar(&o.rate, "rate", 2000, "requests per second for the latency test")
+	flag.IntVar(&o.lowRate, "low-rate", 200, "a second, diagnostic latency run at this rate (0 skips it): shows the hop's cost without CPU saturation")
 	flag.DurationVar(&o.duration, "duration", 5*time.Second, "length of each latency phase")
 	flag.IntVar(&o.streams, "streams", 1000, "streams for the TTFB test")
 	flag.IntVar(&o.streamRate, "stream-rate", 200, "streams per second for the TTFB test")
@@ -125,9 +127,12 @@ func run(o options) error {
 	paced(ctx, client, sc.url, o.rate, warm)
 	var direct, via []time.Duration
 	var derr, verr int
+	var sidecarCPU time.Duration
 	for round := 0; round < 2; round++ { // interleave to spread out noise from other load on the host
 		d, de := paced(ctx, client, upURL, o.rate, o.duration/2)
+		cpu0 := sc.cpu()
 		v, ve := paced(ctx, client, sc.url, o.rate, o.duration/2)
+		sidecarCPU += sc.cpu() - cpu0
 		direct, via = append(direct, d...), append(via, v...)
 		derr, verr = derr+de, verr+ve
 	}
@@ -136,13 +141,22 @@ func run(o options) error {
 	}
 	dp50, dp99 := pct(direct, 50), pct(direct, 99)
 	vp50, vp99 := pct(via, 50), pct(via, 99)
-	note := fmt.Sprintf("direct p50 %s p99 %s, via sidecar p50 %s p99 %s, %d+%d requests, errors %d/%d",
-		us(dp50), us(dp99), us(vp50), us(vp99), len(direct), len(via), derr, verr)
+	note := fmt.Sprintf("direct p50 %s p99 %s, via sidecar p50 %s p99 %s, %d+%d requests, errors %d/%d; sidecar CPU %s per request; host load average %s",
+		us(dp50), us(dp99), us(vp50), us(vp99), len(direct), len(via), derr, verr, us(sidecarCPU/time.Duration(len(via)+verr)), loadavg())
 	figs = append(figs,
 		figure{Name: fmt.Sprintf("added latency p50 @ %d req/s, 2 KB", o.rate), Value: float64(vp50-dp50) / 1e3, Unit: "µs", Target: 100, Note: note},
 		figure{Name: fmt.Sprintf("added latency p99 @ %d req/s, 2 KB", o.rate), Value: float64(vp99-dp99) / 1e3, Unit: "µs", Target: 1000},
 	)
 	rssLoad := sc.rssMiB()
+
+	if o.lowRate > 0 {
+		d, _ := paced(ctx, client, upURL, o.lowRate, o.duration/2)
+		v, _ := paced(ctx, client, sc.url, o.lowRate, o.duration/2)
+		if len(d) > 0 && len(v) > 0 {
+			figs = append(figs, figure{Name: fmt.Sprintf("(diagnostic) added latency p50 @ %d req/s", o.lowRate), Value: float64(pct(v, 50)-pct(d, 50)) / 1e3, Unit: "µs", Target: 100,
+				Note: fmt.Sprintf("direct p50 %s p99 %s, via sidecar p50 %s p99 %s", us(pct(d, 50)), us(pct(d, 99)), us(pct(v, 50)), us(pct(v, 99)))})
+		}
+	}
 
 	// Streaming time to first byte.
 	dt, de := ttfb(ctx, client, upURL, o.streams/2, o.streamRate)
@@ -439,6 +453,28 @@ func (s *sidecar) stop() {
 		<-s.done
 	}
 	os.RemoveAll(s.dir)
+}
+
+// cpu reads the sidecar's user+system CPU time from /proc (clock ticks of 10ms).
+func (s *sidecar) cpu() time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name (which is in parentheses and may contain spaces).
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 // rssMiB reads the sidecar's resident set size from /proc.
