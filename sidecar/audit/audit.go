@@ -7,9 +7,10 @@ import (
 	"bufio"
 	"context"
 	"io"
-	"log/slog"
+	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // Decisions recorded.
@@ -53,7 +54,6 @@ type Record struct {
 // (and when the buffer fills, and on Close), so a busy proxy does not pay one write system call per
 // request. A crash can lose at most the last FlushInterval of records.
 type Logger struct {
-	l    *slog.Logger
 	w    *lineBuffer
 	stop chan struct{}
 	done chan struct{}
@@ -65,7 +65,7 @@ const FlushInterval = 100 * time.Millisecond
 // New returns a logger writing JSON lines to w. Call Close to flush and stop it.
 func New(w io.Writer) *Logger {
 	lb := &lineBuffer{bw: bufio.NewWriterSize(w, 64<<10)}
-	l := &Logger{l: slog.New(slog.NewJSONHandler(lb, nil)), w: lb, stop: make(chan struct{}), done: make(chan struct{})}
+	l := &Logger{w: lb, stop: make(chan struct{}), done: make(chan struct{})}
 	go l.flushLoop()
 	return l
 }
@@ -126,55 +126,127 @@ func (b *lineBuffer) Write(p []byte) (int, error) {
 	return b.bw.Write(p)
 }
 
-// Write records r. A nil Logger writes nothing.
-func (l *Logger) Write(ctx context.Context, r *Record) {
+// Write records r. A nil Logger writes nothing. The line is encoded by hand (same layout as the slog
+// JSON handler the operational log uses): this runs on every request and slog's reflection-free but
+// generic path costs several times more.
+func (l *Logger) Write(_ context.Context, r *Record) {
 	if l == nil {
 		return
 	}
-	attrs := make([]slog.Attr, 0, 26)
-	attrs = append(attrs,
-		slog.String("log", "audit"),
-		slog.Time("requestTime", r.Time),
-		slog.String("policy", r.Policy),
-		slog.String("configHash", r.ConfigHash),
-		slog.String("workload", r.Workload),
-		slog.String("namespace", r.Namespace),
-		slog.String("method", r.Method),
-		slog.String("path", r.Path),
-		slog.String("decision", r.Decision),
-		slog.Int("status", r.Status),
-		slog.Float64("latencyMs", float64(r.Latency.Microseconds())/1000),
-	)
+	bp := encPool.Get().(*[]byte)
+	b := (*bp)[:0]
+	b = append(b, `{"time":"`...)
+	b = time.Now().UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","level":"INFO","msg":"Claude API request","log":"audit","requestTime":"`...)
+	b = r.Time.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, '"')
+	b = str(b, "policy", r.Policy)
+	b = str(b, "configHash", r.ConfigHash)
+	b = str(b, "workload", r.Workload)
+	b = str(b, "namespace", r.Namespace)
+	b = str(b, "method", r.Method)
+	b = str(b, "path", r.Path)
+	b = str(b, "decision", r.Decision)
+	b = num(b, "status", int64(r.Status))
+	b = ms(b, "latencyMs", r.Latency)
 	if r.EndUser != "" {
-		attrs = append(attrs, slog.String("endUser", r.EndUser))
+		b = str(b, "endUser", r.EndUser)
 	}
 	if r.Model != "" {
-		attrs = append(attrs, slog.String("model", r.Model), slog.Bool("stream", r.Stream))
+		b = str(b, "model", r.Model)
+		b = append(b, `,"stream":`...)
+		b = strconv.AppendBool(b, r.Stream)
 	}
 	if r.RequestedModel != "" && r.RequestedModel != r.Model {
-		attrs = append(attrs, slog.String("requestedModel", r.RequestedModel))
+		b = str(b, "requestedModel", r.RequestedModel)
 	}
 	if r.Rule != "" {
-		attrs = append(attrs, slog.String("rule", r.Rule), slog.String("reason", r.Reason))
+		b = str(b, "rule", r.Rule)
+		b = str(b, "reason", r.Reason)
 	}
 	if r.ClampedFrom > 0 {
-		attrs = append(attrs, slog.Int64("clampedFrom", r.ClampedFrom))
+		b = num(b, "clampedFrom", r.ClampedFrom)
 	}
 	if r.UpstreamRequestID != "" || r.UpstreamLatency > 0 {
-		attrs = append(attrs,
-			slog.String("upstreamRequestId", r.UpstreamRequestID),
-			slog.Float64("upstreamLatencyMs", float64(r.UpstreamLatency.Microseconds())/1000),
-			slog.Int64("inputTokens", r.InputTokens),
-			slog.Int64("outputTokens", r.OutputTokens),
-			slog.Int64("cacheReadInputTokens", r.CacheReadTokens),
-			slog.Int64("cacheCreationInputTokens", r.CacheWriteTokens),
-		)
+		b = str(b, "upstreamRequestId", r.UpstreamRequestID)
+		b = ms(b, "upstreamLatencyMs", r.UpstreamLatency)
+		b = num(b, "inputTokens", r.InputTokens)
+		b = num(b, "outputTokens", r.OutputTokens)
+		b = num(b, "cacheReadInputTokens", r.CacheReadTokens)
+		b = num(b, "cacheCreationInputTokens", r.CacheWriteTokens)
 	}
 	if r.StreamError != "" {
-		attrs = append(attrs, slog.String("streamError", r.StreamError))
+		b = str(b, "streamError", r.StreamError)
 	}
 	if r.ClientAborted {
-		attrs = append(attrs, slog.Bool("clientAborted", true))
+		b = append(b, `,"clientAborted":true`...)
 	}
-	l.l.LogAttrs(ctx, slog.LevelInfo, "Claude API request", attrs...)
+	b = append(b, "}\n"...)
+	l.w.Write(b)
+	*bp = b
+	encPool.Put(bp)
+}
+
+var encPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+func str(b []byte, key, v string) []byte {
+	b = append(b, ',', '"')
+	b = append(b, key...)
+	b = append(b, '"', ':')
+	return AppendString(b, v)
+}
+
+func num(b []byte, key string, v int64) []byte {
+	b = append(b, ',', '"')
+	b = append(b, key...)
+	b = append(b, '"', ':')
+	return strconv.AppendInt(b, v, 10)
+}
+
+func ms(b []byte, key string, d time.Duration) []byte {
+	b = append(b, ',', '"')
+	b = append(b, key...)
+	b = append(b, '"', ':')
+	return strconv.AppendFloat(b, float64(d.Microseconds())/1000, 'f', -1, 64)
+}
+
+// AppendString appends s as a JSON string: quotes, backslashes and control characters escaped,
+// invalid UTF-8 replaced by U+FFFD (so a client-chosen model name cannot break the line).
+func AppendString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			b = append(b, c)
+			i++
+			continue
+		}
+		if c < utf8.RuneSelf {
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, `\ufffd`...)
+		} else if r == '\u2028' || r == '\u2029' {
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+		} else {
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(b, '"')
 }
