@@ -52,6 +52,7 @@ limits:
 type options struct {
 	sidecar     string
 	rate        int
+	procs       int
 	lowRate     int
 	duration    time.Duration
 	streams     int
@@ -65,6 +66,7 @@ func main() {
 	var o options
 	flag.StringVar(&o.sidecar, "sidecar", "bin/sidecar", "sidecar binary")
 	flag.IntVar(&o.rate, "rate", 2000, "requests per second for the latency test")
+	flag.IntVar(&o.procs, "sidecar-gomaxprocs", 0, "GOMAXPROCS for the sidecar process (0: Go's default)")
 	flag.IntVar(&o.lowRate, "low-rate", 200, "a second, diagnostic latency run at this rate (0 skips it): shows the hop's cost without CPU saturation")
 	flag.DurationVar(&o.duration, "duration", 5*time.Second, "length of each latency phase")
 	flag.IntVar(&o.streams, "streams", 1000, "streams for the TTFB test")
@@ -104,7 +106,7 @@ func run(o options) error {
 	defer up.Close()
 	upURL := "http://" + upLn.Addr().String()
 
-	sc, err := startSidecar(ctx, o.sidecar, upURL)
+	sc, err := startSidecar(ctx, o.sidecar, upURL, o.procs)
 	if err != nil {
 		return err
 	}
@@ -389,7 +391,7 @@ func freePort() (string, error) {
 	return l.Addr().String(), nil
 }
 
-func startSidecar(ctx context.Context, bin, upstream string) (*sidecar, error) {
+func startSidecar(ctx context.Context, bin, upstream string, procs int) (*sidecar, error) {
 	dir, err := os.MkdirTemp("", "claude-guard-bench-")
 	if err != nil {
 		return nil, err
@@ -413,6 +415,9 @@ func startSidecar(ctx context.Context, bin, upstream string) (*sidecar, error) {
 	}
 	cmd := exec.Command(bin, "--config", cfg, "--listen", listen, "--metrics-listen", mlisten, "--upstream", upstream, "--workload", "bench")
 	cmd.Env = append(os.Environ(), "CLAUDE_GUARD_API_KEY="+key)
+	if procs > 0 {
+		cmd.Env = append(cmd.Env, fmt.Sprintf("GOMAXPROCS=%d", procs))
+	}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("failed to start sidecar %s: %w", bin, err)
