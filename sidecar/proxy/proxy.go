@@ -97,10 +97,11 @@ type Exchange struct {
 	UsageSeen         bool
 	StreamError       string
 	ClientAborted     bool
-	Key               string
-	Workload          string
-	Namespace         string
-	EndUser           string
+	// Key is the API key injected upstream; it lives only here and in the outbound header.
+	Key       string
+	Workload  string
+	Namespace string
+	EndUser   string
 
 	w *statusWriter
 }
