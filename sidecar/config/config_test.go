@@ -39,7 +39,7 @@ func TestReloadSwapsOnlyValidConfigs(t *testing.T) {
 		wantOK    []bool
 	}{
 		{"claude-sonnet-*", "claude-sonnet-*", []bool{true}},
-		{"NOT A GLOB", "claude-sonnet-*", []bool{true, false}}, // rejected: the old policy stays
+		{"NOT A GLOB", "claude-sonnet-*", []bool{true, false}},      // rejected: the old policy stays
 		{"claude-sonnet-*", "claude-sonnet-*", []bool{true, false}}, // unchanged: no swap, no result
 		{"claude-opus-*", "claude-opus-*", []bool{true, false, true}},
 	}
