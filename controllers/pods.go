@@ -78,15 +78,6 @@ func viewPods(p *v1alpha1.ClaudeAccessPolicy, siblings []v1alpha1.ClaudeAccessPo
 	return v, nil
 }
 
-// Precedes reports whether policy a wins over b for a pod both select: the older policy applies, and
-// the name breaks ties. The injection webhook uses the same order.
-func Precedes(a, b *v1alpha1.ClaudeAccessPolicy) bool {
-	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
-		return a.CreationTimestamp.Before(&b.CreationTimestamp)
-	}
-	return a.Name < b.Name
-}
-
 func sortedKeys(m map[string]string) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {

@@ -58,5 +58,23 @@ const (
 	PlaceholderAPIKey = "claude-guard-placeholder"
 )
 
+// Files the webhook mounts into the sidecar container only (never into app containers).
+const (
+	// ConfigFile is the rendered config's path inside the sidecar.
+	ConfigFile = ConfigMountDir + "/" + ConfigKey
+	// SecretMountDir holds the API key of a secretRef credential source.
+	SecretMountDir = "/var/run/secrets/claude-guard"
+	// SecretFile is the key file inside SecretMountDir.
+	SecretFile = SecretMountDir + "/api-key"
+	// ServiceAccountTokenDir holds the projected service-account token for Vault's kubernetes auth.
+	ServiceAccountTokenDir = "/var/run/secrets/claude-guard-vault"
+	// ServiceAccountTokenFile is the token file inside ServiceAccountTokenDir.
+	ServiceAccountTokenFile = ServiceAccountTokenDir + "/token"
+	// SPIFFESocketDir is where the SPIFFE Workload API socket directory is mounted.
+	SPIFFESocketDir = "/spiffe-workload-api"
+	// EnvSPIFFESocket is the variable go-spiffe reads the Workload API address from.
+	EnvSPIFFESocket = "SPIFFE_ENDPOINT_SOCKET"
+)
+
 // ConfigMapName returns the name of a policy's rendered ConfigMap.
 func ConfigMapName(policy string) string { return ConfigMapPrefix + policy }

@@ -1,0 +1,94 @@
+// Package inject decides whether a pod gets the claude-guard sidecar and, if so, mutates it. Everything
+// here is a pure function of (pod, policy, operator config): no client calls, so every case is covered by
+// golden files (testdata/<case>.yaml -> <case>.injected.yaml).
+package inject
+
+import (
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/claude-guard/claude-guard/internal/wellknown"
+)
+
+// SocketMode says how the SPIFFE Workload API socket reaches the sidecar.
+type SocketMode string
+
+// Socket delivery modes.
+const (
+	// SocketCSI mounts the socket with the SPIFFE CSI driver (csi.spiffe.io): no hostPath in tenant pods.
+	SocketCSI SocketMode = "CSI"
+	// SocketHostPath mounts the SPIRE agent's socket directory from the node.
+	SocketHostPath SocketMode = "HostPath"
+	// SocketNone disables SPIFFE (Vault kubernetes auth or secretRef only).
+	SocketNone SocketMode = "None"
+)
+
+// Config is the operator's injection configuration (Helm values end up here).
+type Config struct {
+	// Image and Command of the sidecar; Command is explicit so the pod spec says exactly what runs.
+	Image           string
+	Command         []string
+	ImagePullPolicy corev1.PullPolicy
+	Resources       corev1.ResourceRequirements
+	// RunAsUser of the sidecar (non-root).
+	RunAsUser int64
+	// SPIFFE socket delivery.
+	Socket     SocketMode
+	CSIDriver  string
+	HostPath   string
+	SocketFile string
+	// VaultAudience is the audience of the projected service-account token for Vault's kubernetes auth.
+	VaultAudience string
+}
+
+// DefaultConfig returns the defaults of the Helm chart.
+func DefaultConfig() Config {
+	return Config{
+		Image:           "ghcr.io/claude-guard/sidecar:v0.1.0",
+		Command:         []string{"/usr/local/bin/sidecar"},
+		ImagePullPolicy: corev1.PullIfNotPresent,
+		Resources: corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("20m"), corev1.ResourceMemory: resource.MustParse("32Mi")},
+			Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("128Mi")},
+		},
+		RunAsUser:     65532,
+		Socket:        SocketCSI,
+		CSIDriver:     "csi.spiffe.io",
+		HostPath:      "/run/spire/agent-sockets",
+		SocketFile:    "spire-agent.sock",
+		VaultAudience: "vault",
+	}
+}
+
+// Validate reports the first invalid setting.
+func (c Config) Validate() error {
+	switch {
+	case c.Image == "" || len(c.Command) == 0:
+		return fmt.Errorf("sidecar image and command must be set")
+	case c.Socket != SocketCSI && c.Socket != SocketHostPath && c.Socket != SocketNone:
+		return fmt.Errorf("SPIFFE socket mode must be CSI, HostPath or None, got %q", c.Socket)
+	case c.Socket == SocketCSI && c.CSIDriver == "":
+		return fmt.Errorf("the CSI socket mode needs a CSI driver name")
+	case c.Socket == SocketHostPath && c.HostPath == "":
+		return fmt.Errorf("the HostPath socket mode needs a host path")
+	case c.Socket != SocketNone && c.SocketFile == "":
+		return fmt.Errorf("the SPIFFE socket file name must be set")
+	}
+	return nil
+}
+
+// Names of what the webhook adds to a pod.
+const (
+	VolumeConfig = "claude-guard-config"
+	VolumeSecret = "claude-guard-api-key"
+	VolumeToken  = "claude-guard-vault-token"
+	VolumeSPIFFE = "claude-guard-spiffe"
+
+	// AnnotationSidecarImage records the image injected.
+	AnnotationSidecarImage = wellknown.Prefix + "sidecar-image"
+	// EnvWorkload is the sidecar's workload identity (for audit and Workload-keyed limits) until SPIFFE
+	// provides the real one.
+	EnvWorkload = "CLAUDE_GUARD_WORKLOAD"
+)

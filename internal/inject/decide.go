@@ -1,0 +1,55 @@
+package inject
+
+import (
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/claude-guard/claude-guard/api/v1alpha1"
+	"github.com/claude-guard/claude-guard/internal/wellknown"
+)
+
+// Namespace is what the decision needs to know of the pod's namespace.
+type Namespace struct {
+	Name   string
+	Labels map[string]string
+	// Policies are the ClaudeAccessPolicies in the namespace.
+	Policies []v1alpha1.ClaudeAccessPolicy
+}
+
+// Operator is what the decision needs to know of the operator.
+type Operator struct {
+	// Namespace the operator runs in; never injected.
+	Namespace string
+	Config    Config
+}
+
+// Decision is the outcome for one pod, with the policy that applied, if any.
+type Decision struct {
+	Result
+	Policy *v1alpha1.ClaudeAccessPolicy
+}
+
+// Mutate decides whether pod is injected and mutates it accordingly. A pod is injected when its
+// namespace is opted in (label claudeguard.io/inject=enabled) or a policy there selects it, unless the
+// pod opted out (label claudeguard.io/inject=false). kube-system and the operator's namespace are never
+// touched. A pod nobody asked to inject is returned unchanged with an empty Outcome.
+func Mutate(pod *corev1.Pod, ns Namespace, op Operator) Decision {
+	if ns.Name == "kube-system" || ns.Name == op.Namespace {
+		return Decision{}
+	}
+	policy := SelectPolicy(pod.Labels, ns.Policies)
+	nsEnabled := ns.Labels[wellknown.LabelInject] == "enabled"
+	if policy == nil && !nsEnabled {
+		return Decision{}
+	}
+	name := ""
+	if policy != nil {
+		name = policy.Name
+	}
+	if pod.Labels[wellknown.LabelInject] == "false" {
+		return Decision{Result: Skip(pod, name, "the pod opted out with label "+wellknown.LabelInject+"=false"), Policy: policy}
+	}
+	if policy == nil {
+		return Decision{Result: Skip(pod, "", "namespace "+ns.Name+" asks for injection but no ClaudeAccessPolicy there selects this pod")}
+	}
+	return Decision{Result: Apply(pod, policy, op.Config), Policy: policy}
+}

@@ -1,0 +1,246 @@
+package inject
+
+import (
+	"fmt"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+
+	"github.com/claude-guard/claude-guard/api/v1alpha1"
+	"github.com/claude-guard/claude-guard/internal/wellknown"
+)
+
+// Outcome is what Apply did to a pod.
+type Outcome string
+
+// Outcomes.
+const (
+	// Injected: the sidecar was added.
+	Injected Outcome = "Injected"
+	// AlreadyInjected: re-invocation; only app containers added since were given the environment.
+	AlreadyInjected Outcome = "AlreadyInjected"
+	// Skipped: the pod is left without the sidecar and the reason is recorded on it.
+	Skipped Outcome = "Skipped"
+)
+
+// Result of Apply.
+type Result struct {
+	Outcome Outcome
+	// Reason explains a skip; it is also written to the pod's status annotation.
+	Reason string
+}
+
+// SelectPolicy returns the policy that applies to a pod with podLabels: of the policies whose selector
+// matches, the oldest (then by name). The controller reports the others as conflicting.
+func SelectPolicy(podLabels map[string]string, policies []v1alpha1.ClaudeAccessPolicy) *v1alpha1.ClaudeAccessPolicy {
+	var best *v1alpha1.ClaudeAccessPolicy
+	for i := range policies {
+		p := &policies[i]
+		if p.DeletionTimestamp != nil {
+			continue
+		}
+		sel, err := metav1.LabelSelectorAsSelector(&p.Spec.PodSelector)
+		if err != nil || !sel.Matches(labels.Set(podLabels)) {
+			continue
+		}
+		if best == nil || Precedes(p, best) {
+			best = p
+		}
+	}
+	return best
+}
+
+// Precedes reports whether policy a wins over b for a pod both select: the older policy applies, and
+// the name breaks ties.
+func Precedes(a, b *v1alpha1.ClaudeAccessPolicy) bool {
+	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+		return a.CreationTimestamp.Before(&b.CreationTimestamp)
+	}
+	return a.Name < b.Name
+}
+
+// Skip records on the pod why it was not injected.
+func Skip(pod *corev1.Pod, policy, reason string) Result {
+	if pod.Annotations == nil {
+		pod.Annotations = map[string]string{}
+	}
+	pod.Annotations[wellknown.AnnotationStatus] = wellknown.StatusSkipped + ": " + reason
+	if policy != "" {
+		pod.Annotations[wellknown.AnnotationPolicy] = policy
+	}
+	return Result{Outcome: Skipped, Reason: reason}
+}
+
+// Apply injects the sidecar for policy p into pod, or records why it cannot. It never overwrites a field
+// the pod already sets and is idempotent: applying it to its own output changes nothing.
+func Apply(pod *corev1.Pod, p *v1alpha1.ClaudeAccessPolicy, cfg Config) Result {
+	if hasContainer(pod.Spec.InitContainers, wellknown.SidecarContainerName) {
+		setAppEnv(pod)
+		return Result{Outcome: AlreadyInjected}
+	}
+	if reason := blocker(pod); reason != "" {
+		return Skip(pod, p.Name, reason)
+	}
+	vols, mounts := volumes(p, cfg)
+	for _, v := range vols {
+		if hasVolume(pod.Spec.Volumes, v.Name) {
+			return Skip(pod, p.Name, fmt.Sprintf("the pod already has a volume named %s", v.Name))
+		}
+	}
+	pod.Spec.Volumes = append(pod.Spec.Volumes, vols...)
+	// First among the init containers, so later init containers can use the proxy too.
+	pod.Spec.InitContainers = append([]corev1.Container{sidecar(cfg, mounts)}, pod.Spec.InitContainers...)
+	setAppEnv(pod)
+	if pod.Annotations == nil {
+		pod.Annotations = map[string]string{}
+	}
+	pod.Annotations[wellknown.AnnotationStatus] = wellknown.StatusInjected
+	pod.Annotations[wellknown.AnnotationPolicy] = p.Name
+	pod.Annotations[AnnotationSidecarImage] = cfg.Image
+	return Result{Outcome: Injected}
+}
+
+// blocker returns why the pod cannot take the sidecar, or "".
+func blocker(pod *corev1.Pod) string {
+	if pod.Spec.HostNetwork {
+		return "hostNetwork pods share the node's loopback, so the proxy would be reachable by every hostNetwork pod on the node"
+	}
+	for _, c := range slices.Concat(pod.Spec.InitContainers, pod.Spec.Containers) {
+		for _, port := range c.Ports {
+			if port.ContainerPort == wellknown.SidecarPort || port.ContainerPort == wellknown.SidecarMetricsPort {
+				return fmt.Sprintf("container %s uses port %d, which the sidecar needs", c.Name, port.ContainerPort)
+			}
+		}
+	}
+	return ""
+}
+
+func sidecar(cfg Config, mounts []corev1.VolumeMount) corev1.Container {
+	metrics := intstr.FromInt32(wellknown.SidecarMetricsPort)
+	probe := func(path string, period, failures int32) *corev1.Probe {
+		return &corev1.Probe{
+			ProbeHandler:     corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: metrics}},
+			PeriodSeconds:    period,
+			FailureThreshold: failures,
+			TimeoutSeconds:   1,
+		}
+	}
+	env := []corev1.EnvVar{
+		{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
+		{Name: "POD_NAMESPACE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}},
+		{Name: "POD_SERVICE_ACCOUNT", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "spec.serviceAccountName"}}},
+		{Name: EnvWorkload, Value: "ns/$(POD_NAMESPACE)/sa/$(POD_SERVICE_ACCOUNT)"},
+	}
+	if cfg.Socket != SocketNone {
+		env = append(env, corev1.EnvVar{Name: wellknown.EnvSPIFFESocket, Value: "unix://" + wellknown.SPIFFESocketDir + "/" + cfg.SocketFile})
+	}
+	return corev1.Container{
+		Name:            wellknown.SidecarContainerName,
+		Image:           cfg.Image,
+		ImagePullPolicy: cfg.ImagePullPolicy,
+		Command:         slices.Clone(cfg.Command),
+		Args: []string{
+			"--config=" + wellknown.ConfigFile,
+			fmt.Sprintf("--listen=127.0.0.1:%d", wellknown.SidecarPort),
+			fmt.Sprintf("--metrics-listen=0.0.0.0:%d", wellknown.SidecarMetricsPort),
+			"--workload=$(" + EnvWorkload + ")",
+		},
+		Env:   env,
+		Ports: []corev1.ContainerPort{{Name: "cg-metrics", ContainerPort: wellknown.SidecarMetricsPort, Protocol: corev1.ProtocolTCP}},
+		// A native sidecar: it starts before the app containers, keeps running beside them, and does not
+		// keep a Job's pod from completing.
+		RestartPolicy: ptr.To(corev1.ContainerRestartPolicyAlways),
+		// App containers start only once the proxy has its config and a credential.
+		StartupProbe:   probe("/readyz", 1, 120),
+		ReadinessProbe: probe("/readyz", 5, 3),
+		LivenessProbe:  probe("/healthz", 10, 3),
+		Resources:      *cfg.Resources.DeepCopy(),
+		VolumeMounts:   mounts,
+		SecurityContext: &corev1.SecurityContext{
+			RunAsNonRoot:             ptr.To(true),
+			RunAsUser:                ptr.To(cfg.RunAsUser),
+			ReadOnlyRootFilesystem:   ptr.To(true),
+			AllowPrivilegeEscalation: ptr.To(false),
+			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+			SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+		},
+		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+	}
+}
+
+// volumes returns the volumes the sidecar needs and their mounts. Credentials are mounted into the
+// sidecar only: app containers never see them.
+func volumes(p *v1alpha1.ClaudeAccessPolicy, cfg Config) ([]corev1.Volume, []corev1.VolumeMount) {
+	vols := []corev1.Volume{{
+		Name: VolumeConfig,
+		VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+			LocalObjectReference: corev1.LocalObjectReference{Name: wellknown.ConfigMapName(p.Name)},
+			Items:                []corev1.KeyToPath{{Key: wellknown.ConfigKey, Path: wellknown.ConfigKey}},
+		}},
+	}}
+	mounts := []corev1.VolumeMount{{Name: VolumeConfig, MountPath: wellknown.ConfigMountDir, ReadOnly: true}}
+
+	cr := p.Spec.Credentials
+	if cr.SecretRef != nil {
+		vols = append(vols, corev1.Volume{Name: VolumeSecret, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+			SecretName:  cr.SecretRef.Name,
+			Items:       []corev1.KeyToPath{{Key: cr.SecretRef.Key, Path: "api-key"}},
+			DefaultMode: ptr.To[int32](0o440),
+		}}})
+		mounts = append(mounts, corev1.VolumeMount{Name: VolumeSecret, MountPath: wellknown.SecretMountDir, ReadOnly: true})
+	}
+	if cr.Vault != nil && cr.Vault.AuthMethod == v1alpha1.VaultAuthKubernetes {
+		vols = append(vols, corev1.Volume{Name: VolumeToken, VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
+			Sources: []corev1.VolumeProjection{{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{
+				Audience: cfg.VaultAudience, ExpirationSeconds: ptr.To[int64](3600), Path: "token",
+			}}},
+		}}})
+		mounts = append(mounts, corev1.VolumeMount{Name: VolumeToken, MountPath: wellknown.ServiceAccountTokenDir, ReadOnly: true})
+	}
+	switch cfg.Socket {
+	case SocketCSI:
+		vols = append(vols, corev1.Volume{Name: VolumeSPIFFE, VolumeSource: corev1.VolumeSource{CSI: &corev1.CSIVolumeSource{
+			Driver: cfg.CSIDriver, ReadOnly: ptr.To(true),
+		}}})
+	case SocketHostPath:
+		vols = append(vols, corev1.Volume{Name: VolumeSPIFFE, VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{
+			Path: cfg.HostPath, Type: ptr.To(corev1.HostPathDirectory),
+		}}})
+	}
+	if cfg.Socket != SocketNone {
+		mounts = append(mounts, corev1.VolumeMount{Name: VolumeSPIFFE, MountPath: wellknown.SPIFFESocketDir, ReadOnly: true})
+	}
+	return vols, mounts
+}
+
+// setAppEnv points every app container at the proxy, unless the container already sets the variable.
+// The API key variable gets a placeholder so SDKs that insist on one start; the sidecar strips it.
+// A variable set through envFrom cannot be seen here: env wins over envFrom, so such a container is
+// still routed through the proxy (which is the point of injection).
+func setAppEnv(pod *corev1.Pod) {
+	for i := range pod.Spec.Containers {
+		c := &pod.Spec.Containers[i]
+		if !hasEnv(c.Env, wellknown.EnvBaseURL) {
+			c.Env = append(c.Env, corev1.EnvVar{Name: wellknown.EnvBaseURL, Value: fmt.Sprintf("http://127.0.0.1:%d", wellknown.SidecarPort)})
+		}
+		if !hasEnv(c.Env, wellknown.EnvAPIKey) && !hasEnv(c.Env, "ANTHROPIC_AUTH_TOKEN") {
+			c.Env = append(c.Env, corev1.EnvVar{Name: wellknown.EnvAPIKey, Value: wellknown.PlaceholderAPIKey})
+		}
+	}
+}
+
+func hasEnv(env []corev1.EnvVar, name string) bool {
+	return slices.ContainsFunc(env, func(e corev1.EnvVar) bool { return e.Name == name })
+}
+
+func hasContainer(cs []corev1.Container, name string) bool {
+	return slices.ContainsFunc(cs, func(c corev1.Container) bool { return c.Name == name })
+}
+
+func hasVolume(vs []corev1.Volume, name string) bool {
+	return slices.ContainsFunc(vs, func(v corev1.Volume) bool { return v.Name == name })
+}

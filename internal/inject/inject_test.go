@@ -1,0 +1,146 @@
+package inject
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/claude-guard/claude-guard/api/v1alpha1"
+)
+
+// Set UPDATE_GOLDEN=1 to rewrite testdata/*.injected.yaml from the current code.
+var updateGolden = os.Getenv("UPDATE_GOLDEN") != ""
+
+func policy(name string, created time.Time, mut ...func(*v1alpha1.ClaudeAccessPolicy)) v1alpha1.ClaudeAccessPolicy {
+	p := v1alpha1.ClaudeAccessPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "team-a", CreationTimestamp: metav1.NewTime(created)},
+		Spec: v1alpha1.ClaudeAccessPolicySpec{
+			PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "chat"}},
+			Credentials: v1alpha1.CredentialSource{Vault: &v1alpha1.VaultCredentials{AuthMethod: v1alpha1.VaultAuthCert, Role: "team-a", Path: "anthropic"}},
+			Models:      v1alpha1.ModelPolicy{Allow: []v1alpha1.ModelPattern{"claude-haiku-*"}},
+		},
+	}
+	for _, m := range mut {
+		m(&p)
+	}
+	return p
+}
+
+var t0 = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+
+func teamA(policies ...v1alpha1.ClaudeAccessPolicy) Namespace {
+	return Namespace{Name: "team-a", Policies: policies}
+}
+
+func TestGolden(t *testing.T) {
+	chat := policy("chat", t0)
+	op := Operator{Namespace: "claude-guard-system", Config: DefaultConfig()}
+	hostPathOp := op
+	hostPathOp.Config.Socket, hostPathOp.Config.Image = SocketHostPath, "registry.internal/claude-guard/sidecar:v0.1.0"
+
+	cases := []struct {
+		name string
+		ns   Namespace
+		op   Operator
+		want Outcome
+	}{
+		{"plain-pod", teamA(chat), op, Injected},
+		{"deployment-template-pod", teamA(chat), op, Injected},
+		{"job-pod", teamA(chat), op, Injected},
+		{"existing-init-containers", teamA(chat), op, Injected},
+		{"sets-base-url", teamA(chat), op, Injected},
+		{"opted-out", teamA(chat), op, Skipped},
+		{"host-network", teamA(chat), op, Skipped},
+		{"port-clash", teamA(chat), op, Skipped},
+		{"reinvocation", teamA(chat), op, AlreadyInjected},
+		{"not-selected", teamA(chat), op, ""},
+		{"namespace-enabled-no-policy", Namespace{Name: "team-a", Labels: map[string]string{"claudeguard.io/inject": "enabled"}, Policies: []v1alpha1.ClaudeAccessPolicy{chat}}, op, Skipped},
+		{"kube-system", Namespace{Name: "kube-system", Labels: map[string]string{"claudeguard.io/inject": "enabled"}, Policies: []v1alpha1.ClaudeAccessPolicy{chat}}, op, ""},
+		{"secretref", teamA(policy("chat", t0, func(p *v1alpha1.ClaudeAccessPolicy) {
+			p.Spec.Credentials = v1alpha1.CredentialSource{SecretRef: &v1alpha1.SecretKeyRef{Name: "anthropic", Key: "api-key"}}
+		})), op, Injected},
+		{"vault-kubernetes-hostpath", teamA(policy("chat", t0, func(p *v1alpha1.ClaudeAccessPolicy) {
+			p.Spec.Credentials.Vault.AuthMethod = v1alpha1.VaultAuthKubernetes
+		})), hostPathOp, Injected},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			pod := readPod(t, filepath.Join("testdata", c.name+".yaml"))
+			d := Mutate(pod, c.ns, c.op)
+			if d.Outcome != c.want {
+				t.Fatalf("outcome = %q (%s), want %q", d.Outcome, d.Reason, c.want)
+			}
+			got := render(t, pod, d)
+			golden := filepath.Join("testdata", c.name+".injected.yaml")
+			if updateGolden {
+				if err := os.WriteFile(golden, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("missing golden file (run with UPDATE_GOLDEN=1): %v", err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("%s is stale (run with UPDATE_GOLDEN=1 and review the diff); got:\n%s", golden, got)
+			}
+
+			// Re-invocation of the webhook on its own output changes nothing.
+			again := pod.DeepCopy()
+			Mutate(again, c.ns, c.op)
+			if b := render(t, again, d); !bytes.Equal(b, got) {
+				t.Fatalf("second application changed the pod:\n%s", b)
+			}
+		})
+	}
+}
+
+func TestSelectPolicyPrefersTheOldest(t *testing.T) {
+	older := policy("zeta", t0)
+	newer := policy("alpha", t0.Add(time.Hour))
+	sameTime := policy("beta", t0)
+	if got := SelectPolicy(map[string]string{"app": "chat"}, []v1alpha1.ClaudeAccessPolicy{newer, older, sameTime}); got.Name != "beta" {
+		t.Fatalf("selected %s, want beta (oldest, then by name)", got.Name)
+	}
+	deleting := policy("beta", t0)
+	deleting.DeletionTimestamp = &metav1.Time{Time: t0}
+	if got := SelectPolicy(map[string]string{"app": "chat"}, []v1alpha1.ClaudeAccessPolicy{newer, deleting}); got.Name != "alpha" {
+		t.Fatalf("selected %s, a policy being deleted must not apply", got.Name)
+	}
+	if got := SelectPolicy(map[string]string{"app": "web"}, []v1alpha1.ClaudeAccessPolicy{newer}); got != nil {
+		t.Fatalf("selected %s for a pod no selector matches", got.Name)
+	}
+}
+
+func readPod(t *testing.T, path string) *corev1.Pod {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := &corev1.Pod{}
+	if err := yaml.UnmarshalStrict(b, pod); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return pod
+}
+
+func render(t *testing.T, pod *corev1.Pod, d Decision) []byte {
+	t.Helper()
+	b, err := yaml.Marshal(pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	header := fmt.Sprintf("# Generated by TestGolden (UPDATE_GOLDEN=1 go test ./internal/inject). Outcome: %q", d.Outcome)
+	if d.Reason != "" {
+		header += fmt.Sprintf(", reason: %q", d.Reason)
+	}
+	return append([]byte(header+"\n"), b...)
+}
