@@ -406,32 +406,40 @@ func special(w uint64) uint64 {
 func (s *scanner) skipString() (escaped bool, err error) {
 	b := s.b
 	i := s.i + 1
-	for i+8 <= len(b) {
-		// Clean runs: sixteen bytes per iteration.
-		for i+16 <= len(b) && special(binary.LittleEndian.Uint64(b[i:]))|special(binary.LittleEndian.Uint64(b[i+8:])) == 0 {
+	for i+16 <= len(b) {
+		// Sixteen bytes per iteration: two words, each with its mask of special bytes.
+		base := i
+		m1 := special(binary.LittleEndian.Uint64(b[base:]))
+		m2 := special(binary.LittleEndian.Uint64(b[base+8:]))
+		if m1|m2 == 0 {
 			i += 16
-		}
-		if i+8 > len(b) {
-			break
-		}
-		m := special(binary.LittleEndian.Uint64(b[i:]))
-		if m == 0 {
-			i += 8
 			continue
 		}
-		base := i
-		for ; m != 0; m &= m - 1 {
-			k := base + bits.TrailingZeros64(m)>>3
-			if k < i {
-				continue // inside an escape or a multi-byte rune already consumed
+		for w, m := range [2]uint64{m1, m2} {
+			wbase := base + 8*w
+			for ; m != 0; m &= m - 1 {
+				k := wbase + bits.TrailingZeros64(m)>>3
+				if k < i {
+					continue // inside an escape or a multi-byte rune already consumed
+				}
+				// Inline fast paths for the two commonest specials: the closing quote and a two-byte
+				// escape such as \n or \". Everything else goes through step.
+				if c := b[k]; c == '"' {
+					s.i = k + 1
+					return escaped, nil
+				} else if c == '\\' && k+1 < len(b) && simpleEscape[b[k+1]] {
+					escaped = true
+					i = k + 2
+					continue
+				}
+				next, end, err := s.step(k, &escaped)
+				if err != nil || end {
+					return escaped, err
+				}
+				i = next
 			}
-			next, end, err := s.step(k, &escaped)
-			if err != nil || end {
-				return escaped, err
-			}
-			i = next
 		}
-		i = max(i, base+8)
+		i = max(i, base+16)
 	}
 	for {
 		if i >= len(b) {
@@ -489,6 +497,9 @@ func (s *scanner) step(k int, escaped *bool) (next int, end bool, err error) {
 		return k + size, false, nil
 	}
 }
+
+// simpleEscape marks the characters that may follow a backslash to form a two-byte escape.
+var simpleEscape = [256]bool{'"': true, '\\': true, '/': true, 'b': true, 'f': true, 'n': true, 'r': true, 't': true}
 
 func isHex4(b []byte) bool {
 	for _, c := range b[:4] {
