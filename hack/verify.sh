@@ -13,7 +13,7 @@ fi
 scratch=$(mktemp -d); trap 'rm -rf "$scratch"' EXIT
 tools=(go tool -modfile=hack/tools/go.mod controller-gen)
 "${tools[@]}" crd paths=./api/... output:crd:artifacts:config="$scratch/crd"
-"${tools[@]}" rbac:roleName=manager-role paths=./controllers/... output:rbac:artifacts:config="$scratch/rbac"
+"${tools[@]}" rbac:roleName=manager-role paths="./controllers/...;./internal/managerapp/..." output:rbac:artifacts:config="$scratch/rbac"
 cp -r api "$scratch/api"
 "${tools[@]}" object paths=./api/... output:object:artifacts:config="$scratch/api-out" >/dev/null 2>&1 || true
 for pair in "config/crd/bases:$scratch/crd" "config/rbac/role.yaml:$scratch/rbac/role.yaml"; do

@@ -30,10 +30,13 @@ type Decision struct {
 
 // Mutate decides whether pod is injected and mutates it accordingly. A pod is injected when its
 // namespace is opted in (label claudeguard.io/inject=enabled) or a policy there selects it, unless the
-// pod opted out (label claudeguard.io/inject=false). kube-system and the operator's namespace are never
-// touched. A pod nobody asked to inject is returned unchanged with an empty Outcome.
+// pod opted out (label claudeguard.io/inject=false). kube-system, the operator's namespace and
+// namespaces labelled claudeguard.io/inject=false or =disabled are never touched. A pod nobody asked to inject is returned unchanged with an empty Outcome.
 func Mutate(pod *corev1.Pod, ns Namespace, op Operator) Decision {
 	if ns.Name == "kube-system" || ns.Name == op.Namespace {
+		return Decision{}
+	}
+	if v := ns.Labels[wellknown.LabelInject]; v == "false" || v == "disabled" {
 		return Decision{}
 	}
 	policy := SelectPolicy(pod.Labels, ns.Policies)

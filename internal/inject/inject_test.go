@@ -62,6 +62,7 @@ func TestGolden(t *testing.T) {
 		{"reinvocation", teamA(chat), op, AlreadyInjected},
 		{"not-selected", teamA(chat), op, ""},
 		{"namespace-enabled-no-policy", Namespace{Name: "team-a", Labels: map[string]string{"claudeguard.io/inject": "enabled"}, Policies: []v1alpha1.ClaudeAccessPolicy{chat}}, op, Skipped},
+		{"namespace-disabled", Namespace{Name: "team-a", Labels: map[string]string{"claudeguard.io/inject": "disabled"}, Policies: []v1alpha1.ClaudeAccessPolicy{chat}}, op, ""},
 		{"kube-system", Namespace{Name: "kube-system", Labels: map[string]string{"claudeguard.io/inject": "enabled"}, Policies: []v1alpha1.ClaudeAccessPolicy{chat}}, op, ""},
 		{"secretref", teamA(policy("chat", t0, func(p *v1alpha1.ClaudeAccessPolicy) {
 			p.Spec.Credentials = v1alpha1.CredentialSource{SecretRef: &v1alpha1.SecretKeyRef{Name: "anthropic", Key: "api-key"}}

@@ -8,16 +8,21 @@ import (
 	"flag"
 	"fmt"
 	"net/url"
+	"os"
+	"strings"
 
 	"go.uber.org/zap/zapcore"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/claude-guard/claude-guard/controllers"
 	"github.com/claude-guard/claude-guard/internal/effective"
+	"github.com/claude-guard/claude-guard/internal/inject"
 	"github.com/claude-guard/claude-guard/internal/policyconfig"
+	cgwebhook "github.com/claude-guard/claude-guard/internal/webhook"
 )
 
 // Options configure the manager.
@@ -31,17 +36,56 @@ type Options struct {
 	RedisURL         string
 	Upstream         string
 	TrustDomain      string
-	zap              zap.Options
+
+	// Webhook serving and certificates.
+	WebhookHost       string
+	WebhookPort       int
+	WebhookCertDir    string
+	CertRotation      bool
+	WebhookService    string
+	WebhookConfig     string
+	WebhookSecret     string
+	OperatorNamespace string
+
+	// Injection.
+	SidecarImage   string
+	SidecarCommand string
+	SPIFFESocket   string
+	SPIFFECSI      string
+	SPIFFEHostPath string
+	SPIFFEFile     string
+	VaultAudience  string
+
+	zap zap.Options
 }
 
 // NewOptions returns the defaults.
 func NewOptions() *Options {
+	ic := inject.DefaultConfig()
+	ns := os.Getenv("POD_NAMESPACE")
+	if ns == "" {
+		ns = "claude-guard-system"
+	}
 	return &Options{
-		MetricsAddr: ":8080",
-		ProbeAddr:   ":8081",
-		NoTenant:    string(effective.NoTenantDeny),
-		Upstream:    policyconfig.DefaultUpstream,
-		zap:         zap.Options{Development: false, TimeEncoder: zapcore.ISO8601TimeEncoder},
+		MetricsAddr:       ":8080",
+		ProbeAddr:         ":8081",
+		NoTenant:          string(effective.NoTenantDeny),
+		Upstream:          policyconfig.DefaultUpstream,
+		WebhookPort:       9443,
+		WebhookCertDir:    "/tmp/k8s-webhook-server/serving-certs",
+		CertRotation:      true,
+		WebhookService:    "claude-guard-webhook-service",
+		WebhookConfig:     "claude-guard-injector",
+		WebhookSecret:     "claude-guard-webhook-certs",
+		OperatorNamespace: ns,
+		SidecarImage:      ic.Image,
+		SidecarCommand:    strings.Join(ic.Command, " "),
+		SPIFFESocket:      string(ic.Socket),
+		SPIFFECSI:         ic.CSIDriver,
+		SPIFFEHostPath:    ic.HostPath,
+		SPIFFEFile:        ic.SocketFile,
+		VaultAudience:     ic.VaultAudience,
+		zap:               zap.Options{Development: false, TimeEncoder: zapcore.ISO8601TimeEncoder},
 	}
 }
 
@@ -56,6 +100,21 @@ func (o *Options) BindFlags() {
 	flag.StringVar(&o.RedisURL, "redis-url", o.RedisURL, "Redis URL rendered into sidecar configs that use the Redis limit backend.")
 	flag.StringVar(&o.Upstream, "upstream", o.Upstream, "Anthropic API base URL rendered into sidecar configs.")
 	flag.StringVar(&o.TrustDomain, "trust-domain", o.TrustDomain, "Default SPIFFE trust domain for tenants that set none (empty disables SPIFFE).")
+	flag.StringVar(&o.WebhookHost, "webhook-host", o.WebhookHost, "Address the injection webhook binds to (default: all).")
+	flag.IntVar(&o.WebhookPort, "webhook-port", o.WebhookPort, "Port of the injection webhook.")
+	flag.StringVar(&o.WebhookCertDir, "webhook-cert-dir", o.WebhookCertDir, "Directory holding tls.crt and tls.key for the webhook.")
+	flag.BoolVar(&o.CertRotation, "cert-rotation", o.CertRotation, "Create and rotate the webhook's serving certificate and patch the webhook's caBundle (disable when cert-manager provides them).")
+	flag.StringVar(&o.WebhookService, "webhook-service", o.WebhookService, "Name of the webhook Service (the certificate's DNS name).")
+	flag.StringVar(&o.WebhookConfig, "webhook-config", o.WebhookConfig, "Name of the MutatingWebhookConfiguration whose caBundle is kept in sync.")
+	flag.StringVar(&o.WebhookSecret, "webhook-secret", o.WebhookSecret, "Name of the Secret holding the webhook's CA and serving certificate.")
+	flag.StringVar(&o.OperatorNamespace, "operator-namespace", o.OperatorNamespace, "The operator's namespace (never injected; holds the webhook Secret). Default $POD_NAMESPACE.")
+	flag.StringVar(&o.SidecarImage, "sidecar-image", o.SidecarImage, "Image of the injected sidecar.")
+	flag.StringVar(&o.SidecarCommand, "sidecar-command", o.SidecarCommand, "Command of the injected sidecar (space-separated).")
+	flag.StringVar(&o.SPIFFESocket, "spiffe-socket", o.SPIFFESocket, "How the SPIFFE Workload API socket reaches the sidecar: CSI, HostPath or None.")
+	flag.StringVar(&o.SPIFFECSI, "spiffe-csi-driver", o.SPIFFECSI, "CSI driver that mounts the Workload API socket.")
+	flag.StringVar(&o.SPIFFEHostPath, "spiffe-host-path", o.SPIFFEHostPath, "Node directory holding the Workload API socket (HostPath mode).")
+	flag.StringVar(&o.SPIFFEFile, "spiffe-socket-file", o.SPIFFEFile, "File name of the Workload API socket inside its directory.")
+	flag.StringVar(&o.VaultAudience, "vault-audience", o.VaultAudience, "Audience of the projected service-account token for Vault's kubernetes auth.")
 	o.zap.BindFlags(flag.CommandLine)
 	flag.Parse()
 }
@@ -66,6 +125,12 @@ func (o *Options) Validate() error {
 	case effective.NoTenantDeny, effective.NoTenantAllow:
 	default:
 		return fmt.Errorf("--no-tenant must be Deny or Allow, got %q", o.NoTenant)
+	}
+	if o.OperatorNamespace == "" {
+		return fmt.Errorf("--operator-namespace must be set")
+	}
+	if err := o.Inject().Validate(); err != nil {
+		return err
 	}
 	for name, v := range map[string]string{"--upstream": o.Upstream, "--vault-address": o.VaultAddress, "--redis-url": o.RedisURL} {
 		if v == "" && name != "--upstream" {
@@ -89,6 +154,17 @@ func (o *Options) Effective() effective.Options {
 	}
 }
 
+// Inject returns the injection configuration.
+func (o *Options) Inject() inject.Config {
+	c := inject.DefaultConfig()
+	c.Image = o.SidecarImage
+	c.Command = strings.Fields(o.SidecarCommand)
+	c.Socket = inject.SocketMode(o.SPIFFESocket)
+	c.CSIDriver, c.HostPath, c.SocketFile = o.SPIFFECSI, o.SPIFFEHostPath, o.SPIFFEFile
+	c.VaultAudience = o.VaultAudience
+	return c
+}
+
 // Run starts the manager and blocks until ctx ends.
 func Run(ctx context.Context, o *Options) error {
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&o.zap)))
@@ -101,6 +177,7 @@ func Run(ctx context.Context, o *Options) error {
 		Cache:                   controllers.CacheOptions(),
 		Metrics:                 metricsserver.Options{BindAddress: o.MetricsAddr},
 		HealthProbeBindAddress:  o.ProbeAddr,
+		WebhookServer:           webhook.NewServer(webhook.Options{Host: o.WebhookHost, Port: o.WebhookPort, CertDir: o.WebhookCertDir}),
 		LeaderElection:          o.LeaderElection,
 		LeaderElectionID:        "claude-guard-manager.claudeguard.io",
 		LeaderElectionNamespace: o.LeaderElectionNS,
@@ -113,10 +190,28 @@ func Run(ctx context.Context, o *Options) error {
 	if err := controllers.Setup(mgr, o.Effective()); err != nil {
 		return err
 	}
+	certsReady := make(chan struct{})
+	if o.CertRotation {
+		if err := addCertRotator(mgr, o, certsReady); err != nil {
+			return err
+		}
+	} else {
+		close(certsReady)
+	}
+	// The webhook is registered once its certificate exists, so it never serves with a missing one.
+	go func() {
+		<-certsReady
+		injector := &cgwebhook.PodInjector{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("claude-guard-injector"),
+			Operator: inject.Operator{Namespace: o.OperatorNamespace, Config: o.Inject()}}
+		if err := injector.SetupWithManager(mgr); err != nil {
+			ctrl.Log.Error(err, "Failed to register the injection webhook")
+			os.Exit(1)
+		}
+	}()
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return fmt.Errorf("failed to add health check: %w", err)
 	}
-	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+	if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
 		return fmt.Errorf("failed to add ready check: %w", err)
 	}
 	ctrl.Log.Info("Starting manager", "noTenant", o.NoTenant, "upstream", o.Upstream)

@@ -1,0 +1,125 @@
+// Package webhook serves the pod injection webhook. It gathers what the decision needs from the
+// manager's cache (the namespace's labels and policies), then hands the pod to the pure inject.Mutate;
+// controller-runtime computes the JSON patch from the typed pod.
+package webhook
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/claude-guard/claude-guard/api/v1alpha1"
+	"github.com/claude-guard/claude-guard/internal/inject"
+)
+
+// Path is where the pod injection webhook is served (controller-runtime's path for core/v1 Pod).
+const Path = "/mutate--v1-pod"
+
+var decisions = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Name: "claude_guard_injection_decisions_total",
+	Help: "Pod admission decisions of the injection webhook by outcome (Injected, AlreadyInjected, Skipped, None).",
+}, []string{"outcome"})
+
+func init() { metrics.Registry.MustRegister(decisions) }
+
+// PodInjector is the typed defaulter for pods.
+type PodInjector struct {
+	Client   client.Reader
+	Recorder events.EventRecorder
+	Operator inject.Operator
+}
+
+// SetupWithManager registers the webhook on the manager's webhook server.
+func (w *PodInjector) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewWebhookManagedBy(mgr, &corev1.Pod{}).WithDefaulter(w).Complete()
+}
+
+// Default injects the sidecar into pod when its namespace or a policy asks for it.
+func (w *PodInjector) Default(ctx context.Context, pod *corev1.Pod) error {
+	req, err := admission.RequestFromContext(ctx)
+	if err != nil {
+		return fmt.Errorf("failed to read the admission request: %w", err)
+	}
+	if req.Operation != "CREATE" {
+		return nil
+	}
+	ns := inject.Namespace{Name: req.Namespace}
+	if ns.Name == "" {
+		ns.Name = pod.Namespace
+	}
+	if ns.Name == "kube-system" || ns.Name == w.Operator.Namespace {
+		decisions.WithLabelValues("None").Inc()
+		return nil
+	}
+	if err := w.load(ctx, &ns); err != nil {
+		return err
+	}
+	d := inject.Mutate(pod, ns, w.Operator)
+	outcome := string(d.Outcome)
+	if outcome == "" {
+		outcome = "None"
+	}
+	decisions.WithLabelValues(outcome).Inc()
+	log := ctrl.LoggerFrom(ctx).WithValues("namespace", ns.Name, "pod", podName(pod))
+	switch d.Outcome {
+	case inject.Injected:
+		log.V(1).Info("Injected sidecar", "policy", d.Policy.Name)
+	case inject.Skipped:
+		log.Info("Skipped sidecar injection", "reason", d.Reason)
+		w.event(pod, ns.Name, d)
+	}
+	return nil
+}
+
+// load reads the namespace's labels and policies from the cache.
+func (w *PodInjector) load(ctx context.Context, ns *inject.Namespace) error {
+	meta := &metav1.PartialObjectMetadata{}
+	meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
+	if err := w.Client.Get(ctx, client.ObjectKey{Name: ns.Name}, meta); err != nil {
+		return fmt.Errorf("failed to read namespace %s: %w", ns.Name, err)
+	}
+	ns.Labels = meta.Labels
+	var list v1alpha1.ClaudeAccessPolicyList
+	if err := w.Client.List(ctx, &list, client.InNamespace(ns.Name)); err != nil {
+		return fmt.Errorf("failed to list ClaudeAccessPolicies in %s: %w", ns.Name, err)
+	}
+	ns.Policies = list.Items
+	return nil
+}
+
+// event records a skipped injection on the pod's controller (the pod itself does not exist yet), or on
+// the policy when the pod has no owner.
+func (w *PodInjector) event(pod *corev1.Pod, namespace string, d inject.Decision) {
+	var regarding runtime.Object
+	if owner := metav1.GetControllerOf(pod); owner != nil {
+		o := &metav1.PartialObjectMetadata{
+			TypeMeta:   metav1.TypeMeta{APIVersion: owner.APIVersion, Kind: owner.Kind},
+			ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: owner.Name, UID: owner.UID},
+		}
+		regarding = o
+	} else if d.Policy != nil {
+		regarding = d.Policy
+	}
+	if regarding == nil {
+		return
+	}
+	w.Recorder.Eventf(regarding, nil, corev1.EventTypeWarning, "InjectionSkipped", "Inject",
+		"Pod %s was created without the claude-guard sidecar: %s", podName(pod), d.Reason)
+}
+
+func podName(pod *corev1.Pod) string {
+	if pod.Name != "" {
+		return pod.Name
+	}
+	return pod.GenerateName + "<generated>"
+}
