@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/claude-guard/claude-guard/internal/policyconfig"
 	"github.com/claude-guard/claude-guard/sidecar/usage"
 )
 
@@ -80,9 +81,9 @@ func (m *Memory) Reserve(_ context.Context, r Request) (*Reservation, error) {
 			}
 			if ru.amount > 0 && d == nil {
 				switch ru.tokenType {
-				case "Input":
+				case policyconfig.TokensInput:
 					h.amount = r.InputTokens
-				case "Output":
+				case policyconfig.TokensOutput:
 					h.amount = r.OutputTokens
 				default:
 					h.amount = r.InputTokens + r.OutputTokens

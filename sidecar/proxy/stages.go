@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/claude-guard/claude-guard/internal/policyconfig"
 	"github.com/claude-guard/claude-guard/sidecar/decide"
 	"github.com/claude-guard/claude-guard/sidecar/limits"
 	"github.com/claude-guard/claude-guard/sidecar/metrics"
@@ -112,7 +113,7 @@ func WithLimits(l limits.Limiter, m *metrics.Metrics, log *slog.Logger, next htt
 			}
 			log.Info("Shadow mode: request would have been rate limited", "rule", denied.Rule)
 		case err != nil:
-			if ex.Policy.Config.Limits.FailureMode != "FailOpen" {
+			if ex.Policy.Config.Limits.FailureMode != policyconfig.FailOpen {
 				ex.deny(w, &decide.Denial{Rule: "limits", Status: http.StatusServiceUnavailable, Type: decide.TypeAPI,
 					Message: "claude-guard: the rate limiter is unavailable"}, true, time.Second)
 				return
