@@ -283,6 +283,11 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request, body []byte, i
 				"delta": map[string]any{"type": "text_delta", "text": t}})
 		})
 		if i == 0 {
+			steps = append(steps, func() bool {
+				return send("content_block_delta", map[string]any{"type": "content_block_delta", "index": 1,
+					"delta": map[string]any{"type": "citations_delta", "citation": map[string]any{"type": "char_location",
+						"cited_text": "chunk", "document_index": 0, "document_title": "Fake document", "start_char_index": 0, "end_char_index": 5}}})
+			})
 			// An event type from the future: clients and proxies must pass it and ignore it.
 			steps = append(steps, func() bool {
 				return send("x_future_event", map[string]any{"type": "x_future_event", "detail": "ignore me"})

@@ -236,7 +236,7 @@ func TestSDKStreaming(t *testing.T) {
 	if strings.Join(types, ",") != strings.Join(directTypes, ",") || !strings.Contains(strings.Join(types, ","), "x_future_event") {
 		t.Errorf("event types %v, direct %v (unknown types must pass)", types, directTypes)
 	}
-	if viaProxy.Usage.OutputTokens != 12 || viaProxy.Content[2].Name != "get_weather" {
+	if viaProxy.Usage.OutputTokens != 12 || viaProxy.Content[2].Name != "get_weather" || len(viaProxy.Content[1].Citations) != 1 || viaProxy.Content[0].Signature == "" {
 		t.Errorf("accumulated = %+v", viaProxy)
 	}
 	rec := e.audit.records(t)[0]
