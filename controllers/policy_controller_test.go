@@ -1,4 +1,4 @@
-package controllers
+package controllers_test
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/claude-guard/claude-guard/api/v1alpha1"
+	"github.com/claude-guard/claude-guard/controllers"
 	"github.com/claude-guard/claude-guard/internal/policyconfig"
 	"github.com/claude-guard/claude-guard/internal/wellknown"
 )
@@ -63,7 +64,7 @@ func TestAdmittedPolicyIsRendered(t *testing.T) {
 	create(t, newTenant("render"))
 	create(t, newPolicy(ns, "chat", withModels("claude-haiku-*", "claude-sonnet-4-5")))
 
-	p := readyIs(t, ns, "chat", metav1.ConditionTrue, ReasonAdmitted)
+	p := readyIs(t, ns, "chat", metav1.ConditionTrue, controllers.ReasonAdmitted)
 	cm, cfg := renderedConfig(t, ns, "chat")
 
 	if cfg.Deny != nil {
@@ -141,7 +142,7 @@ func TestTenantAndNamespaceChangesRerender(t *testing.T) {
 	if err := k.Patch(context.Background(), nsObj, patch); err != nil {
 		t.Fatal(err)
 	}
-	readyIs(t, ns, "chat", metav1.ConditionTrue, ReasonAdmitted)
+	readyIs(t, ns, "chat", metav1.ConditionTrue, controllers.ReasonAdmitted)
 
 	// The tenant narrows its ceiling: the tenant watch must re-render the policy, fail closed.
 	tpatch := client.MergeFrom(tenant.DeepCopy())
@@ -181,7 +182,7 @@ func TestTwoTenantsSelectingANamespace(t *testing.T) {
 			return err
 		}
 		c := meta.FindStatusCondition(tn.Status.Conditions, v1alpha1.ConditionReady)
-		if c == nil || c.Reason != ReasonNamespaceConflict || !strings.Contains(c.Message, ns+" (also selected by contest-b)") {
+		if c == nil || c.Reason != controllers.ReasonNamespaceConflict || !strings.Contains(c.Message, ns+" (also selected by contest-b)") {
 			return fmt.Errorf("tenant condition %+v", c)
 		}
 		return nil
@@ -192,7 +193,7 @@ func TestConflictsAndPodCounts(t *testing.T) {
 	ns := newNamespace(t, "pods", map[string]string{"tenant": "pods"})
 	create(t, newTenant("pods"))
 	create(t, newPolicy(ns, "first", withSelector(map[string]string{"app": "chat"})))
-	readyIs(t, ns, "first", metav1.ConditionTrue, ReasonAdmitted)
+	readyIs(t, ns, "first", metav1.ConditionTrue, controllers.ReasonAdmitted)
 	create(t, newPolicy(ns, "second", withSelector(map[string]string{"tier": "web"})))
 
 	mkPod := func(name string, labels, annotations map[string]string) {
@@ -215,13 +216,13 @@ func TestConflictsAndPodCounts(t *testing.T) {
 		if p.Status.Pods == nil || *p.Status.Pods != want {
 			return fmt.Errorf("pods = %+v, want %+v", p.Status.Pods, want)
 		}
-		c := meta.FindStatusCondition(p.Status.Conditions, ConditionConflict)
+		c := meta.FindStatusCondition(p.Status.Conditions, controllers.ConditionConflict)
 		if c == nil || c.Status != metav1.ConditionTrue || !strings.Contains(c.Message, "also selected by ClaudeAccessPolicy second (e.g. pod both)") {
 			return fmt.Errorf("conflict condition = %+v", c)
 		}
 		return nil
 	})
-	eventually(t, wait, func() error { return hasEvent(ns, "first", corev1.EventTypeWarning, ReasonOverlappingPolicy) })
+	eventually(t, wait, func() error { return hasEvent(ns, "first", corev1.EventTypeWarning, controllers.ReasonOverlappingPolicy) })
 
 	// Removing the overlap clears the conflict on the sibling too.
 	pod := &corev1.Pod{}
@@ -236,7 +237,7 @@ func TestConflictsAndPodCounts(t *testing.T) {
 		if err := k.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "second"}, p); err != nil {
 			return err
 		}
-		if c := meta.FindStatusCondition(p.Status.Conditions, ConditionConflict); c == nil || c.Status != metav1.ConditionFalse || p.Status.Pods == nil || p.Status.Pods.Selected != 0 {
+		if c := meta.FindStatusCondition(p.Status.Conditions, controllers.ConditionConflict); c == nil || c.Status != metav1.ConditionFalse || p.Status.Pods == nil || p.Status.Pods.Selected != 0 {
 			return fmt.Errorf("second: conflict=%+v pods=%+v", c, p.Status.Pods)
 		}
 		return nil
@@ -248,7 +249,7 @@ func TestDeleteRemovesRenderedConfig(t *testing.T) {
 	create(t, newTenant("cleanup"))
 	p := newPolicy(ns, "chat")
 	create(t, p)
-	readyIs(t, ns, "chat", metav1.ConditionTrue, ReasonAdmitted)
+	readyIs(t, ns, "chat", metav1.ConditionTrue, controllers.ReasonAdmitted)
 	renderedConfig(t, ns, "chat")
 
 	if err := k.Delete(context.Background(), p); err != nil {
@@ -271,7 +272,7 @@ func TestDriftIsRepairedAndSteadyStateIsQuiet(t *testing.T) {
 	ns := newNamespace(t, "steady", map[string]string{"tenant": "steady"})
 	create(t, newTenant("steady"))
 	create(t, newPolicy(ns, "chat"))
-	readyIs(t, ns, "chat", metav1.ConditionTrue, ReasonAdmitted)
+	readyIs(t, ns, "chat", metav1.ConditionTrue, controllers.ReasonAdmitted)
 	cm, _ := renderedConfig(t, ns, "chat")
 	want := cm.Data[wellknown.ConfigKey]
 
