@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -52,14 +53,17 @@ func viewPods(p *v1alpha1.ClaudeAccessPolicy, siblings []v1alpha1.ClaudeAccessPo
 		}
 	}
 	v := podView{overlaps: map[string]string{}}
+	reasons := reasonCounter{}
 	for i := range pods {
 		pod := &pods[i]
 		if pod.DeletionTimestamp != nil || !sel.Matches(labels.Set(pod.Labels)) {
 			continue
 		}
 		v.counts.Selected++
-		if pod.Annotations[wellknown.AnnotationPolicy] == p.Name && pod.Annotations[wellknown.AnnotationStatus] == wellknown.StatusInjected {
+		if reason := notInjectedReason(p, pod); reason == "" {
 			v.counts.Injected++
+		} else {
+			reasons.add(reason, pod.Name)
 		}
 		conflicting := false
 		for _, o := range others {
@@ -75,7 +79,54 @@ func viewPods(p *v1alpha1.ClaudeAccessPolicy, siblings []v1alpha1.ClaudeAccessPo
 		}
 	}
 	v.counts.NotInjected = v.counts.Selected - v.counts.Injected
+	v.counts.NotInjectedReasons = reasons.list(8)
 	return v, nil
+}
+
+// notInjectedReason says why a selected pod does not run p's sidecar, or "" when it does.
+func notInjectedReason(p *v1alpha1.ClaudeAccessPolicy, pod *metav1.PartialObjectMetadata) string {
+	status, policy := pod.Annotations[wellknown.AnnotationStatus], pod.Annotations[wellknown.AnnotationPolicy]
+	switch {
+	case status == wellknown.StatusInjected && policy == p.Name:
+		return ""
+	case status == wellknown.StatusInjected:
+		return fmt.Sprintf("injected with ClaudeAccessPolicy %s, which is older", policy)
+	case strings.HasPrefix(status, wellknown.StatusSkipped+": "):
+		return strings.TrimPrefix(status, wellknown.StatusSkipped+": ")
+	default:
+		return "created before this policy selected it, or while the webhook was unreachable; recreate the pod to inject it"
+	}
+}
+
+// reasonCounter groups pods by reason, keeping the first pod name (in sort order) of each as an
+// example, so the status does not change with list order.
+type reasonCounter map[string]*v1alpha1.NotInjectedReason
+
+func (r reasonCounter) add(reason, pod string) {
+	if e, ok := r[reason]; ok {
+		e.Pods++
+		e.Example = min(e.Example, pod)
+		return
+	}
+	r[reason] = &v1alpha1.NotInjectedReason{Reason: reason, Pods: 1, Example: pod}
+}
+
+// list returns at most max reasons, the most frequent first.
+func (r reasonCounter) list(max int) []v1alpha1.NotInjectedReason {
+	out := make([]v1alpha1.NotInjectedReason, 0, len(r))
+	for _, e := range r {
+		out = append(out, *e)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Pods != out[j].Pods {
+			return out[i].Pods > out[j].Pods
+		}
+		return out[i].Reason < out[j].Reason
+	})
+	if len(out) > max {
+		out = out[:max]
+	}
+	return out
 }
 
 func sortedKeys(m map[string]string) []string {

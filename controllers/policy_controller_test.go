@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -212,8 +213,10 @@ func TestConflictsAndPodCounts(t *testing.T) {
 		if err := k.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "first"}, p); err != nil {
 			return err
 		}
-		want := v1alpha1.PodCounts{Selected: 3, Injected: 1, NotInjected: 2, Conflicting: 1}
-		if p.Status.Pods == nil || *p.Status.Pods != want {
+		want := v1alpha1.PodCounts{Selected: 3, Injected: 1, NotInjected: 2, Conflicting: 1, NotInjectedReasons: []v1alpha1.NotInjectedReason{{
+			Reason: "created before this policy selected it, or while the webhook was unreachable; recreate the pod to inject it", Pods: 2, Example: "both",
+		}}}
+		if p.Status.Pods == nil || !equality.Semantic.DeepEqual(*p.Status.Pods, want) {
 			return fmt.Errorf("pods = %+v, want %+v", p.Status.Pods, want)
 		}
 		c := meta.FindStatusCondition(p.Status.Conditions, controllers.ConditionConflict)

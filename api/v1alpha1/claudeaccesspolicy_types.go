@@ -443,6 +443,21 @@ type PodCounts struct {
 	NotInjected int32 `json:"notInjected"`
 	// conflicting pods that another policy in the namespace also selects.
 	Conflicting int32 `json:"conflicting,omitempty"`
+	// notInjectedReasons groups the selected pods running without this policy's sidecar by why.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=8
+	NotInjectedReasons []NotInjectedReason `json:"notInjectedReasons,omitempty"`
+}
+
+// NotInjectedReason is one reason selected pods run without the policy's sidecar.
+type NotInjectedReason struct {
+	// reason the pods were not injected.
+	Reason string `json:"reason"`
+	// pods with this reason.
+	Pods int32 `json:"pods"`
+	// example is one such pod.
+	Example string `json:"example"`
 }
 
 // ClaudeAccessPolicy lets the pods it selects call the Claude API through an injected policy sidecar.
