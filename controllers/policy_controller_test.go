@@ -225,7 +225,9 @@ func TestConflictsAndPodCounts(t *testing.T) {
 		}
 		return nil
 	})
-	eventually(t, wait, func() error { return hasEvent(ns, "first", corev1.EventTypeWarning, controllers.ReasonOverlappingPolicy) })
+	eventually(t, wait, func() error {
+		return hasEvent(ns, "first", corev1.EventTypeWarning, controllers.ReasonOverlappingPolicy)
+	})
 
 	// Removing the overlap clears the conflict on the sibling too.
 	pod := &corev1.Pod{}
