@@ -1,0 +1,297 @@
+package webhook_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/claude-guard/claude-guard/api/v1alpha1"
+	"github.com/claude-guard/claude-guard/internal/effective"
+	"github.com/claude-guard/claude-guard/internal/inject"
+	"github.com/claude-guard/claude-guard/internal/policyconfig"
+	"github.com/claude-guard/claude-guard/internal/testenv"
+	"github.com/claude-guard/claude-guard/internal/wellknown"
+)
+
+const operatorNamespace = "claude-guard-system"
+
+var k client.Client
+
+func TestMain(m *testing.M) { os.Exit(run(m)) }
+
+func run(m *testing.M) int {
+	env, err := testenv.Start(testenv.WithWebhooks)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = env.Stop() }()
+	k = env.Client
+	stop, err := env.StartManager(testenv.ManagerOptions{
+		Effective: effective.Options{NoTenant: effective.NoTenantAllow, Upstream: "https://api.anthropic.com"},
+		Inject:    &inject.Operator{Namespace: operatorNamespace, Config: inject.DefaultConfig()},
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = stop() }()
+	return m.Run()
+}
+
+func namespace(t *testing.T, prefix string, labels map[string]string) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix + "-", Labels: labels}}
+	if err := k.Create(context.Background(), ns); err != nil {
+		t.Fatal(err)
+	}
+	return ns.Name
+}
+
+func ensureNamespace(t *testing.T, name string, labels map[string]string) {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
+	if err := k.Create(context.Background(), ns); err != nil && !strings.Contains(err.Error(), "already exists") {
+		t.Fatal(err)
+	}
+}
+
+func policy(t *testing.T, ns, name string, selector map[string]string) *v1alpha1.ClaudeAccessPolicy {
+	t.Helper()
+	p := &v1alpha1.ClaudeAccessPolicy{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: v1alpha1.ClaudeAccessPolicySpec{
+			PodSelector: metav1.LabelSelector{MatchLabels: selector},
+			Credentials: v1alpha1.CredentialSource{SecretRef: &v1alpha1.SecretKeyRef{Name: "anthropic", Key: "api-key"}},
+			Models:      v1alpha1.ModelPolicy{Allow: []v1alpha1.ModelPattern{"claude-haiku-*"}},
+		},
+	}
+	if err := k.Create(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// createPod creates a pod through the API server (so through the webhook) and returns what was stored.
+func createPod(t *testing.T, ns, name string, labels map[string]string, mut ...func(*corev1.Pod)) *corev1.Pod {
+	t.Helper()
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: labels},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "example.com/app:1"}}},
+	}
+	for _, m := range mut {
+		m(pod)
+	}
+	if err := k.Create(context.Background(), pod); err != nil {
+		t.Fatalf("failed to create pod %s/%s: %v", ns, name, err)
+	}
+	stored := &corev1.Pod{}
+	if err := k.Get(context.Background(), client.ObjectKeyFromObject(pod), stored); err != nil {
+		t.Fatal(err)
+	}
+	return stored
+}
+
+func sidecarOf(pod *corev1.Pod) *corev1.Container {
+	for i := range pod.Spec.InitContainers {
+		if pod.Spec.InitContainers[i].Name == wellknown.SidecarContainerName {
+			return &pod.Spec.InitContainers[i]
+		}
+	}
+	return nil
+}
+
+func env(c corev1.Container, name string) (string, bool) {
+	for _, e := range c.Env {
+		if e.Name == name {
+			return e.Value, true
+		}
+	}
+	return "", false
+}
+
+func TestPolicySelectedPodIsInjected(t *testing.T) {
+	ns := namespace(t, "inject", nil)
+	policy(t, ns, "chat", map[string]string{"app": "chat"})
+	pod := createPod(t, ns, "chat-0", map[string]string{"app": "chat"})
+
+	sc := sidecarOf(pod)
+	if sc == nil {
+		t.Fatalf("stored pod has no sidecar: %+v", pod.Spec.InitContainers)
+	}
+	if pod.Spec.InitContainers[0].Name != wellknown.SidecarContainerName || sc.RestartPolicy == nil || *sc.RestartPolicy != corev1.ContainerRestartPolicyAlways {
+		t.Errorf("sidecar must be the first init container with restartPolicy Always: %+v", pod.Spec.InitContainers)
+	}
+	if sc.StartupProbe == nil || sc.SecurityContext == nil || !*sc.SecurityContext.ReadOnlyRootFilesystem {
+		t.Errorf("sidecar lacks startup probe or hardened security context")
+	}
+	if v, _ := env(pod.Spec.Containers[0], wellknown.EnvBaseURL); v != "http://127.0.0.1:8787" {
+		t.Errorf("app %s = %q", wellknown.EnvBaseURL, v)
+	}
+	if pod.Annotations[wellknown.AnnotationStatus] != wellknown.StatusInjected || pod.Annotations[wellknown.AnnotationPolicy] != "chat" {
+		t.Errorf("annotations = %v", pod.Annotations)
+	}
+	var secretVol, configVol bool
+	for _, v := range pod.Spec.Volumes {
+		secretVol = secretVol || (v.Secret != nil && v.Secret.SecretName == "anthropic")
+		configVol = configVol || (v.ConfigMap != nil && v.ConfigMap.Name == wellknown.ConfigMapName("chat"))
+	}
+	if !secretVol || !configVol {
+		t.Errorf("volumes = %+v", pod.Spec.Volumes)
+	}
+	for _, m := range pod.Spec.Containers[0].VolumeMounts {
+		if strings.HasPrefix(m.Name, "claude-guard") {
+			t.Errorf("app container must not mount %s", m.Name)
+		}
+	}
+}
+
+func TestPodsTheWebhookMustNotTouch(t *testing.T) {
+	enabled := map[string]string{wellknown.LabelInject: "enabled"}
+	ensureNamespace(t, operatorNamespace, map[string]string{wellknown.LabelInject: "false"})
+	optedIn := namespace(t, "opted-in", enabled)
+	plain := namespace(t, "plain", nil)
+	policy(t, plain, "chat", map[string]string{"app": "chat"})
+	policy(t, "kube-system", "chat", map[string]string{"app": "chat"})
+	policy(t, operatorNamespace, "chat", map[string]string{"app": "chat"})
+
+	cases := []struct {
+		name, ns string
+		labels   map[string]string
+	}{
+		{"kube-system", "kube-system", map[string]string{"app": "chat"}},
+		{"operator namespace", operatorNamespace, map[string]string{"app": "chat"}},
+		{"pod opted out", plain, map[string]string{"app": "chat", wellknown.LabelInject: "false"}},
+		{"pod opted out in opted-in namespace", optedIn, map[string]string{"app": "chat", wellknown.LabelInject: "false"}},
+		{"not selected", plain, map[string]string{"app": "web"}},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			pod := createPod(t, c.ns, fmt.Sprintf("untouched-%d", i), c.labels)
+			if sidecarOf(pod) != nil || len(pod.Annotations) != 0 || len(pod.Spec.Containers[0].Env) != 0 {
+				t.Fatalf("pod was modified: annotations=%v init=%d env=%v", pod.Annotations, len(pod.Spec.InitContainers), pod.Spec.Containers[0].Env)
+			}
+		})
+	}
+}
+
+func TestSkippedPodsAreExplained(t *testing.T) {
+	optedIn := namespace(t, "skip", map[string]string{wellknown.LabelInject: "enabled"})
+	p := policy(t, optedIn, "chat", map[string]string{"app": "chat"})
+	owner := func(pod *corev1.Pod) {
+		pod.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "chat-abc", UID: "8f5e2f3a-0000-4000-8000-000000000001", Controller: ptr.To(true)}}
+	}
+	hostNet := createPod(t, optedIn, "host", map[string]string{"app": "chat"}, owner, func(pod *corev1.Pod) { pod.Spec.HostNetwork = true })
+	if sidecarOf(hostNet) != nil || !strings.HasPrefix(hostNet.Annotations[wellknown.AnnotationStatus], "skipped: hostNetwork pods") {
+		t.Fatalf("hostNetwork pod: annotations=%v", hostNet.Annotations)
+	}
+	noPolicy := createPod(t, optedIn, "stray", map[string]string{"app": "web"})
+	if want := "skipped: namespace " + optedIn + " asks for injection but no ClaudeAccessPolicy there selects this pod"; noPolicy.Annotations[wellknown.AnnotationStatus] != want {
+		t.Fatalf("status = %q, want %q", noPolicy.Annotations[wellknown.AnnotationStatus], want)
+	}
+	eventually(t, func() error {
+		var list eventsv1.EventList
+		if err := k.List(context.Background(), &list, client.InNamespace(optedIn)); err != nil {
+			return err
+		}
+		for _, e := range list.Items {
+			if e.Regarding.Kind == "ReplicaSet" && e.Regarding.Name == "chat-abc" && e.Reason == "InjectionSkipped" && strings.Contains(e.Note, "hostNetwork") {
+				return nil
+			}
+		}
+		return fmt.Errorf("no InjectionSkipped event on the owner among %d events", len(list.Items))
+	})
+	// The policy's status explains the pod that runs without its sidecar.
+	eventually(t, func() error {
+		got := &v1alpha1.ClaudeAccessPolicy{}
+		if err := k.Get(context.Background(), client.ObjectKeyFromObject(p), got); err != nil {
+			return err
+		}
+		pods := got.Status.Pods
+		if pods == nil || pods.Selected != 1 || pods.NotInjected != 1 || len(pods.NotInjectedReasons) != 1 || pods.NotInjectedReasons[0].Example != "host" ||
+			!strings.HasPrefix(pods.NotInjectedReasons[0].Reason, "hostNetwork pods") {
+			return fmt.Errorf("pods = %+v", pods)
+		}
+		return nil
+	})
+}
+
+func TestPolicyChangeUpdatesTheMountedConfig(t *testing.T) {
+	ns := namespace(t, "update", nil)
+	p := policy(t, ns, "chat", map[string]string{"app": "chat"})
+	pod := createPod(t, ns, "chat-0", map[string]string{"app": "chat"})
+	var cmName string
+	for _, v := range pod.Spec.Volumes {
+		if v.Name == inject.VolumeConfig {
+			cmName = v.ConfigMap.Name
+		}
+	}
+	read := func() (*policyconfig.Config, error) {
+		cm := &corev1.ConfigMap{}
+		if err := k.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: cmName}, cm); err != nil {
+			return nil, err
+		}
+		return policyconfig.Parse([]byte(cm.Data[wellknown.ConfigKey]))
+	}
+	eventually(t, func() error {
+		c, err := read()
+		if err != nil {
+			return err
+		}
+		if len(c.Models.Allow) != 1 || c.Models.Allow[0] != "claude-haiku-*" {
+			return fmt.Errorf("models = %v", c.Models.Allow)
+		}
+		return nil
+	})
+	patch := client.MergeFrom(p.DeepCopy())
+	p.Spec.Models.Allow = []v1alpha1.ModelPattern{"claude-sonnet-*"}
+	if err := k.Patch(context.Background(), p, patch); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, func() error {
+		c, err := read()
+		if err != nil {
+			return err
+		}
+		if len(c.Models.Allow) != 1 || c.Models.Allow[0] != "claude-sonnet-*" {
+			return fmt.Errorf("models = %v", c.Models.Allow)
+		}
+		return nil
+	})
+	eventually(t, func() error {
+		got := &v1alpha1.ClaudeAccessPolicy{}
+		if err := k.Get(context.Background(), client.ObjectKeyFromObject(p), got); err != nil {
+			return err
+		}
+		if c := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionReady); c == nil || c.Status != metav1.ConditionTrue {
+			return fmt.Errorf("ready = %+v", c)
+		}
+		if got.Status.Pods == nil || got.Status.Pods.Injected != 1 {
+			return fmt.Errorf("pods = %+v", got.Status.Pods)
+		}
+		return nil
+	})
+}
+
+func eventually(t *testing.T, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = f(); err == nil {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal(err)
+}
