@@ -93,7 +93,11 @@ func Apply(pod *corev1.Pod, p *v1alpha1.ClaudeAccessPolicy, cfg Config) Result {
 	}
 	pod.Spec.Volumes = append(pod.Spec.Volumes, vols...)
 	// First among the init containers, so later init containers can use the proxy too.
-	pod.Spec.InitContainers = append([]corev1.Container{sidecar(cfg, mounts)}, pod.Spec.InitContainers...)
+	sc := sidecar(cfg, mounts)
+	if p.Spec.Credentials.SecretRef != nil {
+		sc.Args = append(sc.Args, "--secret-dir="+wellknown.SecretMountDir)
+	}
+	pod.Spec.InitContainers = append([]corev1.Container{sc}, pod.Spec.InitContainers...)
 	setAppEnv(pod)
 	if pod.Annotations == nil {
 		pod.Annotations = map[string]string{}

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"net/http/httptest"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -14,12 +15,19 @@ import (
 	"time"
 
 	"github.com/claude-guard/claude-guard/internal/effective"
+	"github.com/claude-guard/claude-guard/internal/inject"
+	"github.com/claude-guard/claude-guard/sidecar/fakeupstream"
 	"github.com/claude-guard/claude-guard/internal/testenv"
 )
 
 var (
 	kubectlPath string
 	kubeconfig  string
+	env         *testenv.Env
+	// upstream is the fake Anthropic API the rendered configs point at; sidecarBin is cmd/sidecar, built.
+	upstream   *httptest.Server
+	fake       *fakeupstream.Server
+	sidecarBin string
 )
 
 func TestMain(m *testing.M) {
@@ -27,7 +35,8 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	env, err := testenv.Start()
+	var err error
+	env, err = testenv.Start(testenv.WithWebhooks)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -47,9 +56,19 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	stop, err := env.StartManager(testenv.ManagerOptions{Effective: effective.Options{
-		NoTenant: effective.NoTenantDeny, VaultAddress: "https://vault.test:8200", Upstream: "https://api.anthropic.com",
-	}})
+	fake = fakeupstream.New(upstreamKey)
+	fake.Record = true
+	upstream = httptest.NewServer(fake)
+	defer upstream.Close()
+	sidecarBin = filepath.Join(dir, "sidecar")
+	if out, err := exec.Command("go", "build", "-o", sidecarBin, filepath.Join(testenv.RepoRoot(), "cmd", "sidecar")).CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "failed to build the sidecar: %v\n%s", err, out)
+		return 1
+	}
+	stop, err := env.StartManager(testenv.ManagerOptions{
+		Effective: effective.Options{NoTenant: effective.NoTenantDeny, VaultAddress: "https://vault.test:8200", Upstream: upstream.URL},
+		Inject:    &inject.Operator{Namespace: "claude-guard-system", Config: inject.DefaultConfig()},
+	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

@@ -1,0 +1,152 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/anthropics/anthropic-sdk-go/v2"
+	"github.com/anthropics/anthropic-sdk-go/v2/option"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/claude-guard/claude-guard/internal/inject"
+	"github.com/claude-guard/claude-guard/internal/podrun"
+	"github.com/claude-guard/claude-guard/internal/wellknown"
+)
+
+// upstreamKey is the only key the fake upstream accepts; it reaches the sidecar only through a Secret.
+const upstreamKey = "sk-ant-e2e-0000000000000000000000000000"
+
+const shopManifests = `apiVersion: v1
+kind: Namespace
+metadata:
+  name: shop
+  labels: {claudeguard.io/tenant: shop}
+---
+apiVersion: claudeguard.io/v1alpha1
+kind: ClaudeTenant
+metadata: {name: shop}
+spec:
+  namespaceSelector: {matchLabels: {claudeguard.io/tenant: shop}}
+  models: {allow: ["claude-haiku-*", "claude-sonnet-*"], maxTokens: 8192}
+  credentials: {allowedSources: [SecretRef]}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: anthropic, namespace: shop}
+stringData: {api-key: ` + upstreamKey + `}
+---
+apiVersion: claudeguard.io/v1alpha1
+kind: ClaudeAccessPolicy
+metadata: {name: storefront, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: storefront}}
+  credentials: {secretRef: {name: anthropic, key: api-key}}
+  models:
+    allow: ["claude-haiku-*"]
+    maxTokens: [{model: "claude-haiku-*", limit: 1024, action: Clamp}]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: storefront
+  namespace: shop
+  labels: {app: storefront}
+spec:
+  containers:
+  - name: app
+    image: example.com/storefront:1.0
+`
+
+// TestInjectedPodServes takes the pod exactly as the API server stored it after injection, runs its
+// sidecar container as a local process (internal/podrun: the kubelet's part), and calls Claude through
+// it with the official SDK, configured only from the app container's injected environment.
+func TestInjectedPodServes(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "shop.yaml")
+	if err := os.WriteFile(f, []byte(shopManifests), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The policy must be admitted before the pod exists, as in a real rollout.
+	manifests := strings.SplitN(shopManifests, "---\napiVersion: v1\nkind: Pod", 2)
+	setup := filepath.Join(t.TempDir(), "setup.yaml")
+	if err := os.WriteFile(setup, []byte(manifests[0]), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mustKubectl(t, "apply", "-f", setup)
+	waitFor(t, func() error {
+		out, err := kubectl("get", "cap", "storefront", "-n", "shop", "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
+		if err != nil || out != "True" {
+			return errors.New("policy not Ready: " + out)
+		}
+		return nil
+	})
+	mustKubectl(t, "apply", "-f", f)
+
+	var pod corev1.Pod
+	if err := json.Unmarshal([]byte(mustKubectl(t, "get", "pod", "storefront", "-n", "shop", "-o", "json")), &pod); err != nil {
+		t.Fatal(err)
+	}
+	if pod.Annotations[wellknown.AnnotationStatus] != wellknown.StatusInjected {
+		t.Fatalf("pod was not injected: %v", pod.Annotations)
+	}
+
+	var logs bytes.Buffer
+	runner := &podrun.Runner{
+		Client:   env.Client,
+		Root:     t.TempDir(),
+		Binaries: map[string]string{inject.DefaultConfig().Command[0]: sidecarBin},
+		Output:   &logs,
+	}
+	proc, err := runner.Start(context.Background(), &pod, wellknown.SidecarContainerName)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, logs.String())
+	}
+	defer func() { _ = proc.Stop() }()
+
+	app := pod.Spec.Containers[0]
+	appEnv := map[string]string{}
+	for _, e := range app.Env {
+		appEnv[e.Name] = e.Value
+	}
+	client := anthropic.NewClient(option.WithBaseURL(appEnv[wellknown.EnvBaseURL]), option.WithAPIKey(appEnv[wellknown.EnvAPIKey]), option.WithMaxRetries(0))
+	ctx := context.Background()
+	msg, err := client.Messages.New(ctx, anthropic.MessageNewParams{
+		Model: "claude-haiku-4-5", MaxTokens: 4000,
+		Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("hello from the storefront"))},
+	})
+	if err != nil {
+		t.Fatalf("allowed call failed: %v\n%s", err, logs.String())
+	}
+	if msg.Model != "claude-haiku-4-5" || len(msg.Content) == 0 {
+		t.Errorf("unexpected message: %+v", msg)
+	}
+	_, err = client.Messages.New(ctx, anthropic.MessageNewParams{
+		Model: "claude-opus-4-1", MaxTokens: 100,
+		Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("hello"))},
+	})
+	var apiErr *anthropic.Error
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != 403 || string(apiErr.Type()) != "permission_error" || !strings.Contains(err.Error(), "claude-opus-4-1") {
+		t.Fatalf("denied model: want a 403 permission_error naming the model, got %v", err)
+	}
+	if err := proc.Stop(); err != nil {
+		t.Logf("sidecar exit: %v", err)
+	}
+
+	// The upstream saw one call, with the key from the Secret and max_tokens clamped to 1024.
+	reqs := fake.Requests()
+	if len(reqs) != 1 || reqs[0].Header.Get("x-api-key") != upstreamKey || !bytes.Contains(reqs[0].Body, []byte(`"max_tokens":1024`)) {
+		t.Errorf("upstream saw %d request(s): %+v", len(reqs), reqs)
+	}
+	out := logs.String()
+	if strings.Contains(out, upstreamKey) || strings.Contains(out, "hello from the storefront") {
+		t.Errorf("the sidecar's output leaks the key or the prompt:\n%s", out)
+	}
+	if !strings.Contains(out, `"decision":"allow"`) || !strings.Contains(out, `"decision":"deny"`) {
+		t.Errorf("audit records lack an allow and a deny:\n%s", out)
+	}
+}
