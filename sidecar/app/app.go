@@ -153,6 +153,7 @@ func Run(ctx context.Context, o *Options) error {
 	if !c.Audit.Disabled {
 		auditLog = audit.New(o.Stdout)
 		defer auditLog.Close()
+		m.WatchAuditFailures(auditLog.Failed)
 	}
 	handler := proxy.New(proxy.Options{
 		Upstream:    upstream,
@@ -251,7 +252,10 @@ func Run(ctx context.Context, o *Options) error {
 		log.Warn("Drain deadline passed; closing remaining connections", "error", err.Error())
 		proxySrv.Close()
 	}
-	metricsSrv.Shutdown(drainCtx)
+	if err := metricsSrv.Shutdown(drainCtx); err != nil {
+		log.Warn("Metrics server did not shut down in time; closing it", "error", err.Error())
+		metricsSrv.Close()
+	}
 	log.Info("Sidecar stopped")
 	return nil
 }

@@ -47,20 +47,39 @@ func (l *lockedBuf) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func post(t *testing.T, base, model string, hdr map[string]string) (*http.Response, string) {
+// post sends a streaming Messages request and returns the status and the whole body.
+func post(t *testing.T, base, model string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest("POST", base+"/v1/messages", strings.NewReader(`{"model":"`+model+`","max_tokens":5,"stream":true,"messages":[]}`))
-	req.Header.Set("anthropic-version", "2023-06-01")
-	for k, v := range hdr {
-		req.Header.Set(k, v)
+	req, err := http.NewRequest("POST", base+"/v1/messages", strings.NewReader(`{"model":"`+model+`","max_tokens":5,"stream":true,"messages":[]}`))
+	if err != nil {
+		t.Fatal(err)
 	}
+	req.Header.Set("anthropic-version", "2023-06-01")
+	return do(t, req)
+}
+
+// get fetches url and returns the status and the whole body.
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return do(t, req)
+}
+
+func do(t *testing.T, req *http.Request) (int, string) {
+	t.Helper()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	return resp, string(b)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: read the body: %v", req.Method, req.URL, err)
+	}
+	return resp.StatusCode, string(b)
 }
 
 // TestStandalone runs the sidecar from a config file and a key file: it serves, reports ready,
@@ -95,16 +114,16 @@ func TestStandalone(t *testing.T) {
 	}
 	base, metricsBase := "http://"+a[0], "http://"+a[1]
 
-	if resp, err := http.Get(metricsBase + "/readyz"); err != nil || resp.StatusCode != 200 {
-		t.Fatalf("readyz: %v %v", err, resp)
+	if status, body := get(t, metricsBase+"/readyz"); status != 200 {
+		t.Fatalf("readyz: %d %s", status, body)
 	}
-	if resp, body := post(t, base, "claude-haiku-4-5", nil); resp.StatusCode != 200 || !strings.Contains(body, "message_stop") {
-		t.Fatalf("allowed request: %d %s", resp.StatusCode, body)
+	if status, body := post(t, base, "claude-haiku-4-5"); status != 200 || !strings.Contains(body, "message_stop") {
+		t.Fatalf("allowed request: %d %s", status, body)
 	}
 
 	// Hot reload: now only sonnet is allowed.
 	writeFile(t, cfgPath, policyYAML("claude-sonnet-*"))
-	waitFor(t, func() bool { r, _ := post(t, base, "claude-haiku-4-5", nil); return r.StatusCode == 403 })
+	waitFor(t, func() bool { status, _ := post(t, base, "claude-haiku-4-5"); return status == 403 })
 
 	// A broken file is rejected and the policy in force stays.
 	writeFile(t, cfgPath, "apiVersion: sidecar.claudeguard.io/v1\nkind: SidecarConfig\nmodels: {allow: [\"NOT A GLOB\"]}\nbogus: 1\n")
@@ -120,23 +139,27 @@ func TestStandalone(t *testing.T) {
 			}
 		}
 	})
-	if r, _ := post(t, base, "claude-sonnet-4-5", nil); r.StatusCode != 200 {
-		t.Fatalf("after a bad file the old policy must stay: %d", r.StatusCode)
+	if status, _ := post(t, base, "claude-sonnet-4-5"); status != 200 {
+		t.Fatalf("after a bad file the old policy must stay: %d", status)
 	}
-	if r, _ := post(t, base, "claude-haiku-4-5", nil); r.StatusCode != 403 {
-		t.Fatalf("after a bad file the old policy must stay: haiku got %d", r.StatusCode)
+	if status, _ := post(t, base, "claude-haiku-4-5"); status != 403 {
+		t.Fatalf("after a bad file the old policy must stay: haiku got %d", status)
 	}
-	resp, _ := http.Get(metricsBase + "/metrics")
-	mb, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	status, mb := get(t, metricsBase+"/metrics")
+	if status != 200 {
+		t.Fatalf("metrics: %d", status)
+	}
 	for _, want := range []string{`claude_guard_config_reloads_total{result="failure"}`, `claude_guard_requests_total{decision="deny",endpoint="/v1/messages",model="other",status="403"}`} {
-		if !strings.Contains(string(mb), want) {
+		if !strings.Contains(mb, want) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
 
 	// Graceful shutdown: a slow stream in flight completes.
-	req, _ := http.NewRequest("POST", base+"/v1/messages", strings.NewReader(`{"model":"claude-sonnet-4-5","max_tokens":5,"stream":true,"messages":[]}`))
+	req, err := http.NewRequest("POST", base+"/v1/messages", strings.NewReader(`{"model":"claude-sonnet-4-5","max_tokens":5,"stream":true,"messages":[]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
 	req.Header.Set("anthropic-version", "2023-06-01")
 	req.Header.Set(fakeupstream.ScenarioHeader, fakeupstream.ScenarioSlow)
 	req.Header.Set(fakeupstream.DelayHeader, "40ms")
@@ -144,6 +167,7 @@ func TestStandalone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer sresp.Body.Close()
 	br := bufio.NewReader(sresp.Body)
 	if _, err := br.ReadString('\n'); err != nil {
 		t.Fatal(err)
@@ -156,8 +180,9 @@ func TestStandalone(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("Run returned %v", err)
 	}
-	if _, err := http.Get(base + "/v1/models"); err == nil {
-		t.Fatalf("still serving after shutdown")
+	if resp, err := http.Get(base + "/v1/models"); err == nil {
+		resp.Body.Close()
+		t.Fatalf("still serving after shutdown: %s", resp.Status)
 	}
 }
 

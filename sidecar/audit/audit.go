@@ -9,6 +9,7 @@ import (
 	"io"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 )
@@ -54,9 +55,10 @@ type Record struct {
 // (and when the buffer fills, and on Close), so a busy proxy does not pay one write system call per
 // request. A crash can lose at most the last FlushInterval of records.
 type Logger struct {
-	w    *lineBuffer
-	stop chan struct{}
-	done chan struct{}
+	w      *lineBuffer
+	stop   chan struct{}
+	done   chan struct{}
+	failed atomic.Uint64
 }
 
 // FlushInterval bounds how long a record waits in the buffer.
@@ -83,6 +85,15 @@ func (l *Logger) flushLoop() {
 			return
 		}
 	}
+}
+
+// Failed is how many records could not be written. The writer's error is sticky: after a write or a
+// flush fails, every later record is counted as failed.
+func (l *Logger) Failed() uint64 {
+	if l == nil {
+		return 0
+	}
+	return l.failed.Load()
 }
 
 // Flush writes out buffered records now.
@@ -182,7 +193,11 @@ func (l *Logger) Write(_ context.Context, r *Record) {
 		b = append(b, `,"clientAborted":true`...)
 	}
 	b = append(b, "}\n"...)
-	l.w.Write(b)
+	if _, err := l.w.Write(b); err != nil {
+		// The request is already answered and the audit stream itself is what failed, so there is
+		// nowhere better to report it than a counter (exported as a metric).
+		l.failed.Add(1)
+	}
 	*bp = b
 	encPool.Put(bp)
 }

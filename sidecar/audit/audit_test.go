@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -53,5 +54,29 @@ func BenchmarkWrite(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		l.Write(context.Background(), r)
+	}
+}
+
+type brokenWriter struct{}
+
+func (brokenWriter) Write([]byte) (int, error) { return 0, errors.New("stdout closed") }
+
+func TestFailedWritesAreCounted(t *testing.T) {
+	l := New(brokenWriter{})
+	defer l.Close()
+	rec := &Record{Time: time.Now(), Decision: DecisionAllow, Status: 200}
+	l.Write(context.Background(), rec) // buffered
+	l.Flush()                          // fails: the writer's error sticks
+	if got := l.Failed(); got != 0 {
+		t.Fatalf("Failed() = %d before any record was refused", got)
+	}
+	l.Write(context.Background(), rec)
+	l.Write(context.Background(), rec)
+	if got := l.Failed(); got != 2 {
+		t.Fatalf("Failed() = %d, want 2", got)
+	}
+	var nilLogger *Logger
+	if nilLogger.Failed() != 0 {
+		t.Fatal("a nil Logger reports failures")
 	}
 }

@@ -237,7 +237,9 @@ func TestEveryLengthAndOffset(t *testing.T) {
 						t.Fatalf("%q: %v", doc, err)
 					}
 					var want struct{ Model string }
-					json.Unmarshal([]byte(doc), &want)
+					if err := json.Unmarshal([]byte(doc), &want); err != nil {
+						t.Fatalf("%q: encoding/json: %v", doc, err)
+					}
 					if f.Model != want.Model {
 						t.Fatalf("%q: model %q, want %q", doc, f.Model, want.Model)
 					}

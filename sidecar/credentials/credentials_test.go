@@ -31,25 +31,35 @@ func TestFile(t *testing.T) {
 	get("sk-one")
 
 	// Rotated on disk: not seen before the recheck interval, seen after it.
-	if err := os.WriteFile(p, []byte("sk-two"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	os.Chtimes(p, time.Unix(2000, 0), time.Unix(2000, 0))
+	writeKey(t, p, "sk-two")
 	get("sk-one")
 	now = now.Add(DefaultRecheck)
 	get("sk-two")
 
 	// A 401 forces a re-read even within the interval.
-	os.WriteFile(p, []byte("sk-three"), 0o600)
-	os.Chtimes(p, time.Unix(2000, 0), time.Unix(2000, 0)) // same mtime: only Invalidate can notice
+	writeKey(t, p, "sk-three") // same mtime: only Invalidate can notice
 	get("sk-two")
 	f.Invalidate()
 	get("sk-three")
 
 	// The file vanishing mid-rotation keeps the last good key.
-	os.Remove(p)
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
 	f.Invalidate()
 	get("sk-three")
+}
+
+// writeKey rewrites the key file with a fixed mtime, so only the recheck interval or Invalidate can
+// notice the change.
+func writeKey(t *testing.T, p, key string) {
+	t.Helper()
+	if err := os.WriteFile(p, []byte(key), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(p, time.Unix(2000, 0), time.Unix(2000, 0)); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestFileErrorsDoNotLeakKey(t *testing.T) {
@@ -59,7 +69,9 @@ func TestFileErrorsDoNotLeakKey(t *testing.T) {
 		t.Fatal("want error for a missing file")
 	}
 	empty := filepath.Join(t.TempDir(), "empty")
-	os.WriteFile(empty, []byte("  \n"), 0o600)
+	if err := os.WriteFile(empty, []byte("  \n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := NewFile(empty).Get(context.Background()); !errors.Is(err, ErrNoCredential) {
 		t.Fatalf("empty file: %v, want ErrNoCredential", err)
 	}

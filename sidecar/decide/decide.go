@@ -95,6 +95,8 @@ type Decision struct {
 	// Aliased is set when the model was rewritten from an alias; RequestedModel is what the client sent.
 	Aliased        bool
 	RequestedModel string
+	// Path is the path to forward when it differs from the request's (GET /v1/models/{alias}), else "".
+	Path string
 	// ClampedFrom is the client's max_tokens when it was clamped, else 0.
 	ClampedFrom int64
 }
@@ -102,7 +104,10 @@ type Decision struct {
 // Blocked reports whether the request must not be forwarded.
 func (d *Decision) Blocked() bool { return d.Denial != nil && d.Enforced }
 
-// bodyEndpoints are the paths whose JSON body carries a model the policy restricts.
+// modelPathPrefix starts the path of a call that names a model in its path (GET /v1/models/{id}).
+const modelPathPrefix = policyconfig.PathModels + "/"
+
+// hasModelBody reports whether path is one whose JSON body must carry a model the policy restricts.
 func hasModelBody(path string) bool {
 	return path == policyconfig.PathMessages || path == policyconfig.PathCountTokens
 }
@@ -111,10 +116,13 @@ func hasModelBody(path string) bool {
 // never fails: a request it cannot read is denied.
 func (p *Policy) Decide(r Request) Decision {
 	d := Decision{Body: r.Body}
-	deny := func(rule string, status int, typ, format string, args ...any) Decision {
-		d.Denial = &Denial{Rule: rule, Status: status, Type: typ, Message: fmt.Sprintf(format, args...)}
+	refuse := func(dn *Denial) Decision {
+		d.Denial = dn
 		d.Enforced = !p.Config.ShadowMode
 		return d
+	}
+	deny := func(rule string, status int, typ, format string, args ...any) Decision {
+		return refuse(&Denial{Rule: rule, Status: status, Type: typ, Message: fmt.Sprintf(format, args...)})
 	}
 	c := p.Config
 	if c.Deny != nil {
@@ -130,6 +138,16 @@ func (p *Policy) Decide(r Request) Decision {
 	if int64(len(r.Body)) > c.MaxRequestBytes {
 		return deny(RuleMaxBytes, http.StatusRequestEntityTooLarge, TypeTooLarge,
 			"claude-guard: request body of %d bytes exceeds the policy's limit of %d bytes (rule maxRequestBytes)", len(r.Body), c.MaxRequestBytes)
+	}
+	if id, ok := strings.CutPrefix(r.Path, modelPathPrefix); ok {
+		// The path is clean (endpointAllowed), so id is what the upstream will read as the model id.
+		d.Model, d.RequestedModel = id, id
+		if target, ok := p.aliases[id]; ok {
+			d.Model, d.Aliased, d.Path = target, true, modelPathPrefix+target
+		}
+		if dn := p.modelDenial(d.Model); dn != nil {
+			return refuse(dn)
+		}
 	}
 	if r.Method != http.MethodPost || len(r.Body) == 0 {
 		return d
@@ -158,22 +176,8 @@ func (p *Policy) Decide(r Request) Decision {
 		d.Body = bodyscan.SetModel(d.Body, &d.Fields, target)
 		d.Model, d.Aliased = target, true
 	}
-	for _, pat := range c.Models.Deny {
-		if glob.Match(pat, d.Model) {
-			return deny(RuleModelDeny, http.StatusForbidden, TypePermission,
-				"claude-guard: model %q is denied by policy (rule models.deny %q)", safeModel(d.Model), pat)
-		}
-	}
-	allowed := false
-	for _, pat := range c.Models.Allow {
-		if glob.Match(pat, d.Model) {
-			allowed = true
-			break
-		}
-	}
-	if !allowed {
-		return deny(RuleModelAllow, http.StatusForbidden, TypePermission,
-			"claude-guard: model %q is not in the policy's allowed models (rule models.allow)", safeModel(d.Model))
+	if dn := p.modelDenial(d.Model); dn != nil {
+		return refuse(dn)
 	}
 	if f.HasMaxTokens {
 		for _, mt := range c.Models.MaxTokens {
@@ -198,6 +202,23 @@ func (p *Policy) Decide(r Request) Decision {
 		return deny(RuleStreaming, http.StatusForbidden, TypePermission, "claude-guard: streaming is not allowed by policy (rule denyStreaming)")
 	}
 	return d
+}
+
+// modelDenial applies models.deny, then models.allow, to an effective (already aliased) model.
+func (p *Policy) modelDenial(model string) *Denial {
+	for _, pat := range p.Config.Models.Deny {
+		if glob.Match(pat, model) {
+			return &Denial{Rule: RuleModelDeny, Status: http.StatusForbidden, Type: TypePermission,
+				Message: fmt.Sprintf("claude-guard: model %q is denied by policy (rule models.deny %q)", safeModel(model), pat)}
+		}
+	}
+	for _, pat := range p.Config.Models.Allow {
+		if glob.Match(pat, model) {
+			return nil
+		}
+	}
+	return &Denial{Rule: RuleModelAllow, Status: http.StatusForbidden, Type: TypePermission,
+		Message: fmt.Sprintf("claude-guard: model %q is not in the policy's allowed models (rule models.allow)", safeModel(model))}
 }
 
 func (p *Policy) endpointAllowed(path string) bool {

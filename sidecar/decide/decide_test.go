@@ -55,6 +55,7 @@ func TestDecide(t *testing.T) {
 		enforced bool
 		wantBody string // substring of the forwarded body
 		model    string
+		wantPath string // the path to forward, when rewritten
 	}{
 		{name: "allowed by glob", path: "/v1/messages", body: msg("claude-haiku-4-5", 100, ""), model: "claude-haiku-4-5"},
 		{name: "allowed by name", path: "/v1/messages", body: msg("claude-sonnet-4-5", 8192, ""), model: "claude-sonnet-4-5"},
@@ -77,7 +78,15 @@ func TestDecide(t *testing.T) {
 			path: "/v1/messages/batches", body: []byte(`{"model":"claude-opus-4-1"}`), rule: RuleModelAllow, status: 403, enforced: true},
 		{name: "other endpoint with non-JSON body", opts: []func(*policyconfig.Config){func(c *policyconfig.Config) { c.Endpoints = []string{"/v1/files"} }},
 			path: "/v1/files", body: []byte("--boundary\r\nContent-Disposition: form-data\r\n"), model: ""},
-		{name: "model get", path: "/v1/models/claude-haiku-4-5", method: "GET"},
+		{name: "model get", path: "/v1/models/claude-haiku-4-5", method: "GET", model: "claude-haiku-4-5"},
+		{name: "model get not allowed", path: "/v1/models/claude-opus-4-1", method: "GET", rule: RuleModelAllow, status: 403, enforced: true},
+		{name: "model get deny beats allow", path: "/v1/models/claude-haiku-3-5", method: "GET", rule: RuleModelDeny, status: 403, enforced: true},
+		{name: "model get alias rewritten then checked", path: "/v1/models/fast", method: "GET", model: "claude-haiku-4-5", wantPath: "/v1/models/claude-haiku-4-5"},
+		{name: "model get alias to a model not allowed", opts: []func(*policyconfig.Config){func(c *policyconfig.Config) { c.Models.Aliases = map[string]string{"big": "claude-opus-4-1"} }},
+			path: "/v1/models/big", method: "GET", rule: RuleModelAllow, status: 403, enforced: true, wantPath: "/v1/models/claude-opus-4-1"},
+		{name: "model get under a broader endpoint prefix", opts: []func(*policyconfig.Config){func(c *policyconfig.Config) { c.Endpoints = []string{"/v1/*"} }},
+			path: "/v1/models/claude-opus-4-1", method: "GET", rule: RuleModelAllow, status: 403, enforced: true},
+		{name: "shadow model get", opts: []func(*policyconfig.Config){shadow}, path: "/v1/models/claude-opus-4-1", method: "GET", rule: RuleModelAllow, status: 403, model: "claude-opus-4-1"},
 		{name: "models prefix needs a suffix", path: "/v1/models/", method: "GET", rule: RuleEndpoints, status: 403, enforced: true},
 		{name: "too large", opts: []func(*policyconfig.Config){func(c *policyconfig.Config) { c.MaxRequestBytes = 10 }}, path: "/v1/messages", body: msg("claude-haiku-4-5", 1, ""),
 			rule: RuleMaxBytes, status: 413, enforced: true},
@@ -117,6 +126,9 @@ func TestDecide(t *testing.T) {
 			}
 			if (c.rule == "" || c.model != "") && d.Model != c.model {
 				t.Errorf("model = %q, want %q", d.Model, c.model)
+			}
+			if d.Path != c.wantPath {
+				t.Errorf("forwarded path = %q, want %q", d.Path, c.wantPath)
 			}
 			if c.wantBody != "" && !strings.Contains(string(d.Body), c.wantBody) {
 				t.Errorf("body %s does not contain %s", d.Body, c.wantBody)
@@ -187,7 +199,7 @@ func benchmarkDecide(b *testing.B, src []byte) {
 	buf := make([]byte, len(src))
 	b.SetBytes(int64(len(src)))
 	b.ReportAllocs()
-	cpu0 := cpuTime()
+	cpu0 := cpuTime(b)
 	for b.Loop() {
 		copy(buf, src)
 		d := p.Decide(Request{Method: "POST", Path: "/v1/messages", Body: buf})
@@ -196,13 +208,16 @@ func benchmarkDecide(b *testing.B, src []byte) {
 		}
 	}
 	// CPU time per op next to wall time: on a shared machine wall time includes waiting for a CPU.
-	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(b.N), "cpu-ns/op")
 }
 
 // cpuTime is the process's user+system CPU time.
-func cpuTime() time.Duration {
+func cpuTime(tb testing.TB) time.Duration {
+	tb.Helper()
 	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatalf("getrusage: %v", err)
+	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 

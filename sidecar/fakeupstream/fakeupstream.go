@@ -168,31 +168,6 @@ func model(id string) map[string]any {
 	return map[string]any{"type": "model", "id": id, "display_name": id, "created_at": "2025-09-29T00:00:00Z"}
 }
 
-// message is a non-streaming Messages response (a struct, so the fake stays cheap in benchmarks).
-type message struct {
-	ID           string          `json:"id"`
-	Type         string          `json:"type"`
-	Role         string          `json:"role"`
-	Model        string          `json:"model"`
-	Content      []textBlock     `json:"content"`
-	StopReason   string          `json:"stop_reason"`
-	StopSequence *string         `json:"stop_sequence"`
-	Usage        usageJSON       `json:"usage"`
-	Unknown      map[string]bool `json:"x_unknown_future_field"`
-}
-
-type textBlock struct {
-	Type string `json:"type"`
-	Text string `json:"text"`
-}
-
-type usageJSON struct {
-	InputTokens              int64 `json:"input_tokens"`
-	OutputTokens             int64 `json:"output_tokens"`
-	CacheCreationInputTokens int64 `json:"cache_creation_input_tokens"`
-	CacheReadInputTokens     int64 `json:"cache_read_input_tokens"`
-}
-
 type request struct {
 	Model     string `json:"model"`
 	MaxTokens int64  `json:"max_tokens"`
@@ -343,11 +318,14 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request, body []byte, i
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	var buf bytes.Buffer
-	json.NewEncoder(&buf).Encode(v)
+	if err := json.NewEncoder(&buf).Encode(v); err != nil {
+		// Only maps of plain values are encoded here: a failure is a bug in the fake.
+		panic(fmt.Sprintf("fakeupstream: failed to encode a response: %v", err))
+	}
 	w.Header().Set("content-type", "application/json")
 	w.Header().Set("content-length", strconv.Itoa(buf.Len()))
 	w.WriteHeader(status)
-	w.Write(buf.Bytes())
+	_, _ = w.Write(buf.Bytes()) // the client hung up: a test client notices by itself
 }
 
 func writeError(w http.ResponseWriter, status int, typ, msg string) {

@@ -56,9 +56,13 @@ func TestReserveSettleRefund(t *testing.T) {
 		t.Fatalf("after settle: %v", err)
 	}
 	// Refund puts the request and its tokens back.
-	m.Refund(ctx, r2)
+	if err := m.Refund(ctx, r2); err != nil {
+		t.Fatal(err)
+	}
 	// Settling twice changes nothing.
-	m.Settle(ctx, r1, usage.Usage{OutputTokens: 900})
+	if err := m.Settle(ctx, r1, usage.Usage{OutputTokens: 900}); err != nil {
+		t.Fatal(err)
+	}
 
 	// Requests: 1 used (r1), r2 refunded → 2 more fit, the next is denied.
 	for i := 0; i < 2; i++ {
@@ -102,7 +106,9 @@ func TestTokenTypes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			m.Settle(ctx, r, c.u)
+			if err := m.Settle(ctx, r, c.u); err != nil {
+				t.Fatal(err)
+			}
 			for _, b := range m.buckets {
 				if b.amount != c.want {
 					t.Fatalf("settled %d, want %d", b.amount, c.want)
@@ -125,7 +131,9 @@ func TestBudgetsAreSoftCaps(t *testing.T) {
 		t.Fatal(err)
 	}
 	// 1000 in × $1/M + 2000 out × $5/M = $0.011 ≥ $0.01.
-	m.Settle(ctx, r, usage.Usage{InputTokens: 1000, OutputTokens: 2000})
+	if err := m.Settle(ctx, r, usage.Usage{InputTokens: 1000, OutputTokens: 2000}); err != nil {
+		t.Fatal(err)
+	}
 	var d *Denied
 	if _, err := m.Reserve(ctx, Request{Keys: k, Model: "claude-haiku-4-5", OutputTokens: 1}); !errors.As(err, &d) || d.What != "budget" || d.Rule != "policy/budget-usd" {
 		t.Fatalf("over budget: %v", err)
@@ -138,7 +146,9 @@ func TestBudgetsAreSoftCaps(t *testing.T) {
 func TestForceReservesInShadow(t *testing.T) {
 	m := NewMemory(rules(t, []policyconfig.LimitRule{{Name: "rpm", Key: "Workload", Window: "Minute", Requests: 1}}, nil, nil))
 	ctx := context.Background()
-	m.Reserve(ctx, Request{})
+	if _, err := m.Reserve(ctx, Request{}); err != nil {
+		t.Fatal(err)
+	}
 	res, err := m.Reserve(ctx, Request{Force: true})
 	var d *Denied
 	if res == nil || !errors.As(err, &d) {
@@ -198,11 +208,16 @@ func TestConcurrentReserveSettle(t *testing.T) {
 				}
 				admitted.Add(1)
 				if i%7 == 0 {
-					m.Refund(ctx, r) // e.g. the upstream was unreachable
+					// e.g. the upstream was unreachable
+					if err := m.Refund(ctx, r); err != nil {
+						t.Error(err)
+					}
 					continue
 				}
 				usedTotal.Add(50)
-				m.Settle(ctx, r, usage.Usage{InputTokens: 10, OutputTokens: 40})
+				if err := m.Settle(ctx, r, usage.Usage{InputTokens: 10, OutputTokens: 40}); err != nil {
+					t.Error(err)
+				}
 				if i%50 == 0 {
 					check()
 				}

@@ -20,6 +20,7 @@ type Metrics struct {
 	Duration         *prometheus.HistogramVec // endpoint, stream
 	UpstreamDuration *prometheus.HistogramVec // endpoint, stream: time to upstream response headers
 	LimiterRejected  *prometheus.CounterVec   // rule
+	LimiterErrors    *prometheus.CounterVec   // op
 	InFlight         prometheus.Gauge
 	ConfigReloads    *prometheus.CounterVec // result
 	ConfigInfo       *prometheus.GaugeVec   // hash
@@ -47,6 +48,9 @@ func New() *Metrics {
 		LimiterRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "claude_guard_limiter_rejections_total", Help: "Requests refused by a rate limit or budget, by rule.",
 		}, []string{"rule"}),
+		LimiterErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "claude_guard_limiter_errors_total", Help: "Rate limiter failures, by operation (reserve, settle, refund).",
+		}, []string{"op"}),
 		InFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "claude_guard_requests_in_flight", Help: "Requests being proxied, streams included.",
 		}),
@@ -57,8 +61,15 @@ func New() *Metrics {
 			Name: "claude_guard_config_info", Help: "1 for the config hash in force.",
 		}, []string{"hash"}),
 	}
-	r.MustRegister(m.Requests, m.Tokens, m.Duration, m.UpstreamDuration, m.LimiterRejected, m.InFlight, m.ConfigReloads, m.ConfigInfo)
+	r.MustRegister(m.Requests, m.Tokens, m.Duration, m.UpstreamDuration, m.LimiterRejected, m.LimiterErrors, m.InFlight, m.ConfigReloads, m.ConfigInfo)
 	return m
+}
+
+// WatchAuditFailures exports failed, the running count of audit records that could not be written.
+func (m *Metrics) WatchAuditFailures(failed func() uint64) {
+	m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "claude_guard_audit_write_failures_total", Help: "Audit records that could not be written.",
+	}, func() float64 { return float64(failed()) }))
 }
 
 // Ready reports why the sidecar is not ready, or "" when it is.
@@ -68,13 +79,18 @@ type Ready func() string
 func (m *Metrics) Handler(ready Ready) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Timeout: 10 * time.Second}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeOK(w) })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if why := ready(); why != "" {
 			http.Error(w, "not ready: "+why, http.StatusServiceUnavailable)
 			return
 		}
-		w.Write([]byte("ok\n"))
+		writeOK(w)
 	})
 	return mux
+}
+
+func writeOK(w http.ResponseWriter) {
+	// A probe that hung up cannot be told anything; the kubelet just probes again.
+	_, _ = w.Write([]byte("ok\n"))
 }

@@ -63,8 +63,11 @@ func BenchmarkRoundTrip(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				io.Copy(io.Discard, resp.Body)
+				_, err = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
+				if err != nil {
+					b.Fatal(err)
+				}
 				if resp.StatusCode != 200 {
 					b.Fatal(resp.Status)
 				}

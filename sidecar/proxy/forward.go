@@ -63,6 +63,10 @@ func newForwarder(o Options) http.Handler {
 		ErrorLog:   slog.NewLogLogger(o.Log.Handler(), slog.LevelWarn),
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			ex := FromContext(pr.In.Context())
+			if path := ex.Decision.Path; path != "" {
+				// An aliased model id in the path: send the model the policy checked. The query is kept.
+				pr.Out.URL.Path, pr.Out.URL.RawPath = path, ""
+			}
 			pr.SetURL(upstream)
 			out := pr.Out
 			for _, h := range clientCredentialHeaders {

@@ -12,6 +12,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -66,7 +67,7 @@ func New(o Options) http.Handler {
 	if o.Transport == nil {
 		o.Transport = NewTransport()
 	}
-	var h http.Handler = newForwarder(o)
+	h := newForwarder(o)
 	h = WithCredentials(o.Credentials, h)
 	h = WithLimits(o.Limiter, o.Metrics, o.Log, h)
 	h = WithDecision(o.Log, h)
@@ -119,7 +120,7 @@ func WithRecover(log *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
 			if v := recover(); v != nil {
-				if v == http.ErrAbortHandler {
+				if err, ok := v.(error); ok && errors.Is(err, http.ErrAbortHandler) {
 					panic(v)
 				}
 				log.Error("Panic while proxying", "path", r.URL.Path, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
@@ -359,7 +360,8 @@ func WriteError(w http.ResponseWriter, d *decide.Denial, retryable bool, retryAf
 	body = append(body, "\"}\n"...)
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(d.Status)
-	w.Write(body)
+	// A failed write means the client is gone; the status is already recorded and there is no one to tell.
+	_, _ = w.Write(body)
 }
 
 // appendJSONString appends s as a JSON string (strconv.Quote escapes are not all valid JSON).

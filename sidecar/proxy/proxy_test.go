@@ -29,6 +29,7 @@ import (
 	"github.com/claude-guard/claude-guard/sidecar/limits"
 	"github.com/claude-guard/claude-guard/sidecar/metrics"
 	"github.com/claude-guard/claude-guard/sidecar/proxy"
+	"github.com/claude-guard/claude-guard/sidecar/usage"
 )
 
 const realKey = "sk-ant-api03-REAL-KEY-never-logged"
@@ -105,7 +106,8 @@ type countingSource struct {
 
 func (c *countingSource) Invalidate() { c.invalidated.Add(1); c.Source.Invalidate() }
 
-func newEnv(t *testing.T, extraConfig string) *env {
+// newEnv starts the environment; opts may replace parts of the proxy's options.
+func newEnv(t *testing.T, extraConfig string, opts ...func(*proxy.Options)) *env {
 	t.Helper()
 	e := &env{fake: fakeupstream.New(realKey), audit: &syncBuffer{}, logs: &syncBuffer{}, metrics: metrics.New()}
 	e.fake.Record = true
@@ -121,7 +123,7 @@ func newEnv(t *testing.T, extraConfig string) *env {
 	e.auditL = audit.New(e.audit)
 	t.Cleanup(e.auditL.Close)
 	e.audit.flush = e.auditL.Flush
-	h := proxy.New(proxy.Options{
+	o := proxy.Options{
 		Upstream:    upURL,
 		Policy:      store.Policy,
 		Credentials: e.creds,
@@ -130,7 +132,11 @@ func newEnv(t *testing.T, extraConfig string) *env {
 		Metrics:     e.metrics,
 		Log:         slog.New(slog.NewJSONHandler(e.logs, nil)),
 		Workload:    "team-a/chat-7d9f",
-	})
+	}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	h := proxy.New(o)
 	e.srv = httptest.NewServer(h)
 	t.Cleanup(e.srv.Close)
 	// The app's SDK holds only the placeholder key, as an injected pod's would.
@@ -322,6 +328,98 @@ func TestSDKCountTokensModelsAndBetas(t *testing.T) {
 	}
 }
 
+// TestModelGetChecksModelRules: GET /v1/models/{id} is held to models.allow and models.deny like a
+// Messages request, after the alias is resolved, and an alias is forwarded resolved.
+func TestModelGetChecksModelRules(t *testing.T) {
+	e := newEnv(t, "")
+	ctx := context.Background()
+	// The model rules apply to the id in the path, after the alias is resolved (and forwarded resolved).
+	m, err := e.client.Models.Get(ctx, "fast", anthropic.ModelGetParams{})
+	if err != nil || m.ID != "claude-haiku-4-5" {
+		t.Fatalf("models get by alias: %v %+v", err, m)
+	}
+	if reqs := e.fake.Requests(); reqs[len(reqs)-1].Path != "/v1/models/claude-haiku-4-5" {
+		t.Errorf("models get by alias forwarded to %q", reqs[len(reqs)-1].Path)
+	}
+	for id, rule := range map[string]string{"claude-opus-4-1": "rule models.allow", "claude-haiku-3-5": "rule models.deny"} {
+		forwarded := len(e.fake.Requests())
+		_, err := e.client.Models.Get(ctx, id, anthropic.ModelGetParams{})
+		var apiErr *anthropic.Error
+		if !errors.As(err, &apiErr) || apiErr.StatusCode != 403 || apiErr.Type() != "permission_error" || !strings.Contains(apiErr.Message, rule) ||
+			apiErr.Response.Header.Get(proxy.HeaderError) != "true" {
+			t.Fatalf("models get %s: %v, want 403 permission_error naming %s", id, err, rule)
+		}
+		if len(e.fake.Requests()) != forwarded {
+			t.Errorf("models get %s was forwarded", id)
+		}
+	}
+}
+
+// failingLimiter admits every request and then fails to settle or refund it.
+type failingLimiter struct{}
+
+var errLimiterDown = errors.New("limiter backend unreachable")
+
+func (failingLimiter) Reserve(context.Context, limits.Request) (*limits.Reservation, error) {
+	return &limits.Reservation{}, nil
+}
+func (failingLimiter) Settle(context.Context, *limits.Reservation, usage.Usage) error {
+	return errLimiterDown
+}
+func (failingLimiter) Refund(context.Context, *limits.Reservation) error { return errLimiterDown }
+
+// TestLimiterReleaseFailuresAreReported: the response is already sent when a reservation is released, so
+// a limiter failure then must at least be logged and counted, never dropped.
+func TestLimiterReleaseFailuresAreReported(t *testing.T) {
+	cases := []struct {
+		name   string
+		creds  credentials.Source
+		status int
+		op     string
+	}{
+		{name: "settle after forwarding", creds: credentials.Static(realKey), status: 200, op: "settle"},
+		{name: "refund when never forwarded", creds: credentials.Static(""), status: 503, op: "refund"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t, "", func(o *proxy.Options) { o.Limiter, o.Credentials = failingLimiter{}, c.creds })
+			req, err := http.NewRequest("POST", e.srv.URL+"/v1/messages",
+				strings.NewReader(`{"model":"claude-haiku-4-5","max_tokens":5,"messages":[{"role":"user","content":"x"}]}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("anthropic-version", "2023-06-01")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if err != nil || resp.StatusCode != c.status {
+				t.Fatalf("status %d (%v), want %d", resp.StatusCode, err, c.status)
+			}
+			// The release is deferred to the end of the handler, which may finish after the client has read.
+			want := `claude_guard_limiter_errors_total{op="` + c.op + `"} 1`
+			scrape := func() string {
+				rec := httptest.NewRecorder()
+				e.metrics.Handler(func() string { return "" }).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+				return rec.Body.String()
+			}
+			for deadline := time.Now().Add(5 * time.Second); !strings.Contains(scrape(), want) && time.Now().Before(deadline); {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if got := scrape(); !strings.Contains(got, want) {
+				t.Fatalf("metrics lack %s:\n%s", want, got)
+			}
+			logs := e.logs.String()
+			if !strings.Contains(logs, "Failed to release a rate limit reservation") || !strings.Contains(logs, `"op":"`+c.op+`"`) ||
+				!strings.Contains(logs, errLimiterDown.Error()) {
+				t.Errorf("no log line for the failed %s:\n%s", c.op, logs)
+			}
+		})
+	}
+}
+
 func TestSDKTypedErrors(t *testing.T) {
 	e := newEnv(t, `
 endpoints: [/v1/messages, /v1/models]
@@ -353,7 +451,7 @@ limits:
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := e.client.Messages.New(ctx, anthropic.MessageNewParams{Model: anthropic.Model(c.model), MaxTokens: c.maxTokens, Messages: userMsg("hi")}, c.opts...)
+			_, err := e.client.Messages.New(ctx, anthropic.MessageNewParams{Model: c.model, MaxTokens: c.maxTokens, Messages: userMsg("hi")}, c.opts...)
 			var apiErr *anthropic.Error
 			if !errors.As(err, &apiErr) {
 				t.Fatalf("want *anthropic.Error, got %v", err)
@@ -450,7 +548,9 @@ func TestPolicyRewritesAndShadow(t *testing.T) {
 			Model     string `json:"model"`
 			MaxTokens int    `json:"max_tokens"`
 		}
-		json.Unmarshal(e.fake.Requests()[0].Body, &sent)
+		if err := json.Unmarshal(e.fake.Requests()[0].Body, &sent); err != nil {
+			t.Fatal(err)
+		}
 		if sent.Model != "claude-haiku-4-5" || sent.MaxTokens != 4096 || msg.Model != "claude-haiku-4-5" {
 			t.Fatalf("upstream got model %q max_tokens %d", sent.Model, sent.MaxTokens)
 		}
@@ -501,8 +601,11 @@ func TestPolicyRewritesAndShadow(t *testing.T) {
 				Type  string `json:"type"`
 				Error struct{ Type, Message string }
 			}
-			json.NewDecoder(resp.Body).Decode(&body)
+			err = json.NewDecoder(resp.Body).Decode(&body)
 			resp.Body.Close()
+			if err != nil {
+				t.Fatalf("%.40s: decode the error body: %v", c.body, err)
+			}
 			if resp.StatusCode != c.status || body.Type != "error" || body.Error.Type != c.typ || resp.Header.Get("x-should-retry") != "false" {
 				t.Errorf("%.40s: %d %+v", c.body, resp.StatusCode, body)
 			}

@@ -113,7 +113,11 @@ func WithLimits(l limits.Limiter, m *metrics.Metrics, log *slog.Logger, next htt
 			}
 			log.Info("Shadow mode: request would have been rate limited", "rule", denied.Rule)
 		case err != nil:
+			if m != nil {
+				m.LimiterErrors.WithLabelValues("reserve").Inc()
+			}
 			if ex.Policy.Config.Limits.FailureMode != policyconfig.FailOpen {
+				log.Warn("Rate limiter unavailable, refusing the request", "error", err)
 				ex.deny(w, &decide.Denial{Rule: "limits", Status: http.StatusServiceUnavailable, Type: decide.TypeAPI,
 					Message: "claude-guard: the rate limiter is unavailable"}, true, time.Second)
 				return
@@ -121,27 +125,37 @@ func WithLimits(l limits.Limiter, m *metrics.Metrics, log *slog.Logger, next htt
 			log.Warn("Rate limiter unavailable, failing open", "error", err)
 		}
 		if res != nil {
-			defer settle(l, res, req, r) // deferred: a broken stream unwinds with http.ErrAbortHandler
+			defer settle(l, m, log, res, req, r) // deferred: a broken stream unwinds with http.ErrAbortHandler
 		}
 		next.ServeHTTP(w, r)
 	})
 }
 
-// settle settles or refunds a reservation once the response is done.
-func settle(l limits.Limiter, res *limits.Reservation, req limits.Request, r *http.Request) {
+// settle settles or refunds a reservation once the response is done. The response is already sent, so
+// a limiter failure cannot change it: it is logged and counted (what stays held is released when its
+// window ends).
+func settle(l limits.Limiter, m *metrics.Metrics, log *slog.Logger, res *limits.Reservation, req limits.Request, r *http.Request) {
 	ex := FromContext(r.Context())
 	// A context that outlives the client: the reservation must be released.
 	ctx := context.WithoutCancel(r.Context())
+	op, err := "refund", error(nil)
 	if !ex.Forwarded {
-		l.Refund(ctx, res)
+		err = l.Refund(ctx, res)
+	} else {
+		u := ex.Usage
+		if st := ex.w.status; !ex.UsageSeen && (ex.ClientAborted || r.Context().Err() != nil) && st < 300 {
+			// The client left before any usage arrived: the upstream has the prompt and will bill it.
+			u.InputTokens = req.InputTokens
+		}
+		op, err = "settle", l.Settle(ctx, res, u)
+	}
+	if err == nil {
 		return
 	}
-	u := ex.Usage
-	if st := ex.w.status; !ex.UsageSeen && (ex.ClientAborted || r.Context().Err() != nil) && st < 300 {
-		// The client left before any usage arrived: the upstream has the prompt and will bill it.
-		u.InputTokens = req.InputTokens
+	if m != nil {
+		m.LimiterErrors.WithLabelValues(op).Inc()
 	}
-	l.Settle(ctx, res, u)
+	log.Error("Failed to release a rate limit reservation", "op", op, "path", r.URL.Path, "model", req.Model, "error", err)
 }
 
 // meter watches a response body as it is copied to the client, reading usage from it.
@@ -161,7 +175,7 @@ func (m *meter) Read(p []byte) (int, error) {
 	if n > 0 {
 		switch {
 		case m.sse != nil:
-			m.sse.Write(p[:n])
+			_, _ = m.sse.Write(p[:n]) // usage.Stream.Write never fails
 		case m.json != nil:
 			if m.json.Len()+n <= maxJSONUsageBody {
 				m.json.Write(p[:n])

@@ -37,6 +37,14 @@ const stream = "event: message_start\n" +
 	"event: message_delta\n" + `data: {"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":15,"input_tokens":26}}` + "\n\n" +
 	"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"
 
+// write feeds p to s and checks Write's contract: it consumes everything and never fails.
+func write(t *testing.T, s *Stream, p []byte) {
+	t.Helper()
+	if n, err := s.Write(p); n != len(p) || err != nil {
+		t.Fatalf("Write(%d bytes) = %d, %v", len(p), n, err)
+	}
+}
+
 func TestStreamCumulative(t *testing.T) {
 	want := Usage{InputTokens: 26, OutputTokens: 15, CacheCreationInputTokens: 5, CacheReadInputTokens: 7}
 	for _, chunk := range []int{1, 2, 3, 7, 64, 1 << 20} {
@@ -47,7 +55,7 @@ func TestStreamCumulative(t *testing.T) {
 				in = strings.ReplaceAll(in, "\n", "\r\n")
 			}
 			for i := 0; i < len(in); i += chunk {
-				s.Write([]byte(in[i:min(i+chunk, len(in))]))
+				write(t, &s, []byte(in[i:min(i+chunk, len(in))]))
 			}
 			if s.Usage != want || !s.Seen {
 				t.Fatalf("chunk %d crlf %v: usage %+v, want %+v (never add deltas)", chunk, crlf, s.Usage, want)
@@ -58,8 +66,8 @@ func TestStreamCumulative(t *testing.T) {
 
 func TestStreamErrorAndTruncation(t *testing.T) {
 	var s Stream
-	s.Write([]byte(stream[:strings.Index(stream, "event: message_delta")]))
-	s.Write([]byte("event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n"))
+	write(t, &s, []byte(stream[:strings.Index(stream, "event: message_delta")]))
+	write(t, &s, []byte("event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n"))
 	if s.ErrorType != "overloaded_error" {
 		t.Errorf("ErrorType = %q", s.ErrorType)
 	}
@@ -71,11 +79,11 @@ func TestStreamErrorAndTruncation(t *testing.T) {
 func TestStreamSkipsHugeDeltas(t *testing.T) {
 	var s Stream
 	big := "event: content_block_delta\ndata: " + strings.Repeat("x", 3<<20) + "\n\n"
-	s.Write([]byte(big))
+	write(t, &s, []byte(big))
 	if cap(s.line) > 64 {
 		t.Errorf("buffered %d bytes of an uninteresting event", cap(s.line))
 	}
-	s.Write([]byte(stream))
+	write(t, &s, []byte(stream))
 	if s.Usage.OutputTokens != 15 {
 		t.Errorf("usage after big delta = %+v", s.Usage)
 	}
@@ -88,9 +96,9 @@ func FuzzStream(f *testing.F) {
 			chunk = 1
 		}
 		var a, b Stream
-		a.Write(data)
+		write(t, &a, data)
 		for i := 0; i < len(data); i += chunk {
-			b.Write(data[i:min(i+chunk, len(data))])
+			write(t, &b, data[i:min(i+chunk, len(data))])
 		}
 		if a.Usage != b.Usage || a.ErrorType != b.ErrorType {
 			t.Fatalf("chunking changed the result: %+v vs %+v", a, b)

@@ -102,7 +102,13 @@ func run(o options) error {
 		return err
 	}
 	up := &http.Server{Handler: fake, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute}
-	go up.Serve(upLn)
+	go func() {
+		// Serve returns ErrServerClosed after Close; anything else leaves the upstream down and every
+		// request failing, which the figures report, so say why here.
+		if err := up.Serve(upLn); !errors.Is(err, http.ErrServerClosed) {
+			fmt.Fprintln(os.Stderr, "bench: fake upstream stopped:", err)
+		}
+	}()
 	defer up.Close()
 	upURL := "http://" + upLn.Addr().String()
 
@@ -313,8 +319,12 @@ func ttfb(ctx context.Context, c *http.Client, base string, n, rate int) ([]time
 				failed.Add(1)
 				return
 			}
-			lat[i] = time.Since(t0)
-			io.Copy(io.Discard, resp.Body)
+			ttfb := time.Since(t0)
+			if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+				failed.Add(1) // a stream cut short is a failure, however fast it started
+				return
+			}
+			lat[i] = ttfb
 		}()
 	}
 	wg.Wait()
@@ -380,6 +390,8 @@ type sidecar struct {
 	url  string
 	dir  string
 	done chan struct{}
+	// exit is how the process ended (cmd.Wait's error); read it only after done is closed.
+	exit error
 }
 
 func freePort() (string, error) {
@@ -423,7 +435,7 @@ func startSidecar(ctx context.Context, bin, upstream string, procs int) (*sideca
 		return nil, fmt.Errorf("failed to start sidecar %s: %w", bin, err)
 	}
 	s := &sidecar{cmd: cmd, url: "http://" + listen, dir: dir, done: make(chan struct{})}
-	go func() { cmd.Wait(); out.Close(); close(s.done) }()
+	go func() { s.exit = cmd.Wait(); out.Close(); close(s.done) }()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		resp, err := http.Get("http://" + mlisten + "/readyz")
@@ -436,7 +448,11 @@ func startSidecar(ctx context.Context, bin, upstream string, procs int) (*sideca
 		select {
 		case <-s.done:
 			log, _ := os.ReadFile(filepath.Join(dir, "sidecar.log"))
-			return nil, fmt.Errorf("sidecar exited: %s", log)
+			exit := s.exit
+			if exit == nil {
+				exit = errors.New("exit status 0")
+			}
+			return nil, fmt.Errorf("sidecar exited before it was ready: %w: %s", exit, log)
 		case <-ctx.Done():
 			s.stop()
 			return nil, ctx.Err()
@@ -450,11 +466,17 @@ func startSidecar(ctx context.Context, bin, upstream string, procs int) (*sideca
 }
 
 func (s *sidecar) stop() {
-	s.cmd.Process.Signal(os.Interrupt)
+	timeout := 10 * time.Second
+	if err := s.cmd.Process.Signal(os.Interrupt); err != nil {
+		// Already gone (ErrProcessDone) or not signalable: either way, do not wait for a drain.
+		timeout = 0
+	}
 	select {
 	case <-s.done:
-	case <-time.After(10 * time.Second):
-		s.cmd.Process.Kill()
+	case <-time.After(timeout):
+		if err := s.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+			fmt.Fprintln(os.Stderr, "bench: failed to kill the sidecar:", err)
+		}
 		<-s.done
 	}
 	os.RemoveAll(s.dir)
