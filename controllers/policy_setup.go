@@ -47,7 +47,7 @@ func (r *PolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		WatchesMetadata(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.policiesInNamespace),
 			builder.WithPredicates(predicate.LabelChangedPredicate{})).
-		WatchesMetadata(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.policiesInPodNamespace),
+		WatchesMetadata(&corev1.Pod{}, delayedMap{fn: r.policiesInPodNamespace, delay: PodCountDelay},
 			builder.WithPredicates(podMetadataChanged{})).
 		Complete(r)
 }

@@ -9,9 +9,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -20,7 +23,17 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/anthropics/anthropic-sdk-go/v2"
+	"github.com/anthropics/anthropic-sdk-go/v2/option"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/claude-guard/claude-guard/internal/inject"
+	"github.com/claude-guard/claude-guard/internal/podrun"
 	"github.com/claude-guard/claude-guard/internal/testenv"
+	"github.com/claude-guard/claude-guard/internal/wellknown"
+	"github.com/claude-guard/claude-guard/sidecar/fakeupstream"
 )
 
 func main() {
@@ -34,6 +47,7 @@ func main() {
 
 type demo struct {
 	root, dir, kubectl, kubeconfig string
+	restConfig                     *rest.Config
 }
 
 func run(exitAfter bool) error {
@@ -46,18 +60,29 @@ func run(exitAfter bool) error {
 	}
 	defer os.RemoveAll(d.dir)
 
-	step("Building the manager")
-	manager := filepath.Join(d.dir, "manager")
+	step("Building the manager and the sidecar")
+	manager, sidecar := filepath.Join(d.dir, "manager"), filepath.Join(d.dir, "sidecar")
 	if err := d.sh(ctx, "go", "build", "-o", manager, "./cmd/manager"); err != nil {
 		return err
 	}
+	if err := d.sh(ctx, "go", "build", "-o", sidecar, "./cmd/sidecar"); err != nil {
+		return err
+	}
 
-	step("Starting a local control plane (etcd + kube-apiserver) with the CRDs installed")
-	env, err := testenv.Start()
+	step("Starting a local stand-in for api.anthropic.com (this machine has no internet)")
+	fake := fakeupstream.New(demoKey)
+	fake.Record = true
+	upstream := httptest.NewServer(fake)
+	defer upstream.Close()
+	fmt.Printf("    %s\n", upstream.URL)
+
+	step("Starting a local control plane (etcd + kube-apiserver) with the CRDs and the injection webhook registered")
+	env, err := testenv.Start(testenv.WithWebhooks)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = env.Stop() }()
+	d.restConfig = env.Config
 	if d.kubeconfig, err = env.KubeconfigFile(d.dir); err != nil {
 		return err
 	}
@@ -70,8 +95,14 @@ func run(exitAfter bool) error {
 	if err != nil {
 		return err
 	}
+	wh := env.WebhookInstallOptions
 	mgr := exec.CommandContext(ctx, manager, "--kubeconfig", d.kubeconfig, "--no-tenant=Deny",
-		"--metrics-bind-address=0", "--health-probe-bind-address="+probe, "--vault-address=https://vault.example:8200")
+		"--metrics-bind-address=0", "--health-probe-bind-address="+probe, "--vault-address=https://vault.example:8200",
+		"--upstream="+upstream.URL, "--operator-namespace=claude-guard-system",
+		// The control plane's webhook configuration points at this address with envtest's CA, so the
+		// manager serves with that certificate instead of rotating its own.
+		"--webhook-host="+wh.LocalServingHost, fmt.Sprintf("--webhook-port=%d", wh.LocalServingPort),
+		"--webhook-cert-dir="+wh.LocalServingCertDir, "--cert-rotation=false")
 	mgrLog, err := os.Create(filepath.Join(d.dir, "manager.log"))
 	if err != nil {
 		return err
@@ -108,6 +139,13 @@ func run(exitAfter bool) error {
 	step("The rendered sidecar config of policy chat (ConfigMap claude-guard-chat)")
 	d.show(ctx, "get", "configmap", "claude-guard-chat", "-n", "team-a", "-o", "jsonpath={.data.config\\.json}")
 
+	if err := waitHTTP(ctx, "http://"+probe+"/readyz"); err != nil {
+		return fmt.Errorf("the manager did not become ready (log: %s): %w", mgrLog.Name(), err)
+	}
+	if err := d.injection(ctx, sidecar, fake); err != nil {
+		return err
+	}
+
 	fmt.Printf("\nThe control plane is up. In another shell:\n  export KUBECONFIG=%s\n  %s get cap -A\n", d.kubeconfig, d.kubectl)
 	fmt.Printf("Manager log: %s\n", mgrLog.Name())
 	if exitAfter {
@@ -117,6 +155,37 @@ func run(exitAfter bool) error {
 	<-ctx.Done()
 	return nil
 }
+
+// demoKey is the only key the stand-in upstream accepts; it reaches the sidecar only through a Secret.
+const demoKey = "sk-ant-demo-not-a-real-key"
+
+const storefront = `apiVersion: v1
+kind: Secret
+metadata: {name: anthropic, namespace: team-a}
+stringData: {api-key: ` + demoKey + `}
+---
+apiVersion: claudeguard.io/v1alpha1
+kind: ClaudeAccessPolicy
+metadata: {name: storefront, namespace: team-a}
+spec:
+  podSelector: {matchLabels: {app: storefront}}
+  credentials: {secretRef: {name: anthropic, key: api-key}}
+  models:
+    allow: ["claude-haiku-*"]
+    maxTokens: [{model: "claude-haiku-*", limit: 1024, action: Clamp}]
+`
+
+const storefrontPod = `apiVersion: v1
+kind: Pod
+metadata:
+  name: storefront
+  namespace: team-a
+  labels: {app: storefront}
+spec:
+  containers:
+  - name: app
+    image: example.com/storefront:1.0
+`
 
 const greedyPolicy = `apiVersion: claudeguard.io/v1alpha1
 kind: ClaudeAccessPolicy
@@ -131,6 +200,102 @@ spec:
     allow: ["claude-*"]
     maxTokens: [{model: "claude-*", limit: 500000}]
 `
+
+// injection creates a pod, shows what the webhook injected, runs the stored pod's sidecar container as
+// a local process (there is no kubelet here) and calls Claude through it with the official SDK.
+func (d *demo) injection(ctx context.Context, sidecarBin string, fake *fakeupstream.Server) error {
+	step("Tenant: a Secret with the API key and a policy for the storefront app")
+	if err := d.apply(ctx, "storefront.yaml", storefront); err != nil {
+		return err
+	}
+	if err := d.waitReady(ctx, "storefront"); err != nil {
+		return err
+	}
+	step("Tenant: create a pod; the webhook injects the sidecar")
+	if err := d.apply(ctx, "storefront-pod.yaml", storefrontPod); err != nil {
+		return err
+	}
+	d.show(ctx, "get", "pod", "storefront", "-n", "team-a", "-o", `jsonpath=annotations: {.metadata.annotations}{"\n"}init containers: {.spec.initContainers[*].name} (restartPolicy {.spec.initContainers[0].restartPolicy}){"\n"}app env: {.spec.containers[0].env}{"\n"}`)
+	out, err := exec.CommandContext(ctx, d.kubectl, "--kubeconfig", d.kubeconfig, "get", "pod", "storefront", "-n", "team-a", "-o", "json").Output()
+	if err != nil {
+		return fmt.Errorf("failed to read the stored pod: %w", err)
+	}
+	var pod corev1.Pod
+	if err := json.Unmarshal(out, &pod); err != nil {
+		return err
+	}
+
+	step("Running the stored pod's sidecar container as a local process (the kubelet's part)")
+	c, err := client.New(d.restConfig, client.Options{})
+	if err != nil {
+		return err
+	}
+	var logs bytes.Buffer
+	runner := &podrun.Runner{Client: c, Root: filepath.Join(d.dir, "pod"), Binaries: map[string]string{inject.DefaultConfig().Command[0]: sidecarBin}, Output: &logs}
+	proc, err := runner.Start(ctx, &pod, wellknown.SidecarContainerName)
+	if err != nil {
+		return fmt.Errorf("%w\n%s", err, logs.String())
+	}
+	fmt.Printf("    %s %s\n", sidecarBin, strings.Join(proc.Args, " "))
+
+	step("The app calls Claude with the official Anthropic Go SDK, configured from its injected environment")
+	appEnv := map[string]string{}
+	for _, e := range pod.Spec.Containers[0].Env {
+		appEnv[e.Name] = e.Value
+	}
+	sdk := anthropic.NewClient(option.WithBaseURL(appEnv[wellknown.EnvBaseURL]), option.WithAPIKey(appEnv[wellknown.EnvAPIKey]), option.WithMaxRetries(0))
+	for _, model := range []string{"claude-haiku-4-5", "claude-opus-4-1"} {
+		msg, err := sdk.Messages.New(ctx, anthropic.MessageNewParams{Model: anthropic.Model(model), MaxTokens: 4000,
+			Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("Say hello"))}})
+		if err != nil {
+			fmt.Printf("    %s -> %v\n", model, err)
+			continue
+		}
+		fmt.Printf("    %s -> %d %q (usage: %d in, %d out)\n", model, 200, msg.Content[0].Text, msg.Usage.InputTokens, msg.Usage.OutputTokens)
+	}
+	_ = proc.Stop()
+	for _, r := range fake.Requests() {
+		fmt.Printf("    upstream saw %s %s with the Secret's key: %v, body %s\n", r.Method, r.Path, r.Header.Get("x-api-key") == demoKey, clip(string(r.Body), 90))
+	}
+	step("The sidecar's audit records (one JSON line per request; never the prompt or the key)")
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, `"decision"`) {
+			fmt.Println("    " + line)
+		}
+	}
+	return nil
+}
+
+func (d *demo) apply(ctx context.Context, name, doc string) error {
+	f := filepath.Join(d.dir, name)
+	if err := os.WriteFile(f, []byte(doc), 0o600); err != nil {
+		return err
+	}
+	d.show(ctx, "apply", "-f", f)
+	return nil
+}
+
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}
+
+func waitHTTP(ctx context.Context, url string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("%s did not answer 200", url)
+}
 
 func step(s string) { fmt.Printf("\n==> %s\n", s) }
 

@@ -6,6 +6,7 @@ package webhook
 import (
 	"context"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -30,7 +31,15 @@ var decisions = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Help: "Pod admission decisions of the injection webhook by outcome (Injected, AlreadyInjected, Skipped, None).",
 }, []string{"outcome"})
 
-func init() { metrics.Registry.MustRegister(decisions) }
+// Duration is the webhook's own handling time (lookups, decision, mutation), excluding decoding the
+// admission review and computing the patch.
+var Duration = prometheus.NewHistogram(prometheus.HistogramOpts{
+	Name:    "claude_guard_injection_duration_seconds",
+	Help:    "Time the injection webhook spends deciding and mutating one pod.",
+	Buckets: []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1},
+})
+
+func init() { metrics.Registry.MustRegister(decisions, Duration) }
 
 // PodInjector is the typed defaulter for pods.
 type PodInjector struct {
@@ -53,6 +62,7 @@ func (w *PodInjector) Default(ctx context.Context, pod *corev1.Pod) error {
 	if req.Operation != "CREATE" {
 		return nil
 	}
+	defer func(t0 time.Time) { Duration.Observe(time.Since(t0).Seconds()) }(time.Now())
 	ns := inject.Namespace{Name: req.Namespace}
 	if ns.Name == "" {
 		ns.Name = pod.Namespace
