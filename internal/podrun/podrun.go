@@ -21,6 +21,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -47,18 +48,23 @@ type Process struct {
 	Args []string
 	Env  []string
 	done chan error
+
+	stopOnce sync.Once
+	stopErr  error
 }
 
-// Stop interrupts the process and waits for it to exit.
+// Stop interrupts the process and waits for it to exit. It may be called more than once.
 func (p *Process) Stop() error {
-	_ = p.Cmd.Process.Signal(os.Interrupt)
-	select {
-	case err := <-p.done:
-		return err
-	case <-time.After(30 * time.Second):
-		_ = p.Cmd.Process.Kill()
-		return <-p.done
-	}
+	p.stopOnce.Do(func() {
+		_ = p.Cmd.Process.Signal(os.Interrupt)
+		select {
+		case p.stopErr = <-p.done:
+		case <-time.After(30 * time.Second):
+			_ = p.Cmd.Process.Kill()
+			p.stopErr = <-p.done
+		}
+	})
+	return p.stopErr
 }
 
 // Start runs container name of pod and waits until its startup probe (if any) succeeds.

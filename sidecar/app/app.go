@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"reflect"
 	"time"
 
@@ -33,6 +34,8 @@ type Options struct {
 	MetricsListen string
 	Upstream      string
 	APIKeyFile    string
+	// SecretDir is where the webhook mounts the Secret of a secretRef credential source.
+	SecretDir string
 	Workload      string
 	// ShutdownGrace is how long in-flight requests (streams included) may take to finish on shutdown.
 	ShutdownGrace time.Duration
@@ -54,6 +57,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.Listen, "listen", "", "proxy listen address (default: config server.listen, else "+policyconfig.DefaultListen+")")
 	fs.StringVar(&o.MetricsListen, "metrics-listen", "", "address for /metrics, /healthz and /readyz (default: config server.metricsListen, else "+policyconfig.DefaultMetricsListen+")")
 	fs.StringVar(&o.Upstream, "upstream", "", "Anthropic API base URL (default: config server.upstream, else "+policyconfig.DefaultUpstream+")")
+	fs.StringVar(&o.SecretDir, "secret-dir", wellknown.SecretMountDir, "directory where the key of a secretRef credential source is mounted (file api-key)")
 	fs.StringVar(&o.APIKeyFile, "api-key-file", "", "file holding the Anthropic API key; overrides the config's credentials (so does env "+wellknown.EnvSidecarAPIKey+")")
 	fs.StringVar(&o.Workload, "workload", "", "workload identity used in audit records and as the Workload limit key (default: host name)")
 	fs.DurationVar(&o.ShutdownGrace, "shutdown-grace", 25*time.Second, "how long in-flight requests and streams may take to finish on shutdown")
@@ -115,16 +119,19 @@ func (o *Options) override(c *policyconfig.Config) {
 }
 
 // credentialSource builds the key source the config names.
-func credentialSource(c *policyconfig.Config) (credentials.Source, error) {
+func credentialSource(c *policyconfig.Config, secretDir string) (credentials.Source, error) {
 	switch cr := c.Credentials; {
 	case cr.File != nil:
 		return credentials.NewFile(cr.File.Path), nil
 	case cr.Env != nil:
 		return credentials.NewEnv(cr.Env.Name), nil
+	case cr.Secret != nil:
+		// The kubelet keeps the mounted Secret up to date; the file source re-reads it after a 401.
+		return credentials.NewFile(filepath.Join(secretDir, filepath.Base(wellknown.SecretFile))), nil
 	case c.Deny != nil:
 		return credentials.Static(""), nil
 	default:
-		return nil, errors.New("this sidecar build supports file and env credentials; vault, secret and workloadIdentityFederation sources are not available yet")
+		return nil, errors.New("this sidecar build supports file, env and secret credentials; vault and workloadIdentityFederation sources are not available yet")
 	}
 }
 
@@ -140,7 +147,7 @@ func Run(ctx context.Context, o *Options) error {
 	}
 	c := cfg.Policy.Config
 	store := config.NewStore(cfg)
-	creds, err := credentialSource(c)
+	creds, err := credentialSource(c, o.SecretDir)
 	if err != nil {
 		return err
 	}
