@@ -182,6 +182,7 @@ metadata:
   namespace: team-a
   labels: {app: storefront}
 spec:
+  serviceAccountName: storefront
   containers:
   - name: app
     image: example.com/storefront:1.0
@@ -212,7 +213,7 @@ func (d *demo) injection(ctx context.Context, sidecarBin string, fake *fakeupstr
 		return err
 	}
 	step("Tenant: create a pod; the webhook injects the sidecar")
-	if err := d.apply(ctx, "storefront-pod.yaml", storefrontPod); err != nil {
+	if err := d.apply(ctx, "storefront-pod.yaml", storefrontPod, "create"); err != nil {
 		return err
 	}
 	d.show(ctx, "get", "pod", "storefront", "-n", "team-a", "-o", `jsonpath=annotations: {.metadata.annotations}{"\n"}init containers: {.spec.initContainers[*].name} (restartPolicy {.spec.initContainers[0].restartPolicy}){"\n"}app env: {.spec.containers[0].env}{"\n"}`)
@@ -266,12 +267,17 @@ func (d *demo) injection(ctx context.Context, sidecarBin string, fake *fakeupstr
 	return nil
 }
 
-func (d *demo) apply(ctx context.Context, name, doc string) error {
+// apply writes doc to a file and runs `kubectl apply -f` (or the verb given) on it.
+func (d *demo) apply(ctx context.Context, name, doc string, verb ...string) error {
 	f := filepath.Join(d.dir, name)
 	if err := os.WriteFile(f, []byte(doc), 0o600); err != nil {
 		return err
 	}
-	d.show(ctx, "apply", "-f", f)
+	v := "apply"
+	if len(verb) > 0 {
+		v = verb[0]
+	}
+	d.show(ctx, v, "-f", f)
 	return nil
 }
 
