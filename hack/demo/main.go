@@ -246,7 +246,7 @@ func (d *demo) injection(ctx context.Context, sidecarBin string, fake *fakeupstr
 	}
 	sdk := anthropic.NewClient(option.WithBaseURL(appEnv[wellknown.EnvBaseURL]), option.WithAPIKey(appEnv[wellknown.EnvAPIKey]), option.WithMaxRetries(0))
 	for _, model := range []string{"claude-haiku-4-5", "claude-opus-4-1"} {
-		msg, err := sdk.Messages.New(ctx, anthropic.MessageNewParams{Model: anthropic.Model(model), MaxTokens: 4000,
+		msg, err := sdk.Messages.New(ctx, anthropic.MessageNewParams{Model: model, MaxTokens: 4000,
 			Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("Say hello"))}})
 		if err != nil {
 			fmt.Printf("    %s -> %v\n", model, err)

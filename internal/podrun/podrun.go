@@ -12,6 +12,7 @@ package podrun
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -283,7 +284,10 @@ func waitStartup(ctx context.Context, c corev1.Container, exited chan error) err
 		select {
 		case err := <-exited:
 			exited <- err
-			return fmt.Errorf("container %s exited before its startup probe passed: %v", c.Name, err)
+			if err == nil {
+				err = errors.New("exit status 0")
+			}
+			return fmt.Errorf("container %s exited before its startup probe passed: %w", c.Name, err)
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(period):

@@ -36,7 +36,7 @@ type Options struct {
 	APIKeyFile    string
 	// SecretDir is where the webhook mounts the Secret of a secretRef credential source.
 	SecretDir string
-	Workload      string
+	Workload  string
 	// ShutdownGrace is how long in-flight requests (streams included) may take to finish on shutdown.
 	ShutdownGrace time.Duration
 	// MaxRequestDuration bounds one request, streams included (the server's write timeout).

@@ -81,7 +81,7 @@ func run(rate, count int) error {
 	}
 	var check corev1.Pod
 	if err := c.Get(ctx, client.ObjectKey{Namespace: "injected", Name: "pod-0"}, &check); err != nil || check.Annotations[wellknown.AnnotationStatus] != wellknown.StatusInjected {
-		return fmt.Errorf("pods in the measured namespace were not injected (%v)", err)
+		return fmt.Errorf("pods in the measured namespace were not injected (%w)", err)
 	}
 	i50, i99 := quantiles(injected)
 	b50, b99 := quantiles(bypassed)
