@@ -37,20 +37,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// validPolicy is the smallest valid policy; cases patch one field of it.
-const validPolicy = `
-apiVersion: claudeguard.io/v1alpha1
-kind: ClaudeAccessPolicy
-metadata:
-  name: NAME
-  namespace: team-a
-spec:
-  podSelector: {}
-  credentials:
-    vault: {authMethod: cert, role: team-a, path: anthropic}
-  models:
-    allow: [claude-haiku-*]
-`
+// validPolicy is the smallest valid policy; cases change one field of baseSpec.
+var validPolicy = policyWith(baseSpec)
 
 type validationCase struct {
 	name string
