@@ -28,6 +28,7 @@ help: ## Show this help.
 .PHONY: manifests
 manifests: ## Generate the CRDs and RBAC from the Go types and markers.
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
+	cp config/crd/bases/*.yaml charts/claude-guard/crds/
 	$(CONTROLLER_GEN) rbac:roleName=manager-role paths="./controllers/...;./internal/managerapp/..." output:rbac:artifacts:config=config/rbac
 
 .PHONY: generate

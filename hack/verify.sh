@@ -16,7 +16,7 @@ tools=(go tool -modfile=hack/tools/go.mod controller-gen)
 "${tools[@]}" rbac:roleName=manager-role paths="./controllers/...;./internal/managerapp/..." output:rbac:artifacts:config="$scratch/rbac"
 cp -r api "$scratch/api"
 "${tools[@]}" object paths=./api/... output:object:artifacts:config="$scratch/api-out" >/dev/null 2>&1 || true
-for pair in "config/crd/bases:$scratch/crd" "config/rbac/role.yaml:$scratch/rbac/role.yaml"; do
+for pair in "config/crd/bases:$scratch/crd" "charts/claude-guard/crds:$scratch/crd" "config/rbac/role.yaml:$scratch/rbac/role.yaml"; do
   if ! diff -r "${pair%%:*}" "${pair#*:}" >/dev/null; then
     log "stale generated files in ${pair%%:*}: run 'make manifests'"; diff -r "${pair%%:*}" "${pair#*:}" | head -20 >&2; fail=1
   fi
