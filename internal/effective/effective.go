@@ -36,8 +36,10 @@ const (
 type Options struct {
 	NoTenant     NoTenantMode
 	VaultAddress string
-	RedisURL     string
-	Upstream     string
+	// VaultCACert is the PEM bundle sidecars use to verify Vault.
+	VaultCACert string
+	RedisURL    string
+	Upstream    string
 	// TrustDomain is used when the tenant does not set one; empty disables SPIFFE.
 	TrustDomain string
 	Prices      []policyconfig.Price

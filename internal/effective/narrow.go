@@ -54,6 +54,7 @@ func vault(c *policyconfig.Config, p *v1alpha1.ClaudeAccessPolicy, t *v1alpha1.C
 	v := p.Spec.Credentials.Vault
 	src := &policyconfig.VaultSource{
 		Address:    o.VaultAddress,
+		CACert:     o.VaultCACert,
 		AuthMethod: string(v.AuthMethod),
 		Role:       v.Role,
 		Audience:   v.Audience,

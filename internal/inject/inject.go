@@ -94,8 +94,12 @@ func Apply(pod *corev1.Pod, p *v1alpha1.ClaudeAccessPolicy, cfg Config) Result {
 	pod.Spec.Volumes = append(pod.Spec.Volumes, vols...)
 	// First among the init containers, so later init containers can use the proxy too.
 	sc := sidecar(cfg, mounts)
+	// Mounted credential files are named in the arguments, so the pod spec says exactly what runs.
 	if p.Spec.Credentials.SecretRef != nil {
 		sc.Args = append(sc.Args, "--secret-dir="+wellknown.SecretMountDir)
+	}
+	if v := p.Spec.Credentials.Vault; v != nil && v.AuthMethod == v1alpha1.VaultAuthKubernetes {
+		sc.Args = append(sc.Args, "--vault-token-file="+wellknown.ServiceAccountTokenFile)
 	}
 	pod.Spec.InitContainers = append([]corev1.Container{sc}, pod.Spec.InitContainers...)
 	setAppEnv(pod)

@@ -33,6 +33,7 @@ type Options struct {
 	LeaderElectionNS string
 	NoTenant         string
 	VaultAddress     string
+	VaultCAFile      string
 	RedisURL         string
 	Upstream         string
 	TrustDomain      string
@@ -97,6 +98,7 @@ func (o *Options) BindFlags() {
 	flag.StringVar(&o.LeaderElectionNS, "leader-election-namespace", o.LeaderElectionNS, "Namespace of the leader election lease (default: the pod's).")
 	flag.StringVar(&o.NoTenant, "no-tenant", o.NoTenant, "What to do with policies in namespaces no ClaudeTenant selects: Deny (render deny-all) or Allow (admit as written).")
 	flag.StringVar(&o.VaultAddress, "vault-address", o.VaultAddress, "Vault address rendered into sidecar configs that use Vault.")
+	flag.StringVar(&o.VaultCAFile, "vault-ca-file", o.VaultCAFile, "PEM file with the CA bundle that verifies Vault; rendered into sidecar configs (empty: system roots).")
 	flag.StringVar(&o.RedisURL, "redis-url", o.RedisURL, "Redis URL rendered into sidecar configs that use the Redis limit backend.")
 	flag.StringVar(&o.Upstream, "upstream", o.Upstream, "Anthropic API base URL rendered into sidecar configs.")
 	flag.StringVar(&o.TrustDomain, "trust-domain", o.TrustDomain, "Default SPIFFE trust domain for tenants that set none (empty disables SPIFFE).")
@@ -144,14 +146,23 @@ func (o *Options) Validate() error {
 }
 
 // Effective returns the operator-wide inputs of every effective policy.
-func (o *Options) Effective() effective.Options {
+func (o *Options) Effective() (effective.Options, error) {
+	ca := ""
+	if o.VaultCAFile != "" {
+		b, err := os.ReadFile(o.VaultCAFile)
+		if err != nil {
+			return effective.Options{}, fmt.Errorf("failed to read --vault-ca-file: %w", err)
+		}
+		ca = string(b)
+	}
 	return effective.Options{
 		NoTenant:     effective.NoTenantMode(o.NoTenant),
 		VaultAddress: o.VaultAddress,
+		VaultCACert:  ca,
 		RedisURL:     o.RedisURL,
 		Upstream:     o.Upstream,
 		TrustDomain:  o.TrustDomain,
-	}
+	}, nil
 }
 
 // Inject returns the injection configuration.
@@ -187,7 +198,11 @@ func Run(ctx context.Context, o *Options) error {
 	if err != nil {
 		return fmt.Errorf("failed to create manager: %w", err)
 	}
-	if err := controllers.Setup(mgr, o.Effective()); err != nil {
+	eff, err := o.Effective()
+	if err != nil {
+		return err
+	}
+	if err := controllers.Setup(mgr, eff); err != nil {
 		return err
 	}
 	certsReady := make(chan struct{})

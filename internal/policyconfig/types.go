@@ -105,6 +105,9 @@ const (
 type VaultSource struct {
 	// Address of the Vault server; rendered from the operator's configuration.
 	Address string `json:"address,omitempty"`
+	// CACert is the PEM bundle that verifies Vault's TLS certificate (public data); empty uses the
+	// system roots. Rendered from the operator's configuration.
+	CACert string `json:"caCert,omitempty"`
 	// AuthMethod is cert, jwt or kubernetes.
 	AuthMethod string `json:"authMethod"`
 	// AuthMount is the auth method's mount path; default the method's name.

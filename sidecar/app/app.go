@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"reflect"
 	"time"
 
@@ -21,7 +20,6 @@ import (
 	"github.com/claude-guard/claude-guard/internal/wellknown"
 	"github.com/claude-guard/claude-guard/sidecar/audit"
 	"github.com/claude-guard/claude-guard/sidecar/config"
-	"github.com/claude-guard/claude-guard/sidecar/credentials"
 	"github.com/claude-guard/claude-guard/sidecar/limits"
 	"github.com/claude-guard/claude-guard/sidecar/metrics"
 	"github.com/claude-guard/claude-guard/sidecar/proxy"
@@ -36,7 +34,9 @@ type Options struct {
 	APIKeyFile    string
 	// SecretDir is where the webhook mounts the Secret of a secretRef credential source.
 	SecretDir string
-	Workload  string
+	// VaultTokenFile is the projected service-account token for Vault's kubernetes auth.
+	VaultTokenFile string
+	Workload       string
 	// ShutdownGrace is how long in-flight requests (streams included) may take to finish on shutdown.
 	ShutdownGrace time.Duration
 	// MaxRequestDuration bounds one request, streams included (the server's write timeout).
@@ -57,6 +57,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.Listen, "listen", "", "proxy listen address (default: config server.listen, else "+policyconfig.DefaultListen+")")
 	fs.StringVar(&o.MetricsListen, "metrics-listen", "", "address for /metrics, /healthz and /readyz (default: config server.metricsListen, else "+policyconfig.DefaultMetricsListen+")")
 	fs.StringVar(&o.Upstream, "upstream", "", "Anthropic API base URL (default: config server.upstream, else "+policyconfig.DefaultUpstream+")")
+	fs.StringVar(&o.VaultTokenFile, "vault-token-file", wellknown.ServiceAccountTokenFile, "projected service-account token for Vault's kubernetes auth")
 	fs.StringVar(&o.SecretDir, "secret-dir", wellknown.SecretMountDir, "directory where the key of a secretRef credential source is mounted (file api-key)")
 	fs.StringVar(&o.APIKeyFile, "api-key-file", "", "file holding the Anthropic API key; overrides the config's credentials (so does env "+wellknown.EnvSidecarAPIKey+")")
 	fs.StringVar(&o.Workload, "workload", "", "workload identity used in audit records and as the Workload limit key (default: host name)")
@@ -118,23 +119,6 @@ func (o *Options) override(c *policyconfig.Config) {
 	}
 }
 
-// credentialSource builds the key source the config names.
-func credentialSource(c *policyconfig.Config, secretDir string) (credentials.Source, error) {
-	switch cr := c.Credentials; {
-	case cr.File != nil:
-		return credentials.NewFile(cr.File.Path), nil
-	case cr.Env != nil:
-		return credentials.NewEnv(cr.Env.Name), nil
-	case cr.Secret != nil:
-		// The kubelet keeps the mounted Secret up to date; the file source re-reads it after a 401.
-		return credentials.NewFile(filepath.Join(secretDir, filepath.Base(wellknown.SecretFile))), nil
-	case c.Deny != nil:
-		return credentials.Static(""), nil
-	default:
-		return nil, errors.New("this sidecar build supports file, env and secret credentials; vault and workloadIdentityFederation sources are not available yet")
-	}
-}
-
 // Run serves until ctx is cancelled, then drains.
 func Run(ctx context.Context, o *Options) error {
 	var lvl slog.Level
@@ -147,12 +131,15 @@ func Run(ctx context.Context, o *Options) error {
 	}
 	c := cfg.Policy.Config
 	store := config.NewStore(cfg)
-	creds, err := credentialSource(c, o.SecretDir)
+	w, err := wire(ctx, c, o, log)
 	if err != nil {
 		return err
 	}
+	defer w.close()
+	creds := w.creds
 	upstream, _ := url.Parse(c.Server.Upstream) // validated
 	m := metrics.New()
+	w.start(ctx, m)
 	m.ConfigInfo.WithLabelValues(cfg.Policy.Hash).Set(1)
 	m.ConfigReloads.WithLabelValues("success").Inc()
 	limiter := limits.NewMemory(cfg.Rules)
@@ -170,7 +157,7 @@ func Run(ctx context.Context, o *Options) error {
 		Audit:       auditLog,
 		Metrics:     m,
 		Log:         log,
-		Workload:    o.Workload,
+		Workload:    w.workload(o.Workload),
 	})
 	watcher := &config.Watcher{
 		Path: o.ConfigPath, Override: o.override, Store: store, Log: log,
@@ -191,7 +178,15 @@ func Run(ctx context.Context, o *Options) error {
 		},
 	}
 	ready := func() string {
-		if _, err := creds.Get(context.Background()); err != nil && store.Policy().Config.Deny == nil {
+		if store.Policy().Config.Deny != nil {
+			return ""
+		}
+		if w.identity != nil {
+			if err := w.identity.Ready(); err != nil {
+				return "no SPIFFE identity: " + err.Error()
+			}
+		}
+		if _, err := creds.Get(context.Background()); err != nil {
 			return "no API key loaded"
 		}
 		return ""

@@ -24,6 +24,7 @@ type Metrics struct {
 	InFlight         prometheus.Gauge
 	ConfigReloads    *prometheus.CounterVec // result
 	ConfigInfo       *prometheus.GaugeVec   // hash
+	CredentialReads  *prometheus.CounterVec // source, result: reads of the API key from its source
 }
 
 // New registers every metric in a fresh registry (with Go and process collectors).
@@ -60,8 +61,11 @@ func New() *Metrics {
 		ConfigInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "claude_guard_config_info", Help: "1 for the config hash in force.",
 		}, []string{"hash"}),
+		CredentialReads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "claude_guard_credential_reads_total", Help: "Attempts to read the API key from its source (vault), by result (success, failure).",
+		}, []string{"source", "result"}),
 	}
-	r.MustRegister(m.Requests, m.Tokens, m.Duration, m.UpstreamDuration, m.LimiterRejected, m.LimiterErrors, m.InFlight, m.ConfigReloads, m.ConfigInfo)
+	r.MustRegister(m.Requests, m.Tokens, m.Duration, m.UpstreamDuration, m.LimiterRejected, m.LimiterErrors, m.InFlight, m.ConfigReloads, m.ConfigInfo, m.CredentialReads)
 	return m
 }
 

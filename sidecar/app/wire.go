@@ -1,0 +1,102 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/claude-guard/claude-guard/internal/policyconfig"
+	"github.com/claude-guard/claude-guard/internal/wellknown"
+	"github.com/claude-guard/claude-guard/sidecar/credentials"
+	"github.com/claude-guard/claude-guard/sidecar/identity"
+	"github.com/claude-guard/claude-guard/sidecar/metrics"
+)
+
+// wiring is the sidecar's workload identity (when SPIFFE is configured) and its credential source.
+type wiring struct {
+	identity *identity.Provider
+	expected identity.Expected
+	creds    credentials.Source
+	vault    *credentials.Vault
+}
+
+// wire builds the identity and the credential source the config names. Nothing long-lived starts here
+// except the Workload API connection, which retries in the background until the agent answers.
+func wire(ctx context.Context, c *policyconfig.Config, o *Options, log *slog.Logger) (*wiring, error) {
+	w := &wiring{}
+	socket := os.Getenv(wellknown.EnvSPIFFESocket)
+	if c.Identity.TrustDomain != "" && socket != "" && c.Deny == nil {
+		w.expected = identity.Expected{TrustDomain: c.Identity.TrustDomain, Namespace: c.Identity.Namespace, ServiceAccount: os.Getenv("POD_SERVICE_ACCOUNT")}
+		w.identity = identity.Start(ctx, socket, w.expected, log)
+	}
+	switch cr := c.Credentials; {
+	case cr.File != nil:
+		w.creds = credentials.NewFile(cr.File.Path)
+	case cr.Env != nil:
+		w.creds = credentials.NewEnv(cr.Env.Name)
+	case cr.Secret != nil:
+		// The kubelet keeps the mounted Secret up to date; the file source re-reads it after a 401.
+		w.creds = credentials.NewFile(filepath.Join(o.SecretDir, filepath.Base(wellknown.SecretFile)))
+	case cr.Vault != nil:
+		v, err := newVault(cr.Vault, w.identity, o, log)
+		if err != nil {
+			return nil, err
+		}
+		w.vault, w.creds = v, v
+	case c.Deny != nil:
+		w.creds = credentials.Static("")
+	default:
+		return nil, errors.New("this sidecar build supports file, env, secret and vault credentials; workloadIdentityFederation is not available yet")
+	}
+	return w, nil
+}
+
+func newVault(s *policyconfig.VaultSource, id *identity.Provider, o *Options, log *slog.Logger) (*credentials.Vault, error) {
+	vo := credentials.VaultOptions{
+		Address: s.Address, CACert: []byte(s.CACert),
+		AuthMethod: s.AuthMethod, AuthMount: s.AuthMount, Role: s.Role, Audience: s.Audience, TokenFile: o.VaultTokenFile,
+		Mount: s.Mount, Path: s.Path, Field: s.Field,
+		RefreshInterval: s.RefreshInterval.Duration, MaxStaleness: s.MaxStaleness.Duration,
+		Log: log,
+	}
+	if s.AuthMethod != policyconfig.VaultAuthKubernetes {
+		if id == nil {
+			return nil, errors.New("Vault " + s.AuthMethod + " auth needs the SPIFFE Workload API: set identity.trustDomain in the config and " + wellknown.EnvSPIFFESocket)
+		}
+		vo.Identity = id
+	}
+	return credentials.NewVault(vo)
+}
+
+// start runs the background parts and reports credential reads in m.
+func (w *wiring) start(ctx context.Context, m *metrics.Metrics) {
+	if w.vault == nil {
+		return
+	}
+	w.vault.SetOnRead(func(err error) {
+		result := "success"
+		if err != nil {
+			result = "failure"
+		}
+		m.CredentialReads.WithLabelValues("vault", result).Inc()
+	})
+	go w.vault.Run(ctx)
+}
+
+// workload is the identity written to audit records and used as the Workload limit key: the SPIFFE ID
+// when SPIFFE is on (Ready guarantees the SVID is exactly this ID before any request is served), else
+// the --workload flag.
+func (w *wiring) workload(fallback string) string {
+	if w.identity != nil && w.expected.ServiceAccount != "" {
+		return "spiffe://" + w.expected.TrustDomain + "/ns/" + w.expected.Namespace + "/sa/" + w.expected.ServiceAccount
+	}
+	return fallback
+}
+
+func (w *wiring) close() {
+	if w.identity != nil {
+		w.identity.Close()
+	}
+}
