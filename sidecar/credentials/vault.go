@@ -106,14 +106,16 @@ func (v *Vault) SetOnRead(f func(err error)) { v.o.OnRead = f }
 func (v *Vault) Get(context.Context) (string, error) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
+	cause := v.lastErr
+	if cause == nil {
+		cause = errors.New("no read attempted")
+	}
 	switch {
-	case v.key == "" && v.lastErr != nil:
-		return "", fmt.Errorf("no API key read from Vault yet (%w): %w", v.lastErr, ErrNoCredential)
 	case v.key == "":
-		return "", fmt.Errorf("no API key read from Vault yet: %w", ErrNoCredential)
+		return "", fmt.Errorf("no API key read from Vault yet (%w): %w", cause, ErrNoCredential)
 	case v.now().Sub(v.readAt) > v.o.MaxStaleness:
 		return "", fmt.Errorf("the API key was last read from Vault %s ago, beyond the maximum staleness %s (%w): %w",
-			v.now().Sub(v.readAt).Round(time.Second), v.o.MaxStaleness, v.lastErr, ErrNoCredential)
+			v.now().Sub(v.readAt).Round(time.Second), v.o.MaxStaleness, cause, ErrNoCredential)
 	}
 	return v.key, nil
 }
