@@ -23,6 +23,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -39,6 +40,9 @@ type Runner struct {
 	Binaries map[string]string
 	// Output receives the process's stdout and stderr.
 	Output io.Writer
+	// CSI stands in for CSI drivers: called with the mount's directory under Root for a volume of that
+	// driver (e.g. the SPIFFE CSI driver places the Workload API socket there).
+	CSI map[string]func(dir string) error
 }
 
 // Process is a running container.
@@ -52,6 +56,7 @@ type Process struct {
 
 	stopOnce sync.Once
 	stopErr  error
+	unlock   func()
 }
 
 // Stop interrupts the process and waits for it to exit. It may be called more than once.
@@ -64,6 +69,7 @@ func (p *Process) Stop() error {
 			_ = p.Cmd.Process.Kill()
 			p.stopErr = <-p.done
 		}
+		p.unlock()
 	})
 	return p.stopErr
 }
@@ -93,7 +99,13 @@ func (r *Runner) Start(ctx context.Context, pod *corev1.Pod, name string) (*Proc
 	for _, a := range append(append([]string{}, c.Command[1:]...), c.Args...) {
 		args = append(args, r.rewrite(c, expand(a, vars)))
 	}
-	p := &Process{Container: c, Args: args, done: make(chan error, 1)}
+	// A pod's ports are fixed by its spec, so two runners (say, two test packages running in parallel)
+	// would collide on them: hold a machine-wide lock per port while the process lives.
+	unlock, err := lockPorts(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	p := &Process{Container: c, Args: args, done: make(chan error, 1), unlock: unlock}
 	for _, e := range env {
 		p.Env = append(p.Env, e.Name+"="+r.rewrite(c, e.Value))
 	}
@@ -101,6 +113,7 @@ func (r *Runner) Start(ctx context.Context, pod *corev1.Pod, name string) (*Proc
 	p.Cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + r.Root}, p.Env...)
 	p.Cmd.Stdout, p.Cmd.Stderr = r.Output, r.Output
 	if err := p.Cmd.Start(); err != nil {
+		unlock()
 		return nil, fmt.Errorf("failed to start container %s: %w", name, err)
 	}
 	go func() { p.done <- p.Cmd.Wait() }()
@@ -109,6 +122,52 @@ func (r *Runner) Start(ctx context.Context, pod *corev1.Pod, name string) (*Proc
 		return nil, err
 	}
 	return p, nil
+}
+
+// portRE finds the ports a container listens on from "--...=host:port" style arguments and its ports.
+var portRE = regexp.MustCompile(`:(\d{2,5})$`)
+
+// lockPorts takes an exclusive lock file per port the container uses (declared ports and host:port
+// arguments), waiting for other holders, and returns the function that releases them.
+func lockPorts(ctx context.Context, c corev1.Container) (func(), error) {
+	ports := map[string]bool{}
+	for _, p := range c.Ports {
+		ports[fmt.Sprint(p.ContainerPort)] = true
+	}
+	for _, a := range c.Args {
+		if m := portRE.FindStringSubmatch(a); m != nil {
+			ports[m[1]] = true
+		}
+	}
+	names := make([]string, 0, len(ports))
+	for p := range ports {
+		names = append(names, p)
+	}
+	sort.Strings(names) // a fixed order avoids deadlocks between runners
+	var files []*os.File
+	release := func() {
+		for _, f := range files {
+			_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+			_ = f.Close()
+		}
+	}
+	for _, p := range names {
+		f, err := os.OpenFile(filepath.Join(os.TempDir(), "claude-guard-podrun-port-"+p+".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+		if err != nil {
+			release()
+			return nil, err
+		}
+		files = append(files, f)
+		for syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
+			select {
+			case <-ctx.Done():
+				release()
+				return nil, ctx.Err()
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+	return release, nil
 }
 
 func container(pod *corev1.Pod, name string) (corev1.Container, error) {
@@ -127,8 +186,8 @@ func firstOr(cmd []string) string {
 	return cmd[0]
 }
 
-// materialize writes the container's ConfigMap and Secret volumes under Root; other volume types (CSI,
-// host paths, projected tokens) become empty directories.
+// materialize writes the container's ConfigMap and Secret volumes under Root and hands CSI volumes to
+// the stand-in drivers; other volume types (host paths, projected tokens) become empty directories.
 func (r *Runner) materialize(ctx context.Context, pod *corev1.Pod, c corev1.Container) error {
 	vols := map[string]corev1.Volume{}
 	for _, v := range pod.Spec.Volumes {
@@ -155,6 +214,13 @@ func (r *Runner) materialize(ctx context.Context, pod *corev1.Pod, c corev1.Cont
 			for k, s := range cm.Data {
 				data[k] = []byte(s)
 			}
+		case v.CSI != nil:
+			if f, ok := r.CSI[v.CSI.Driver]; ok {
+				if err := f(dir); err != nil {
+					return fmt.Errorf("CSI driver %s for volume %s: %w", v.CSI.Driver, m.Name, err)
+				}
+			}
+			continue
 		case v.Secret != nil:
 			s := &corev1.Secret{}
 			if err := r.Client.Get(ctx, client.ObjectKey{Namespace: pod.Namespace, Name: v.Secret.SecretName}, s); err != nil {
