@@ -1,0 +1,136 @@
+package testservers
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	vault "github.com/hashicorp/vault/api"
+)
+
+// OpenBaoOptions configure StartOpenBao.
+type OpenBaoOptions struct {
+	// TLS serves HTTPS with a CA written to OpenBao.CACert. The listener asks clients for a certificate,
+	// which the cert auth method needs; without TLS the server speaks plain HTTP.
+	TLS bool
+}
+
+// OpenBao is a running OpenBao dev server: in-memory storage, unsealed, KV v2 mounted at secret/, and
+// a root token. Its state is lost when it stops.
+type OpenBao struct {
+	// Addr is the server's base URL, http://127.0.0.1:PORT or https://127.0.0.1:PORT.
+	Addr string
+	// RootToken is the dev server's root token.
+	RootToken string
+	// CACert is the path of the PEM CA that signed the server certificate (TLS only, else empty).
+	CACert string
+
+	proc *process
+}
+
+const openBaoRootToken = "root"
+
+// StartOpenBao starts an OpenBao dev server on a free loopback port and waits until it is unsealed and
+// active. It is stopped when the test ends.
+func StartOpenBao(t testing.TB, o OpenBaoOptions) *OpenBao {
+	t.Helper()
+	binDir, err := OpenBaoDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := runDir(t, "cg-bao-")
+	// OpenBao also opens a cluster listener on the API port + 1: pick a port whose neighbour is free too.
+	var port int
+	for range 20 {
+		port = freePort(t)
+		if portFree(port + 1) {
+			break
+		}
+	}
+	args := []string{
+		"server", "-dev",
+		"-dev-root-token-id=" + openBaoRootToken,
+		"-dev-listen-address=127.0.0.1:" + strconv.Itoa(port),
+		"-dev-no-store-token",
+		"-log-level=warn",
+	}
+	b := &OpenBao{Addr: "http://127.0.0.1:" + strconv.Itoa(port), RootToken: openBaoRootToken}
+	if o.TLS {
+		certDir := filepath.Join(dir, "tls")
+		if err := os.Mkdir(certDir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, "-dev-tls", "-dev-tls-cert-dir="+certDir)
+		b.Addr = "https://127.0.0.1:" + strconv.Itoa(port)
+		b.CACert = filepath.Join(certDir, "vault-ca.pem")
+	}
+	b.proc, err = startProcess("bao", filepath.Join(dir, "bao.log"), baseEnv(dir), filepath.Join(binDir, "bao"), args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Stop)
+	b.proc.logOnFailure(t)
+
+	if o.TLS {
+		// The CA file appears before the listener starts; the client below needs it.
+		if err := waitFor(b.proc, 30*time.Second, "the OpenBao dev CA", func() error {
+			_, err := os.Stat(b.CACert)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := b.Client(t)
+	if err := waitFor(b.proc, 30*time.Second, "OpenBao to be unsealed and active", func() error {
+		h, err := c.Sys().Health()
+		if err != nil {
+			return err
+		}
+		if !h.Initialized || h.Sealed || h.Standby {
+			return fmt.Errorf("%w: %+v", errNotReady, h)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// Stop stops the server (its state is lost). It is safe to call more than once; StartOpenBao registers it
+// with t.Cleanup.
+func (b *OpenBao) Stop() { b.proc.stop() }
+
+// Config returns a vault/api client configuration for the server with no token: TLS trusts CACert, and
+// retries are off so that tests see each failure as it happens.
+func (b *OpenBao) Config(t testing.TB) *vault.Config {
+	t.Helper()
+	cfg := vault.DefaultConfig()
+	if cfg.Error != nil {
+		t.Fatalf("failed to build the vault client configuration: %v", cfg.Error)
+	}
+	cfg.Address = b.Addr
+	cfg.MaxRetries = 0
+	cfg.Timeout = 10 * time.Second
+	if b.CACert != "" {
+		if err := cfg.ConfigureTLS(&vault.TLSConfig{CACert: b.CACert}); err != nil {
+			t.Fatalf("failed to configure TLS for OpenBao: %v", err)
+		}
+	}
+	return cfg
+}
+
+// Client returns a client for the server that holds the root token.
+func (b *OpenBao) Client(t testing.TB) *vault.Client {
+	t.Helper()
+	c, err := vault.NewClient(b.Config(t))
+	if err != nil {
+		t.Fatalf("failed to create the vault client: %v", err)
+	}
+	// DefaultConfig reads VAULT_TOKEN and friends: the test's client must not depend on them.
+	c.SetToken(b.RootToken)
+	c.ClearNamespace()
+	return c
+}
