@@ -170,13 +170,41 @@ type SecretKeyRef struct {
 	Key string `json:"key"`
 }
 
-// WorkloadIdentityFederation exchanges a JWT-SVID for a short-lived Anthropic access token.
+// WorkloadIdentityFederation exchanges the workload's JWT-SVID for a short-lived Anthropic access token
+// (OAuth 2.0 jwt-bearer grant at the token endpoint), refreshed before it expires. The federation rule,
+// organization and service account are configured in the Claude Console.
 type WorkloadIdentityFederation struct {
-	// audience of the JWT-SVID presented to the token endpoint.
+	// audience of the JWT-SVID presented to the token endpoint, as the federation rule expects.
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=256
 	Audience string `json:"audience"`
+
+	// federationRuleID is the federation rule that admits the workload's JWT-SVID.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9_-]+$`
+	FederationRuleID string `json:"federationRuleID"`
+
+	// organizationID is the Anthropic organization the token is issued in.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9_-]+$`
+	OrganizationID string `json:"organizationID"`
+
+	// serviceAccountID selects the service account when the rule allows several.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9_-]+$`
+	ServiceAccountID string `json:"serviceAccountID,omitempty"`
+
+	// workspaceID scopes the token to a workspace.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9_-]+$`
+	WorkspaceID string `json:"workspaceID,omitempty"`
 
 	// tokenURL is the OAuth 2.0 token endpoint. Default: the upstream's /v1/oauth/token.
 	// +optional

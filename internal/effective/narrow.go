@@ -23,7 +23,8 @@ func credentials(c *policyconfig.Config, p *v1alpha1.ClaudeAccessPolicy, t *v1al
 		c.Credentials.Secret = &policyconfig.SecretSource{Name: cr.SecretRef.Name, Key: cr.SecretRef.Key}
 	case v1alpha1.SourceWorkloadIdentityFederation:
 		w := cr.WorkloadIdentityFederation
-		c.Credentials.WorkloadIdentityFederation = &policyconfig.WIFSource{Audience: w.Audience, TokenURL: w.TokenURL}
+		c.Credentials.WorkloadIdentityFederation = &policyconfig.WIFSource{Audience: w.Audience, TokenURL: w.TokenURL,
+			FederationRuleID: w.FederationRuleID, OrganizationID: w.OrganizationID, ServiceAccountID: w.ServiceAccountID, WorkspaceID: w.WorkspaceID}
 	}
 	return nil
 }

@@ -134,12 +134,17 @@ type SecretSource struct {
 	Key  string `json:"key"`
 }
 
-// WIFSource exchanges a JWT-SVID for a short-lived Anthropic access token.
+// WIFSource exchanges a JWT-SVID for a short-lived Anthropic access token (workload identity
+// federation: the OAuth 2.0 jwt-bearer grant), sent upstream as a bearer token.
 type WIFSource struct {
 	// Audience of the JWT-SVID presented to the token endpoint.
 	Audience string `json:"audience"`
 	// TokenURL is the OAuth token endpoint; default the upstream's /v1/oauth/token.
-	TokenURL string `json:"tokenURL,omitempty"`
+	TokenURL         string `json:"tokenURL,omitempty"`
+	FederationRuleID string `json:"federationRuleID"`
+	OrganizationID   string `json:"organizationID"`
+	ServiceAccountID string `json:"serviceAccountID,omitempty"`
+	WorkspaceID      string `json:"workspaceID,omitempty"`
 }
 
 // FileSource reads the key from a file (standalone mode; re-read after an upstream 401).

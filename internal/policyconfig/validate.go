@@ -133,6 +133,9 @@ func (v *validator) credentials(c *Config) {
 		if s.Audience == "" {
 			v.add("credentials.workloadIdentityFederation.audience", "must not be empty")
 		}
+		if s.FederationRuleID == "" || s.OrganizationID == "" {
+			v.add("credentials.workloadIdentityFederation", "federationRuleID and organizationID must both be set")
+		}
 		if s.TokenURL != "" {
 			v.url("credentials.workloadIdentityFederation.tokenURL", s.TokenURL)
 		}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/claude-guard/claude-guard/internal/policyconfig"
 	"github.com/claude-guard/claude-guard/internal/wellknown"
@@ -20,6 +21,7 @@ type wiring struct {
 	expected identity.Expected
 	creds    credentials.Source
 	vault    *credentials.Vault
+	wif      *credentials.WIF
 }
 
 // wire builds the identity and the credential source the config names. Nothing long-lived starts here
@@ -45,12 +47,32 @@ func wire(ctx context.Context, c *policyconfig.Config, o *Options, log *slog.Log
 			return nil, err
 		}
 		w.vault, w.creds = v, v
+	case cr.WorkloadIdentityFederation != nil:
+		f, err := newWIF(cr.WorkloadIdentityFederation, c.Server.Upstream, w.identity, log)
+		if err != nil {
+			return nil, err
+		}
+		w.wif, w.creds = f, f
 	case c.Deny != nil:
 		w.creds = credentials.Static("")
 	default:
-		return nil, errors.New("this sidecar build supports file, env, secret and vault credentials; workloadIdentityFederation is not available yet")
+		return nil, errors.New("the config names no credential source")
 	}
 	return w, nil
+}
+
+func newWIF(s *policyconfig.WIFSource, upstream string, id *identity.Provider, log *slog.Logger) (*credentials.WIF, error) {
+	if id == nil {
+		return nil, errors.New("workload identity federation needs the SPIFFE Workload API: set identity.trustDomain in the config and " + wellknown.EnvSPIFFESocket)
+	}
+	url := s.TokenURL
+	if url == "" {
+		url = strings.TrimSuffix(upstream, "/") + credentials.TokenPath
+	}
+	return credentials.NewWIF(credentials.WIFOptions{
+		TokenURL: url, Audience: s.Audience, FederationRuleID: s.FederationRuleID, OrganizationID: s.OrganizationID,
+		ServiceAccountID: s.ServiceAccountID, WorkspaceID: s.WorkspaceID, Identity: id, Log: log,
+	})
 }
 
 func newVault(s *policyconfig.VaultSource, id *identity.Provider, o *Options, log *slog.Logger) (*credentials.Vault, error) {
@@ -72,6 +94,9 @@ func newVault(s *policyconfig.VaultSource, id *identity.Provider, o *Options, lo
 
 // start runs the background parts and reports credential reads in m.
 func (w *wiring) start(ctx context.Context, m *metrics.Metrics) {
+	if w.wif != nil {
+		go w.wif.Run(ctx)
+	}
 	if w.vault == nil {
 		return
 	}

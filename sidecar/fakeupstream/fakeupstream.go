@@ -57,14 +57,22 @@ type Server struct {
 	// Cancelled counts streams the fake saw the client (or proxy) abandon.
 	Cancelled atomic.Int64
 
+	// TokenTTL is the expires_in of access tokens from the token endpoint (default one hour).
+	TokenTTL time.Duration
+
 	mu       sync.Mutex
 	recorded []Recorded
 	n        atomic.Int64
+	// tokens are access tokens the token endpoint issued; like the real API, they are accepted only as
+	// bearer tokens sent with the OAuth beta.
+	tokens map[string]bool
+	// Exchanges counts successful token exchanges.
+	Exchanges atomic.Int64
 }
 
 // New returns a fake accepting the given keys.
 func New(keys ...string) *Server {
-	s := &Server{keys: map[string]bool{}}
+	s := &Server{keys: map[string]bool{}, tokens: map[string]bool{}}
 	for _, k := range keys {
 		s.keys[k] = true
 	}
@@ -79,6 +87,64 @@ func (s *Server) SetKeys(keys ...string) {
 	for _, k := range keys {
 		s.keys[k] = true
 	}
+}
+
+// RevokeTokens makes every access token issued so far invalid (the next exchange issues a valid one).
+func (s *Server) RevokeTokens() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tokens = map[string]bool{}
+}
+
+// Workload identity federation, as the real token endpoint speaks it.
+const (
+	TokenPath      = "/v1/oauth/token"
+	OAuthBeta      = "oauth-2025-04-20"
+	FederationBeta = "oidc-federation-2026-04-01"
+)
+
+// exchange implements the jwt-bearer grant: a well-formed request with a JWT assertion gets a new
+// access token. It checks the request's shape, not the JWT's signature (no trust is configured here).
+func (s *Server) exchange(w http.ResponseWriter, r *http.Request, body []byte) {
+	var req struct {
+		GrantType        string `json:"grant_type"`
+		Assertion        string `json:"assertion"`
+		FederationRuleID string `json:"federation_rule_id"`
+		OrganizationID   string `json:"organization_id"`
+	}
+	switch {
+	case r.Method != http.MethodPost:
+		writeError(w, http.StatusMethodNotAllowed, "invalid_request_error", "use POST")
+	case !hasBeta(r.Header, FederationBeta):
+		writeError(w, http.StatusBadRequest, "invalid_request_error", "anthropic-beta: "+FederationBeta+" is required")
+	case json.Unmarshal(body, &req) != nil:
+		writeError(w, http.StatusBadRequest, "invalid_request_error", "body must be JSON")
+	case req.GrantType != "urn:ietf:params:oauth:grant-type:jwt-bearer":
+		writeError(w, http.StatusBadRequest, "invalid_request_error", "unsupported grant_type")
+	case strings.Count(req.Assertion, ".") != 2 || req.FederationRuleID == "" || req.OrganizationID == "":
+		writeError(w, http.StatusUnauthorized, "authentication_error", "invalid assertion, federation_rule_id or organization_id")
+	default:
+		ttl := s.TokenTTL
+		if ttl == 0 {
+			ttl = time.Hour
+		}
+		tok := fmt.Sprintf("sk-ant-oat-fake-%06d", s.Exchanges.Add(1))
+		s.mu.Lock()
+		s.tokens[tok] = true
+		s.mu.Unlock()
+		writeJSON(w, http.StatusOK, map[string]any{"access_token": tok, "token_type": "Bearer", "expires_in": int(ttl / time.Second)})
+	}
+}
+
+func hasBeta(h http.Header, beta string) bool {
+	for _, v := range h.Values("Anthropic-Beta") {
+		for _, b := range strings.Split(v, ",") {
+			if strings.TrimSpace(b) == beta {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Requests returns what was recorded so far.
@@ -119,13 +185,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("request-id", fmt.Sprintf("req_fake_%06d", id))
 	h.Set("anthropic-organization-id", "org-fake")
+	if r.URL.Path == TokenPath {
+		s.exchange(w, r, body)
+		return
+	}
 	// Like the real API, accept the key as x-api-key or as a bearer token (newer SDKs send the latter).
 	key := r.Header.Get("x-api-key")
+	bearer := false
 	if key == "" {
-		key, _ = strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		key, bearer = strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	}
 	s.mu.Lock()
-	ok := s.keys[key]
+	ok := s.keys[key] || (bearer && s.tokens[key] && hasBeta(r.Header, OAuthBeta))
 	s.mu.Unlock()
 	if !ok {
 		writeError(w, http.StatusUnauthorized, "authentication_error", "invalid x-api-key")

@@ -10,9 +10,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/claude-guard/claude-guard/sidecar/credentials"
 	"github.com/claude-guard/claude-guard/sidecar/decide"
 	"github.com/claude-guard/claude-guard/sidecar/usage"
 )
@@ -76,7 +78,12 @@ func newForwarder(o Options) http.Handler {
 				out.Header.Del(eu.Header)
 			}
 			out.Header.Del("Accept-Encoding")
-			out.Header.Set("X-Api-Key", ex.Key)
+			if ex.Bearer {
+				out.Header.Set("Authorization", "Bearer "+ex.Key)
+				addBeta(out.Header, credentials.OAuthBeta)
+			} else {
+				out.Header.Set("X-Api-Key", ex.Key)
+			}
 			if ex.Body != nil {
 				out.Body = io.NopCloser(bytes.NewReader(ex.Body))
 				out.ContentLength = int64(len(ex.Body))
@@ -122,4 +129,17 @@ func newForwarder(o Options) http.Handler {
 		},
 	}
 	return rp
+}
+
+// addBeta adds a beta flag to the anthropic-beta header unless the client already sent it; the
+// client's own values (repeated headers, comma lists) are kept as they are.
+func addBeta(h http.Header, beta string) {
+	for _, v := range h.Values("Anthropic-Beta") {
+		for _, b := range strings.Split(v, ",") {
+			if strings.TrimSpace(b) == beta {
+				return
+			}
+		}
+	}
+	h.Add("Anthropic-Beta", beta)
 }

@@ -99,7 +99,9 @@ type Exchange struct {
 	StreamError       string
 	ClientAborted     bool
 	// Key is the API key injected upstream; it lives only here and in the outbound header.
-	Key       string
+	Key string
+	// Bearer says Key is an OAuth access token (Authorization: Bearer), not an API key (x-api-key).
+	Bearer    bool
 	Workload  string
 	Namespace string
 	EndUser   string
@@ -332,6 +334,9 @@ func WithCredentials(src credentials.Source, next http.Handler) http.Handler {
 			return
 		}
 		ex.Key = key
+		if b, ok := src.(credentials.BearerSource); ok && b.Bearer() {
+			ex.Bearer = true
+		}
 		next.ServeHTTP(w, r)
 	})
 }

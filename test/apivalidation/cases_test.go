@@ -131,7 +131,7 @@ var policyCases = []validationCase{
 `)},
 	{name: "wif token URL not https", want: "spec.credentials.workloadIdentityFederation.tokenURL: Invalid value: \"http://token.example\": must be an https URL", yaml: policyWith(`
   podSelector: {}
-  credentials: {workloadIdentityFederation: {audience: anthropic, tokenURL: "http://token.example"}}
+  credentials: {workloadIdentityFederation: {audience: anthropic, federationRuleID: fdrl_1, organizationID: org_1, tokenURL: "http://token.example"}}
   models: {allow: [claude-haiku-*]}
 `)},
 	{name: "name too long", want: "<nil>: Invalid value: metadata.name must be at most 63 characters (it names the rendered ConfigMap)", yaml: `
