@@ -22,7 +22,7 @@ build() {
   log "building spire-server and spire-agent $SPIRE_VERSION (several minutes on a cold build cache)"
   local t0=$SECONDS tmp="$OUT/tmp"
   mkdir -p "$tmp"
-  GOWORK=off GOFLAGS=-mod=readonly go build -C "$MODULE_DIR" -trimpath -buildvcs=false -ldflags="-s -w" \
+  GOWORK=off GOFLAGS=-mod=readonly go build -C "$MODULE_DIR" -trimpath -buildvcs=false -ldflags="-s -w -X github.com/spiffe/spire/pkg/common/version.gittag=${SPIRE_VERSION#v}" \
     -o "$tmp/" github.com/spiffe/spire/cmd/spire-server github.com/spiffe/spire/cmd/spire-agent
   mv "$tmp/spire-server" "$tmp/spire-agent" "$OUT/"
   rmdir "$tmp"
