@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	vault "github.com/hashicorp/vault/api"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
@@ -35,6 +36,7 @@ func (tn tenant) secretPath() string { return "tenants/" + tn.name + "/anthropic
 // SPIFFE ID, log it in with a policy for team-a's prefix only; and a role bound to team-b refuses it.
 func TestSPIFFEIdentityReadsOnlyItsTenantsKey(t *testing.T) {
 	ctx := t.Context()
+	start := time.Now()
 	spire := testservers.StartSPIRE(t, testservers.SPIREOptions{TrustDomain: "test.local"})
 	td := spire.TrustDomain
 	teamA := tenant{name: "team-a", id: spiffeid.RequireFromPath(td, "/ns/team-a/sa/chat"), key: "sk-ant-team-a"}
@@ -44,6 +46,7 @@ func TestSPIFFEIdentityReadsOnlyItsTenantsKey(t *testing.T) {
 	const dnsName = "chat.team-a.svc"
 	spire.Register(t, testservers.Workload{ID: teamA.id, UID: os.Getuid(), DNSNames: []string{dnsName}})
 	svid := spire.FetchX509SVID(t, teamA.id)
+	t.Logf("SPIRE server and agent up, X.509-SVID served in %s", time.Since(start).Round(time.Millisecond))
 	leaf := svid.Certificates[0]
 	if len(leaf.URIs) != 1 || leaf.URIs[0].String() != teamA.id.String() {
 		t.Fatalf("X.509-SVID URI SANs = %v, want [%s]", leaf.URIs, teamA.id)
@@ -52,7 +55,9 @@ func TestSPIFFEIdentityReadsOnlyItsTenantsKey(t *testing.T) {
 		t.Fatalf("X.509-SVID CN = %q, want %q (cert auth needs a CN)", leaf.Subject.CommonName, dnsName)
 	}
 
+	baoStart := time.Now()
 	bao := testservers.StartOpenBao(t, testservers.OpenBaoOptions{TLS: true})
+	t.Logf("OpenBao dev server with TLS up in %s", time.Since(baoStart).Round(time.Millisecond))
 	root := bao.Client(t)
 	configureTenants(t, root, spire, teamA, teamB)
 
