@@ -75,9 +75,10 @@ func StartOpenBao(t testing.TB, o OpenBaoOptions) *OpenBao {
 	b.proc.logOnFailure(t)
 
 	if o.TLS {
-		// The CA file appears before the listener starts; the client below needs it.
+		// The client below needs the CA file. OpenBao writes the CA, the certificate and then the key
+		// before it listens: once the key exists the CA is complete.
 		if err := waitFor(b.proc, 30*time.Second, "the OpenBao dev CA", func() error {
-			_, err := os.Stat(b.CACert)
+			_, err := os.Stat(filepath.Join(filepath.Dir(b.CACert), "vault-key.pem"))
 			return err
 		}); err != nil {
 			t.Fatal(err)
