@@ -16,6 +16,12 @@ KUBEBUILDER_ASSETS=$(hack/envtest.sh)
 export KUBEBUILDER_ASSETS
 done_phase
 
+phase "test servers: OpenBao (the test Vault) and SPIRE server/agent"
+CLAUDE_GUARD_OPENBAO_DIR=$(hack/openbao.sh)
+CLAUDE_GUARD_SPIRE_DIR=$(hack/spire.sh)
+export CLAUDE_GUARD_OPENBAO_DIR CLAUDE_GUARD_SPIRE_DIR
+done_phase
+
 phase "generated files and formatting"
 hack/verify.sh
 done_phase
