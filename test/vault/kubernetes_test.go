@@ -1,0 +1,113 @@
+package vault
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	vaultapi "github.com/hashicorp/vault/api"
+	authv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
+
+	"github.com/claude-guard/claude-guard/internal/testenv"
+	"github.com/claude-guard/claude-guard/internal/testservers"
+	"github.com/claude-guard/claude-guard/sidecar/credentials"
+)
+
+// TestKubernetesAuthWithTheAPIServerAsTokenReviewer logs in to OpenBao with a projected-style
+// service-account token (audience "vault") issued by a real kube-apiserver, which OpenBao asks to review
+// the token: the fallback for clusters without SPIFFE.
+func TestKubernetesAuthWithTheAPIServerAsTokenReviewer(t *testing.T) {
+	w := setup(t)
+	env, err := testenv.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = env.Stop() }()
+	cs, err := kubernetes.NewForConfig(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	token := func(ns, sa string, audiences ...string) string {
+		t.Helper()
+		if _, err := cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); err != nil {
+			if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := cs.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		tr, err := cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, sa, &authv1.TokenRequest{Spec: authv1.TokenRequestSpec{Audiences: audiences, ExpirationSeconds: ptr.To[int64](600)}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tr.Status.Token
+	}
+	// OpenBao reviews tokens with a reviewer account allowed to create TokenReviews.
+	reviewer := token("kube-system", "openbao-reviewer")
+	if _, err := cs.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "openbao-reviewer"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "system:auth-delegator"},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: "openbao-reviewer", Namespace: "kube-system"}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.rootClient.Sys().EnableAuthWithOptions("kubernetes", &vaultapi.EnableAuthOptions{Type: "kubernetes"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.rootClient.Logical().WriteWithContext(ctx, "auth/kubernetes/config", map[string]any{
+		"kubernetes_host": env.Config.Host, "kubernetes_ca_cert": string(env.Config.CAData),
+		"token_reviewer_jwt": reviewer, "disable_local_ca_jwt": true,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	dir, err := testservers.OpenBaoDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join("..", "..", "hack", "vault-tenant.sh"), "--tenant", "team-a", "--prefix", "tenants/team-a",
+		"--namespaces", "team-a", "--methods", "kubernetes")
+	cmd.Env = append(os.Environ(), "VAULT_CLI="+filepath.Join(dir, "bao"), "VAULT_ADDR="+w.bao.Addr, "VAULT_TOKEN="+w.bao.RootToken,
+		"VAULT_CACERT="+w.bao.CACert, "BAO_ADDR="+w.bao.Addr, "BAO_TOKEN="+w.bao.RootToken, "BAO_CACERT="+w.bao.CACert)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("hack/vault-tenant.sh: %v\n%s", err, out)
+	}
+
+	cases := []struct {
+		name, ns, audience, want, cause string
+	}{
+		{"team-a's service account reads team-a's key", "team-a", "vault", keyA, ""},
+		{"team-b's service account cannot log in as team-a", "team-b", "vault", "", "failed to log in"},
+		{"a token for another audience is refused", "team-a", "other", "", "failed to log in"},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "token")
+			if err := os.WriteFile(file, []byte(token(c.ns, "chat-"+string(rune('a'+i)), c.audience)), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			v, err := credentials.NewVault(credentials.VaultOptions{
+				Address: w.bao.Addr, CACert: w.caPEM, AuthMethod: "kubernetes", Role: "team-a", TokenFile: file,
+				Mount: "secret", Path: "tenants/team-a/anthropic", Field: "api_key",
+				RefreshInterval: 200 * time.Millisecond, MaxStaleness: time.Hour,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			runCtx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			go v.Run(runCtx)
+			eventuallyKey(t, v, c.want, c.cause)
+		})
+	}
+}
+
