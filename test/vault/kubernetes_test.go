@@ -110,4 +110,3 @@ func TestKubernetesAuthWithTheAPIServerAsTokenReviewer(t *testing.T) {
 		})
 	}
 }
-
