@@ -3,7 +3,6 @@ package vault
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -17,7 +16,6 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/claude-guard/claude-guard/internal/testenv"
-	"github.com/claude-guard/claude-guard/internal/testservers"
 	"github.com/claude-guard/claude-guard/sidecar/credentials"
 )
 
@@ -70,17 +68,7 @@ func TestKubernetesAuthWithTheAPIServerAsTokenReviewer(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	dir, err := testservers.OpenBaoDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(filepath.Join("..", "..", "hack", "vault-tenant.sh"), "--tenant", "team-a", "--prefix", "tenants/team-a",
-		"--namespaces", "team-a", "--methods", "kubernetes")
-	cmd.Env = append(os.Environ(), "VAULT_CLI="+filepath.Join(dir, "bao"), "VAULT_ADDR="+w.bao.Addr, "VAULT_TOKEN="+w.bao.RootToken,
-		"VAULT_CACERT="+w.bao.CACert, "BAO_ADDR="+w.bao.Addr, "BAO_TOKEN="+w.bao.RootToken, "BAO_CACERT="+w.bao.CACert)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("hack/vault-tenant.sh: %v\n%s", err, out)
-	}
+	w.tenant(t, "team-a", "tenants/team-a", "team-a", "--methods", "kubernetes")
 
 	cases := []struct {
 		name, ns, audience, want, cause string

@@ -74,8 +74,8 @@ func setup(t *testing.T) *world {
 	if err := os.WriteFile(bundle, []byte(w.spire.X509BundlePEM(t)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	w.tenant(t, "team-a", "tenants/team-a", "team-a", bundle)
-	w.tenant(t, "team-b", "tenants/team-b", "team-b", bundle)
+	w.tenant(t, "team-a", "tenants/team-a", "team-a", "--bundle", bundle, "--methods", "cert,jwt")
+	w.tenant(t, "team-b", "tenants/team-b", "team-b", "--bundle", bundle, "--methods", "cert,jwt")
 	for path, key := range map[string]string{"tenants/team-a/anthropic": keyA, "tenants/team-b/anthropic": keyB} {
 		if _, err := w.rootClient.KVv2("secret").Put(ctx, path, map[string]any{"api_key": key}); err != nil {
 			t.Fatalf("write %s: %v", path, err)
@@ -98,15 +98,15 @@ func (w *world) registerB(t *testing.T) {
 }
 
 // tenant runs hack/vault-tenant.sh with OpenBao's own binary as the Vault CLI.
-func (w *world) tenant(t *testing.T, name, prefix, namespaces, bundle string) {
+func (w *world) tenant(t *testing.T, name, prefix, namespaces string, args ...string) {
 	t.Helper()
 	dir, err := testservers.OpenBaoDir()
 	if err != nil {
 		t.Fatal(err)
 	}
 	root := filepath.Join("..", "..")
-	cmd := exec.Command(filepath.Join(root, "hack", "vault-tenant.sh"), "--tenant", name, "--prefix", prefix,
-		"--namespaces", namespaces, "--trust-domain", "prod.example", "--bundle", bundle, "--methods", "cert,jwt")
+	cmd := exec.Command(filepath.Join(root, "hack", "vault-tenant.sh"), append([]string{"--tenant", name, "--prefix", prefix,
+		"--namespaces", namespaces, "--trust-domain", "prod.example"}, args...)...)
 	cmd.Env = append(os.Environ(), "VAULT_CLI="+filepath.Join(dir, "bao"), "VAULT_ADDR="+w.bao.Addr,
 		"VAULT_TOKEN="+w.bao.RootToken, "VAULT_CACERT="+w.bao.CACert, "BAO_ADDR="+w.bao.Addr, "BAO_TOKEN="+w.bao.RootToken, "BAO_CACERT="+w.bao.CACert)
 	if out, err := cmd.CombinedOutput(); err != nil {
