@@ -43,6 +43,9 @@ type Runner struct {
 	// CSI stands in for CSI drivers: called with the mount's directory under Root for a volume of that
 	// driver (e.g. the SPIFFE CSI driver places the Workload API socket there).
 	CSI map[string]func(dir string) error
+	// Tokens, when set, issues service-account tokens for projected serviceAccountToken volumes, as the
+	// kubelet does with the TokenRequest API.
+	Tokens func(ctx context.Context, namespace, serviceAccount, audience string, expirationSeconds int64) (string, error)
 }
 
 // Process is a running container.
@@ -186,8 +189,9 @@ func firstOr(cmd []string) string {
 	return cmd[0]
 }
 
-// materialize writes the container's ConfigMap and Secret volumes under Root and hands CSI volumes to
-// the stand-in drivers; other volume types (host paths, projected tokens) become empty directories.
+// materialize writes the container's ConfigMap, Secret and projected service-account token volumes under
+// Root and hands CSI volumes to the stand-in drivers; other volume types (host paths) become empty
+// directories.
 func (r *Runner) materialize(ctx context.Context, pod *corev1.Pod, c corev1.Container) error {
 	vols := map[string]corev1.Volume{}
 	for _, v := range pod.Spec.Volumes {
@@ -214,6 +218,11 @@ func (r *Runner) materialize(ctx context.Context, pod *corev1.Pod, c corev1.Cont
 			for k, s := range cm.Data {
 				data[k] = []byte(s)
 			}
+		case v.Projected != nil:
+			if err := r.project(ctx, pod, v.Projected, dir); err != nil {
+				return fmt.Errorf("projected volume %s: %w", m.Name, err)
+			}
+			continue
 		case v.CSI != nil:
 			if f, ok := r.CSI[v.CSI.Driver]; ok {
 				if err := f(dir); err != nil {
@@ -243,6 +252,31 @@ func (r *Runner) materialize(ctx context.Context, pod *corev1.Pod, c corev1.Cont
 			if err := os.WriteFile(filepath.Join(dir, it.Path), b, 0o600); err != nil {
 				return err
 			}
+		}
+	}
+	return nil
+}
+
+// project writes the service-account tokens of a projected volume (other projections are not needed here).
+func (r *Runner) project(ctx context.Context, pod *corev1.Pod, p *corev1.ProjectedVolumeSource, dir string) error {
+	for _, src := range p.Sources {
+		sat := src.ServiceAccountToken
+		if sat == nil {
+			continue
+		}
+		if r.Tokens == nil {
+			return errors.New("a serviceAccountToken projection needs Runner.Tokens")
+		}
+		exp := int64(3600)
+		if sat.ExpirationSeconds != nil {
+			exp = *sat.ExpirationSeconds
+		}
+		tok, err := r.Tokens(ctx, pod.Namespace, pod.Spec.ServiceAccountName, sat.Audience, exp)
+		if err != nil {
+			return fmt.Errorf("failed to request a token for service account %s: %w", pod.Spec.ServiceAccountName, err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, sat.Path), []byte(tok), 0o600); err != nil {
+			return err
 		}
 	}
 	return nil

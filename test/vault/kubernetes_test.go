@@ -11,6 +11,7 @@ import (
 	authv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
@@ -29,46 +30,12 @@ func TestKubernetesAuthWithTheAPIServerAsTokenReviewer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = env.Stop() }()
-	cs, err := kubernetes.NewForConfig(env.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cs := w.kubernetesAuth(t, env)
 	ctx := context.Background()
 	token := func(ns, sa string, audiences ...string) string {
 		t.Helper()
-		if _, err := cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); err != nil {
-			if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if _, err := cs.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa}}, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		tr, err := cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, sa, &authv1.TokenRequest{Spec: authv1.TokenRequestSpec{Audiences: audiences, ExpirationSeconds: ptr.To[int64](600)}}, metav1.CreateOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tr.Status.Token
+		return serviceAccountToken(t, cs, ns, sa, audiences...)
 	}
-	// OpenBao reviews tokens with a reviewer account allowed to create TokenReviews.
-	reviewer := token("kube-system", "openbao-reviewer")
-	if _, err := cs.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "openbao-reviewer"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "system:auth-delegator"},
-		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: "openbao-reviewer", Namespace: "kube-system"}},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.rootClient.Sys().EnableAuthWithOptions("kubernetes", &vaultapi.EnableAuthOptions{Type: "kubernetes"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.rootClient.Logical().WriteWithContext(ctx, "auth/kubernetes/config", map[string]any{
-		"kubernetes_host": env.Config.Host, "kubernetes_ca_cert": string(env.Config.CAData),
-		"token_reviewer_jwt": reviewer, "disable_local_ca_jwt": true,
-	}); err != nil {
-		t.Fatal(err)
-	}
-	w.tenant(t, "team-a", "tenants/team-a", "team-a", "--methods", "kubernetes")
 
 	cases := []struct {
 		name, ns, audience, want, cause string
@@ -97,4 +64,52 @@ func TestKubernetesAuthWithTheAPIServerAsTokenReviewer(t *testing.T) {
 			eventuallyKey(t, v, c.want, c.cause)
 		})
 	}
+}
+
+// kubernetesAuth makes the Env's API server OpenBao's token reviewer for the kubernetes auth method and
+// writes team-a's kubernetes role, and returns a clientset for the Env.
+func (w *world) kubernetesAuth(t *testing.T, env *testenv.Env) *kubernetes.Clientset {
+	t.Helper()
+	cs, err := kubernetes.NewForConfig(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	// OpenBao reviews tokens with a reviewer account allowed to create TokenReviews.
+	reviewer := serviceAccountToken(t, cs, "kube-system", "openbao-reviewer")
+	if _, err := cs.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "openbao-reviewer"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "system:auth-delegator"},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: "openbao-reviewer", Namespace: "kube-system"}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.rootClient.Sys().EnableAuthWithOptions("kubernetes", &vaultapi.EnableAuthOptions{Type: "kubernetes"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.rootClient.Logical().WriteWithContext(ctx, "auth/kubernetes/config", map[string]any{
+		"kubernetes_host": env.Config.Host, "kubernetes_ca_cert": string(env.Config.CAData),
+		"token_reviewer_jwt": reviewer, "disable_local_ca_jwt": true,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	w.tenant(t, "team-a", "tenants/team-a", "team-a", "--methods", "kubernetes")
+	return cs
+}
+
+// serviceAccountToken creates (if needed) the namespace and service account and returns a token for it.
+func serviceAccountToken(t *testing.T, cs *kubernetes.Clientset, ns, sa string, audiences ...string) string {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	if _, err := cs.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	tr, err := cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, sa, &authv1.TokenRequest{Spec: authv1.TokenRequestSpec{Audiences: audiences, ExpirationSeconds: ptr.To[int64](600)}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr.Status.Token
 }
