@@ -4,23 +4,16 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"log/slog"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/anthropics/anthropic-sdk-go/v2"
 	"github.com/anthropics/anthropic-sdk-go/v2/option"
 
-	"github.com/claude-guard/claude-guard/internal/wellknown"
-	"github.com/claude-guard/claude-guard/sidecar/config"
 	"github.com/claude-guard/claude-guard/sidecar/credentials"
 	"github.com/claude-guard/claude-guard/sidecar/fakeupstream"
-	"github.com/claude-guard/claude-guard/sidecar/limits"
-	"github.com/claude-guard/claude-guard/sidecar/metrics"
-	"github.com/claude-guard/claude-guard/sidecar/proxy"
+	"github.com/claude-guard/claude-guard/sidecar/proxy/proxytest"
 )
 
 // jwtSVIDs hands out a JWT-shaped assertion; the fake token endpoint checks the shape, not a signature.
@@ -57,18 +50,8 @@ func TestWorkloadIdentityFederation(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 
-	cfg, err := config.Compile([]byte(baseConfig), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	upURL, _ := url.Parse(up.URL)
-	srv := httptest.NewServer(proxy.New(proxy.Options{
-		Upstream: upURL, Policy: config.NewStore(cfg).Policy, Credentials: wif,
-		Limiter: limits.NewMemory(cfg.Rules), Metrics: metrics.New(), Log: slog.New(slog.DiscardHandler), Workload: "w",
-	}))
-	defer srv.Close()
-	sdk := anthropic.NewClient(option.WithBaseURL(srv.URL), option.WithAPIKey(wellknown.PlaceholderAPIKey), option.WithMaxRetries(0))
-	params := anthropic.MessageNewParams{Model: "claude-haiku-4-5", MaxTokens: 10, Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("hi"))}}
+	sdk := proxytest.Serve(t, baseConfig, up.URL, wif)
+	params := proxytest.Hello()
 	if _, err := sdk.Messages.New(ctx, params, option.WithHeaderAdd("anthropic-beta", "a-2025")); err != nil {
 		t.Fatalf("call with a federated token: %v", err)
 	}

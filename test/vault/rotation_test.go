@@ -2,23 +2,14 @@ package vault
 
 import (
 	"context"
-	"log/slog"
 	"net/http/httptest"
-	"net/url"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/anthropics/anthropic-sdk-go/v2"
-	"github.com/anthropics/anthropic-sdk-go/v2/option"
-
-	"github.com/claude-guard/claude-guard/internal/wellknown"
-	"github.com/claude-guard/claude-guard/sidecar/config"
 	"github.com/claude-guard/claude-guard/sidecar/fakeupstream"
-	"github.com/claude-guard/claude-guard/sidecar/limits"
-	"github.com/claude-guard/claude-guard/sidecar/metrics"
-	"github.com/claude-guard/claude-guard/sidecar/proxy"
+	"github.com/claude-guard/claude-guard/sidecar/proxy/proxytest"
 )
 
 const proxyConfig = `
@@ -43,18 +34,8 @@ func TestRotationLosesNoRequest(t *testing.T) {
 	fake.Record = true
 	up := httptest.NewServer(fake)
 	defer up.Close()
-	cfg, err := config.Compile([]byte(proxyConfig), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	upURL, _ := url.Parse(up.URL)
-	srv := httptest.NewServer(proxy.New(proxy.Options{
-		Upstream: upURL, Policy: config.NewStore(cfg).Policy, Credentials: v,
-		Limiter: limits.NewMemory(cfg.Rules), Metrics: metrics.New(), Log: slog.New(slog.DiscardHandler), Workload: "w",
-	}))
-	defer srv.Close()
-	sdk := anthropic.NewClient(option.WithBaseURL(srv.URL), option.WithAPIKey(wellknown.PlaceholderAPIKey), option.WithMaxRetries(0))
-	params := anthropic.MessageNewParams{Model: "claude-haiku-4-5", MaxTokens: 10, Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("hi"))}}
+	sdk := proxytest.Serve(t, proxyConfig, up.URL, v)
+	params := proxytest.Hello()
 
 	// A steady stream: 4 clients, one request every 20 ms each.
 	var sent, failed atomic.Int64
