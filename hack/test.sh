@@ -48,4 +48,9 @@ go test -count=1 -race ./sidecar/... ./internal/...
 go test -count=1 $(go list ./... | grep -v -e /sidecar/ -e /internal/)
 done_phase
 
+phase "make demo (the README's main job, end to end)"
+go run ./hack/demo -exit >"$out/demo.log" 2>&1 || { cat "$out/demo.log" >&2; die "make demo failed"; }
+grep -q '"decision":"deny"' "$out/demo.log" || { cat "$out/demo.log" >&2; die "make demo did not show a denied call"; }
+done_phase
+
 printf '\n[test] whole suite passed in %ss\n' "$((SECONDS - T0))" >&2

@@ -159,14 +159,30 @@ func run(exitAfter bool) error {
 // demoKey is the only key the stand-in upstream accepts; it reaches the sidecar only through a Secret.
 const demoKey = "sk-ant-demo-not-a-real-key"
 
+// storefront is a second tenant that runs without SPIFFE (this demo starts no SPIRE agent): its key
+// comes from a Secret mounted into the sidecar only. test/vault runs the SPIFFE + Vault path end to end.
 const storefront = `apiVersion: v1
+kind: Namespace
+metadata:
+  name: shop
+  labels: {claudeguard.io/tenant: shop}
+---
+apiVersion: claudeguard.io/v1alpha1
+kind: ClaudeTenant
+metadata: {name: shop}
+spec:
+  namespaceSelector: {matchLabels: {claudeguard.io/tenant: shop}}
+  models: {allow: ["claude-haiku-*", "claude-sonnet-*"], maxTokens: 8192}
+  credentials: {allowedSources: [SecretRef]}
+---
+apiVersion: v1
 kind: Secret
-metadata: {name: anthropic, namespace: team-a}
+metadata: {name: anthropic, namespace: shop}
 stringData: {api-key: ` + demoKey + `}
 ---
 apiVersion: claudeguard.io/v1alpha1
 kind: ClaudeAccessPolicy
-metadata: {name: storefront, namespace: team-a}
+metadata: {name: storefront, namespace: shop}
 spec:
   podSelector: {matchLabels: {app: storefront}}
   credentials: {secretRef: {name: anthropic, key: api-key}}
@@ -179,7 +195,7 @@ const storefrontPod = `apiVersion: v1
 kind: Pod
 metadata:
   name: storefront
-  namespace: team-a
+  namespace: shop
   labels: {app: storefront}
 spec:
   serviceAccountName: storefront
@@ -205,19 +221,19 @@ spec:
 // injection creates a pod, shows what the webhook injected, runs the stored pod's sidecar container as
 // a local process (there is no kubelet here) and calls Claude through it with the official SDK.
 func (d *demo) injection(ctx context.Context, sidecarBin string, fake *fakeupstream.Server) error {
-	step("Tenant: a Secret with the API key and a policy for the storefront app")
+	step("A second tenant, shop: a tenant without SPIFFE, a Secret with the API key, a policy for its storefront app")
 	if err := d.apply(ctx, "storefront.yaml", storefront); err != nil {
 		return err
 	}
-	if err := d.waitReady(ctx, "storefront"); err != nil {
+	if err := d.waitReadyIn(ctx, "shop", "storefront"); err != nil {
 		return err
 	}
 	step("Tenant: create a pod; the webhook injects the sidecar")
 	if err := d.apply(ctx, "storefront-pod.yaml", storefrontPod, "create"); err != nil {
 		return err
 	}
-	d.show(ctx, "get", "pod", "storefront", "-n", "team-a", "-o", `jsonpath=annotations: {.metadata.annotations}{"\n"}init containers: {.spec.initContainers[*].name} (restartPolicy {.spec.initContainers[0].restartPolicy}){"\n"}app env: {.spec.containers[0].env}{"\n"}`)
-	out, err := exec.CommandContext(ctx, d.kubectl, "--kubeconfig", d.kubeconfig, "get", "pod", "storefront", "-n", "team-a", "-o", "json").Output()
+	d.show(ctx, "get", "pod", "storefront", "-n", "shop", "-o", `jsonpath=annotations: {.metadata.annotations}{"\n"}init containers: {.spec.initContainers[*].name} (restartPolicy {.spec.initContainers[0].restartPolicy}){"\n"}app env: {.spec.containers[0].env}{"\n"}`)
+	out, err := exec.CommandContext(ctx, d.kubectl, "--kubeconfig", d.kubeconfig, "get", "pod", "storefront", "-n", "shop", "-o", "json").Output()
 	if err != nil {
 		return fmt.Errorf("failed to read the stored pod: %w", err)
 	}
@@ -322,10 +338,14 @@ func (d *demo) show(ctx context.Context, args ...string) {
 }
 
 func (d *demo) waitReady(ctx context.Context, names ...string) error {
+	return d.waitReadyIn(ctx, "team-a", names...)
+}
+
+func (d *demo) waitReadyIn(ctx context.Context, namespace string, names ...string) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for _, n := range names {
 		for {
-			cmd := exec.CommandContext(ctx, d.kubectl, "--kubeconfig", d.kubeconfig, "get", "cap", n, "-n", "team-a",
+			cmd := exec.CommandContext(ctx, d.kubectl, "--kubeconfig", d.kubeconfig, "get", "cap", n, "-n", namespace,
 				"-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
 			out, _ := cmd.Output()
 			if string(out) == "True" {
