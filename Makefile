@@ -56,8 +56,8 @@ envtest: ## Build (or reuse) the test control plane and print its directory.
 	@hack/envtest.sh
 
 .PHONY: test-unit
-test-unit: ## Fast inner loop: unit tests only, no control plane.
-	$(GO) test $(GOTEST_FLAGS) $$($(GO) list ./... | grep -v -e /test/ -e /controllers)
+test-unit: ## Fast inner loop: unit tests only, no control plane or test servers.
+	$(GO) test $(GOTEST_FLAGS) $$($(GO) list ./... | grep -v -e /test/ -e /controllers -e /internal/webhook -e /internal/managerapp -e /internal/testservers -e /internal/testenv)
 
 .PHONY: test
 test: ## The whole suite: verify, vet, lint, unit, envtest and end-to-end tests.

@@ -354,7 +354,8 @@ func (r *Runner) rewrite(c corev1.Container, s string) string {
 	}
 	sort.Slice(paths, func(i, j int) bool { return len(paths[i]) > len(paths[j]) })
 	for _, p := range paths {
-		if i := strings.Index(s, p); i >= 0 && !strings.HasPrefix(s[i:], filepath.Join(r.Root, p)) {
+		// A path already under Root (rewritten before) is left alone.
+		if i := strings.Index(s, p); i >= 0 && !strings.HasSuffix(s[:i], filepath.Clean(r.Root)) {
 			return s[:i] + filepath.Join(r.Root, p) + s[i+len(p):]
 		}
 	}
