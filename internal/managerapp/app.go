@@ -5,11 +5,14 @@ package managerapp
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
+	"sync/atomic"
 
 	"go.uber.org/zap/zapcore"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -213,7 +216,10 @@ func Run(ctx context.Context, o *Options) error {
 	} else {
 		close(certsReady)
 	}
-	// The webhook is registered once its certificate exists, so it never serves with a missing one.
+	// The webhook server is created (GetWebhookServer adds it to the manager) only once its certificate
+	// exists: started earlier it would fail to load the missing files and stop the manager. Until then
+	// the manager is not ready.
+	var webhookStarted atomic.Pointer[healthz.Checker]
 	go func() {
 		<-certsReady
 		injector := &cgwebhook.PodInjector{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("claude-guard-injector"),
@@ -222,11 +228,19 @@ func Run(ctx context.Context, o *Options) error {
 			ctrl.Log.Error(err, "Failed to register the injection webhook")
 			os.Exit(1)
 		}
+		started := mgr.GetWebhookServer().StartedChecker()
+		webhookStarted.Store(&started)
 	}()
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return fmt.Errorf("failed to add health check: %w", err)
 	}
-	if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
+	if err := mgr.AddReadyzCheck("webhook", func(req *http.Request) error {
+		check := webhookStarted.Load()
+		if check == nil {
+			return errors.New("the webhook's serving certificate is not ready yet")
+		}
+		return (*check)(req)
+	}); err != nil {
 		return fmt.Errorf("failed to add ready check: %w", err)
 	}
 	ctrl.Log.Info("Starting manager", "noTenant", o.NoTenant, "upstream", o.Upstream)

@@ -1,0 +1,112 @@
+package managerapp
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/claude-guard/claude-guard/internal/testenv"
+)
+
+// TestRunWaitsForTheWebhookCertificate runs the manager exactly as cmd/manager does, with certificate
+// rotation, against a real API server: it must stay up and unready while the webhook's certificate is not
+// mounted yet, and become ready (webhook serving) once the Secret's files appear (the kubelet's part).
+func TestRunWaitsForTheWebhookCertificate(t *testing.T) {
+	env, err := testenv.Start(testenv.WithWebhooks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = env.Stop() }()
+	kubeconfig, err := env.KubeconfigFile(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("KUBECONFIG", kubeconfig)
+	ctx := context.Background()
+	o := NewOptions()
+	o.OperatorNamespace, o.WebhookConfig, o.WebhookSecret = "claude-guard-system", "injector", "webhook-certs"
+	o.WebhookCertDir, o.WebhookHost, o.WebhookPort = t.TempDir(), "127.0.0.1", freePort(t)
+	o.MetricsAddr, o.ProbeAddr = "0", "127.0.0.1:"+strconv.Itoa(freePort(t))
+	if err := o.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, obj := range []client.Object{
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: o.OperatorNamespace}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: o.OperatorNamespace, Name: o.WebhookSecret}},
+	} {
+		if err := env.Client.Create(ctx, obj); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- Run(runCtx, o) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("manager exited with %v", err)
+		}
+	}()
+
+	readyz := func() (int, string) {
+		resp, err := http.Get("http://" + o.ProbeAddr + "/readyz?verbose")
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer func() { _ = resp.Body.Close() }()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	// Not ready while the certificate is missing, and still running.
+	secret := &corev1.Secret{}
+	waitFor(t, func() bool {
+		return env.Client.Get(ctx, client.ObjectKeyFromObject(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: o.OperatorNamespace, Name: o.WebhookSecret}}), secret) == nil &&
+			len(secret.Data["tls.crt"]) > 0
+	})
+	if code, body := readyz(); code != http.StatusInternalServerError || !strings.Contains(body, "[-]webhook failed") {
+		t.Fatalf("readyz before the certificate is mounted = %d %q", code, body)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("manager stopped while waiting for its certificate: %v", err)
+	default:
+	}
+	for _, name := range []string{"ca.crt", "tls.crt", "tls.key"} {
+		if err := os.WriteFile(filepath.Join(o.WebhookCertDir, name), secret.Data[name], 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, func() bool { code, _ := readyz(); return code == http.StatusOK })
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = l.Close() }()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func waitFor(t *testing.T, f func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 60s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
