@@ -61,6 +61,9 @@ type Options struct {
 	VaultAudience  string
 
 	zap zap.Options
+	// rotatorName overrides the certificate rotator's controller name (names are unique per process;
+	// tests run more than one).
+	rotatorName string
 }
 
 // NewOptions returns the defaults.

@@ -26,6 +26,7 @@ func addCertRotator(mgr ctrl.Manager, o *Options, ready chan struct{}) error {
 		Webhooks:       []rotator.WebhookInfo{{Name: o.WebhookConfig, Type: rotator.Mutating}},
 		// Every replica serves the webhook, so every replica needs the certificate, not only the leader.
 		RequireLeaderElection: false,
+		ControllerName:        o.rotatorName,
 	})
 	if err != nil {
 		return fmt.Errorf("failed to set up webhook certificate rotation: %w", err)

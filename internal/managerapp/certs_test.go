@@ -33,6 +33,7 @@ func TestCertRotatorIssuesCertificateAndPatchesCABundle(t *testing.T) {
 	o := NewOptions()
 	o.OperatorNamespace, o.WebhookConfig, o.WebhookSecret = "claude-guard-system", "injector", "webhook-certs"
 	o.WebhookCertDir = t.TempDir()
+	o.rotatorName = "cert-rotator-" + t.Name() // TestRunWaitsForTheWebhookCertificate registers the default name
 	if err := k.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: o.OperatorNamespace}}); err != nil {
 		t.Fatal(err)
 	}
