@@ -219,19 +219,21 @@ func Run(ctx context.Context, o *Options) error {
 	} else {
 		close(certsReady)
 	}
-	// The webhook server is created (GetWebhookServer adds it to the manager) only once its certificate
-	// exists: started earlier it would fail to load the missing files and stop the manager. Until then
-	// the manager is not ready.
+	// The webhook server joins the manager only once its certificate exists: started earlier it would fail
+	// to load the missing files and stop the manager. Its handler is registered before it is added, so
+	// nothing touches the server while it starts. Until then the manager is not ready.
+	srv := webhook.NewServer(webhook.Options{Host: o.WebhookHost, Port: o.WebhookPort, CertDir: o.WebhookCertDir})
 	var webhookStarted atomic.Pointer[healthz.Checker]
 	go func() {
 		<-certsReady
 		injector := &cgwebhook.PodInjector{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("claude-guard-injector"),
 			Operator: inject.Operator{Namespace: o.OperatorNamespace, Config: o.Inject()}}
-		if err := injector.SetupWithManager(mgr); err != nil {
-			ctrl.Log.Error(err, "Failed to register the injection webhook")
+		srv.Register(cgwebhook.Path, injector.Handler(mgr.GetScheme()))
+		if err := mgr.Add(srv); err != nil {
+			ctrl.Log.Error(err, "Failed to start the injection webhook")
 			os.Exit(1)
 		}
-		started := mgr.GetWebhookServer().StartedChecker()
+		started := srv.StartedChecker()
 		webhookStarted.Store(&started)
 	}()
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

@@ -6,6 +6,7 @@ package webhook
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -48,9 +49,15 @@ type PodInjector struct {
 	Operator inject.Operator
 }
 
-// SetupWithManager registers the webhook on the manager's webhook server.
+// SetupWithManager registers the webhook on the manager's webhook server (before the manager starts).
 func (w *PodInjector) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewWebhookManagedBy(mgr, &corev1.Pod{}).WithDefaulter(w).Complete()
+}
+
+// Handler is the admission handler to register at Path on a webhook server that is not the manager's
+// own (the manager starts a server late, once its certificate exists).
+func (w *PodInjector) Handler(scheme *runtime.Scheme) http.Handler {
+	return admission.WithDefaulter[*corev1.Pod](scheme, w).WithRecoverPanic(true)
 }
 
 // Default injects the sidecar into pod when its namespace or a policy asks for it.
