@@ -159,51 +159,6 @@ func run(exitAfter bool) error {
 // demoKey is the only key the stand-in upstream accepts; it reaches the sidecar only through a Secret.
 const demoKey = "sk-ant-demo-not-a-real-key"
 
-// storefront is a second tenant that runs without SPIFFE (this demo starts no SPIRE agent): its key
-// comes from a Secret mounted into the sidecar only. test/vault runs the SPIFFE + Vault path end to end.
-const storefront = `apiVersion: v1
-kind: Namespace
-metadata:
-  name: shop
-  labels: {claudeguard.io/tenant: shop}
----
-apiVersion: claudeguard.io/v1alpha1
-kind: ClaudeTenant
-metadata: {name: shop}
-spec:
-  namespaceSelector: {matchLabels: {claudeguard.io/tenant: shop}}
-  models: {allow: ["claude-haiku-*", "claude-sonnet-*"], maxTokens: 8192}
-  credentials: {allowedSources: [SecretRef]}
----
-apiVersion: v1
-kind: Secret
-metadata: {name: anthropic, namespace: shop}
-stringData: {api-key: ` + demoKey + `}
----
-apiVersion: claudeguard.io/v1alpha1
-kind: ClaudeAccessPolicy
-metadata: {name: storefront, namespace: shop}
-spec:
-  podSelector: {matchLabels: {app: storefront}}
-  credentials: {secretRef: {name: anthropic, key: api-key}}
-  models:
-    allow: ["claude-haiku-*"]
-    maxTokens: [{model: "claude-haiku-*", limit: 1024, action: Clamp}]
-`
-
-const storefrontPod = `apiVersion: v1
-kind: Pod
-metadata:
-  name: storefront
-  namespace: shop
-  labels: {app: storefront}
-spec:
-  serviceAccountName: storefront
-  containers:
-  - name: app
-    image: example.com/storefront:1.0
-`
-
 const greedyPolicy = `apiVersion: claudeguard.io/v1alpha1
 kind: ClaudeAccessPolicy
 metadata:
@@ -222,6 +177,8 @@ spec:
 // a local process (there is no kubelet here) and calls Claude through it with the official SDK.
 func (d *demo) injection(ctx context.Context, sidecarBin string, fake *fakeupstream.Server) error {
 	step("A second tenant, shop: a tenant without SPIFFE, a Secret with the API key, a policy for its storefront app")
+	// A tenant without SPIFFE (this demo starts no SPIRE agent): test/vault runs the SPIFFE + Vault path.
+	storefront, storefrontPod := testenv.Storefront(demoKey)
 	if err := d.apply(ctx, "storefront.yaml", storefront); err != nil {
 		return err
 	}

@@ -16,67 +16,25 @@ import (
 
 	"github.com/claude-guard/claude-guard/internal/inject"
 	"github.com/claude-guard/claude-guard/internal/podrun"
+	"github.com/claude-guard/claude-guard/internal/testenv"
 	"github.com/claude-guard/claude-guard/internal/wellknown"
 )
 
 // upstreamKey is the only key the fake upstream accepts; it reaches the sidecar only through a Secret.
 const upstreamKey = "sk-ant-e2e-0000000000000000000000000000"
 
-const shopManifests = `apiVersion: v1
-kind: Namespace
-metadata:
-  name: shop
-  labels: {claudeguard.io/tenant: shop}
----
-apiVersion: claudeguard.io/v1alpha1
-kind: ClaudeTenant
-metadata: {name: shop}
-spec:
-  namespaceSelector: {matchLabels: {claudeguard.io/tenant: shop}}
-  models: {allow: ["claude-haiku-*", "claude-sonnet-*"], maxTokens: 8192}
-  credentials: {allowedSources: [SecretRef]}
----
-apiVersion: v1
-kind: Secret
-metadata: {name: anthropic, namespace: shop}
-stringData: {api-key: ` + upstreamKey + `}
----
-apiVersion: claudeguard.io/v1alpha1
-kind: ClaudeAccessPolicy
-metadata: {name: storefront, namespace: shop}
-spec:
-  podSelector: {matchLabels: {app: storefront}}
-  credentials: {secretRef: {name: anthropic, key: api-key}}
-  models:
-    allow: ["claude-haiku-*"]
-    maxTokens: [{model: "claude-haiku-*", limit: 1024, action: Clamp}]
----
-apiVersion: v1
-kind: Pod
-metadata:
-  name: storefront
-  namespace: shop
-  labels: {app: storefront}
-spec:
-  containers:
-  - name: app
-    image: example.com/storefront:1.0
-`
-
 // TestInjectedPodServes takes the pod exactly as the API server stored it after injection, runs its
 // sidecar container as a local process (internal/podrun: the kubelet's part), and calls Claude through
 // it with the official SDK, configured only from the app container's injected environment.
 func TestInjectedPodServes(t *testing.T) {
-	f := filepath.Join(t.TempDir(), "shop.yaml")
-	if err := os.WriteFile(f, []byte(shopManifests), 0o600); err != nil {
-		t.Fatal(err)
+	setupDoc, podDoc := testenv.Storefront(upstreamKey)
+	setup, f := filepath.Join(t.TempDir(), "setup.yaml"), filepath.Join(t.TempDir(), "pod.yaml")
+	for path, doc := range map[string]string{setup: setupDoc, f: podDoc} {
+		if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	// The policy must be admitted before the pod exists, as in a real rollout.
-	manifests := strings.SplitN(shopManifests, "---\napiVersion: v1\nkind: Pod", 2)
-	setup := filepath.Join(t.TempDir(), "setup.yaml")
-	if err := os.WriteFile(setup, []byte(manifests[0]), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	mustKubectl(t, "apply", "-f", setup)
 	waitFor(t, func() error {
 		out, err := kubectl("get", "cap", "storefront", "-n", "shop", "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
