@@ -140,7 +140,7 @@ func base(p *v1alpha1.ClaudeAccessPolicy, o Options) *policyconfig.Config {
 	}
 	c.Budgets = budgets(s.Budgets, policyconfig.SourcePolicy)
 	if a := s.Audit; a != nil {
-		c.Audit = policyconfig.Audit{EndUserSubject: a.EndUserSubject, EndUserMetricLabel: a.EndUserMetricLabel}
+		c.Audit = policyconfig.Audit{OmitEndUser: a.EndUserSubject != nil && !*a.EndUserSubject, EndUserMetricLabel: a.EndUserMetricLabel}
 	}
 	return c
 }
@@ -183,9 +183,13 @@ func models(m *v1alpha1.ModelPolicy) policyconfig.Models {
 }
 
 func endUser(e *v1alpha1.EndUserPolicy) *policyconfig.EndUser {
-	out := &policyconfig.EndUser{Mode: string(e.Mode), Header: e.Header, GroupsClaim: e.GroupsClaim}
+	out := &policyconfig.EndUser{Mode: string(e.Mode), Header: e.Header, GroupsClaim: e.GroupsClaim, SubjectClaim: e.SubjectClaim}
+	if e.ClockSkew != nil {
+		out.ClockSkew.Duration = e.ClockSkew.Duration
+	}
 	for _, is := range e.Issuers {
-		out.Issuers = append(out.Issuers, policyconfig.Issuer{URL: is.URL, Audiences: append([]string(nil), is.Audiences...)})
+		out.Issuers = append(out.Issuers, policyconfig.Issuer{URL: is.URL, Audiences: append([]string(nil), is.Audiences...),
+			Algorithms: append([]string(nil), is.Algorithms...), CACert: is.CABundle})
 	}
 	for _, r := range e.Rules {
 		pr := policyconfig.ScopeRule{Scopes: r.Scopes, Groups: r.Groups, Models: patterns(r.Models)}
@@ -196,6 +200,9 @@ func endUser(e *v1alpha1.EndUserPolicy) *policyconfig.EndUser {
 	}
 	if e.ReplayProtection {
 		out.Replay = &policyconfig.Replay{}
+		if e.ReplayWindow != nil {
+			out.Replay.Window.Duration = e.ReplayWindow.Duration
+		}
 	}
 	return out
 }

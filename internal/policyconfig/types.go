@@ -310,8 +310,8 @@ type Price struct {
 type Audit struct {
 	// Disabled turns audit records off (they are on by default).
 	Disabled bool `json:"disabled,omitempty"`
-	// EndUserSubject records the end user's subject claim.
-	EndUserSubject bool `json:"endUserSubject,omitempty"`
+	// OmitEndUser leaves the end user's subject out of audit records (recorded by default).
+	OmitEndUser bool `json:"omitEndUser,omitempty"`
 	// EndUserMetricLabel adds the subject as a metric label (mind the cardinality).
 	EndUserMetricLabel bool `json:"endUserMetricLabel,omitempty"`
 }

@@ -313,7 +313,7 @@ func writeAudit(l *audit.Logger, r *http.Request) {
 		StreamError:       ex.StreamError,
 		ClientAborted:     ex.ClientAborted || r.Context().Err() != nil,
 	}
-	if c.Audit.EndUserSubject {
+	if !c.Audit.OmitEndUser {
 		rec.EndUser = ex.EndUser
 	}
 	if c.Audit.Disabled {
