@@ -20,6 +20,7 @@ import (
 	"github.com/claude-guard/claude-guard/internal/wellknown"
 	"github.com/claude-guard/claude-guard/sidecar/audit"
 	"github.com/claude-guard/claude-guard/sidecar/config"
+	"github.com/claude-guard/claude-guard/sidecar/enduser"
 	"github.com/claude-guard/claude-guard/sidecar/limits"
 	"github.com/claude-guard/claude-guard/sidecar/metrics"
 	"github.com/claude-guard/claude-guard/sidecar/proxy"
@@ -143,6 +144,13 @@ func Run(ctx context.Context, o *Options) error {
 	m.ConfigInfo.WithLabelValues(cfg.Policy.Hash).Set(1)
 	m.ConfigReloads.WithLabelValues("success").Inc()
 	limiter := limits.NewMemory(cfg.Rules)
+	// The limit backend also remembers end users' jti values, so replay state is shared like limits.
+	replay, _ := any(limiter).(enduser.ReplayStore)
+	users, err := newEndUsers(ctx, c, replay, log)
+	if err != nil {
+		return err
+	}
+	defer users.close()
 	var auditLog *audit.Logger
 	if !c.Audit.Disabled {
 		auditLog = audit.New(o.Stdout)
@@ -153,6 +161,7 @@ func Run(ctx context.Context, o *Options) error {
 		Upstream:    upstream,
 		Policy:      store.Policy,
 		Credentials: creds,
+		EndUser:     users.get,
 		Limiter:     limiter,
 		Audit:       auditLog,
 		Metrics:     m,
@@ -163,6 +172,9 @@ func Run(ctx context.Context, o *Options) error {
 		Path: o.ConfigPath, Override: o.override, Store: store, Log: log,
 		OnReload: func(n *config.Compiled) {
 			limiter.SetRules(n.Rules)
+			if err := users.set(n.Policy.Config); err != nil {
+				log.Error("End-user settings not applied; the previous ones stay in force", "error", err.Error())
+			}
 			m.ConfigInfo.Reset()
 			m.ConfigInfo.WithLabelValues(n.Policy.Hash).Set(1)
 			if n.Policy.Config.Server != c.Server || !reflect.DeepEqual(n.Policy.Config.Credentials, c.Credentials) {
@@ -188,6 +200,9 @@ func Run(ctx context.Context, o *Options) error {
 		}
 		if _, err := creds.Get(context.Background()); err != nil {
 			return "no API key loaded"
+		}
+		if a := users.get(); a != nil && a.Mode() == policyconfig.EndUserStrict && !a.Ready() {
+			return "end-user token issuers not discovered yet"
 		}
 		return ""
 	}

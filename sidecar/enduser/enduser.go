@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/claude-guard/claude-guard/internal/policyconfig"
+	"github.com/claude-guard/claude-guard/internal/wellknown"
 )
 
 // ReplayStore remembers keys for a while. Once reports whether key was not seen within ttl before, and
@@ -137,6 +138,10 @@ func (a *Authenticator) Ready() bool {
 func (a *Authenticator) Mode() string { return a.cfg.Mode }
 
 // Token returns the end-user token the request carries, "" when none.
+//
+// The Anthropic SDKs send an API key as "Authorization: Bearer" too, so in an injected pod that header
+// holds the placeholder key when the app passes no user token: that, and anything shaped like an
+// Anthropic key, is not an end-user token.
 func (a *Authenticator) Token(h http.Header) string {
 	v := h.Get(a.cfg.Header)
 	if a.bearer {
@@ -144,7 +149,11 @@ func (a *Authenticator) Token(h http.Header) string {
 		if !ok || !strings.EqualFold(scheme, "Bearer") {
 			return ""
 		}
-		return strings.TrimSpace(tok)
+		tok = strings.TrimSpace(tok)
+		if tok == wellknown.PlaceholderAPIKey || strings.HasPrefix(tok, "sk-ant-") {
+			return ""
+		}
+		return tok
 	}
 	// A custom header may carry the bare token or the Bearer form.
 	if scheme, tok, ok := strings.Cut(v, " "); ok && strings.EqualFold(scheme, "Bearer") {

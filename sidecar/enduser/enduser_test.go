@@ -240,6 +240,10 @@ func TestModes(t *testing.T) {
 	if p, f := a.Authenticate(context.Background(), http.Header{}); p != nil || f != nil {
 		t.Fatalf("optional without a token: %v %v", p, f)
 	}
+	// The SDKs send an API key as a bearer token too: the placeholder key is not an end-user token.
+	if p, f := a.Authenticate(context.Background(), bearer("claude-guard-placeholder")); p != nil || f != nil {
+		t.Fatalf("optional with the placeholder key: %v %v", p, f)
+	}
 	if _, f := a.Authenticate(context.Background(), bearer("garbage")); f == nil {
 		t.Fatal("optional mode accepted an invalid token: a token that is present is verified")
 	}
