@@ -46,9 +46,11 @@ func config(issuers ...*oidctest.Issuer) *policyconfig.EndUser {
 	return full.EndUser
 }
 
-func start(t *testing.T, c *policyconfig.EndUser) *enduser.Authenticator {
+func start(t *testing.T, c *policyconfig.EndUser) *enduser.Authenticator { return startB(t, c, 0) }
+
+func startB(t testing.TB, c *policyconfig.EndUser, cacheSize int) *enduser.Authenticator {
 	t.Helper()
-	a, err := enduser.New(enduser.Options{Config: c, Replay: &seen{keys: map[string]bool{}}})
+	a, err := enduser.New(enduser.Options{Config: c, Replay: &seen{keys: map[string]bool{}}, CacheSize: cacheSize})
 	if err != nil {
 		t.Fatal(err)
 	}
