@@ -59,6 +59,9 @@ type Options struct {
 	Log *slog.Logger
 	// Workload is this workload's identity (limit key and audit field).
 	Workload string
+	// Caller, when set (gateway mode with mTLS), returns the calling workload's verified identity; it
+	// replaces Workload for that request.
+	Caller func(*http.Request) string
 	// Transport talks to the upstream; nil means NewTransport().
 	Transport http.RoundTripper
 }
@@ -79,7 +82,7 @@ func New(o Options) http.Handler {
 	h = WithEndUser(o.EndUser, o.Log, h)
 	h = WithAudit(o.Audit, h)
 	h = WithMetrics(o.Metrics, h)
-	h = WithExchange(o.Policy, o.Workload, h)
+	h = WithExchange(o.Policy, o.Workload, o.Caller, h)
 	return WithRecover(o.Log, h)
 }
 
@@ -143,11 +146,17 @@ func WithRecover(log *slog.Logger, next http.Handler) http.Handler {
 	})
 }
 
-// WithExchange starts the request's Exchange and takes the policy snapshot.
-func WithExchange(policy func() *decide.Policy, workload string, next http.Handler) http.Handler {
+// WithExchange starts the request's Exchange and takes the policy snapshot. caller, when set, names
+// the calling workload per request (gateway mode).
+func WithExchange(policy func() *decide.Policy, workload string, caller func(*http.Request) string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := policy()
 		ex := &Exchange{Start: time.Now(), Policy: p, Workload: workload}
+		if caller != nil {
+			if id := caller(r); id != "" {
+				ex.Workload = id
+			}
+		}
 		ex.Namespace = p.Config.Identity.Namespace
 		if ex.Namespace == "" {
 			ex.Namespace = p.Config.Policy.Namespace
