@@ -81,7 +81,7 @@ func startGateway(t *testing.T, o *Options) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, o) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() { cancel(); _ = <-done })
 	select {
 	case a := <-addrs:
 		return a
@@ -144,8 +144,8 @@ func TestGatewayRefusesUnsafeSettings(t *testing.T) {
 	certFile, keyFile, _ := selfSigned(t, dir, "gateway")
 	cases := []struct {
 		name, config string
-		o           Options
-		want        string
+		o            Options
+		want         string
 	}{
 		{"end users optional", gatewayConfig(is, "Optional"), Options{TLSCertFile: certFile, TLSKeyFile: keyFile}, "gateway mode requires endUser.mode Strict"},
 		{"no end users", policyYAML("claude-haiku-*"), Options{TLSCertFile: certFile, TLSKeyFile: keyFile}, "gateway mode requires endUser.mode Strict"},
