@@ -68,11 +68,12 @@ endUser:
 `, mode, is.URL, is.CACert)
 }
 
-// startGateway runs the sidecar binary's Run in gateway mode and returns its proxy address.
+// startGateway runs the sidecar binary's Run in gateway mode and returns its proxy address once
+// /readyz says it is ready (its issuers discovered).
 func startGateway(t *testing.T, o *Options) string {
 	t.Helper()
-	addrs := make(chan string, 1)
-	o.Ready = func(p, _ string) { addrs <- p }
+	addrs := make(chan [2]string, 1)
+	o.Ready = func(p, m string) { addrs <- [2]string{p, m} }
 	o.Stdout = &lockedBuf{ch: make(chan string, 1000)}
 	o.Complete()
 	if err := o.Validate(); err != nil {
@@ -89,7 +90,8 @@ func startGateway(t *testing.T, o *Options) string {
 	})
 	select {
 	case a := <-addrs:
-		return a
+		waitFor(t, func() bool { status, _ := get(t, "http://"+a[1]+"/readyz"); return status == http.StatusOK })
+		return a[0]
 	case err := <-done:
 		t.Fatalf("Run: %v", err)
 	}
