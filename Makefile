@@ -11,6 +11,8 @@ GO        ?= go
 TOOLS     := $(GO) tool -modfile=hack/tools/go.mod
 CONTROLLER_GEN := $(TOOLS) controller-gen
 GOLANGCI_LINT  := $(GO) tool -modfile=hack/tools/lint/go.mod golangci-lint
+# Helm v3 from its own tools module (hack/tools/helm), built and cached by hack/helm.sh.
+HELM       = $(shell hack/helm.sh)
 # The kubectl that matches the test control plane (built by hack/envtest.sh), not whatever is on PATH.
 KUBECTL    = $(shell hack/envtest.sh)/kubectl
 GOTEST_FLAGS ?=
@@ -26,10 +28,8 @@ help: ## Show this help.
 ##@ Development
 
 .PHONY: manifests
-manifests: ## Generate the CRDs and RBAC from the Go types and markers.
-	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
-	cp config/crd/bases/*.yaml charts/claude-guard/crds/
-	$(CONTROLLER_GEN) rbac:roleName=manager-role paths="./controllers/...;./internal/managerapp/..." output:rbac:artifacts:config=config/rbac
+manifests: ## Generate the CRDs, the chart's RBAC rules (from the markers) and config/ (from the chart).
+	hack/manifests.sh
 
 .PHONY: generate
 generate: ## Generate deepcopy code for the API types.

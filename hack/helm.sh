@@ -19,9 +19,15 @@ build() {
   grep -q "helm.sh/helm/v3 $HELM_VERSION" "$MODULE_DIR/go.mod" ||
     die "hack/tools/helm/go.mod does not pin helm.sh/helm/v3 $HELM_VERSION"
   log "building helm $HELM_VERSION (a few minutes on a cold build cache)"
-  local t0=$SECONDS
+  # Like Helm's own Makefile: the Kubernetes version `helm template` and `helm lint` assume is the one of
+  # the client-go Helm is built with (without it, v1.20, which the chart's kubeVersion refuses).
+  local t0=$SECONDS minor
+  minor=$(sed -n 's|^\s*k8s.io/client-go v0\.\([0-9]*\)\..*|\1|p' "$MODULE_DIR/go.mod")
+  [ -n "$minor" ] || die "hack/tools/helm/go.mod requires no k8s.io/client-go"
+  local x=helm.sh/helm/v3
   GOWORK=off GOFLAGS=-mod=readonly go build -C "$MODULE_DIR" -trimpath -buildvcs=false \
-    -ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" -o "$OUT/helm.tmp" helm.sh/helm/v3/cmd/helm
+    -ldflags="-s -w -X $x/internal/version.version=$HELM_VERSION -X $x/pkg/lint/rules.k8sVersionMajor=1 -X $x/pkg/lint/rules.k8sVersionMinor=$minor -X $x/pkg/chartutil.k8sVersionMajor=1 -X $x/pkg/chartutil.k8sVersionMinor=$minor" \
+    -o "$OUT/helm.tmp" helm.sh/helm/v3/cmd/helm
   mv "$OUT/helm.tmp" "$OUT/helm"
   log "helm ready in $((SECONDS - t0))s: $OUT/helm"
 }
