@@ -286,4 +286,3 @@ func (k *kubectl) apply(doc string) {
 		k.t.Fatalf("kubectl apply: %v\n%s", err, out)
 	}
 }
-
