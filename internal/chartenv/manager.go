@@ -7,8 +7,13 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/claude-guard/claude-guard/internal/testenv"
+	"github.com/claude-guard/claude-guard/internal/wellknown"
 )
 
 // ManagerPod is the release's manager pod as this machine hosts it: the arguments of the release's
@@ -78,4 +83,26 @@ func freePort(host string) (int, error) {
 	}
 	defer func() { _ = l.Close() }()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// WaitForInjection waits until a server-side dry run of pod comes back injected. The API server learns
+// the webhook's endpoint from an informer, and under failurePolicy Ignore a pod created before that
+// would be admitted without the sidecar, as in a cluster whose webhook is not reachable yet.
+func WaitForInjection(ctx context.Context, c client.Client, pod *corev1.Pod, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		p := pod.DeepCopy()
+		err := c.Create(ctx, p, client.DryRunAll)
+		if err == nil && p.Annotations[wellknown.AnnotationStatus] == wellknown.StatusInjected {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("a dry run of pod %s/%s is still not injected after %s (error: %v, annotations: %v)", pod.Namespace, pod.Name, timeout, err, p.Annotations)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }

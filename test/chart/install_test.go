@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"os/exec"
@@ -17,6 +16,7 @@ import (
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	"github.com/claude-guard/claude-guard/internal/chartenv"
 	"github.com/claude-guard/claude-guard/internal/managerapp"
@@ -61,7 +61,7 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 	k.run("wait", "--for=condition=Established", "crd/claudeaccesspolicies.claudeguard.io", "crd/claudetenants.claudeguard.io", "--timeout=30s")
 
 	stopManager := runManager(ctx, t, env, rel, dir)
-	pod := storefront(t, k)
+	pod := storefront(t, k, env.Client)
 	if got := envValue(pod.Spec.Containers[0], wellknown.EnvBaseURL); got != "http://127.0.0.1:18787" {
 		t.Errorf("app container's %s = %q, want the sidecar.port value", wellknown.EnvBaseURL, got)
 	}
@@ -158,7 +158,7 @@ func runManager(ctx context.Context, t *testing.T, env *testenv.Env, rel *charte
 
 // storefront applies the shop tenant and its policy with kubectl, as a platform team and a tenant would,
 // and returns its first pod as stored after admission.
-func storefront(t *testing.T, k *kubectl) *corev1.Pod {
+func storefront(t *testing.T, k *kubectl, c client.Client) *corev1.Pod {
 	t.Helper()
 	setup, _ := testenv.Storefront("sk-ant-chart-test")
 	k.apply(setup)
@@ -168,15 +168,13 @@ func storefront(t *testing.T, k *kubectl) *corev1.Pod {
 		}
 		return nil
 	})
-	// The API server learns the webhook's endpoint from an informer: wait until a server-side dry run is
-	// injected, or the first pod could be admitted without the sidecar (failurePolicy Ignore).
-	waitFor(t, 30*time.Second, func() error {
-		out, err := k.tryStdin(podDoc("probe"), "create", "--dry-run=server", "-o", "json", "-f", "-")
-		if err != nil || !strings.Contains(out, wellknown.SidecarContainerName) {
-			return fmt.Errorf("webhook not serving yet: %v %s", err, out)
-		}
-		return nil
-	})
+	var probe corev1.Pod
+	if err := yaml.Unmarshal([]byte(podDoc("probe")), &probe); err != nil {
+		t.Fatal(err)
+	}
+	if err := chartenv.WaitForInjection(context.Background(), c, &probe, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
 	pod := createPod(t, k, "storefront")
 	if pod.Annotations[wellknown.AnnotationStatus] != wellknown.StatusInjected || len(pod.Spec.InitContainers) == 0 {
 		t.Fatalf("pod was not injected: %v", pod.Annotations)
