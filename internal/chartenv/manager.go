@@ -97,7 +97,7 @@ func WaitForInjection(ctx context.Context, c client.Client, pod *corev1.Pod, tim
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("a dry run of pod %s/%s is still not injected after %s (error: %v, annotations: %v)", pod.Namespace, pod.Name, timeout, err, p.Annotations)
+			return fmt.Errorf("a dry run of pod %s/%s is still not injected after %s (annotations: %v): %w", pod.Namespace, pod.Name, timeout, p.Annotations, err)
 		}
 		select {
 		case <-ctx.Done():
