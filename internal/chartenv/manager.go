@@ -97,7 +97,10 @@ func WaitForInjection(ctx context.Context, c client.Client, pod *corev1.Pod, tim
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("a dry run of pod %s/%s is still not injected after %s (annotations: %v): %w", pod.Namespace, pod.Name, timeout, p.Annotations, err)
+			if err != nil {
+				return fmt.Errorf("a dry run of pod %s/%s still fails after %s: %w", pod.Namespace, pod.Name, timeout, err)
+			}
+			return fmt.Errorf("a dry run of pod %s/%s is still not injected after %s (annotations: %v)", pod.Namespace, pod.Name, timeout, p.Annotations)
 		}
 		select {
 		case <-ctx.Done():
