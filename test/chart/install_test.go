@@ -59,6 +59,10 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 		t.Errorf("helm install output lacks the status or NOTES.txt:\n%s", out)
 	}
 	k.run("wait", "--for=condition=Established", "crd/claudeaccesspolicies.claudeguard.io", "crd/claudetenants.claudeguard.io", "--timeout=30s")
+	// docs/upgrade.md's first step: Helm never upgrades crds/, so an upgrade applies them by hand.
+	if out := k.run("apply", "--server-side", "--force-conflicts", "-f", filepath.Join(chartenv.Chart(), "crds")); !strings.Contains(out, "serverside-applied") {
+		t.Errorf("applying the chart's CRDs over a release: %s", out)
+	}
 
 	stopManager := runManager(ctx, t, env, rel, dir)
 	pod := storefront(t, k, env.Client)
@@ -106,6 +110,16 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 		k.run("get", obj)
 	}
 	k.run("get", "cap", "storefront", "-n", "shop")
+
+	// docs/uninstall.md: with no manager left, a policy's deletion waits on its finalizer until it is
+	// removed by hand.
+	k.run("delete", "cap", "storefront", "-n", "shop", "--wait=false")
+	if out := k.run("get", "cap", "storefront", "-n", "shop", "-o", "jsonpath={.metadata.deletionTimestamp}"); out == "" {
+		t.Error("the policy was deleted without its finalizer running")
+	}
+	k.run("patch", "cap", "storefront", "-n", "shop", "--type=merge", "-p", `{"metadata":{"finalizers":null}}`)
+	k.run("wait", "--for=delete", "cap/storefront", "-n", "shop", "--timeout=30s")
+	k.run("delete", "configmap", "-A", "-l", "app.kubernetes.io/managed-by=claude-guard")
 	for _, gone := range []string{"mutatingwebhookconfiguration/claude-guard-injector", "clusterrole/claude-guard-manager", "deployment/claude-guard-manager -n claude-guard-system"} {
 		if out, err := k.try(append([]string{"get"}, strings.Fields(gone)...)...); err == nil || !strings.Contains(out, "NotFound") {
 			t.Errorf("%s is still there after helm uninstall: %v %s", gone, err, out)
