@@ -38,8 +38,12 @@ type Options struct {
 	VaultAddress string
 	// VaultCACert is the PEM bundle sidecars use to verify Vault.
 	VaultCACert string
-	RedisURL    string
-	Upstream    string
+	// VaultAuthMounts maps a Vault auth method (cert, jwt, kubernetes) to the path it is mounted at,
+	// for Vaults that mount a method elsewhere than its own name (e.g. one kubernetes mount per
+	// cluster). A method not listed is mounted at its name.
+	VaultAuthMounts map[string]string
+	RedisURL        string
+	Upstream        string
 	// TrustDomain is used when the tenant does not set one; empty disables SPIFFE.
 	TrustDomain string
 	Prices      []policyconfig.Price
