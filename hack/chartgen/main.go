@@ -6,13 +6,15 @@
 // rbac turns controller-gen's rules (from the +kubebuilder:rbac markers) into chart template helpers,
 // each rule under the reason it exists. kustomize renders the chart with its default values and writes
 // each template's output into config/<template directory>/, so `kubectl apply -k config/default` and
-// `helm install` deploy the same objects. `make manifests` runs both; hack/verify.sh fails on drift.
+// `helm install` deploy the same objects; it also fills the chart's policy editor ClusterRole into
+// config/samples/tenant-admin-rbac.yaml. `make manifests` runs both; hack/verify.sh fails on drift.
 package main
 
 import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 )
 
 func main() {
@@ -74,5 +76,18 @@ func runKustomize(args []string) error {
 	if err != nil {
 		return err
 	}
-	return writeTree(*out, files)
+	// Read before writeTree: the sample is outside the directories it replaces, but fail before writing
+	// anything if it cannot be filled.
+	samplePath := filepath.Join(*out, filepath.FromSlash(SampleFile))
+	sample, err := os.ReadFile(samplePath)
+	if err != nil {
+		return fmt.Errorf("failed to read the tenant-admin sample: %w", err)
+	}
+	if sample, err = FillSample(sample, files); err != nil {
+		return err
+	}
+	if err := writeTree(*out, files); err != nil {
+		return err
+	}
+	return os.WriteFile(samplePath, sample, 0o644)
 }

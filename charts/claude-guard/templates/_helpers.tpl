@@ -37,17 +37,29 @@ rendered policy ConfigMaps are cluster-wide.
 {{- define "claude-guard.vaultCAName" -}}{{ include "claude-guard.resourceName" (dict "ctx" . "suffix" "vault-ca") }}{{- end }}
 
 {{- define "claude-guard.labels" -}}
-helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
-{{ include "claude-guard.selectorLabels" . }}
-app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{ include "claude-guard.componentLabels" (dict "ctx" . "component" "manager") }}
+{{- end }}
+
+{{/*
+Labels of the objects of one component (manager, tenant-rbac, config-protection, gateway): the
+component keeps each one's pods and selectors apart from the manager's.
+*/}}
+{{- define "claude-guard.componentLabels" -}}
+helm.sh/chart: {{ printf "%s-%s" .ctx.Chart.Name .ctx.Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "claude-guard.componentSelectorLabels" . }}
+app.kubernetes.io/version: {{ .ctx.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
 {{- end }}
 
 {{/* The manager's pods; also what the webhook and metrics Services select. */}}
 {{- define "claude-guard.selectorLabels" -}}
-app.kubernetes.io/name: {{ include "claude-guard.name" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
-app.kubernetes.io/component: manager
+{{ include "claude-guard.componentSelectorLabels" (dict "ctx" . "component" "manager") }}
+{{- end }}
+
+{{- define "claude-guard.componentSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "claude-guard.name" .ctx }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
 {{- end }}
 
 {{- define "claude-guard.image" -}}
