@@ -28,6 +28,9 @@ type ManagerOptions struct {
 	Effective effective.Options
 	// Inject, when set, serves the injection webhook (the Env must be started WithWebhooks).
 	Inject *inject.Operator
+	// User, when set, is who the manager is to the API server (default: the Env's admin). Admission
+	// rules that name the manager's ServiceAccount need the manager to run as it.
+	User *envtest.User
 }
 
 // StartManager runs the controllers (and the webhook) in-process against the Env, as cmd/manager does,
@@ -46,7 +49,15 @@ func (e *Env) StartManager(o ManagerOptions) (func() error, error) {
 		w := e.WebhookInstallOptions
 		opts.WebhookServer = webhook.NewServer(webhook.Options{Host: w.LocalServingHost, Port: w.LocalServingPort, CertDir: w.LocalServingCertDir})
 	}
-	mgr, err := ctrl.NewManager(e.Config, opts)
+	cfg := e.Config
+	if o.User != nil {
+		u, err := e.AddUser(*o.User, nil)
+		if err != nil {
+			return nil, fmt.Errorf("failed to add the manager's user %s: %w", o.User.Name, err)
+		}
+		cfg = u.Config()
+	}
+	mgr, err := ctrl.NewManager(cfg, opts)
 	if err != nil {
 		return nil, fmt.Errorf("failed to create manager: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os/exec"
@@ -77,6 +78,7 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 		t.Errorf("rendered config does not use the upstream value:\n%s", cm)
 	}
 	caBundle := webhookCABundle(t, env.Client)
+	configProtection(t, k, "shop", "storefront")
 
 	// Upgrade: a new value reaches the Deployment; the CRDs, the policy, the webhook's caBundle (written
 	// by the manager, not by Helm) and injection survive.
@@ -120,7 +122,8 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 	k.run("patch", "cap", "storefront", "-n", "shop", "--type=merge", "-p", `{"metadata":{"finalizers":null}}`)
 	k.run("wait", "--for=delete", "cap/storefront", "-n", "shop", "--timeout=30s")
 	k.run("delete", "configmap", "-A", "-l", "app.kubernetes.io/managed-by=claude-guard")
-	for _, gone := range []string{"mutatingwebhookconfiguration/claude-guard-injector", "clusterrole/claude-guard-manager", "deployment/claude-guard-manager -n claude-guard-system"} {
+	for _, gone := range []string{"mutatingwebhookconfiguration/claude-guard-injector", "clusterrole/claude-guard-manager", "deployment/claude-guard-manager -n claude-guard-system",
+		"validatingadmissionpolicy/claude-guard-config-protection", "validatingadmissionpolicybinding/claude-guard-config-protection"} {
 		if out, err := k.try(append([]string{"get"}, strings.Fields(gone)...)...); err == nil || !strings.Contains(out, "NotFound") {
 			t.Errorf("%s is still there after helm uninstall: %v %s", gone, err, out)
 		}
@@ -168,6 +171,31 @@ func runManager(ctx context.Context, t *testing.T, env *testenv.Env, rel *charte
 			t.Errorf("the manager exited with %v", err)
 		}
 	}
+}
+
+// configProtection checks the release's ValidatingAdmissionPolicy: nobody but the manager may edit a
+// rendered config, not even a cluster admin; the garbage collector may delete one, and the manager,
+// running as the release's ServiceAccount with the chart's RBAC, renders it again.
+func configProtection(t *testing.T, k *kubectl, namespace, policy string) {
+	t.Helper()
+	cm := wellknown.ConfigMapName(policy)
+	want := "ConfigMap " + cm + " is rendered by claude-guard from ClaudeAccessPolicy " + policy + "; edit the policy instead"
+	// The API server loads admission policies asynchronously after helm install.
+	waitFor(t, 30*time.Second, func() error {
+		out, err := k.try("patch", "configmap", cm, "-n", namespace, "--dry-run=server", "-p", `{"data":{"config.json":"{}"}}`)
+		if err == nil || !strings.Contains(out, want) {
+			return fmt.Errorf("a cluster admin's edit of the rendered config: want refused with %q, got %w: %s", want, err, out)
+		}
+		return nil
+	})
+	uid := k.run("get", "configmap", cm, "-n", namespace, "-o", "jsonpath={.metadata.uid}")
+	k.run("delete", "configmap", cm, "-n", namespace, "--as", "system:serviceaccount:kube-system:generic-garbage-collector")
+	waitFor(t, 30*time.Second, func() error {
+		if now, _ := k.try("get", "configmap", cm, "-n", namespace, "-o", "jsonpath={.metadata.uid}"); now == uid || strings.Contains(now, "NotFound") {
+			return errors.New("the manager did not render the deleted config again")
+		}
+		return nil
+	})
 }
 
 // storefront applies the shop tenant and its policy with kubectl, as a platform team and a tenant would,

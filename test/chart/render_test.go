@@ -201,3 +201,18 @@ func helmCLI(t *testing.T) *chartenv.Helm {
 	}
 	return h
 }
+
+// TestConfigProtectionNeedsKubernetes130: on a cluster without ValidatingAdmissionPolicy v1 the chart
+// refuses to install rather than leave the rendered configs silently unprotected, and says what to do.
+func TestConfigProtectionNeedsKubernetes130(t *testing.T) {
+	h := helmCLI(t)
+	out, err := h.Run("template", "claude-guard", chartenv.Chart(), "--kube-version", "1.29.4")
+	const want = "configProtection.enabled needs Kubernetes 1.30 or later (ValidatingAdmissionPolicy v1) and the cluster is v1.29.4"
+	if err == nil || !strings.Contains(out, want) {
+		t.Fatalf("helm template for Kubernetes 1.29: want %q, got %v:\n%s", want, err, out)
+	}
+	out, err = h.Run("template", "claude-guard", chartenv.Chart(), "--kube-version", "1.29.4", "--set", "configProtection.enabled=false")
+	if err != nil || strings.Contains(out, "ValidatingAdmissionPolicy") {
+		t.Fatalf("with configProtection.enabled=false the chart must install on 1.29 without the policy: %v\n%s", err, out)
+	}
+}

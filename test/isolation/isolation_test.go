@@ -55,7 +55,15 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	// The chart's config protection, so the tenants' tests meet it; the manager runs as the identity it
+	// exempts.
+	managerUser, err := installConfigProtection(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	stop, err := env.StartManager(testenv.ManagerOptions{
+		User:      managerUser,
 		Effective: effective.Options{NoTenant: effective.NoTenantDeny, VaultAddress: "https://vault.test:8200", Upstream: "https://api.anthropic.test"},
 		Inject:    &inject.Operator{Namespace: "claude-guard-system", Config: inject.DefaultConfig()},
 	})

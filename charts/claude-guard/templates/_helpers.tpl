@@ -34,6 +34,7 @@ rendered policy ConfigMaps are cluster-wide.
 {{- define "claude-guard.issuerName" -}}{{ include "claude-guard.resourceName" (dict "ctx" . "suffix" "selfsigned") }}{{- end }}
 {{- define "claude-guard.metricsServiceName" -}}{{ include "claude-guard.resourceName" (dict "ctx" . "suffix" "metrics") }}{{- end }}
 {{- define "claude-guard.leaderElectionName" -}}{{ include "claude-guard.resourceName" (dict "ctx" . "suffix" "leader-election") }}{{- end }}
+{{- define "claude-guard.configProtectionName" -}}{{ include "claude-guard.resourceName" (dict "ctx" . "suffix" "config-protection") }}{{- end }}
 {{- define "claude-guard.vaultCAName" -}}{{ include "claude-guard.resourceName" (dict "ctx" . "suffix" "vault-ca") }}{{- end }}
 
 {{- define "claude-guard.labels" -}}

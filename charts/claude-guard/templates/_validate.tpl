@@ -24,6 +24,9 @@ and `helm template` with a message that names the values to change.
 {{- if and .Values.metrics.serviceMonitor.enabled (or (eq (int .Values.metrics.port) 0) (not .Values.metrics.service.enabled)) }}
 {{- fail "metrics.serviceMonitor.enabled needs the metrics Service: set metrics.port and metrics.service.enabled" }}
 {{- end }}
+{{- if and .Values.configProtection.enabled (semverCompare "<1.30.0-0" .Capabilities.KubeVersion.Version) }}
+{{- fail (printf "configProtection.enabled needs Kubernetes 1.30 or later (ValidatingAdmissionPolicy v1) and the cluster is %s: upgrade it, or set configProtection.enabled=false and bind tenants' admins the policy editor role instead of \"admin\" or \"edit\" (both can write the rendered sidecar ConfigMaps)" .Capabilities.KubeVersion.Version) }}
+{{- end }}
 {{- $ports := list (int .Values.webhook.port) 8081 }}
 {{- if ne (int .Values.metrics.port) 0 }}{{ $ports = append $ports (int .Values.metrics.port) }}{{ end }}
 {{- if ne (len $ports) (len (uniq $ports)) }}
