@@ -121,7 +121,14 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 	}
 	k.run("patch", "cap", "storefront", "-n", "shop", "--type=merge", "-p", `{"metadata":{"finalizers":null}}`)
 	k.run("wait", "--for=delete", "cap/storefront", "-n", "shop", "--timeout=30s")
-	k.run("delete", "configmap", "-A", "-l", "app.kubernetes.io/managed-by=claude-guard")
+	// docs/uninstall.md: the admission policy left with the release, so the leftover rendered configs can
+	// be deleted (once the API server has noticed, which takes a moment).
+	waitFor(t, 30*time.Second, func() error {
+		if out, err := k.try("delete", "configmap", "-A", "-l", "app.kubernetes.io/managed-by=claude-guard"); err != nil {
+			return fmt.Errorf("deleting the rendered configs after helm uninstall: %w: %s", err, out)
+		}
+		return nil
+	})
 	for _, gone := range []string{"mutatingwebhookconfiguration/claude-guard-injector", "clusterrole/claude-guard-manager", "deployment/claude-guard-manager -n claude-guard-system",
 		"validatingadmissionpolicy/claude-guard-config-protection", "validatingadmissionpolicybinding/claude-guard-config-protection"} {
 		if out, err := k.try(append([]string{"get"}, strings.Fields(gone)...)...); err == nil || !strings.Contains(out, "NotFound") {

@@ -22,18 +22,23 @@ var updateGolden = os.Getenv("UPDATE_GOLDEN") != ""
 // testdata/<name>.golden.yaml.
 var renderCases = []struct {
 	name, release, namespace string
+	// gateway: the values enable the gateway (checkGateway).
+	gateway bool
 }{
-	{"default", "claude-guard", "claude-guard-system"},
-	{"cert-manager", "claude-guard", "claude-guard-system"},
-	{"cert-manager-cluster-issuer", "claude-guard", "claude-guard-system"},
-	{"high-availability", "claude-guard", "claude-guard-system"},
+	{"default", "claude-guard", "claude-guard-system", false},
+	{"cert-manager", "claude-guard", "claude-guard-system", false},
+	{"cert-manager-cluster-issuer", "claude-guard", "claude-guard-system", false},
+	{"high-availability", "claude-guard", "claude-guard-system", false},
 	// Another release name and namespace: every name and namespace follows them.
-	{"production", "cg", "platform"},
-	{"minimal", "claude-guard", "claude-guard-system"},
+	{"production", "cg", "platform", false},
+	{"minimal", "claude-guard", "claude-guard-system", false},
+	{"gateway", "claude-guard", "claude-guard-system", true},
+	{"gateway-spiffe", "claude-guard", "claude-guard-system", true},
+	{"gateway-cert-manager", "cg", "platform", true},
 }
 
 // TestRender lints the chart and renders it with each value set: the output must match its golden file,
-// and the manager must accept the arguments the chart gives it.
+// the manager must accept the arguments the chart gives it, and so must the gateway.
 func TestRender(t *testing.T) {
 	h := helmCLI(t)
 	for _, c := range renderCases {
@@ -82,6 +87,7 @@ func TestRender(t *testing.T) {
 			if o.OperatorNamespace != c.namespace || o.LeaderElectionNS != c.namespace {
 				t.Errorf("operator / leader election namespace = %q / %q, want the release namespace", o.OperatorNamespace, o.LeaderElectionNS)
 			}
+			checkGateway(t, []byte(got), c.gateway)
 		})
 	}
 }
@@ -175,6 +181,20 @@ func TestBadValuesFail(t *testing.T) {
 		{"sidecar port is its metrics port", []string{"sidecar.port=9787"}, "sidecar.port 9787 is the sidecar's own metrics and health port"},
 		{"ServiceMonitor without metrics", []string{"metrics.serviceMonitor.enabled=true", "metrics.port=0"}, "metrics.serviceMonitor.enabled needs the metrics Service"},
 		{"port clash", []string{"metrics.port=9443"}, "webhook.port (9443), metrics.port (9443) and the health probe port (8081) must differ"},
+		// The gateway: each value alone (schema), then the rules between them.
+		{"gateway namespace", gateway("gateway.namespace=Team-A"), "at '/gateway/namespace': 'Team-A' does not match pattern"},
+		{"gateway TLS typo", gateway("gateway.tls.secret=x"), "at '/gateway/tls': additional properties 'secret' not allowed"},
+		{"gateway port", gateway("gateway.port=0"), "at '/gateway/port': minimum: got 0, want 1"},
+		{"gateway Service type", gateway("gateway.service.type=External"), "at '/gateway/service/type': value must be one of 'ClusterIP', 'NodePort', 'LoadBalancer'"},
+		{"gateway extra argument", gateway("gateway.extraArgs[0]=debug"), "at '/gateway/extraArgs/0': 'debug' does not match pattern"},
+		{"gateway without namespace", gateway("gateway.namespace="), "gateway.enabled is true but gateway.namespace is empty"},
+		{"gateway without policy", gateway("gateway.policy="), "gateway.enabled is true but gateway.policy is empty"},
+		{"gateway without TLS", gateway("gateway.tls.secretName="), "the gateway serves TLS only and has no certificate: set gateway.tls.secretName"},
+		{"gateway with two certificates", gateway("gateway.tls.certManager.enabled=true"), "gateway.tls.secretName and gateway.tls.certManager.enabled are both set"},
+		{"gateway cert-manager without issuer", gateway("gateway.tls.secretName=", "gateway.tls.certManager.enabled=true"), "gateway.tls.certManager.enabled needs an issuer"},
+		{"gateway mTLS without SPIFFE", gateway("gateway.clientTrustDomain=prod.example", "spiffe.socket.mode=None"), "gateway.clientTrustDomain needs the SPIFFE Workload API but spiffe.socket.mode is None"},
+		{"gateway with two credential sources", gateway("gateway.credentials.secretRef.name=anthropic", "gateway.credentials.vaultKubernetesAuth=true"), "a policy has one credential source"},
+		{"gateway port clash", gateway("gateway.port=9787"), "gateway.port and gateway.metricsPort are both 9787"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -191,6 +211,11 @@ func TestBadValuesFail(t *testing.T) {
 			}
 		})
 	}
+}
+
+// gateway returns valid gateway values with set applied on top.
+func gateway(set ...string) []string {
+	return append([]string{"gateway.enabled=true", "gateway.namespace=team-a", "gateway.policy=chat", "gateway.tls.secretName=gw-tls"}, set...)
 }
 
 func helmCLI(t *testing.T) *chartenv.Helm {

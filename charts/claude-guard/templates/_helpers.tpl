@@ -35,6 +35,7 @@ rendered policy ConfigMaps are cluster-wide.
 {{- define "claude-guard.metricsServiceName" -}}{{ include "claude-guard.resourceName" (dict "ctx" . "suffix" "metrics") }}{{- end }}
 {{- define "claude-guard.leaderElectionName" -}}{{ include "claude-guard.resourceName" (dict "ctx" . "suffix" "leader-election") }}{{- end }}
 {{- define "claude-guard.configProtectionName" -}}{{ include "claude-guard.resourceName" (dict "ctx" . "suffix" "config-protection") }}{{- end }}
+{{- define "claude-guard.gatewayName" -}}{{ include "claude-guard.resourceName" (dict "ctx" . "suffix" "gateway") }}{{- end }}
 {{- define "claude-guard.vaultCAName" -}}{{ include "claude-guard.resourceName" (dict "ctx" . "suffix" "vault-ca") }}{{- end }}
 
 {{- define "claude-guard.labels" -}}
@@ -78,4 +79,18 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 {{- define "claude-guard.vaultCAKey" -}}
 {{- if .Values.vault.caBundle }}ca.crt{{ else }}{{ .Values.vault.existingCAConfigMap.key }}{{ end }}
+{{- end }}
+
+{{/* The Secret holding the gateway's serving certificate: the user's, cert-manager's, or none (SVID). */}}
+{{- define "claude-guard.gatewayTLSSecret" -}}
+{{- if .Values.gateway.tls.secretName }}{{ .Values.gateway.tls.secretName }}
+{{- else if .Values.gateway.tls.certManager.enabled }}{{ include "claude-guard.resourceName" (dict "ctx" . "suffix" "gateway-tls") }}
+{{- end }}
+{{- end }}
+
+{{/* The gateway's cert-manager issuer: its own, else the webhook's (docs/values.md). */}}
+{{- define "claude-guard.gatewayIssuer" -}}
+{{- if .Values.gateway.tls.certManager.issuerRef.name }}{{ toJson .Values.gateway.tls.certManager.issuerRef }}
+{{- else }}{{ toJson .Values.webhook.certManager.issuerRef }}
+{{- end }}
 {{- end }}

@@ -33,3 +33,32 @@ and `helm template` with a message that names the values to change.
 {{- fail (printf "webhook.port (%d), metrics.port (%d) and the health probe port (8081) must differ" (int .Values.webhook.port) (int .Values.metrics.port)) }}
 {{- end }}
 {{- end }}
+
+{{/* Rules between the gateway's values (only when gateway.enabled). */}}
+{{- define "claude-guard.validateGateway" -}}
+{{- $gw := .Values.gateway }}
+{{- if not $gw.namespace }}
+{{- fail "gateway.enabled is true but gateway.namespace is empty: set the tenant namespace the gateway runs in (the namespace of gateway.policy)" }}
+{{- end }}
+{{- if not $gw.policy }}
+{{- fail "gateway.enabled is true but gateway.policy is empty: name the ClaudeAccessPolicy in gateway.namespace whose rendered config the gateway enforces (its endUser.mode must be Strict)" }}
+{{- end }}
+{{- if and $gw.tls.secretName $gw.tls.certManager.enabled }}
+{{- fail "gateway.tls.secretName and gateway.tls.certManager.enabled are both set: give the gateway's certificate one way" }}
+{{- end }}
+{{- if not (or $gw.tls.secretName $gw.tls.certManager.enabled $gw.clientTrustDomain) }}
+{{- fail "the gateway serves TLS only and has no certificate: set gateway.tls.secretName (a kubernetes.io/tls Secret in gateway.namespace), gateway.tls.certManager.enabled, or gateway.clientTrustDomain (mTLS with the gateway's own SPIFFE certificate)" }}
+{{- end }}
+{{- if and $gw.tls.certManager.enabled (not (include "claude-guard.gatewayIssuer" . | fromJson).name) }}
+{{- fail "gateway.tls.certManager.enabled needs an issuer: set gateway.tls.certManager.issuerRef or webhook.certManager.issuerRef (a ClusterIssuer, or an Issuer in gateway.namespace); the webhook's self-signed Issuer would give callers a certificate they cannot verify" }}
+{{- end }}
+{{- if and $gw.clientTrustDomain (eq .Values.spiffe.socket.mode "None") }}
+{{- fail "gateway.clientTrustDomain needs the SPIFFE Workload API but spiffe.socket.mode is None: set it to CSI or HostPath" }}
+{{- end }}
+{{- if and $gw.credentials.secretRef.name $gw.credentials.vaultKubernetesAuth }}
+{{- fail "gateway.credentials.secretRef.name and gateway.credentials.vaultKubernetesAuth are both set: a policy has one credential source; mount what gateway.policy uses" }}
+{{- end }}
+{{- if eq (int $gw.port) (int $gw.metricsPort) }}
+{{- fail (printf "gateway.port and gateway.metricsPort are both %d: the TLS listener and the metrics and health listener need their own ports" (int $gw.port)) }}
+{{- end }}
+{{- end }}
