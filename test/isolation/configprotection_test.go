@@ -33,12 +33,9 @@ const (
 // ServiceAccount (in the cluster-admin group, as this suite is about tenants; test/chart runs the manager
 // with the chart's RBAC).
 func installConfigProtection(dir string) (*envtest.User, error) {
-	h, err := chartenv.NewHelm(kubeconfig, filepath.Join(dir, "helm"))
-	if err != nil {
+	var err error
+	if helm, err = chartenv.NewHelm(kubeconfig, filepath.Join(dir, "helm")); err != nil {
 		return nil, err
-	}
-	render := func(tpl string) (string, error) {
-		return h.Run("template", releaseName, chartenv.Chart(), "--namespace", releaseNamespace, "--show-only", tpl)
 	}
 	policy, err := render(protectionTpl)
 	if err != nil {
@@ -75,6 +72,19 @@ func installConfigProtection(dir string) (*envtest.User, error) {
 		Name:   "system:serviceaccount:" + sa.Namespace + ":" + sa.Name,
 		Groups: []string{"system:masters", "system:serviceaccounts", "system:serviceaccounts:" + sa.Namespace, "system:authenticated"},
 	}, nil
+}
+
+// helm renders the chart (set up by installConfigProtection).
+var helm *chartenv.Helm
+
+// render renders one template of the chart as `helm install claude-guard -n claude-guard-system` with
+// values set would.
+func render(tpl string, set ...string) (string, error) {
+	args := []string{"template", releaseName, chartenv.Chart(), "--namespace", releaseNamespace, "--show-only", tpl}
+	for _, s := range set {
+		args = append(args, "--set", s)
+	}
+	return helm.Run(args...)
 }
 
 const (

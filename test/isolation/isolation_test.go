@@ -7,6 +7,7 @@ package isolation
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -393,6 +394,7 @@ spec:
 		{"read the operator's namespace", []string{"get", "secrets", "-n", "claude-guard-system"}, "", false},
 		{"create a policy in the operator's namespace", []string{"apply", "-f", "-"}, policy("claude-guard-system", "by-alice"), false},
 		{"edit acme's rendered sidecar config", []string{"label", "configmap", "claude-guard-acme-chat", "-n", "acme", "x=y"}, "", false},
+		{"write an ordinary ConfigMap in acme", []string{"create", "configmap", "alices", "-n", "acme"}, "", false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -403,6 +405,44 @@ spec:
 			case !tc.allowed && (err == nil || !strings.Contains(out, "forbidden")):
 				t.Fatalf("want forbidden, got %v:\n%s", err, out)
 			}
+		})
+	}
+}
+
+// TestPolicyEditorRoleAggregatesIntoAdmin: with tenantRBAC.policyEditorRole.aggregateToAdmin the chart's
+// role carries the label the built-in "admin" role aggregates, so a namespace admin may write policies
+// without a RoleBinding of the policy editor role. The aggregation controller is not part of the test
+// control plane; env.AggregateClusterRole plays it, following admin's own aggregationRule.
+func TestPolicyEditorRoleAggregatesIntoAdmin(t *testing.T) {
+	ctx := context.Background()
+	mustApply(t, `
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: carol-admin, namespace: acme}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: carol}]
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: admin}
+`)
+	canCreate := func() string {
+		out, _ := kubectl("", "auth", "can-i", "create", "claudeaccesspolicies.claudeguard.io", "-n", "acme", "--as", "carol")
+		return strings.TrimSpace(out)
+	}
+	for _, tc := range []struct {
+		aggregate string
+		want      string
+	}{{"false", "no"}, {"true", "yes"}, {"false", "no"}} {
+		role, err := render("templates/rbac/policy-editor.yaml", "tenantRBAC.policyEditorRole.aggregateToAdmin="+tc.aggregate)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustApply(t, role)
+		if err := env.AggregateClusterRole(ctx, "admin"); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "aggregateToAdmin="+tc.aggregate+": may carol, admin of acme, create policies: "+tc.want, func() error {
+			if got := canCreate(); got != tc.want {
+				return fmt.Errorf("kubectl auth can-i says %q", got)
+			}
+			return nil
 		})
 	}
 }
