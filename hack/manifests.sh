@@ -3,7 +3,8 @@
 #
 #   Go types          --controller-gen-->  config/crd/bases, copied to charts/claude-guard/crds
 #   rbac markers      --controller-gen-->  (scratch) --hack/chartgen rbac-->  chart templates/_rbac.gen.tpl
-#   chart templates   --helm template -->  --hack/chartgen kustomize-->      config/{rbac,manager,webhook,metrics,default}
+#   chart templates   --helm template -->  --hack/chartgen kustomize-->      config/{rbac,manager,webhook,metrics,admission,default}
+#                                                                            and the ClusterRole in config/samples/tenant-admin-rbac.yaml
 #
 # The chart is the one source of the deployable objects; config/ is its rendering with default values
 # (docs/chart.md says why). With a directory argument it writes into that directory's copies of config/
