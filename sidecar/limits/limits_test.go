@@ -2,6 +2,7 @@ package limits
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -467,7 +468,7 @@ func TestMemoryOnceIsBounded(t *testing.T) {
 			t.Fatalf("key %d: %v %v", i, first, err)
 		}
 	}
-	if _, err := s.once("one-more", time.Minute); err != ErrReplayStoreFull {
+	if _, err := s.once("one-more", time.Minute); !errors.Is(err, ErrReplayStoreFull) {
 		t.Fatalf("full store: %v, want ErrReplayStoreFull", err)
 	}
 	if first, _ := s.once(key(7), time.Minute); first {

@@ -9,10 +9,12 @@ import (
 	"log/slog"
 	"net/url"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/claude-guard/claude-guard/sidecar/usage"
 )
@@ -115,13 +117,16 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 	// One dial attempt per connection (go-redis retries five times by default, 100 ms apart).
 	opt.DialerRetries = 1
 	opt.ContextTimeoutEnabled = true
-	// No CLIENT SETINFO on every new connection: one fewer round trip, and older servers reject it.
+	// No CLIENT SETINFO and no CLIENT MAINT_NOTIFICATIONS on every new connection: fewer round trips
+	// before the first command, and Redis before 7.2 rejects both.
 	opt.DisableIdentity = true
+	opt.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 	if opt.TLSConfig != nil && o.TLS != nil {
 		t := o.TLS.Clone()
 		t.ServerName = opt.TLSConfig.ServerName
 		opt.TLSConfig = t
 	}
+	quietGoRedis(o.Log)
 	rs := o.Rules
 	if rs == nil {
 		rs = &Rules{}
@@ -347,6 +352,21 @@ func (l *Redis) servedLocally(op string) {
 	if l.onFailOpen != nil {
 		l.onFailOpen(op)
 	}
+}
+
+// goRedisLog sends go-redis's own log lines (one per failed dial, for example) to slog at debug level:
+// the limiter already logs each outage once, with context.
+type goRedisLog struct{ log *slog.Logger }
+
+func (g goRedisLog) Printf(ctx context.Context, format string, v ...any) {
+	g.log.DebugContext(ctx, "go-redis", "message", fmt.Sprintf(format, v...))
+}
+
+var setGoRedisLog sync.Once
+
+// quietGoRedis installs goRedisLog; go-redis has one logger per process, so the first limiter's wins.
+func quietGoRedis(log *slog.Logger) {
+	setGoRedisLog.Do(func() { redis.SetLogger(goRedisLog{log}) })
 }
 
 // ttl is the Redis TTL, in ms, of a counter whose window ends at end.
