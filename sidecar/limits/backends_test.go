@@ -96,6 +96,11 @@ func newRedis(t testing.TB, srv *testservers.Redis, rs *Rules, o RedisOptions) *
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
+	if o.Timeout == 0 {
+		// The default 200 ms is for production; a loaded test machine (-race, parallel packages) can take
+		// longer to dial and handshake, and these tests are not about timing.
+		o.Timeout = 2 * time.Second
+	}
 	l, err := NewRedis(o)
 	if err != nil {
 		t.Fatal(err)

@@ -433,7 +433,7 @@ func TestRedisTLS(t *testing.T) {
 	if _, err := l.Reserve(context.Background(), Request{}); asDenied(err) == nil {
 		t.Fatalf("second request over TLS: %v, want denied", err)
 	}
-	untrusted, err := NewRedis(RedisOptions{URL: srv.URL, Rules: rs, TLS: &tls.Config{}, Log: slog.New(slog.DiscardHandler)})
+	untrusted, err := NewRedis(RedisOptions{URL: srv.URL, Rules: rs, TLS: &tls.Config{}, Timeout: 2 * time.Second, Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -76,7 +76,9 @@ func WithDecision(log *slog.Logger, next http.Handler) http.Handler {
 	})
 }
 
-// WithLimits reserves before forwarding and settles (or refunds) after the response is done.
+// WithLimits reserves before forwarding and settles (or refunds) after the response is done. The
+// x-claude-guard-ratelimit-* headers report the most constraining limits, on forwarded responses and on
+// 429s alike.
 func WithLimits(l limits.Limiter, m *metrics.Metrics, log *slog.Logger, next http.Handler) http.Handler {
 	if l == nil {
 		return next
@@ -96,6 +98,8 @@ func WithLimits(l limits.Limiter, m *metrics.Metrics, log *slog.Logger, next htt
 		var denied *limits.Denied
 		switch {
 		case errors.As(err, &denied):
+			// Set before anything is written: the forwarder adds the upstream's headers to these.
+			setRateLimitHeaders(w.Header(), denied.Status)
 			if m != nil {
 				m.LimiterRejected.WithLabelValues(denied.Rule).Inc()
 			}
@@ -116,15 +120,21 @@ func WithLimits(l limits.Limiter, m *metrics.Metrics, log *slog.Logger, next htt
 			if m != nil {
 				m.LimiterErrors.WithLabelValues("reserve").Inc()
 			}
+			// A shared backend logs each outage once (ErrUnavailable); anything else is logged here.
+			lvl := slog.LevelWarn
+			if errors.Is(err, limits.ErrUnavailable) {
+				lvl = slog.LevelDebug
+			}
 			if ex.Policy.Config.Limits.FailureMode != policyconfig.FailOpen {
-				log.Warn("Rate limiter unavailable, refusing the request", "error", err)
+				log.Log(r.Context(), lvl, "Rate limiter unavailable, refusing the request", "error", err)
 				ex.deny(w, &decide.Denial{Rule: "limits", Status: http.StatusServiceUnavailable, Type: decide.TypeAPI,
-					Message: "claude-guard: the rate limiter is unavailable"}, true, time.Second)
+					Message: "claude-guard: the rate limiter is unavailable, so the policy (failureMode FailClosed) refuses requests; retry shortly"}, true, time.Second)
 				return
 			}
-			log.Warn("Rate limiter unavailable, failing open", "error", err)
+			log.Log(r.Context(), lvl, "Rate limiter unavailable, failing open", "error", err)
 		}
 		if res != nil {
+			setRateLimitHeaders(w.Header(), res.Status())
 			defer settle(l, m, log, res, req, r) // deferred: a broken stream unwinds with http.ErrAbortHandler
 		}
 		next.ServeHTTP(w, r)
