@@ -33,11 +33,14 @@ func (b *breaker) allow(now time.Time) (ok, probe bool) {
 	return true, true
 }
 
-// success closes the breaker; it returns the outage's length when this call ended one.
-func (b *breaker) success(now time.Time) (ended bool, outage time.Duration) {
+// success reports a call that worked. Only the probe closes an open breaker: a call that started
+// before the outage and finished after it began says little about Redis now (during a shutdown, for
+// example, commands on open connections still succeed while new connections are refused). It returns
+// the outage's length when this call ended one.
+func (b *breaker) success(now time.Time, probe bool) (ended bool, outage time.Duration) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if !b.down {
+	if !b.down || !probe {
 		return false, 0
 	}
 	b.down, b.probing = false, false

@@ -327,7 +327,7 @@ func (l *Redis) do(ctx context.Context, op string, call func(context.Context) er
 	cancel()
 	switch {
 	case err == nil:
-		if ended, outage := l.br.success(time.Now()); ended {
+		if ended, outage := l.br.success(time.Now(), probe); ended {
 			l.log.Info("Redis rate limit backend is reachable again", "redis", l.addr,
 				"outage", outage.Round(time.Millisecond).String(), "servedLocally", l.failedOpen.Swap(0))
 		}
