@@ -146,6 +146,12 @@ func WithLimits(l limits.Limiter, m *metrics.Metrics, log *slog.Logger, next htt
 // window ends).
 func settle(l limits.Limiter, m *metrics.Metrics, log *slog.Logger, res *limits.Reservation, req limits.Request, r *http.Request) {
 	ex := FromContext(r.Context())
+	if ex.w.status != 0 {
+		// net/http keeps a short response in its buffer until the handler returns: send it now, so that
+		// the client does not wait for the settle (a Redis round trip with the shared backend). Never
+		// before a status is written, which would commit a 200.
+		_ = http.NewResponseController(ex.w).Flush()
+	}
 	// A context that outlives the client: the reservation must be released.
 	ctx := context.WithoutCancel(r.Context())
 	op, err := "refund", error(nil)

@@ -22,7 +22,7 @@ for i = 1, n do
   local o = 2 + 6 * (i - 1)
   local v = redis.call('HMGET', KEYS[i], 'r', 'a')
   local r, a = tonumber(v[1]) or 0, tonumber(v[2]) or 0
-  cur[i] = {r, a}
+  cur[i] = {r, a, v[1] == false and v[2] == false}
   if denied == 0 then
     local lr, la = tonumber(ARGV[o + 1]), tonumber(ARGV[o + 2])
     local hr, ha = tonumber(ARGV[o + 3]), tonumber(ARGV[o + 4])
@@ -39,12 +39,11 @@ local take = denied == 0 or force
 local out = {denied, reason}
 for i = 1, n do
   local o = 2 + 6 * (i - 1)
-  local r, a = cur[i][1], cur[i][2]
-  if take and (ARGV[o + 3] ~= '0' or ARGV[o + 4] ~= '0') then
-    r = redis.call('HINCRBY', KEYS[i], 'r', ARGV[o + 3])
-    a = redis.call('HINCRBY', KEYS[i], 'a', ARGV[o + 4])
-    redis.call('PEXPIRE', KEYS[i], ARGV[o + 5])
-  end
+  local r, a, new = cur[i][1], cur[i][2], cur[i][3]
+  if take and ARGV[o + 3] ~= '0' then r = redis.call('HINCRBY', KEYS[i], 'r', ARGV[o + 3]) end
+  if take and ARGV[o + 4] ~= '0' then a = redis.call('HINCRBY', KEYS[i], 'a', ARGV[o + 4]) end
+  -- A counter gets its TTL when it is created; every later write is to the same window.
+  if take and new and (ARGV[o + 3] ~= '0' or ARGV[o + 4] ~= '0') then redis.call('PEXPIRE', KEYS[i], ARGV[o + 5]) end
   out[#out + 1] = r
   out[#out + 1] = a
 end
