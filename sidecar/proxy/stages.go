@@ -143,15 +143,12 @@ func WithLimits(l limits.Limiter, m *metrics.Metrics, log *slog.Logger, next htt
 
 // settle settles or refunds a reservation once the response is done. The response is already sent, so
 // a limiter failure cannot change it: it is logged and counted (what stays held is released when its
-// window ends).
+// window ends). It runs before the handler returns, on purpose: net/http holds a short response (and
+// the last chunk of a stream) until then, so a client that sends its next request after reading this
+// one finds this one settled. Flushing first would save the client the settle's round trip but let its
+// next request see the whole reservation and be refused.
 func settle(l limits.Limiter, m *metrics.Metrics, log *slog.Logger, res *limits.Reservation, req limits.Request, r *http.Request) {
 	ex := FromContext(r.Context())
-	if ex.w.status != 0 {
-		// net/http keeps a short response in its buffer until the handler returns: send it now, so that
-		// the client does not wait for the settle (a Redis round trip with the shared backend). Never
-		// before a status is written, which would commit a 200.
-		_ = http.NewResponseController(ex.w).Flush()
-	}
 	// A context that outlives the client: the reservation must be released.
 	ctx := context.WithoutCancel(r.Context())
 	op, err := "refund", error(nil)
