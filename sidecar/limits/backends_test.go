@@ -145,3 +145,14 @@ func asDenied(err error) *Denied {
 	}
 	return nil
 }
+
+// replayStore is the end-user package's ReplayStore, which both backends must implement.
+type replayStore interface {
+	Once(ctx context.Context, key string, ttl time.Duration) (first bool, err error)
+}
+
+var (
+	_ replayStore = (*Memory)(nil)
+	_ replayStore = (*Redis)(nil)
+	_ Limiter     = (*Redis)(nil)
+)
