@@ -442,3 +442,64 @@ func TestRedisTLS(t *testing.T) {
 		t.Fatalf("untrusted server certificate: %v", err)
 	}
 }
+
+// TestRedisACL: the ACL that docs/limits.md recommends is enough for every operation, and keeps the user
+// to claude-guard's keys and commands.
+func TestRedisACL(t *testing.T) {
+	srv := testservers.StartRedis(t, testservers.RedisOptions{})
+	ctx := context.Background()
+	admin := srv.Client(t)
+	// The line from docs/limits.md, "Security".
+	acl := "on >s3cret-acl resetkeys ~cg:* resetchannels -@all +evalsha +eval +hmget +hincrby +hset +pexpire +set +hello +auth +select"
+	if err := admin.Do(ctx, append([]any{"ACL", "SETUSER", "claude-guard"}, anySlice(strings.Fields(acl))...)...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	url := strings.Replace(srv.URL, "redis://", "redis://claude-guard:s3cret-acl@", 1)
+	rs := rules(t, []policyconfig.LimitRule{{Name: "rpm", Key: "Workload", Window: "Minute", Requests: 2, Tokens: 1000}},
+		[]policyconfig.Budget{{Name: "b", Key: "Namespace", Window: "Month", Tokens: 100}}, nil)
+	l, err := NewRedis(RedisOptions{URL: url, Rules: rs, Timeout: 2 * time.Second, Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	// A fresh script cache: the first call must fall back to EVAL under the ACL too.
+	if err := admin.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := l.Reserve(ctx, Request{InputTokens: 10})
+	if err != nil {
+		t.Fatalf("reserve as the ACL user: %v", err)
+	}
+	if err := l.Settle(ctx, r, usage.Usage{InputTokens: 5}); err != nil {
+		t.Fatalf("settle: %v", err)
+	}
+	r, err = l.Reserve(ctx, Request{InputTokens: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Refund(ctx, r); err != nil {
+		t.Fatalf("refund: %v", err)
+	}
+	if first, err := l.Once(ctx, "iss|jti", time.Minute); err != nil || !first {
+		t.Fatalf("once: %v %v", first, err)
+	}
+	// The same user cannot touch other keys or run other commands.
+	o := srv.Options()
+	o.Username, o.Password = "claude-guard", "s3cret-acl"
+	user := redis.NewClient(o)
+	defer user.Close()
+	if err := user.Set(ctx, "not-ours", "1", 0).Err(); err == nil || !strings.Contains(err.Error(), "NOPERM") {
+		t.Fatalf("SET outside cg:*: %v, want NOPERM", err)
+	}
+	if err := user.FlushAll(ctx).Err(); err == nil || !strings.Contains(err.Error(), "NOPERM") {
+		t.Fatalf("FLUSHALL: %v, want NOPERM", err)
+	}
+}
+
+func anySlice(s []string) []any {
+	out := make([]any, len(s))
+	for i, v := range s {
+		out[i] = v
+	}
+	return out
+}
