@@ -1,7 +1,8 @@
 # claude-guard Makefile. `make help` lists the targets.
 #
-# Every tool comes from the Go module proxy: controller-gen and golangci-lint through the tools module
-# (hack/tools/go.mod), the test control plane through hack/envtest.sh. Built binaries are cached outside
+# Every tool comes from the Go module proxy: controller-gen and golangci-lint through the tools modules
+# (hack/tools/go.mod, hack/tools/lint/go.mod), Helm through hack/tools/helm/go.mod (hack/helm.sh), the
+# test control plane through hack/envtest.sh. Built binaries are cached outside
 # the repository (~/.cache/claude-guard, keyed by version); nothing needs to be installed by hand.
 
 SHELL := /usr/bin/env bash -o pipefail
@@ -11,6 +12,8 @@ GO        ?= go
 TOOLS     := $(GO) tool -modfile=hack/tools/go.mod
 CONTROLLER_GEN := $(TOOLS) controller-gen
 GOLANGCI_LINT  := $(GO) tool -modfile=hack/tools/lint/go.mod golangci-lint
+# Helm v3 from its own tools module (hack/tools/helm), built and cached by hack/helm.sh.
+HELM       = $(shell hack/helm.sh)
 # The kubectl that matches the test control plane (built by hack/envtest.sh), not whatever is on PATH.
 KUBECTL    = $(shell hack/envtest.sh)/kubectl
 GOTEST_FLAGS ?=
@@ -26,10 +29,8 @@ help: ## Show this help.
 ##@ Development
 
 .PHONY: manifests
-manifests: ## Generate the CRDs and RBAC from the Go types and markers.
-	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
-	cp config/crd/bases/*.yaml charts/claude-guard/crds/
-	$(CONTROLLER_GEN) rbac:roleName=manager-role paths="./controllers/...;./internal/managerapp/..." output:rbac:artifacts:config=config/rbac
+manifests: ## Generate the CRDs, the chart's RBAC rules (from the markers) and config/ (from the chart).
+	hack/manifests.sh
 
 .PHONY: generate
 generate: ## Generate deepcopy code for the API types.
@@ -50,6 +51,14 @@ vet: ## Run go vet.
 .PHONY: lint
 lint: ## Run golangci-lint (config: .golangci.yml).
 	$(GOLANGCI_LINT) run ./...
+
+.PHONY: chart-lint
+chart-lint: ## helm lint the chart (test/chart also lints it with non-default values).
+	$(HELM) lint --strict charts/claude-guard
+
+.PHONY: chart-test
+chart-test: ## Chart tests: lint, golden renderings (UPDATE_GOLDEN=1 rewrites them), values validation, a real install.
+	$(GO) test -count=1 ./test/chart/...
 
 .PHONY: envtest
 envtest: ## Build (or reuse) the test control plane and print its directory.
@@ -79,7 +88,7 @@ run: ## Run the manager against the cluster in $$KUBECONFIG.
 	$(GO) run ./cmd/manager --no-tenant=Deny
 
 .PHONY: demo
-demo: ## Local demo: control plane, manager, samples applied with kubectl.
+demo: ## Local demo: control plane, the chart installed with helm, the manager, samples applied with kubectl.
 	$(GO) run ./hack/demo
 
 ##@ Deployment
@@ -93,7 +102,7 @@ uninstall: ## Remove the CRDs (and with them every policy and tenant).
 	$(KUBECTL) delete -k config/crd
 
 .PHONY: deploy
-deploy: ## Deploy CRDs, RBAC and the manager (config/default) to the cluster in $$KUBECONFIG.
+deploy: ## Deploy what the chart deploys with default values (config/default, rendered from it) to the cluster in $$KUBECONFIG.
 	$(KUBECTL) apply --server-side -k config/default
 
 .PHONY: undeploy

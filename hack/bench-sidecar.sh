@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every sidecar benchmark and prints each figure next to its target (issue 3):
-#   1. in-process decision + rewrite cost (go test -bench, -benchmem) for 2 KB and 400 KB bodies;
+#   1. in-process decision + rewrite cost (go test -bench, -benchmem) for 2 KB and 400 KB bodies, and the
+#      end-user token check (cached, and a first RS256 verification);
 #   2. the loopback load harness (test/bench) against the fake upstream, sidecar as a child process:
 #      added latency p50/p99 at a fixed rate, streaming TTFB overhead p99, RSS with concurrent streams,
 #      idle RSS.
@@ -31,6 +32,13 @@ echo "$out" | awk '
   /^BenchmarkDecide400KB-/           { printf "%-44s %10.1f µs   target <= %6d µs   %s  (%s allocs/op)\n", "decision+rewrite 400 KB, code conversation", $3/1000, 150, ($3/1000 <= 150 ? "MET" : "MISSED"), $(NF-1) }
   /^BenchmarkDecide400KBProse-/      { printf "%-44s %10.1f µs   target <= %6d µs   %s  (%s allocs/op)\n", "decision+rewrite 400 KB, prose document", $3/1000, 150, ($3/1000 <= 150 ? "MET" : "MISSED"), $(NF-1) }
   /^BenchmarkDecide400KBStructural-/ { printf "%-44s %10.1f µs   (worst case: thousands of tiny messages; no target)\n", "decision+rewrite 400 KB, structural", $3/1000 }'
+echo
+echo "-- end-user tokens (go test -bench ./sidecar/enduser, -benchmem)"
+out=$(go test -run '^$' -bench 'BenchmarkCachedToken|BenchmarkFirstVerification' -benchmem -benchtime "$benchtime" ./sidecar/enduser/)
+echo "$out" | grep '^Benchmark'
+echo "$out" | awk '
+  /^BenchmarkCachedToken-/             { printf "%-44s %10.2f µs   target <= %6d µs   %s  (%s allocs/op)\n", "end-user token, cached", $3/1000, 5, ($3/1000 <= 5 ? "MET" : "MISSED"), $(NF-1) }
+  /^BenchmarkFirstVerificationRS256-/  { printf "%-44s %10.1f µs   (reported; no target)  (%s allocs/op)\n", "end-user token, first RS256 verification", $3/1000, $(NF-1) }'
 echo
 echo "-- proxy hop in process (go test -bench BenchmarkRoundTrip ./sidecar/proxy): direct vs bare reverse proxy vs sidecar"
 go test -run '^$' -bench 'BenchmarkRoundTrip' -benchmem -benchtime "$benchtime" ./sidecar/proxy/ | grep '^Benchmark'

@@ -315,10 +315,21 @@ type EndUserPolicy struct {
 	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9-]+$`
 	Header string `json:"header,omitempty"`
 
-	// groupsClaim names the claim that lists the user's groups.
+	// groupsClaim names the claim that lists the user's groups. Default "groups".
 	// +optional
 	// +kubebuilder:validation:MaxLength=128
 	GroupsClaim string `json:"groupsClaim,omitempty"`
+
+	// subjectClaim names the claim that identifies the user in audit records and EndUser limit keys.
+	// Default "sub".
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	SubjectClaim string `json:"subjectClaim,omitempty"`
+
+	// clockSkew is the tolerance applied to exp and nbf. Default 30s, at most 5m.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s') && duration(self) <= duration('5m')",message="must be between 0s and 5m"
+	ClockSkew *metav1.Duration `json:"clockSkew,omitempty"`
 
 	// rules map scopes and groups to models and max_tokens ceilings. The most permissive matching rule
 	// applies, always within models and the tenant's ceilings.
@@ -327,9 +338,16 @@ type EndUserPolicy struct {
 	// +kubebuilder:validation:MaxItems=32
 	Rules []ScopeRule `json:"rules,omitempty"`
 
-	// replayProtection accepts each token's jti only once until the token expires.
+	// replayProtection accepts each token's jti only once until the token expires (or once per
+	// replayWindow). Tokens without a jti are refused. The seen jti values live in the limit backend,
+	// so with backend Redis a token replayed to another replica is refused too.
 	// +optional
 	ReplayProtection bool `json:"replayProtection,omitempty"`
+
+	// replayWindow, when set, accepts a jti once per window instead of once per token lifetime.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="must be at least 1s"
+	ReplayWindow *metav1.Duration `json:"replayWindow,omitempty"`
 }
 
 // OIDCIssuer is one trusted issuer.
@@ -347,6 +365,21 @@ type OIDCIssuer struct {
 	// +kubebuilder:validation:MaxItems=8
 	// +kubebuilder:validation:items:MaxLength=256
 	Audiences []string `json:"audiences"`
+
+	// algorithms allowed to sign tokens. Default every asymmetric JWS algorithm; "none" and HMAC are
+	// never accepted.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=10
+	// +kubebuilder:validation:items:Enum=RS256;RS384;RS512;PS256;PS384;PS512;ES256;ES384;ES512;EdDSA
+	Algorithms []string `json:"algorithms,omitempty"`
+
+	// caBundle is a PEM bundle trusted, besides the system roots, for the issuer's TLS certificate
+	// (an internal identity provider). Public data.
+	// +optional
+	// +kubebuilder:validation:MaxLength=65536
+	// +kubebuilder:validation:XValidation:rule="self.contains('-----BEGIN CERTIFICATE-----')",message="must be a PEM bundle of CA certificates"
+	CABundle string `json:"caBundle,omitempty"`
 }
 
 // ScopeRule grants models and a max_tokens ceiling to tokens carrying any of its scopes or groups.
@@ -412,9 +445,11 @@ type LimitPolicy struct {
 
 // AuditPolicy configures audit records.
 type AuditPolicy struct {
-	// endUserSubject records the verified end user's subject in each audit record.
+	// endUserSubject records the verified end user's subject (endUser.subjectClaim) in each audit record.
+	// Default true; set false where user identifiers must not reach the audit log.
 	// +optional
-	EndUserSubject bool `json:"endUserSubject,omitempty"`
+	// +kubebuilder:default=true
+	EndUserSubject *bool `json:"endUserSubject,omitempty"`
 
 	// endUserMetricLabel adds the end user's subject as a metric label. Off by default: every distinct
 	// user becomes a time series.

@@ -1,6 +1,7 @@
 // Command demo runs claude-guard end to end on this machine with nothing but Go: a real local control
-// plane (etcd + kube-apiserver built by hack/envtest.sh), the manager binary, and the sample tenant and
-// policies applied with kubectl. It prints what a platform team and a tenant would see, then keeps the
+// plane (etcd + kube-apiserver built by hack/envtest.sh), the Helm chart installed into it with helm, the
+// manager binary run with the release's arguments, and the sample tenant and policies applied with
+// kubectl. It prints what a platform team and a tenant would see, then keeps the
 // control plane up until interrupted (or exits at once with -exit).
 //
 //	make demo            # or: go run ./hack/demo
@@ -12,7 +13,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -28,7 +28,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
+	"github.com/claude-guard/claude-guard/internal/chartenv"
 	"github.com/claude-guard/claude-guard/internal/inject"
 	"github.com/claude-guard/claude-guard/internal/podrun"
 	"github.com/claude-guard/claude-guard/internal/testenv"
@@ -76,8 +78,10 @@ func run(exitAfter bool) error {
 	defer upstream.Close()
 	fmt.Printf("    %s\n", upstream.URL)
 
-	step("Starting a local control plane (etcd + kube-apiserver) with the CRDs and the injection webhook registered")
-	env, err := testenv.Start(testenv.WithWebhooks)
+	step("Starting a local control plane (etcd + kube-apiserver)")
+	// No CRDs and no webhook configuration yet: the chart installs them. Webhook Services are reached
+	// through their EndpointSlices, as there is no kube-proxy.
+	env, err := testenv.Start(chartenv.WithoutCRDs, chartenv.WithServiceRouting)
 	if err != nil {
 		return err
 	}
@@ -90,19 +94,30 @@ func run(exitAfter bool) error {
 		return err
 	}
 
-	step("Starting the manager (deny-by-default for namespaces no ClaudeTenant selects)")
-	probe, err := freeAddr()
+	step("Platform team: install the chart (the CRDs, RBAC, the manager Deployment, the injection webhook)")
+	helm, err := chartenv.NewHelm(d.kubeconfig, filepath.Join(d.dir, "helm"))
 	if err != nil {
 		return err
 	}
-	wh := env.WebhookInstallOptions
-	mgr := exec.CommandContext(ctx, manager, "--kubeconfig", d.kubeconfig, "--no-tenant=Deny",
-		"--metrics-bind-address=0", "--health-probe-bind-address="+probe, "--vault-address=https://vault.example:8200",
-		"--upstream="+upstream.URL, "--operator-namespace=claude-guard-system",
-		// The control plane's webhook configuration points at this address with envtest's CA, so the
-		// manager serves with that certificate instead of rotating its own.
-		"--webhook-host="+wh.LocalServingHost, fmt.Sprintf("--webhook-port=%d", wh.LocalServingPort),
-		"--webhook-cert-dir="+wh.LocalServingCertDir, "--cert-rotation=false")
+	release := &chartenv.Release{Helm: helm, Name: "claude-guard", Namespace: "claude-guard-system"}
+	values := []string{"--set", "upstream=" + upstream.URL, "--set", "vault.address=https://vault.example:8200"}
+	fmt.Printf("$ helm install claude-guard charts/claude-guard --namespace claude-guard-system --create-namespace %s\n", strings.Join(values, " "))
+	out, err := release.Install(values...)
+	if err != nil {
+		return err
+	}
+	fmt.Print(indent(out))
+
+	step("Starting the manager with the release's arguments, as its ServiceAccount (deny-by-default for namespaces no ClaudeTenant selects)")
+	// There is no kubelet: the release's pod runs as a local process, with its webhook Secret copied into
+	// its cert directory and an EndpointSlice routing the webhook Service to it (internal/chartenv).
+	pod, err := chartenv.PrepareManager(ctx, env, release, d.dir)
+	if err != nil {
+		return err
+	}
+	probe := pod.ProbeAddr
+	fmt.Printf("    manager %s\n", strings.Join(pod.Args, " "))
+	mgr := exec.CommandContext(ctx, manager, append([]string{"--kubeconfig", pod.Kubeconfig}, pod.Args...)...)
 	mgrLog, err := os.Create(filepath.Join(d.dir, "manager.log"))
 	if err != nil {
 		return err
@@ -146,7 +161,7 @@ func run(exitAfter bool) error {
 		return err
 	}
 
-	fmt.Printf("\nThe control plane is up. In another shell:\n  export KUBECONFIG=%s\n  %s get cap -A\n", d.kubeconfig, d.kubectl)
+	fmt.Printf("\nThe control plane is up. In another shell:\n  export KUBECONFIG=%s\n  %s get cap -A\n  %s list -A\n", d.kubeconfig, d.kubectl, helm.Bin)
 	fmt.Printf("Manager log: %s\n", mgrLog.Name())
 	if exitAfter {
 		return nil
@@ -186,6 +201,18 @@ func (d *demo) injection(ctx context.Context, sidecarBin string, fake *fakeupstr
 		return err
 	}
 	step("Tenant: create a pod; the webhook injects the sidecar")
+	var podObj corev1.Pod
+	if err := yaml.Unmarshal([]byte(storefrontPod), &podObj); err != nil {
+		return err
+	}
+	c, err := client.New(d.restConfig, client.Options{})
+	if err != nil {
+		return err
+	}
+	// As in a cluster, the API server reaches a new webhook endpoint only once its informer has it.
+	if err := chartenv.WaitForInjection(ctx, c, &podObj, 30*time.Second); err != nil {
+		return err
+	}
 	if err := d.apply(ctx, "storefront-pod.yaml", storefrontPod, "create"); err != nil {
 		return err
 	}
@@ -200,10 +227,6 @@ func (d *demo) injection(ctx context.Context, sidecarBin string, fake *fakeupstr
 	}
 
 	step("Running the stored pod's sidecar container as a local process (the kubelet's part)")
-	c, err := client.New(d.restConfig, client.Options{})
-	if err != nil {
-		return err
-	}
 	var logs bytes.Buffer
 	runner := &podrun.Runner{Client: c, Root: filepath.Join(d.dir, "pod"), Binaries: map[string]string{inject.DefaultConfig().Command[0]: sidecarBin}, Output: &logs}
 	proc, err := runner.Start(ctx, &pod, wellknown.SidecarContainerName)
@@ -323,13 +346,4 @@ func indent(s string) string {
 	}
 	s = strings.TrimRight(s, "\n")
 	return "    " + strings.ReplaceAll(s, "\n", "\n    ") + "\n"
-}
-
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }

@@ -38,8 +38,12 @@ type Options struct {
 	VaultAddress string
 	// VaultCACert is the PEM bundle sidecars use to verify Vault.
 	VaultCACert string
-	RedisURL    string
-	Upstream    string
+	// VaultAuthMounts maps a Vault auth method (cert, jwt, kubernetes) to the path it is mounted at,
+	// for Vaults that mount a method elsewhere than its own name (e.g. one kubernetes mount per
+	// cluster). A method not listed is mounted at its name.
+	VaultAuthMounts map[string]string
+	RedisURL        string
+	Upstream        string
 	// TrustDomain is used when the tenant does not set one; empty disables SPIFFE.
 	TrustDomain string
 	Prices      []policyconfig.Price
@@ -140,7 +144,7 @@ func base(p *v1alpha1.ClaudeAccessPolicy, o Options) *policyconfig.Config {
 	}
 	c.Budgets = budgets(s.Budgets, policyconfig.SourcePolicy)
 	if a := s.Audit; a != nil {
-		c.Audit = policyconfig.Audit{EndUserSubject: a.EndUserSubject, EndUserMetricLabel: a.EndUserMetricLabel}
+		c.Audit = policyconfig.Audit{OmitEndUser: a.EndUserSubject != nil && !*a.EndUserSubject, EndUserMetricLabel: a.EndUserMetricLabel}
 	}
 	return c
 }
@@ -183,9 +187,13 @@ func models(m *v1alpha1.ModelPolicy) policyconfig.Models {
 }
 
 func endUser(e *v1alpha1.EndUserPolicy) *policyconfig.EndUser {
-	out := &policyconfig.EndUser{Mode: string(e.Mode), Header: e.Header, GroupsClaim: e.GroupsClaim}
+	out := &policyconfig.EndUser{Mode: string(e.Mode), Header: e.Header, GroupsClaim: e.GroupsClaim, SubjectClaim: e.SubjectClaim}
+	if e.ClockSkew != nil {
+		out.ClockSkew.Duration = e.ClockSkew.Duration
+	}
 	for _, is := range e.Issuers {
-		out.Issuers = append(out.Issuers, policyconfig.Issuer{URL: is.URL, Audiences: append([]string(nil), is.Audiences...)})
+		out.Issuers = append(out.Issuers, policyconfig.Issuer{URL: is.URL, Audiences: append([]string(nil), is.Audiences...),
+			Algorithms: append([]string(nil), is.Algorithms...), CACert: is.CABundle})
 	}
 	for _, r := range e.Rules {
 		pr := policyconfig.ScopeRule{Scopes: r.Scopes, Groups: r.Groups, Models: patterns(r.Models)}
@@ -196,6 +204,9 @@ func endUser(e *v1alpha1.EndUserPolicy) *policyconfig.EndUser {
 	}
 	if e.ReplayProtection {
 		out.Replay = &policyconfig.Replay{}
+		if e.ReplayWindow != nil {
+			out.Replay.Window.Duration = e.ReplayWindow.Duration
+		}
 	}
 	return out
 }

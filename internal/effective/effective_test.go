@@ -194,6 +194,31 @@ func TestComputeNarrowsToTenant(t *testing.T) {
 	}
 }
 
+func TestComputeVaultAuthMount(t *testing.T) {
+	o := opts
+	o.VaultAuthMounts = map[string]string{"kubernetes": "kubernetes-prod-eu"}
+	cases := []struct {
+		name   string
+		method v1alpha1.VaultAuthMethod
+		want   string
+	}{
+		{"a method the operator mounts elsewhere", v1alpha1.VaultAuthKubernetes, "kubernetes-prod-eu"},
+		{"a method at its own name", v1alpha1.VaultAuthCert, "cert"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := policy(func(p *v1alpha1.ClaudeAccessPolicy) { p.Spec.Credentials.Vault.AuthMethod = c.method })
+			cfg, vs := Compute(Input{Policy: p, Tenant: tenant()}, o)
+			if len(vs) != 0 {
+				t.Fatalf("unexpected violations: %+v", vs)
+			}
+			if got := cfg.Credentials.Vault.AuthMount; got != c.want {
+				t.Errorf("authMount = %q, want %q", got, c.want)
+			}
+		})
+	}
+}
+
 func TestComputeNoTenantAllow(t *testing.T) {
 	cfg, vs := Compute(Input{Policy: policy()}, Options{NoTenant: NoTenantAllow})
 	if len(vs) != 0 {

@@ -57,6 +57,7 @@ func vault(c *policyconfig.Config, p *v1alpha1.ClaudeAccessPolicy, t *v1alpha1.C
 		Address:    o.VaultAddress,
 		CACert:     o.VaultCACert,
 		AuthMethod: string(v.AuthMethod),
+		AuthMount:  o.VaultAuthMounts[string(v.AuthMethod)],
 		Role:       v.Role,
 		Audience:   v.Audience,
 		Mount:      v.Mount,

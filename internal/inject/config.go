@@ -32,6 +32,9 @@ type Config struct {
 	Command         []string
 	ImagePullPolicy corev1.PullPolicy
 	Resources       corev1.ResourceRequirements
+	// Port is the loopback port the proxy listens on and app containers are pointed at
+	// (ANTHROPIC_BASE_URL). Moving it frees 8787 for apps that already use it.
+	Port int32
 	// RunAsUser of the sidecar (non-root).
 	RunAsUser int64
 	// SPIFFE socket delivery.
@@ -53,6 +56,7 @@ func DefaultConfig() Config {
 			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("20m"), corev1.ResourceMemory: resource.MustParse("32Mi")},
 			Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("128Mi")},
 		},
+		Port:          wellknown.SidecarPort,
 		RunAsUser:     65532,
 		Socket:        SocketCSI,
 		CSIDriver:     "csi.spiffe.io",
@@ -67,6 +71,10 @@ func (c Config) Validate() error {
 	switch {
 	case c.Image == "" || len(c.Command) == 0:
 		return fmt.Errorf("sidecar image and command must be set")
+	case c.Port < 1 || c.Port > 65535:
+		return fmt.Errorf("sidecar port must be between 1 and 65535, got %d", c.Port)
+	case c.Port == wellknown.SidecarMetricsPort:
+		return fmt.Errorf("sidecar port %d is the sidecar's metrics port", c.Port)
 	case c.Socket != SocketCSI && c.Socket != SocketHostPath && c.Socket != SocketNone:
 		return fmt.Errorf("SPIFFE socket mode must be CSI, HostPath or None, got %q", c.Socket)
 	case c.Socket == SocketCSI && c.CSIDriver == "":

@@ -79,10 +79,10 @@ func Skip(pod *corev1.Pod, policy, reason string) Result {
 // the pod already sets and is idempotent: applying it to its own output changes nothing.
 func Apply(pod *corev1.Pod, p *v1alpha1.ClaudeAccessPolicy, cfg Config) Result {
 	if hasContainer(pod.Spec.InitContainers, wellknown.SidecarContainerName) {
-		setAppEnv(pod)
+		setAppEnv(pod, cfg.Port)
 		return Result{Outcome: AlreadyInjected}
 	}
-	if reason := blocker(pod); reason != "" {
+	if reason := blocker(pod, cfg.Port); reason != "" {
 		return Skip(pod, p.Name, reason)
 	}
 	vols, mounts := volumes(p, cfg)
@@ -102,7 +102,7 @@ func Apply(pod *corev1.Pod, p *v1alpha1.ClaudeAccessPolicy, cfg Config) Result {
 		sc.Args = append(sc.Args, "--vault-token-file="+wellknown.ServiceAccountTokenFile)
 	}
 	pod.Spec.InitContainers = append([]corev1.Container{sc}, pod.Spec.InitContainers...)
-	setAppEnv(pod)
+	setAppEnv(pod, cfg.Port)
 	if pod.Annotations == nil {
 		pod.Annotations = map[string]string{}
 	}
@@ -113,13 +113,13 @@ func Apply(pod *corev1.Pod, p *v1alpha1.ClaudeAccessPolicy, cfg Config) Result {
 }
 
 // blocker returns why the pod cannot take the sidecar, or "".
-func blocker(pod *corev1.Pod) string {
+func blocker(pod *corev1.Pod, proxyPort int32) string {
 	if pod.Spec.HostNetwork {
 		return "hostNetwork pods share the node's loopback, so the proxy would be reachable by every hostNetwork pod on the node"
 	}
 	for _, c := range slices.Concat(pod.Spec.InitContainers, pod.Spec.Containers) {
 		for _, port := range c.Ports {
-			if port.ContainerPort == wellknown.SidecarPort || port.ContainerPort == wellknown.SidecarMetricsPort {
+			if port.ContainerPort == proxyPort || port.ContainerPort == wellknown.SidecarMetricsPort {
 				return fmt.Sprintf("container %s uses port %d, which the sidecar needs", c.Name, port.ContainerPort)
 			}
 		}
@@ -153,7 +153,7 @@ func sidecar(cfg Config, mounts []corev1.VolumeMount) corev1.Container {
 		Command:         slices.Clone(cfg.Command),
 		Args: []string{
 			"--config=" + wellknown.ConfigFile,
-			fmt.Sprintf("--listen=127.0.0.1:%d", wellknown.SidecarPort),
+			fmt.Sprintf("--listen=127.0.0.1:%d", cfg.Port),
 			fmt.Sprintf("--metrics-listen=0.0.0.0:%d", wellknown.SidecarMetricsPort),
 			"--workload=$(" + EnvWorkload + ")",
 		},
@@ -229,11 +229,11 @@ func volumes(p *v1alpha1.ClaudeAccessPolicy, cfg Config) ([]corev1.Volume, []cor
 // The API key variable gets a placeholder so SDKs that insist on one start; the sidecar strips it.
 // A variable set through envFrom cannot be seen here: env wins over envFrom, so such a container is
 // still routed through the proxy (which is the point of injection).
-func setAppEnv(pod *corev1.Pod) {
+func setAppEnv(pod *corev1.Pod, proxyPort int32) {
 	for i := range pod.Spec.Containers {
 		c := &pod.Spec.Containers[i]
 		if !hasEnv(c.Env, wellknown.EnvBaseURL) {
-			c.Env = append(c.Env, corev1.EnvVar{Name: wellknown.EnvBaseURL, Value: fmt.Sprintf("http://127.0.0.1:%d", wellknown.SidecarPort)})
+			c.Env = append(c.Env, corev1.EnvVar{Name: wellknown.EnvBaseURL, Value: fmt.Sprintf("http://127.0.0.1:%d", proxyPort)})
 		}
 		if !hasEnv(c.Env, wellknown.EnvAPIKey) && !hasEnv(c.Env, "ANTHROPIC_AUTH_TOKEN") {
 			c.Env = append(c.Env, corev1.EnvVar{Name: wellknown.EnvAPIKey, Value: wellknown.PlaceholderAPIKey})

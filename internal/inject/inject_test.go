@@ -9,6 +9,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
@@ -44,6 +45,12 @@ func TestGolden(t *testing.T) {
 	op := Operator{Namespace: "claude-guard-system", Config: DefaultConfig()}
 	hostPathOp := op
 	hostPathOp.Config.Socket, hostPathOp.Config.Image = SocketHostPath, "registry.internal/claude-guard/sidecar:v0.1.0"
+	customOp := op
+	customOp.Config.Port, customOp.Config.ImagePullPolicy = 18787, corev1.PullAlways
+	customOp.Config.Resources = corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("64Mi")},
+		Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1"), corev1.ResourceMemory: resource.MustParse("256Mi")},
+	}
 
 	cases := []struct {
 		name string
@@ -67,6 +74,7 @@ func TestGolden(t *testing.T) {
 		{"secretref", teamA(policy("chat", t0, func(p *v1alpha1.ClaudeAccessPolicy) {
 			p.Spec.Credentials = v1alpha1.CredentialSource{SecretRef: &v1alpha1.SecretKeyRef{Name: "anthropic", Key: "api-key"}}
 		})), op, Injected},
+		{"custom-sidecar", teamA(chat), customOp, Injected},
 		{"vault-kubernetes-hostpath", teamA(policy("chat", t0, func(p *v1alpha1.ClaudeAccessPolicy) {
 			p.Spec.Credentials.Vault.AuthMethod = v1alpha1.VaultAuthKubernetes
 		})), hostPathOp, Injected},

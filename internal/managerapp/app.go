@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"sync/atomic"
 
 	"go.uber.org/zap/zapcore"
+	corev1 "k8s.io/api/core/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -37,6 +39,7 @@ type Options struct {
 	NoTenant         string
 	VaultAddress     string
 	VaultCAFile      string
+	VaultAuthMounts  map[string]string
 	RedisURL         string
 	Upstream         string
 	TrustDomain      string
@@ -52,13 +55,16 @@ type Options struct {
 	OperatorNamespace string
 
 	// Injection.
-	SidecarImage   string
-	SidecarCommand string
-	SPIFFESocket   string
-	SPIFFECSI      string
-	SPIFFEHostPath string
-	SPIFFEFile     string
-	VaultAudience  string
+	SidecarImage      string
+	SidecarPullPolicy string
+	SidecarCommand    string
+	SidecarResources  corev1.ResourceRequirements
+	SidecarPort       int32
+	SPIFFESocket      string
+	SPIFFECSI         string
+	SPIFFEHostPath    string
+	SPIFFEFile        string
+	VaultAudience     string
 
 	zap zap.Options
 	// rotatorName overrides the certificate rotator's controller name (names are unique per process;
@@ -86,7 +92,10 @@ func NewOptions() *Options {
 		WebhookSecret:     "claude-guard-webhook-certs",
 		OperatorNamespace: ns,
 		SidecarImage:      ic.Image,
+		SidecarPullPolicy: string(ic.ImagePullPolicy),
 		SidecarCommand:    strings.Join(ic.Command, " "),
+		SidecarResources:  ic.Resources,
+		SidecarPort:       ic.Port,
 		SPIFFESocket:      string(ic.Socket),
 		SPIFFECSI:         ic.CSIDriver,
 		SPIFFEHostPath:    ic.HostPath,
@@ -98,33 +107,57 @@ func NewOptions() *Options {
 
 // BindFlags registers the options on the default flag set and parses the command line.
 func (o *Options) BindFlags() {
-	flag.StringVar(&o.MetricsAddr, "metrics-bind-address", o.MetricsAddr, "Address the metrics endpoint binds to (\"0\" disables it).")
-	flag.StringVar(&o.ProbeAddr, "health-probe-bind-address", o.ProbeAddr, "Address the health probes bind to.")
-	flag.BoolVar(&o.LeaderElection, "leader-elect", o.LeaderElection, "Elect a leader so that only one replica reconciles.")
-	flag.StringVar(&o.LeaderElectionNS, "leader-election-namespace", o.LeaderElectionNS, "Namespace of the leader election lease (default: the pod's).")
-	flag.StringVar(&o.NoTenant, "no-tenant", o.NoTenant, "What to do with policies in namespaces no ClaudeTenant selects: Deny (render deny-all) or Allow (admit as written).")
-	flag.StringVar(&o.VaultAddress, "vault-address", o.VaultAddress, "Vault address rendered into sidecar configs that use Vault.")
-	flag.StringVar(&o.VaultCAFile, "vault-ca-file", o.VaultCAFile, "PEM file with the CA bundle that verifies Vault; rendered into sidecar configs (empty: system roots).")
-	flag.StringVar(&o.RedisURL, "redis-url", o.RedisURL, "Redis URL rendered into sidecar configs that use the Redis limit backend.")
-	flag.StringVar(&o.Upstream, "upstream", o.Upstream, "Anthropic API base URL rendered into sidecar configs.")
-	flag.StringVar(&o.TrustDomain, "trust-domain", o.TrustDomain, "Default SPIFFE trust domain for tenants that set none (empty disables SPIFFE).")
-	flag.StringVar(&o.WebhookHost, "webhook-host", o.WebhookHost, "Address the injection webhook binds to (default: all).")
-	flag.IntVar(&o.WebhookPort, "webhook-port", o.WebhookPort, "Port of the injection webhook.")
-	flag.StringVar(&o.WebhookCertDir, "webhook-cert-dir", o.WebhookCertDir, "Directory holding tls.crt and tls.key for the webhook.")
-	flag.BoolVar(&o.CertRotation, "cert-rotation", o.CertRotation, "Create and rotate the webhook's serving certificate and patch the webhook's caBundle (disable when cert-manager provides them).")
-	flag.StringVar(&o.WebhookService, "webhook-service", o.WebhookService, "Name of the webhook Service (the certificate's DNS name).")
-	flag.StringVar(&o.WebhookConfig, "webhook-config", o.WebhookConfig, "Name of the MutatingWebhookConfiguration whose caBundle is kept in sync.")
-	flag.StringVar(&o.WebhookSecret, "webhook-secret", o.WebhookSecret, "Name of the Secret holding the webhook's CA and serving certificate.")
-	flag.StringVar(&o.OperatorNamespace, "operator-namespace", o.OperatorNamespace, "The operator's namespace (never injected; holds the webhook Secret). Default $POD_NAMESPACE.")
-	flag.StringVar(&o.SidecarImage, "sidecar-image", o.SidecarImage, "Image of the injected sidecar.")
-	flag.StringVar(&o.SidecarCommand, "sidecar-command", o.SidecarCommand, "Command of the injected sidecar (space-separated).")
-	flag.StringVar(&o.SPIFFESocket, "spiffe-socket", o.SPIFFESocket, "How the SPIFFE Workload API socket reaches the sidecar: CSI, HostPath or None.")
-	flag.StringVar(&o.SPIFFECSI, "spiffe-csi-driver", o.SPIFFECSI, "CSI driver that mounts the Workload API socket.")
-	flag.StringVar(&o.SPIFFEHostPath, "spiffe-host-path", o.SPIFFEHostPath, "Node directory holding the Workload API socket (HostPath mode).")
-	flag.StringVar(&o.SPIFFEFile, "spiffe-socket-file", o.SPIFFEFile, "File name of the Workload API socket inside its directory.")
-	flag.StringVar(&o.VaultAudience, "vault-audience", o.VaultAudience, "Audience of the projected service-account token for Vault's kubernetes auth.")
-	o.zap.BindFlags(flag.CommandLine)
+	o.AddFlags(flag.CommandLine)
 	flag.Parse()
+}
+
+// Parse parses args (without the program name) into the options, as the manager's command line would:
+// tests and the demo run the manager in-process with the arguments of a rendered Deployment.
+func (o *Options) Parse(args []string) error {
+	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	o.AddFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("failed to parse the manager's arguments: %w", err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected positional arguments: %q", fs.Args())
+	}
+	return nil
+}
+
+// AddFlags registers the options on fs.
+func (o *Options) AddFlags(fs *flag.FlagSet) {
+	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", o.MetricsAddr, "Address the metrics endpoint binds to (\"0\" disables it).")
+	fs.StringVar(&o.ProbeAddr, "health-probe-bind-address", o.ProbeAddr, "Address the health probes bind to.")
+	fs.BoolVar(&o.LeaderElection, "leader-elect", o.LeaderElection, "Elect a leader so that only one replica reconciles.")
+	fs.StringVar(&o.LeaderElectionNS, "leader-election-namespace", o.LeaderElectionNS, "Namespace of the leader election lease (default: the pod's).")
+	fs.StringVar(&o.NoTenant, "no-tenant", o.NoTenant, "What to do with policies in namespaces no ClaudeTenant selects: Deny (render deny-all) or Allow (admit as written).")
+	fs.StringVar(&o.VaultAddress, "vault-address", o.VaultAddress, "Vault address rendered into sidecar configs that use Vault.")
+	fs.StringVar(&o.VaultCAFile, "vault-ca-file", o.VaultCAFile, "PEM file with the CA bundle that verifies Vault; rendered into sidecar configs (empty: system roots).")
+	fs.Var(mapFlag{&o.VaultAuthMounts}, "vault-auth-mounts", "Vault auth mount paths of methods not mounted at their own name, as method=path pairs separated by commas (e.g. kubernetes=kubernetes-prod).")
+	fs.StringVar(&o.RedisURL, "redis-url", o.RedisURL, "Redis URL rendered into sidecar configs that use the Redis limit backend.")
+	fs.StringVar(&o.Upstream, "upstream", o.Upstream, "Anthropic API base URL rendered into sidecar configs.")
+	fs.StringVar(&o.TrustDomain, "trust-domain", o.TrustDomain, "Default SPIFFE trust domain for tenants that set none (empty disables SPIFFE).")
+	fs.StringVar(&o.WebhookHost, "webhook-host", o.WebhookHost, "Address the injection webhook binds to (default: all).")
+	fs.IntVar(&o.WebhookPort, "webhook-port", o.WebhookPort, "Port of the injection webhook.")
+	fs.StringVar(&o.WebhookCertDir, "webhook-cert-dir", o.WebhookCertDir, "Directory holding tls.crt and tls.key for the webhook.")
+	fs.BoolVar(&o.CertRotation, "cert-rotation", o.CertRotation, "Create and rotate the webhook's serving certificate and patch the webhook's caBundle (disable when cert-manager provides them).")
+	fs.StringVar(&o.WebhookService, "webhook-service", o.WebhookService, "Name of the webhook Service (the certificate's DNS name).")
+	fs.StringVar(&o.WebhookConfig, "webhook-config", o.WebhookConfig, "Name of the MutatingWebhookConfiguration whose caBundle is kept in sync.")
+	fs.StringVar(&o.WebhookSecret, "webhook-secret", o.WebhookSecret, "Name of the Secret holding the webhook's CA and serving certificate.")
+	fs.StringVar(&o.OperatorNamespace, "operator-namespace", o.OperatorNamespace, "The operator's namespace (never injected; holds the webhook Secret). Default $POD_NAMESPACE.")
+	fs.StringVar(&o.SidecarImage, "sidecar-image", o.SidecarImage, "Image of the injected sidecar.")
+	fs.StringVar(&o.SidecarPullPolicy, "sidecar-image-pull-policy", o.SidecarPullPolicy, "Pull policy of the injected sidecar's image: Always, IfNotPresent or Never.")
+	fs.StringVar(&o.SidecarCommand, "sidecar-command", o.SidecarCommand, "Command of the injected sidecar (space-separated).")
+	fs.Var(jsonFlag[corev1.ResourceRequirements]{&o.SidecarResources}, "sidecar-resources", `Resources of the injected sidecar as JSON, e.g. {"requests":{"cpu":"20m","memory":"32Mi"},"limits":{"memory":"128Mi"}}.`)
+	fs.Var(int32Flag{&o.SidecarPort}, "sidecar-port", "Loopback port of the injected proxy; app containers get ANTHROPIC_BASE_URL=http://127.0.0.1:<port>.")
+	fs.StringVar(&o.SPIFFESocket, "spiffe-socket", o.SPIFFESocket, "How the SPIFFE Workload API socket reaches the sidecar: CSI, HostPath or None.")
+	fs.StringVar(&o.SPIFFECSI, "spiffe-csi-driver", o.SPIFFECSI, "CSI driver that mounts the Workload API socket.")
+	fs.StringVar(&o.SPIFFEHostPath, "spiffe-host-path", o.SPIFFEHostPath, "Node directory holding the Workload API socket (HostPath mode).")
+	fs.StringVar(&o.SPIFFEFile, "spiffe-socket-file", o.SPIFFEFile, "File name of the Workload API socket inside its directory.")
+	fs.StringVar(&o.VaultAudience, "vault-audience", o.VaultAudience, "Audience of the projected service-account token for Vault's kubernetes auth.")
+	o.zap.BindFlags(fs)
 }
 
 // Validate reports the first invalid option.
@@ -139,6 +172,21 @@ func (o *Options) Validate() error {
 	}
 	if err := o.Inject().Validate(); err != nil {
 		return err
+	}
+	switch corev1.PullPolicy(o.SidecarPullPolicy) {
+	case corev1.PullAlways, corev1.PullIfNotPresent, corev1.PullNever:
+	default:
+		return fmt.Errorf("--sidecar-image-pull-policy must be Always, IfNotPresent or Never, got %q", o.SidecarPullPolicy)
+	}
+	for method, mount := range o.VaultAuthMounts {
+		switch method {
+		case "cert", "jwt", "kubernetes":
+		default:
+			return fmt.Errorf("--vault-auth-mounts: unknown auth method %q (want cert, jwt or kubernetes)", method)
+		}
+		if mount == "" || strings.HasPrefix(mount, "/") || strings.HasSuffix(mount, "/") {
+			return fmt.Errorf("--vault-auth-mounts: the mount of %s must be a path without leading or trailing slash, got %q", method, mount)
+		}
 	}
 	for name, v := range map[string]string{"--upstream": o.Upstream, "--vault-address": o.VaultAddress, "--redis-url": o.RedisURL} {
 		if v == "" && name != "--upstream" {
@@ -165,12 +213,13 @@ func (o *Options) Effective() (effective.Options, error) {
 		ca = string(b)
 	}
 	return effective.Options{
-		NoTenant:     effective.NoTenantMode(o.NoTenant),
-		VaultAddress: o.VaultAddress,
-		VaultCACert:  ca,
-		RedisURL:     o.RedisURL,
-		Upstream:     o.Upstream,
-		TrustDomain:  o.TrustDomain,
+		NoTenant:        effective.NoTenantMode(o.NoTenant),
+		VaultAddress:    o.VaultAddress,
+		VaultCACert:     ca,
+		VaultAuthMounts: o.VaultAuthMounts,
+		RedisURL:        o.RedisURL,
+		Upstream:        o.Upstream,
+		TrustDomain:     o.TrustDomain,
 	}, nil
 }
 
@@ -178,7 +227,10 @@ func (o *Options) Effective() (effective.Options, error) {
 func (o *Options) Inject() inject.Config {
 	c := inject.DefaultConfig()
 	c.Image = o.SidecarImage
+	c.ImagePullPolicy = corev1.PullPolicy(o.SidecarPullPolicy)
 	c.Command = strings.Fields(o.SidecarCommand)
+	c.Resources = *o.SidecarResources.DeepCopy()
+	c.Port = o.SidecarPort
 	c.Socket = inject.SocketMode(o.SPIFFESocket)
 	c.CSIDriver, c.HostPath, c.SocketFile = o.SPIFFECSI, o.SPIFFEHostPath, o.SPIFFEFile
 	c.VaultAudience = o.VaultAudience

@@ -31,7 +31,8 @@ func TestCertRotatorIssuesCertificateAndPatchesCABundle(t *testing.T) {
 	ctx := context.Background()
 	k := env.Client
 	o := NewOptions()
-	o.OperatorNamespace, o.WebhookConfig, o.WebhookSecret = "claude-guard-system", "injector", "webhook-certs"
+	// WithWebhooks registers config/webhook, rendered from the chart: its configuration has the default name.
+	o.OperatorNamespace, o.WebhookSecret = "claude-guard-system", "webhook-certs"
 	o.WebhookCertDir = t.TempDir()
 	o.rotatorName = "cert-rotator-" + t.Name() // TestRunWaitsForTheWebhookCertificate registers the default name
 	if err := k.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: o.OperatorNamespace}}); err != nil {

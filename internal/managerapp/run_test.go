@@ -35,7 +35,8 @@ func TestRunWaitsForTheWebhookCertificate(t *testing.T) {
 	t.Setenv("KUBECONFIG", kubeconfig)
 	ctx := context.Background()
 	o := NewOptions()
-	o.OperatorNamespace, o.WebhookConfig, o.WebhookSecret = "claude-guard-system", "injector", "webhook-certs"
+	// WithWebhooks registers config/webhook, rendered from the chart: its configuration has the default name.
+	o.OperatorNamespace, o.WebhookSecret = "claude-guard-system", "webhook-certs"
 	o.WebhookCertDir, o.WebhookHost, o.WebhookPort = t.TempDir(), "127.0.0.1", freePort(t)
 	o.MetricsAddr, o.ProbeAddr = "0", "127.0.0.1:"+strconv.Itoa(freePort(t))
 	if err := o.Validate(); err != nil {

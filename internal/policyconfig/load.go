@@ -22,6 +22,9 @@ const (
 	DefaultRefresh         = 5 * time.Minute
 	DefaultMaxStaleness    = 1 * time.Hour
 	DefaultClockSkew       = 30 * time.Second
+	MaxClockSkew           = 5 * time.Minute
+	DefaultSubjectClaim    = "sub"
+	DefaultGroupsClaim     = "groups"
 )
 
 // Well-known API paths.
@@ -135,7 +138,15 @@ func (c *Config) ApplyDefaults() {
 			e.Header = "Authorization"
 		}
 		if e.SubjectClaim == "" {
-			e.SubjectClaim = "sub"
+			e.SubjectClaim = DefaultSubjectClaim
+		}
+		if e.GroupsClaim == "" {
+			e.GroupsClaim = DefaultGroupsClaim
+		}
+		for i := range e.Issuers {
+			if len(e.Issuers[i].Algorithms) == 0 {
+				e.Issuers[i].Algorithms = DefaultAlgorithms
+			}
 		}
 		if e.ClockSkew.Duration == 0 {
 			e.ClockSkew.Duration = DefaultClockSkew

@@ -191,23 +191,37 @@ const (
 
 // EndUser configures OIDC verification of the person a workload acts for.
 type EndUser struct {
+	// Mode is Strict (a valid token is required), Optional (verified when present) or Disabled.
 	Mode string `json:"mode"`
 	// Header carries the token; default "Authorization" with the Bearer scheme.
-	Header       string      `json:"header,omitempty"`
-	Issuers      []Issuer    `json:"issuers,omitempty"`
-	ClockSkew    Duration    `json:"clockSkew,omitempty"`
-	SubjectClaim string      `json:"subjectClaim,omitempty"`
-	GroupsClaim  string      `json:"groupsClaim,omitempty"`
-	Rules        []ScopeRule `json:"rules,omitempty"`
-	Replay       *Replay     `json:"replay,omitempty"`
+	Header  string   `json:"header,omitempty"`
+	Issuers []Issuer `json:"issuers,omitempty"`
+	// ClockSkew is the tolerance for exp and nbf; default DefaultClockSkew.
+	ClockSkew Duration `json:"clockSkew,omitempty"`
+	// SubjectClaim names the claim that identifies the user in audit records and limit keys; default "sub".
+	SubjectClaim string `json:"subjectClaim,omitempty"`
+	// GroupsClaim names the claim that lists the user's groups; default "groups".
+	GroupsClaim string      `json:"groupsClaim,omitempty"`
+	Rules       []ScopeRule `json:"rules,omitempty"`
+	Replay      *Replay     `json:"replay,omitempty"`
 }
 
 // Issuer is one trusted OIDC issuer.
 type Issuer struct {
-	URL        string   `json:"url"`
-	Audiences  []string `json:"audiences"`
+	// URL is the issuer; discovery is read from URL + "/.well-known/openid-configuration".
+	URL string `json:"url"`
+	// Audiences accepted in the token's aud claim (any one of them).
+	Audiences []string `json:"audiences"`
+	// Algorithms allowed to sign tokens; empty means DefaultAlgorithms. Only asymmetric ones.
 	Algorithms []string `json:"algorithms,omitempty"`
+	// CACert is a PEM bundle trusted, besides the system roots, for the issuer's TLS certificate.
+	CACert string `json:"caCert,omitempty"`
 }
+
+// DefaultAlgorithms are the signing algorithms accepted when an issuer lists none: every asymmetric
+// JWS algorithm. "none" and the HMAC family are never accepted: a verifier holding only the issuer's
+// public key must not be tricked into treating that key as a shared secret.
+var DefaultAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 
 // ScopeRule grants models and a max_tokens ceiling to tokens carrying any of Scopes or Groups.
 type ScopeRule struct {
@@ -296,8 +310,8 @@ type Price struct {
 type Audit struct {
 	// Disabled turns audit records off (they are on by default).
 	Disabled bool `json:"disabled,omitempty"`
-	// EndUserSubject records the end user's subject claim.
-	EndUserSubject bool `json:"endUserSubject,omitempty"`
+	// OmitEndUser leaves the end user's subject out of audit records (recorded by default).
+	OmitEndUser bool `json:"omitEndUser,omitempty"`
 	// EndUserMetricLabel adds the subject as a metric label (mind the cardinality).
 	EndUserMetricLabel bool `json:"endUserMetricLabel,omitempty"`
 }

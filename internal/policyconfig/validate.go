@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/claude-guard/claude-guard/internal/glob"
@@ -203,10 +204,19 @@ func (v *validator) endUser(e *EndUser) {
 			v.add(f+".audiences", "at least one audience is required")
 		}
 		for j, alg := range is.Algorithms {
-			if alg == "none" || strings.HasPrefix(alg, "HS") {
-				v.add(fmt.Sprintf("%s.algorithms[%d]", f, j), "%q is not allowed: only asymmetric signing algorithms are accepted", alg)
+			if !slices.Contains(DefaultAlgorithms, alg) {
+				v.add(fmt.Sprintf("%s.algorithms[%d]", f, j), "%q is not allowed: only asymmetric signing algorithms are accepted (%s)", alg, strings.Join(DefaultAlgorithms, ", "))
 			}
 		}
+		if is.CACert != "" && !strings.Contains(is.CACert, "-----BEGIN CERTIFICATE-----") {
+			v.add(f+".caCert", "must be a PEM bundle of CA certificates")
+		}
+	}
+	if e.ClockSkew.Duration < 0 || e.ClockSkew.Duration > MaxClockSkew {
+		v.add("endUser.clockSkew", "must be between 0 and %s, got %s", MaxClockSkew, e.ClockSkew.Duration)
+	}
+	if e.Replay != nil && e.Replay.Window.Duration < 0 {
+		v.add("endUser.replay.window", "must not be negative, got %s", e.Replay.Window.Duration)
 	}
 	for i, r := range e.Rules {
 		f := fmt.Sprintf("endUser.rules[%d]", i)

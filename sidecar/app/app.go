@@ -4,6 +4,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	"github.com/claude-guard/claude-guard/internal/wellknown"
 	"github.com/claude-guard/claude-guard/sidecar/audit"
 	"github.com/claude-guard/claude-guard/sidecar/config"
+	"github.com/claude-guard/claude-guard/sidecar/enduser"
 	"github.com/claude-guard/claude-guard/sidecar/metrics"
 	"github.com/claude-guard/claude-guard/sidecar/proxy"
 )
@@ -42,6 +44,13 @@ type Options struct {
 	MaxRequestDuration time.Duration
 	LogLevel           string
 
+	// Gateway runs the sidecar as a shared gateway (gateway.go); TLS and mTLS settings apply to its
+	// listener.
+	Gateway           bool
+	TLSCertFile       string
+	TLSKeyFile        string
+	ClientTrustDomain string
+
 	// apiKeyEnv is set when CLAUDE_GUARD_API_KEY is present.
 	apiKeyEnv bool
 	// Stdout receives audit records and logs; nil means os.Stdout.
@@ -63,6 +72,10 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.ShutdownGrace, "shutdown-grace", 25*time.Second, "how long in-flight requests and streams may take to finish on shutdown")
 	fs.DurationVar(&o.MaxRequestDuration, "max-request-duration", 30*time.Minute, "longest a single request or stream may take")
 	fs.StringVar(&o.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.BoolVar(&o.Gateway, "gateway", false, "run as a shared gateway for callers outside the pod: TLS required, end-user tokens required (endUser.mode Strict)")
+	fs.StringVar(&o.TLSCertFile, "tls-cert-file", "", "serve the proxy over TLS with this certificate (PEM; reloaded when it changes)")
+	fs.StringVar(&o.TLSKeyFile, "tls-key-file", "", "private key of --tls-cert-file")
+	fs.StringVar(&o.ClientTrustDomain, "client-trust-domain", "", "require callers to present an X.509-SVID of this SPIFFE trust domain (mTLS); their SPIFFE ID keys Workload limits")
 }
 
 // Complete fills defaults from the environment.
@@ -95,6 +108,9 @@ func (o *Options) Validate() error {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(o.LogLevel)); err != nil {
 		errs = append(errs, fmt.Errorf("--log-level: %w", err))
+	}
+	if (o.TLSCertFile == "") != (o.TLSKeyFile == "") {
+		errs = append(errs, errors.New("--tls-cert-file and --tls-key-file must be set together"))
 	}
 	return errors.Join(errs...)
 }
@@ -129,12 +145,19 @@ func Run(ctx context.Context, o *Options) error {
 		return err
 	}
 	c := cfg.Policy.Config
+	if err := checkGateway(o, c); err != nil {
+		return err
+	}
 	store := config.NewStore(cfg)
 	w, err := wire(ctx, c, o, log)
 	if err != nil {
 		return err
 	}
 	defer w.close()
+	tlsConfig, err := serverTLS(o, w.identity)
+	if err != nil {
+		return err
+	}
 	creds := w.creds
 	upstream, _ := url.Parse(c.Server.Upstream) // validated
 	m := metrics.New()
@@ -146,6 +169,13 @@ func Run(ctx context.Context, o *Options) error {
 		return err
 	}
 	defer limiter.Close()
+	// The limit backend also remembers end users' jti values, so replay state is shared like limits.
+	replay, _ := any(limiter).(enduser.ReplayStore)
+	users, err := newEndUsers(ctx, c, replay, log)
+	if err != nil {
+		return err
+	}
+	defer users.close()
 	var auditLog *audit.Logger
 	if !c.Audit.Disabled {
 		auditLog = audit.New(o.Stdout)
@@ -156,16 +186,21 @@ func Run(ctx context.Context, o *Options) error {
 		Upstream:    upstream,
 		Policy:      store.Policy,
 		Credentials: creds,
+		EndUser:     users.get,
 		Limiter:     limiter,
 		Audit:       auditLog,
 		Metrics:     m,
 		Log:         log,
 		Workload:    w.workload(o.Workload),
+		Caller:      caller(o),
 	})
 	watcher := &config.Watcher{
 		Path: o.ConfigPath, Override: o.override, Store: store, Log: log,
 		OnReload: func(n *config.Compiled) {
 			limiter.SetRules(n.Rules)
+			if err := users.set(n.Policy.Config); err != nil {
+				log.Error("End-user settings not applied; the previous ones stay in force", "error", err.Error())
+			}
 			m.ConfigInfo.Reset()
 			m.ConfigInfo.WithLabelValues(n.Policy.Hash).Set(1)
 			if n.Policy.Config.Server != c.Server || !reflect.DeepEqual(n.Policy.Config.Credentials, c.Credentials) {
@@ -195,12 +230,18 @@ func Run(ctx context.Context, o *Options) error {
 		if _, err := creds.Get(context.Background()); err != nil {
 			return "no API key loaded"
 		}
+		if a := users.get(); a != nil && a.Mode() == policyconfig.EndUserStrict && !a.Ready() {
+			return "end-user token issuers not discovered yet"
+		}
 		return ""
 	}
 
 	proxyLn, err := net.Listen("tcp", c.Server.Listen)
 	if err != nil {
 		return fmt.Errorf("failed to listen on %s: %w", c.Server.Listen, err)
+	}
+	if tlsConfig != nil {
+		proxyLn = tls.NewListener(proxyLn, tlsConfig)
 	}
 	metricsLn, err := net.Listen("tcp", c.Server.MetricsListen)
 	if err != nil {
@@ -238,7 +279,7 @@ func Run(ctx context.Context, o *Options) error {
 	go func() { errc <- metricsSrv.Serve(metricsLn) }()
 	log.Info("Sidecar serving", "listen", proxyLn.Addr().String(), "metricsListen", metricsLn.Addr().String(),
 		"upstream", upstream.Redacted(), "policy", c.Policy.Namespace+"/"+c.Policy.Name, "hash", cfg.Policy.Hash,
-		"limits", cfg.Rules.Describe(), "shadowMode", c.ShadowMode)
+		"limits", cfg.Rules.Describe(), "shadowMode", c.ShadowMode, "gateway", o.Gateway, "tls", tlsConfig != nil)
 	if o.Ready != nil {
 		o.Ready(proxyLn.Addr().String(), metricsLn.Addr().String())
 	}

@@ -7,6 +7,8 @@ package decide
 import (
 	"fmt"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/claude-guard/claude-guard/internal/glob"
@@ -25,6 +27,7 @@ const (
 	RuleModelAllow    = "models.allow"
 	RuleMaxTokens     = "models.maxTokens"
 	RuleStreaming     = "denyStreaming"
+	RuleScopes        = "endUser.rules"
 )
 
 // Error types of the Anthropic API.
@@ -77,6 +80,14 @@ type Request struct {
 	Path string
 	// Body is the request body; nil for requests without one. It may be rewritten in place.
 	Body []byte
+	// User is the verified end user, nil when the request carries no end-user token.
+	User *User
+}
+
+// User is what the scope rules read from a verified end-user token.
+type User struct {
+	Scopes []string
+	Groups []string
 }
 
 // Decision is the outcome for one request.
@@ -148,6 +159,9 @@ func (p *Policy) Decide(r Request) Decision {
 		if dn := p.modelDenial(d.Model); dn != nil {
 			return refuse(dn)
 		}
+		if _, dn := p.userGrant(r.User, d.Model); dn != nil {
+			return refuse(dn)
+		}
 	}
 	if r.Method != http.MethodPost || len(r.Body) == 0 {
 		return d
@@ -179,29 +193,51 @@ func (p *Policy) Decide(r Request) Decision {
 	if dn := p.modelDenial(d.Model); dn != nil {
 		return refuse(dn)
 	}
+	grant, dn := p.userGrant(r.User, d.Model)
+	if dn != nil {
+		return refuse(dn)
+	}
 	if f.HasMaxTokens {
+		action := policyconfig.ActionReject
 		for _, mt := range c.Models.MaxTokens {
 			if !glob.Match(mt.Model, d.Model) {
 				continue
 			}
-			if f.MaxTokens > mt.Limit {
-				if mt.Action == policyconfig.ActionClamp {
-					if !c.ShadowMode {
-						d.ClampedFrom = f.MaxTokens
-						d.Body = bodyscan.SetMaxTokens(d.Body, &d.Fields, mt.Limit)
-					}
-				} else {
-					return deny(RuleMaxTokens, http.StatusBadRequest, TypeInvalidRequest,
-						"claude-guard: max_tokens %d exceeds the policy's ceiling of %d for model %q (rule models.maxTokens %q)", f.MaxTokens, mt.Limit, safeModel(d.Model), mt.Model)
-				}
+			action = mt.Action
+			if dn := p.ceiling(&d, mt.Limit, mt.Action, "the policy's ceiling of %d for model %q (rule models.maxTokens %q)", RuleMaxTokens, mt.Limit, safeModel(d.Model), mt.Model); dn != nil {
+				return refuse(dn)
 			}
 			break
+		}
+		if grant.limit > 0 {
+			if dn := p.ceiling(&d, grant.limit, action, "the %d allowed for model %q by the end user's %s (rule endUser.rules)", RuleScopes, grant.limit, safeModel(d.Model), grant.by); dn != nil {
+				return refuse(dn)
+			}
 		}
 	}
 	if f.Stream && c.DenyStreaming {
 		return deny(RuleStreaming, http.StatusForbidden, TypePermission, "claude-guard: streaming is not allowed by policy (rule denyStreaming)")
 	}
 	return d
+}
+
+// ceiling applies one max_tokens ceiling: Clamp rewrites the body (not in shadow mode, which never
+// changes a request), Reject returns a denial whose message is "max_tokens N exceeds " + what.
+func (p *Policy) ceiling(d *Decision, limit int64, action, what, rule string, args ...any) *Denial {
+	if d.Fields.MaxTokens <= limit {
+		return nil
+	}
+	if action == policyconfig.ActionClamp {
+		if !p.Config.ShadowMode {
+			if d.ClampedFrom == 0 {
+				d.ClampedFrom = d.Fields.MaxTokens
+			}
+			d.Body = bodyscan.SetMaxTokens(d.Body, &d.Fields, limit)
+		}
+		return nil
+	}
+	return &Denial{Rule: rule, Status: http.StatusBadRequest, Type: TypeInvalidRequest,
+		Message: fmt.Sprintf("claude-guard: max_tokens %d exceeds "+what, append([]any{d.Fields.MaxTokens}, args...)...)}
 }
 
 // modelDenial applies models.deny, then models.allow, to an effective (already aliased) model.
@@ -219,6 +255,99 @@ func (p *Policy) modelDenial(model string) *Denial {
 	}
 	return &Denial{Rule: RuleModelAllow, Status: http.StatusForbidden, Type: TypePermission,
 		Message: fmt.Sprintf("claude-guard: model %q is not in the policy's allowed models (rule models.allow)", safeModel(model))}
+}
+
+// grant is what the end user's scope rules allow for one model.
+type grant struct {
+	// limit is the max_tokens ceiling; 0 means none from the scope rules.
+	limit int64
+	// by names what granted it, for messages ("scope \"pro\"").
+	by string
+}
+
+// userGrant applies the end-user scope rules to a model. Without rules, or without a verified user
+// (Optional mode and no token), the workload policy alone applies. Otherwise the model must be granted
+// by a rule the user matches; among those, the most permissive ceiling applies.
+func (p *Policy) userGrant(u *User, model string) (grant, *Denial) {
+	eu := p.Config.EndUser
+	if u == nil || eu == nil || len(eu.Rules) == 0 {
+		return grant{}, nil
+	}
+	var g grant
+	found := false
+	var needScopes, needGroups []string
+	for _, r := range eu.Rules {
+		if !slices.ContainsFunc(r.Models, func(pat string) bool { return glob.Match(pat, model) }) {
+			continue
+		}
+		by := matchedBy(r, u)
+		if by == "" {
+			needScopes = appendNew(needScopes, r.Scopes...)
+			needGroups = appendNew(needGroups, r.Groups...)
+			continue
+		}
+		switch {
+		case !found:
+			g = grant{limit: r.MaxTokens, by: by}
+		case g.limit != 0 && (r.MaxTokens == 0 || r.MaxTokens > g.limit):
+			g = grant{limit: r.MaxTokens, by: by}
+		}
+		found = true
+	}
+	if found {
+		return g, nil
+	}
+	msg := fmt.Sprintf("claude-guard: model %q is not granted to any end user by the policy's scope rules (rule endUser.rules)", safeModel(model))
+	if len(needScopes)+len(needGroups) > 0 {
+		msg = fmt.Sprintf("claude-guard: model %q requires %s; the end-user token carries none of them (rule endUser.rules)", safeModel(model), describeNeed(needScopes, needGroups))
+	}
+	return grant{}, &Denial{Rule: RuleScopes, Status: http.StatusForbidden, Type: TypePermission, Message: msg}
+}
+
+// matchedBy returns which scope or group of u grants rule r, "" when none does.
+func matchedBy(r policyconfig.ScopeRule, u *User) string {
+	for _, s := range r.Scopes {
+		if slices.Contains(u.Scopes, s) {
+			return fmt.Sprintf("scope %q", s)
+		}
+	}
+	for _, g := range r.Groups {
+		if slices.Contains(u.Groups, g) {
+			return fmt.Sprintf("group %q", g)
+		}
+	}
+	return ""
+}
+
+func describeNeed(scopes, groups []string) string {
+	var parts []string
+	if len(scopes) > 0 {
+		parts = append(parts, "scope "+quoteList(scopes))
+	}
+	if len(groups) > 0 {
+		parts = append(parts, "group "+quoteList(groups))
+	}
+	return strings.Join(parts, " or ")
+}
+
+func quoteList(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = strconv.Quote(s)
+	}
+	if len(q) == 1 {
+		return q[0]
+	}
+	return "one of " + strings.Join(q, ", ")
+}
+
+func appendNew(dst []string, src ...string) []string {
+	for _, s := range src {
+		if !slices.Contains(dst, s) {
+			dst = append(dst, s)
+		}
+	}
+	return dst
 }
 
 func (p *Policy) endpointAllowed(path string) bool {

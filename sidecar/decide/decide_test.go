@@ -228,3 +228,84 @@ func BenchmarkDecide2KB(b *testing.B)             { benchmarkDecide(b, body(2<<1
 func BenchmarkDecide400KB(b *testing.B)           { benchmarkDecide(b, body(400<<10)) }
 func BenchmarkDecide400KBProse(b *testing.B)      { benchmarkDecide(b, proseBody(400<<10)) }
 func BenchmarkDecide400KBStructural(b *testing.B) { benchmarkDecide(b, structuralBody(400<<10)) }
+
+// tiers is the tier example from config/samples: basic → Haiku ≤4K, pro → Sonnet ≤200K, admin → Opus.
+func tiers(c *policyconfig.Config) {
+	c.Models = policyconfig.Models{
+		Allow:     []string{"claude-haiku-*", "claude-sonnet-*", "claude-opus-*"},
+		MaxTokens: []policyconfig.MaxTokensRule{{Model: "claude-opus-*", Limit: 32000, Action: policyconfig.ActionReject}},
+	}
+	c.EndUser = &policyconfig.EndUser{
+		Mode:    policyconfig.EndUserStrict,
+		Issuers: []policyconfig.Issuer{{URL: "https://idp.example", Audiences: []string{"a"}}},
+		Rules: []policyconfig.ScopeRule{
+			{Scopes: []string{"basic"}, Models: []string{"claude-haiku-*"}, MaxTokens: 4096},
+			{Scopes: []string{"pro"}, Groups: []string{"research"}, Models: []string{"claude-sonnet-*", "claude-haiku-*"}, MaxTokens: 200000},
+			{Scopes: []string{"admin"}, Models: []string{"claude-opus-*"}},
+		},
+	}
+}
+
+func TestScopeRules(t *testing.T) {
+	p := policy(t, tiers)
+	clamp := policy(t, tiers, func(c *policyconfig.Config) {
+		c.Models.MaxTokens = []policyconfig.MaxTokensRule{{Model: "claude-haiku-*", Limit: 100000, Action: policyconfig.ActionClamp}}
+	})
+	user := func(scopes ...string) *User { return &User{Scopes: scopes} }
+	cases := []struct {
+		name       string
+		p          *Policy
+		user       *User
+		path       string
+		body       []byte
+		rule       string
+		status     int
+		want       string // substring of the message
+		wantMax    int64  // max_tokens forwarded, when allowed
+		wantUnused bool
+	}{
+		{name: "basic uses haiku", user: user("basic"), body: msg("claude-haiku-4-5", 4096, ""), wantMax: 4096},
+		{name: "basic over its ceiling", user: user("basic"), body: msg("claude-haiku-4-5", 4097, ""), rule: RuleScopes, status: 400,
+			want: `max_tokens 4097 exceeds the 4096 allowed for model "claude-haiku-4-5" by the end user's scope "basic"`},
+		{name: "basic asks for sonnet", user: user("basic"), body: msg("claude-sonnet-4-5", 10, ""), rule: RuleScopes, status: 403,
+			want: `model "claude-sonnet-4-5" requires scope "pro" or group "research"; the end-user token carries none of them`},
+		{name: "basic asks for opus", user: user("basic"), body: msg("claude-opus-4-1", 10, ""), rule: RuleScopes, status: 403,
+			want: `requires scope "admin"`},
+		{name: "pro and basic: most permissive ceiling applies", user: user("basic", "pro"), body: msg("claude-haiku-4-5", 100000, ""), wantMax: 100000},
+		{name: "pro uses sonnet", user: user("pro"), body: msg("claude-sonnet-4-5", 200000, ""), wantMax: 200000},
+		{name: "group grants like a scope", user: &User{Groups: []string{"research"}}, body: msg("claude-sonnet-4-5", 10, ""), wantMax: 10},
+		{name: "admin has no ceiling of its own but the policy's applies", user: user("admin"), body: msg("claude-opus-4-1", 32001, ""), rule: RuleMaxTokens, status: 400},
+		{name: "admin within the policy", user: user("admin"), body: msg("claude-opus-4-1", 32000, ""), wantMax: 32000},
+		{name: "no scopes at all", user: user(), body: msg("claude-haiku-4-5", 10, ""), rule: RuleScopes, status: 403, want: `requires scope one of "basic", "pro" or group "research"`},
+		{name: "models list needs no scope", user: user(), path: "/v1/models", wantUnused: true},
+		{name: "model in the path is checked", user: user("basic"), path: "/v1/models/claude-opus-4-1", rule: RuleScopes, status: 403},
+		{name: "policy allow-list still applies first", user: user("admin"), body: msg("gpt-4", 10, ""), rule: RuleModelAllow, status: 403},
+		{name: "no user (Optional mode): the workload policy alone", user: nil, body: msg("claude-opus-4-1", 10, ""), wantMax: 10},
+		{name: "policy clamp action applies to the scope ceiling", p: clamp, user: user("basic"), body: msg("claude-haiku-4-5", 9000, ""), wantMax: 4096},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			pol := tc.p
+			if pol == nil {
+				pol = p
+			}
+			path, method := tc.path, http.MethodGet
+			if path == "" {
+				path, method = "/v1/messages", http.MethodPost
+			}
+			d := pol.Decide(Request{Method: method, Path: path, Body: tc.body, User: tc.user})
+			if tc.rule == "" {
+				if d.Denial != nil {
+					t.Fatalf("denied: %s", d.Denial.Message)
+				}
+				if !tc.wantUnused && d.Fields.MaxTokens != tc.wantMax {
+					t.Fatalf("max_tokens forwarded = %d, want %d", d.Fields.MaxTokens, tc.wantMax)
+				}
+				return
+			}
+			if d.Denial == nil || d.Denial.Rule != tc.rule || d.Denial.Status != tc.status || !strings.Contains(d.Denial.Message, tc.want) {
+				t.Fatalf("got %+v, want rule %s status %d message containing %q", d.Denial, tc.rule, tc.status, tc.want)
+			}
+		})
+	}
+}

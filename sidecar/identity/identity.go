@@ -12,8 +12,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/svid/jwtsvid"
+	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 	"github.com/spiffe/go-spiffe/v2/workloadapi"
 )
 
@@ -69,10 +71,20 @@ func Start(ctx context.Context, addr string, want Expected, log *slog.Logger) *P
 
 func (p *Provider) connect(ctx context.Context, addr string) {
 	opts := workloadapi.WithClientOptions(workloadapi.WithAddr(addr))
+	// A workload may be issued several SVIDs (several registration entries select it): use the one
+	// that is this pod's identity, not whichever the agent lists first.
+	pick := workloadapi.WithDefaultX509SVIDPicker(func(svids []*x509svid.SVID) *x509svid.SVID {
+		for _, s := range svids {
+			if p.want.Check(s.ID) == nil {
+				return s
+			}
+		}
+		return svids[0]
+	})
 	backoff := 500 * time.Millisecond
 	for ctx.Err() == nil {
 		attempt, cancel := context.WithTimeout(ctx, 30*time.Second)
-		x, err := workloadapi.NewX509Source(attempt, opts)
+		x, err := workloadapi.NewX509Source(attempt, opts, pick)
 		cancel()
 		if err == nil {
 			if err = p.adopt(ctx, x, opts); err == nil {
@@ -158,15 +170,40 @@ func (p *Provider) ClientCertificate(*tls.CertificateRequestInfo) (*tls.Certific
 	return cert, nil
 }
 
+// GetX509SVID implements x509svid.Source with the current SVID, so go-spiffe's tlsconfig can present it
+// as a server certificate (gateway mode).
+func (p *Provider) GetX509SVID() (*x509svid.SVID, error) {
+	p.mu.RLock()
+	x, err := p.x509, p.err
+	p.mu.RUnlock()
+	if err != nil {
+		return nil, err
+	}
+	return x.GetX509SVID()
+}
+
+// GetX509BundleForTrustDomain implements x509bundle.Source, so go-spiffe's tlsconfig can verify peers'
+// SVIDs against the bundles the Workload API delivers (gateway mode with mTLS).
+func (p *Provider) GetX509BundleForTrustDomain(td spiffeid.TrustDomain) (*x509bundle.Bundle, error) {
+	p.mu.RLock()
+	x, err := p.x509, p.err
+	p.mu.RUnlock()
+	if err != nil {
+		return nil, err
+	}
+	return x.GetX509BundleForTrustDomain(td)
+}
+
 // JWT returns a JWT-SVID for audience.
 func (p *Provider) JWT(ctx context.Context, audience string) (string, error) {
 	p.mu.RLock()
-	j, err := p.jwt, p.err
+	j, id, err := p.jwt, p.id, p.err
 	p.mu.RUnlock()
 	if err != nil {
 		return "", err
 	}
-	svid, err := j.FetchJWTSVID(ctx, jwtsvid.Params{Audience: audience})
+	// Subject picks this pod's identity when the workload is issued several.
+	svid, err := j.FetchJWTSVID(ctx, jwtsvid.Params{Audience: audience, Subject: id})
 	if err != nil {
 		return "", fmt.Errorf("failed to fetch a JWT-SVID for audience %q: %w", audience, err)
 	}

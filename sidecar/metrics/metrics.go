@@ -26,6 +26,9 @@ type Metrics struct {
 	ConfigReloads    *prometheus.CounterVec // result
 	ConfigInfo       *prometheus.GaugeVec   // hash
 	CredentialReads  *prometheus.CounterVec // source, result: reads of the API key from its source
+	// Per end user, filled only when the policy opts in (audit.endUserMetricLabel): each user is a series.
+	EndUserRequests *prometheus.CounterVec // end_user, decision
+	EndUserTokens   *prometheus.CounterVec // end_user, type (input, output)
 }
 
 // New registers every metric in a fresh registry (with Go and process collectors).
@@ -68,8 +71,15 @@ func New() *Metrics {
 		CredentialReads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "claude_guard_credential_reads_total", Help: "Attempts to read the API key from its source (vault), by result (success, failure).",
 		}, []string{"source", "result"}),
+		EndUserRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "claude_guard_end_user_requests_total", Help: "Requests by verified end user and decision (only when the policy sets audit.endUserMetricLabel).",
+		}, []string{"end_user", "decision"}),
+		EndUserTokens: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "claude_guard_end_user_tokens_total", Help: "Tokens by verified end user and type (only when the policy sets audit.endUserMetricLabel).",
+		}, []string{"end_user", "type"}),
 	}
-	r.MustRegister(m.Requests, m.Tokens, m.Duration, m.UpstreamDuration, m.LimiterRejected, m.LimiterErrors, m.LimiterFailOpen, m.InFlight, m.ConfigReloads, m.ConfigInfo, m.CredentialReads)
+	r.MustRegister(m.Requests, m.Tokens, m.Duration, m.UpstreamDuration, m.LimiterRejected, m.LimiterErrors, m.LimiterFailOpen, m.InFlight, m.ConfigReloads, m.ConfigInfo, m.CredentialReads,
+		m.EndUserRequests, m.EndUserTokens)
 	return m
 }
 

@@ -1,8 +1,8 @@
 // Package proxy is the sidecar's HTTP handler: a chain of small wrappers, each one concern, in front of a
 // reverse proxy to the Anthropic API.
 //
-//	WithRecover → WithExchange → WithMetrics → WithAudit → WithBody → WithDecision → WithLimits →
-//	WithCredentials → forward
+//	WithRecover → WithExchange → WithMetrics → WithAudit → WithEndUser → WithBody → WithDecision →
+//	WithLimits → WithCredentials → forward
 //
 // The per-request state travels in one *Exchange stored in the request context. The policy is loaded
 // once per request, so a hot reload never changes the rules in the middle of a call.
@@ -25,6 +25,7 @@ import (
 	"github.com/claude-guard/claude-guard/sidecar/audit"
 	"github.com/claude-guard/claude-guard/sidecar/credentials"
 	"github.com/claude-guard/claude-guard/sidecar/decide"
+	"github.com/claude-guard/claude-guard/sidecar/enduser"
 	"github.com/claude-guard/claude-guard/sidecar/limits"
 	"github.com/claude-guard/claude-guard/sidecar/metrics"
 	"github.com/claude-guard/claude-guard/sidecar/usage"
@@ -45,6 +46,9 @@ type Options struct {
 	Policy func() *decide.Policy
 	// Credentials supplies the API key.
 	Credentials credentials.Source
+	// EndUser returns the end-user authenticator for the policy in force (nil when off); a nil func
+	// disables end-user verification.
+	EndUser func() *enduser.Authenticator
 	// Limiter enforces limits and budgets; nil disables them.
 	Limiter limits.Limiter
 	// Audit receives one record per request; nil disables audit.
@@ -55,6 +59,9 @@ type Options struct {
 	Log *slog.Logger
 	// Workload is this workload's identity (limit key and audit field).
 	Workload string
+	// Caller, when set (gateway mode with mTLS), returns the calling workload's verified identity; it
+	// replaces Workload for that request.
+	Caller func(*http.Request) string
 	// Transport talks to the upstream; nil means NewTransport().
 	Transport http.RoundTripper
 }
@@ -72,9 +79,10 @@ func New(o Options) http.Handler {
 	h = WithLimits(o.Limiter, o.Metrics, o.Log, h)
 	h = WithDecision(o.Log, h)
 	h = WithBody(h)
+	h = WithEndUser(o.EndUser, o.Log, h)
 	h = WithAudit(o.Audit, h)
 	h = WithMetrics(o.Metrics, h)
-	h = WithExchange(o.Policy, o.Workload, h)
+	h = WithExchange(o.Policy, o.Workload, o.Caller, h)
 	return WithRecover(o.Log, h)
 }
 
@@ -87,6 +95,8 @@ type Exchange struct {
 	// Denial is set by whichever wrapper refused the request (policy, limit, proxy error).
 	Denial   *decide.Denial
 	Shadowed bool // a rule would have denied but shadow mode let the request through
+	// ShadowDenial is an end-user refusal that shadow mode let through.
+	ShadowDenial *decide.Denial
 	// Outcome of forwarding.
 	Forwarded bool
 	// Status is the response status, set when the response is done.
@@ -104,7 +114,9 @@ type Exchange struct {
 	Bearer    bool
 	Workload  string
 	Namespace string
-	EndUser   string
+	// User is the verified end user (nil without one); EndUser is its subject for audit and metrics.
+	User    *enduser.Principal
+	EndUser string
 
 	w *statusWriter
 }
@@ -134,11 +146,17 @@ func WithRecover(log *slog.Logger, next http.Handler) http.Handler {
 	})
 }
 
-// WithExchange starts the request's Exchange and takes the policy snapshot.
-func WithExchange(policy func() *decide.Policy, workload string, next http.Handler) http.Handler {
+// WithExchange starts the request's Exchange and takes the policy snapshot. caller, when set, names
+// the calling workload per request (gateway mode).
+func WithExchange(policy func() *decide.Policy, workload string, caller func(*http.Request) string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := policy()
 		ex := &Exchange{Start: time.Now(), Policy: p, Workload: workload}
+		if caller != nil {
+			if id := caller(r); id != "" {
+				ex.Workload = id
+			}
+		}
 		ex.Namespace = p.Config.Identity.Namespace
 		if ex.Namespace == "" {
 			ex.Namespace = p.Config.Policy.Namespace
@@ -213,6 +231,9 @@ func (ex *Exchange) rule() (string, string) {
 	if ex.Decision.Denial != nil {
 		return ex.Decision.Denial.Rule, ex.Decision.Denial.Message
 	}
+	if ex.ShadowDenial != nil {
+		return ex.ShadowDenial.Rule, ex.ShadowDenial.Message
+	}
 	return "", ""
 }
 
@@ -249,6 +270,13 @@ func observe(m *metrics.Metrics, r *http.Request) {
 	m.Duration.WithLabelValues(ep, stream).Observe(time.Since(ex.Start).Seconds())
 	if ex.Forwarded && ex.UpstreamLatency > 0 {
 		m.UpstreamDuration.WithLabelValues(ep, stream).Observe(ex.UpstreamLatency.Seconds())
+	}
+	if ex.EndUser != "" && ex.Policy.Config.Audit.EndUserMetricLabel {
+		m.EndUserRequests.WithLabelValues(ex.EndUser, ex.decisionLabel()).Inc()
+		if ex.UsageSeen {
+			m.EndUserTokens.WithLabelValues(ex.EndUser, "input").Add(float64(ex.Usage.TotalInput()))
+			m.EndUserTokens.WithLabelValues(ex.EndUser, "output").Add(float64(ex.Usage.OutputTokens))
+		}
 	}
 	if ex.UsageSeen {
 		u := ex.Usage
@@ -313,7 +341,7 @@ func writeAudit(l *audit.Logger, r *http.Request) {
 		StreamError:       ex.StreamError,
 		ClientAborted:     ex.ClientAborted || r.Context().Err() != nil,
 	}
-	if c.Audit.EndUserSubject {
+	if !c.Audit.OmitEndUser {
 		rec.EndUser = ex.EndUser
 	}
 	if c.Audit.Disabled {

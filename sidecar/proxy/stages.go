@@ -61,7 +61,7 @@ func WithDecision(log *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ex := FromContext(r.Context())
 		path := r.URL.EscapedPath()
-		ex.Decision = ex.Policy.Decide(decide.Request{Method: r.Method, Path: path, Body: ex.Body})
+		ex.Decision = ex.Policy.Decide(decide.Request{Method: r.Method, Path: path, Body: ex.Body, User: ex.decisionUser()})
 		d := &ex.Decision
 		if d.Denial != nil {
 			if d.Enforced {
@@ -86,7 +86,7 @@ func WithLimits(l limits.Limiter, m *metrics.Metrics, log *slog.Logger, next htt
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ex := FromContext(r.Context())
 		req := limits.Request{
-			Keys:  limits.Keys{Workload: ex.Workload, EndUser: ex.EndUser, Namespace: ex.Namespace},
+			Keys:  limits.Keys{Workload: ex.Workload, EndUser: ex.endUserKey(), Namespace: ex.Namespace},
 			Model: ex.Decision.Model,
 			Force: ex.Policy.Config.ShadowMode,
 		}

@@ -123,6 +123,29 @@ var policyCases = []validationCase{
     issuers: [{url: "https://idp.example", audiences: [claude]}]
     rules: [{models: [claude-haiku-*]}]
 `)},
+	{name: "end user algorithm HMAC", want: "spec.endUser.issuers[0].algorithms[0]: Unsupported value: \"HS256\"", yaml: policyWith(baseSpec + `
+  endUser:
+    mode: Strict
+    issuers: [{url: "https://idp.example", audiences: [claude], algorithms: [HS256]}]
+`)},
+	{name: "end user ca bundle not PEM", want: "spec.endUser.issuers[0].caBundle: Invalid value: \"not a certificate\": must be a PEM bundle of CA certificates", yaml: policyWith(baseSpec + `
+  endUser:
+    mode: Strict
+    issuers: [{url: "https://idp.example", audiences: [claude], caBundle: "not a certificate"}]
+`)},
+	{name: "end user clock skew too large", want: "spec.endUser.clockSkew: Invalid value: \"10m0s\": must be between 0s and 5m", yaml: policyWith(baseSpec + `
+  endUser:
+    mode: Strict
+    issuers: [{url: "https://idp.example", audiences: [claude]}]
+    clockSkew: 10m
+`)},
+	{name: "end user replay window too short", want: "spec.endUser.replayWindow: Invalid value: \"500ms\": must be at least 1s", yaml: policyWith(baseSpec + `
+  endUser:
+    mode: Strict
+    issuers: [{url: "https://idp.example", audiences: [claude]}]
+    replayProtection: true
+    replayWindow: 500ms
+`)},
 	{name: "max request bytes too small", want: "spec.maxRequestBytes: Invalid value: 10: spec.maxRequestBytes in body should be greater than or equal to 1024", yaml: policyWith(baseSpec + `
   maxRequestBytes: 10
 `)},
@@ -154,8 +177,11 @@ spec:` + baseSpec},
     mode: Strict
     issuers: [{url: "https://idp.example", audiences: [claude]}]
     groupsClaim: groups
+    subjectClaim: email
+    clockSkew: 1m
     rules: [{scopes: [basic], models: [claude-haiku-*], maxTokens: 4096}]
     replayProtection: true
+    replayWindow: 10m
   limits:
     backend: Redis
     failureMode: FailOpen

@@ -1,0 +1,68 @@
+{{/*
+Names. Every resource name starts with the fullname, so two releases (in different namespaces) never
+collide on cluster-scoped objects. One release per cluster is what makes sense, though: the CRDs and the
+rendered policy ConfigMaps are cluster-wide.
+*/}}
+{{- define "claude-guard.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "claude-guard.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* <fullname>-<suffix>, within the 63 characters of a DNS label. */}}
+{{- define "claude-guard.resourceName" -}}
+{{- $full := include "claude-guard.fullname" .ctx }}
+{{- printf "%s-%s" ($full | trunc (int (sub 62 (len .suffix)))) .suffix | replace "--" "-" }}
+{{- end }}
+
+{{- define "claude-guard.managerName" -}}{{ include "claude-guard.resourceName" (dict "ctx" . "suffix" "manager") }}{{- end }}
+{{- define "claude-guard.webhookServiceName" -}}{{ include "claude-guard.resourceName" (dict "ctx" . "suffix" "webhook-service") }}{{- end }}
+{{- define "claude-guard.webhookConfigName" -}}{{ include "claude-guard.resourceName" (dict "ctx" . "suffix" "injector") }}{{- end }}
+{{- define "claude-guard.webhookSecretName" -}}{{ include "claude-guard.resourceName" (dict "ctx" . "suffix" "webhook-certs") }}{{- end }}
+{{- define "claude-guard.certificateName" -}}{{ include "claude-guard.resourceName" (dict "ctx" . "suffix" "webhook") }}{{- end }}
+{{- define "claude-guard.issuerName" -}}{{ include "claude-guard.resourceName" (dict "ctx" . "suffix" "selfsigned") }}{{- end }}
+{{- define "claude-guard.metricsServiceName" -}}{{ include "claude-guard.resourceName" (dict "ctx" . "suffix" "metrics") }}{{- end }}
+{{- define "claude-guard.leaderElectionName" -}}{{ include "claude-guard.resourceName" (dict "ctx" . "suffix" "leader-election") }}{{- end }}
+{{- define "claude-guard.vaultCAName" -}}{{ include "claude-guard.resourceName" (dict "ctx" . "suffix" "vault-ca") }}{{- end }}
+
+{{- define "claude-guard.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "claude-guard.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/* The manager's pods; also what the webhook and metrics Services select. */}}
+{{- define "claude-guard.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "claude-guard.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: manager
+{{- end }}
+
+{{- define "claude-guard.image" -}}
+{{- printf "%s:%s" .image.repository (default .ctx.Chart.AppVersion .image.tag) }}
+{{- end }}
+
+{{/* The manager gets its own certificate rotation unless cert-manager provides the certificate. */}}
+{{- define "claude-guard.selfManagedCerts" -}}
+{{- if not .Values.webhook.certManager.enabled }}true{{ end }}
+{{- end }}
+
+{{/* Where the manager reads the Vault CA bundle, if one is configured. */}}
+{{- define "claude-guard.vaultCAConfigMap" -}}
+{{- if .Values.vault.caBundle }}{{ include "claude-guard.vaultCAName" . }}{{ else }}{{ .Values.vault.existingCAConfigMap.name }}{{ end }}
+{{- end }}
+{{- define "claude-guard.vaultCAKey" -}}
+{{- if .Values.vault.caBundle }}ca.crt{{ else }}{{ .Values.vault.existingCAConfigMap.key }}{{ end }}
+{{- end }}

@@ -1,0 +1,176 @@
+package app
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/anthropics/anthropic-sdk-go/v2"
+	"github.com/anthropics/anthropic-sdk-go/v2/option"
+
+	"github.com/claude-guard/claude-guard/sidecar/enduser/oidctest"
+	"github.com/claude-guard/claude-guard/sidecar/fakeupstream"
+)
+
+// selfSigned writes a self-signed certificate for 127.0.0.1 and returns the pool that trusts it.
+func selfSigned(t *testing.T, dir, name string) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, BasicConstraintsValid: true, IsCA: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kd, err := x509.MarshalECPrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
+	writeFile(t, certFile, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
+	writeFile(t, keyFile, string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kd})))
+	cert, _ := x509.ParseCertificate(der)
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
+}
+
+func gatewayConfig(is *oidctest.Issuer, mode string) string {
+	return fmt.Sprintf(`apiVersion: sidecar.claudeguard.io/v1
+kind: SidecarConfig
+credentials: {env: {name: NOT_USED}}
+models: {allow: ["claude-haiku-*"]}
+endUser:
+  mode: %s
+  issuers: [{url: %s, audiences: [gateway], caCert: %q}]
+`, mode, is.URL, is.CACert)
+}
+
+// startGateway runs the sidecar binary's Run in gateway mode and returns its proxy address once
+// /readyz says it is ready (its issuers discovered).
+func startGateway(t *testing.T, o *Options) string {
+	t.Helper()
+	addrs := make(chan [2]string, 1)
+	o.Ready = func(p, m string) { addrs <- [2]string{p, m} }
+	o.Stdout = &lockedBuf{ch: make(chan string, 1000)}
+	o.Complete()
+	if err := o.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, o) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	select {
+	case a := <-addrs:
+		waitFor(t, func() bool { status, _ := get(t, "http://"+a[1]+"/readyz"); return status == http.StatusOK })
+		return a[0]
+	case err := <-done:
+		t.Fatalf("Run: %v", err)
+	}
+	return ""
+}
+
+func TestGatewayServesTheSDKOverTLSWithAJWT(t *testing.T) {
+	up := httptest.NewServer(fakeupstream.New(key))
+	defer up.Close()
+	is := oidctest.Start(t)
+	dir := t.TempDir()
+	cfgPath, keyPath := filepath.Join(dir, "config.yaml"), filepath.Join(dir, "key")
+	writeFile(t, cfgPath, gatewayConfig(is, "Strict"))
+	writeFile(t, keyPath, key)
+	certFile, keyFile, pool := selfSigned(t, dir, "gateway")
+	addr := startGateway(t, &Options{ConfigPath: cfgPath, Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0", Upstream: up.URL,
+		APIKeyFile: keyPath, Workload: "gw", ShutdownGrace: time.Second, MaxRequestDuration: time.Minute, LogLevel: "info",
+		Gateway: true, TLSCertFile: certFile, TLSKeyFile: keyFile})
+
+	httpc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	client := anthropic.NewClient(option.WithBaseURL("https://"+addr), option.WithHTTPClient(httpc), option.WithMaxRetries(0),
+		option.WithAuthToken(is.Sign(is.Claims("browser-user", "gateway"))))
+	params := anthropic.MessageNewParams{Model: "claude-haiku-4-5", MaxTokens: 10,
+		Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("hi"))}}
+	if _, err := client.Messages.New(context.Background(), params); err != nil {
+		t.Fatalf("SDK over TLS with a JWT: %v", err)
+	}
+
+	// Without a token: 401. (The SDK needs some credential; the placeholder is not an end-user token.)
+	noUser := anthropic.NewClient(option.WithBaseURL("https://"+addr), option.WithHTTPClient(httpc), option.WithMaxRetries(0), option.WithAPIKey("claude-guard-placeholder"))
+	_, err := noUser.Messages.New(context.Background(), params)
+	var apiErr *anthropic.Error
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != 401 {
+		t.Fatalf("without a token: %v", err)
+	}
+
+	// Plain HTTP is not served.
+	plain := anthropic.NewClient(option.WithBaseURL("http://"+addr), option.WithMaxRetries(0), option.WithAuthToken(is.Sign(is.Claims("u", "gateway"))))
+	if _, err := plain.Messages.New(context.Background(), params); err == nil || errors.As(err, &apiErr) && apiErr.StatusCode == 200 {
+		t.Fatalf("plain HTTP was served: %v", err)
+	}
+
+	// A renewed certificate is served without a restart.
+	time.Sleep(1100 * time.Millisecond)
+	_, _, pool2 := selfSigned(t, dir, "gateway")
+	httpc2 := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool2, MinVersion: tls.VersionTLS12}}}
+	renewed := anthropic.NewClient(option.WithBaseURL("https://"+addr), option.WithHTTPClient(httpc2), option.WithMaxRetries(0),
+		option.WithAuthToken(is.Sign(is.Claims("browser-user", "gateway"))))
+	if _, err := renewed.Messages.New(context.Background(), params); err != nil {
+		t.Fatalf("after the certificate was renewed: %v", err)
+	}
+}
+
+func TestGatewayRefusesUnsafeSettings(t *testing.T) {
+	is := oidctest.Start(t)
+	dir := t.TempDir()
+	certFile, keyFile, _ := selfSigned(t, dir, "gateway")
+	cases := []struct {
+		name, config string
+		o            Options
+		want         string
+	}{
+		{"end users optional", gatewayConfig(is, "Optional"), Options{TLSCertFile: certFile, TLSKeyFile: keyFile}, "gateway mode requires endUser.mode Strict"},
+		{"no end users", policyYAML("claude-haiku-*"), Options{TLSCertFile: certFile, TLSKeyFile: keyFile}, "gateway mode requires endUser.mode Strict"},
+		{"no TLS", gatewayConfig(is, "Strict"), Options{}, "gateway mode requires TLS"},
+		{"mTLS without SPIFFE", gatewayConfig(is, "Strict"), Options{ClientTrustDomain: "example.org"}, "--client-trust-domain needs the SPIFFE Workload API"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfgPath := filepath.Join(t.TempDir(), "config.yaml")
+			writeFile(t, cfgPath, tc.config)
+			o := tc.o
+			o.ConfigPath, o.Listen, o.MetricsListen, o.Gateway = cfgPath, "127.0.0.1:0", "127.0.0.1:0", true
+			o.ShutdownGrace, o.MaxRequestDuration, o.LogLevel, o.Stdout = time.Second, time.Minute, "info", &lockedBuf{ch: make(chan string, 100)}
+			o.Complete()
+			err := Run(context.Background(), &o)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want %q", err, tc.want)
+			}
+		})
+	}
+}

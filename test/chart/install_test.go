@@ -1,0 +1,300 @@
+package chart
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	admissionv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	"github.com/claude-guard/claude-guard/internal/chartenv"
+	"github.com/claude-guard/claude-guard/internal/managerapp"
+	"github.com/claude-guard/claude-guard/internal/testenv"
+	"github.com/claude-guard/claude-guard/internal/wellknown"
+)
+
+// TestInstallUpgradeUninstall installs the chart with helm into a real API server, runs the manager with
+// the release's arguments as the release's ServiceAccount (so the chart's RBAC is what the API server
+// enforces), and checks what a platform team relies on: a tenant's policy applied with kubectl becomes
+// Ready and a new pod is injected as the values say; `helm upgrade` keeps the CRDs, the policies and the
+// webhook's caBundle; `helm uninstall` removes the operator and leaves the CRDs and tenant objects.
+func TestInstallUpgradeUninstall(t *testing.T) {
+	env, err := testenv.Start(chartenv.WithoutCRDs, chartenv.WithServiceRouting)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = env.Stop() }()
+	dir := t.TempDir()
+	kubeconfig, err := env.KubeconfigFile(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := chartenv.NewHelm(kubeconfig, filepath.Join(dir, "helm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := kubectlFor(t, kubeconfig)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	// Install, with values that show up in an injected pod.
+	rel := &chartenv.Release{Helm: h, Name: "claude-guard", Namespace: "claude-guard-system"}
+	out, err := rel.Install("--set", "sidecar.port=18787", "--set", "sidecar.image.tag=v0.1.0-test",
+		"--set", "upstream=https://anthropic.internal.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "STATUS: deployed") || !strings.Contains(out, "kubectl -n claude-guard-system rollout status deployment/claude-guard-manager") {
+		t.Errorf("helm install output lacks the status or NOTES.txt:\n%s", out)
+	}
+	k.run("wait", "--for=condition=Established", "crd/claudeaccesspolicies.claudeguard.io", "crd/claudetenants.claudeguard.io", "--timeout=30s")
+	// docs/upgrade.md's first step: Helm never upgrades crds/, so an upgrade applies them by hand.
+	if out := k.run("apply", "--server-side", "--force-conflicts", "-f", filepath.Join(chartenv.Chart(), "crds")); !strings.Contains(out, "serverside-applied") {
+		t.Errorf("applying the chart's CRDs over a release: %s", out)
+	}
+
+	stopManager := runManager(ctx, t, env, rel, dir)
+	pod := storefront(t, k, env.Client)
+	if got := envValue(pod.Spec.Containers[0], wellknown.EnvBaseURL); got != "http://127.0.0.1:18787" {
+		t.Errorf("app container's %s = %q, want the sidecar.port value", wellknown.EnvBaseURL, got)
+	}
+	if got := pod.Spec.InitContainers[0].Image; got != "ghcr.io/claude-guard/sidecar:v0.1.0-test" {
+		t.Errorf("sidecar image = %q, want the sidecar.image values", got)
+	}
+	cm := k.run("get", "configmap", "claude-guard-storefront", "-n", "shop", "-o", "jsonpath={.data.config\\.json}")
+	if !strings.Contains(cm, `"upstream": "https://anthropic.internal.example"`) {
+		t.Errorf("rendered config does not use the upstream value:\n%s", cm)
+	}
+	caBundle := webhookCABundle(t, env.Client)
+
+	// Upgrade: a new value reaches the Deployment; the CRDs, the policy, the webhook's caBundle (written
+	// by the manager, not by Helm) and injection survive.
+	if _, err := rel.Upgrade("--reuse-values", "--set", "sidecar.image.tag=v0.1.1-test"); err != nil {
+		t.Fatal(err)
+	}
+	d, err := rel.Deployment()
+	if err != nil {
+		t.Fatal(err)
+	}
+	args, _ := chartenv.ManagerArgs(d)
+	if v, _ := chartenv.Flag(args, "sidecar-image"); v != "ghcr.io/claude-guard/sidecar:v0.1.1-test" {
+		t.Errorf("upgraded Deployment has --sidecar-image=%q", v)
+	}
+	if got := webhookCABundle(t, env.Client); !bytes.Equal(got, caBundle) {
+		t.Error("helm upgrade changed the webhook's caBundle")
+	}
+	if ready := k.run("get", "cap", "storefront", "-n", "shop", "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`); ready != "True" {
+		t.Errorf("policy after upgrade: Ready=%q", ready)
+	}
+	if p := createPod(t, k, "storefront-2"); p.Annotations[wellknown.AnnotationStatus] != wellknown.StatusInjected {
+		t.Errorf("a pod created after the upgrade was not injected: %v", p.Annotations)
+	}
+
+	// Uninstall: the operator goes, the API and the tenants' objects stay.
+	stopManager()
+	if _, err := rel.Uninstall(); err != nil {
+		t.Fatal(err)
+	}
+	for _, obj := range []string{"crd/claudeaccesspolicies.claudeguard.io", "crd/claudetenants.claudeguard.io", "claudetenant/shop"} {
+		k.run("get", obj)
+	}
+	k.run("get", "cap", "storefront", "-n", "shop")
+
+	// docs/uninstall.md: with no manager left, a policy's deletion waits on its finalizer until it is
+	// removed by hand.
+	k.run("delete", "cap", "storefront", "-n", "shop", "--wait=false")
+	if out := k.run("get", "cap", "storefront", "-n", "shop", "-o", "jsonpath={.metadata.deletionTimestamp}"); out == "" {
+		t.Error("the policy was deleted without its finalizer running")
+	}
+	k.run("patch", "cap", "storefront", "-n", "shop", "--type=merge", "-p", `{"metadata":{"finalizers":null}}`)
+	k.run("wait", "--for=delete", "cap/storefront", "-n", "shop", "--timeout=30s")
+	k.run("delete", "configmap", "-A", "-l", "app.kubernetes.io/managed-by=claude-guard")
+	for _, gone := range []string{"mutatingwebhookconfiguration/claude-guard-injector", "clusterrole/claude-guard-manager", "deployment/claude-guard-manager -n claude-guard-system"} {
+		if out, err := k.try(append([]string{"get"}, strings.Fields(gone)...)...); err == nil || !strings.Contains(out, "NotFound") {
+			t.Errorf("%s is still there after helm uninstall: %v %s", gone, err, out)
+		}
+	}
+}
+
+// runManager runs the manager in-process as the release's pod would run and waits until it is ready
+// (the webhook serves with the certificate it issued itself). The returned function stops it.
+func runManager(ctx context.Context, t *testing.T, env *testenv.Env, rel *chartenv.Release, dir string) func() {
+	t.Helper()
+	pod, err := chartenv.PrepareManager(ctx, env, rel, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := managerapp.NewOptions()
+	if err := o.Parse(pod.Args); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Validate(); err != nil {
+		t.Fatalf("the release's manager arguments are invalid: %v", err)
+	}
+	t.Setenv("KUBECONFIG", pod.Kubeconfig)
+	mctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- managerapp.Run(mctx, o) }()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		select {
+		case err := <-done:
+			t.Fatalf("the manager exited: %v", err)
+		default:
+		}
+		if code, _ := get("http://" + pod.ProbeAddr + "/readyz"); code == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			_, body := get("http://" + pod.ProbeAddr + "/readyz?verbose")
+			t.Fatalf("the manager did not become ready:\n%s", body)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("the manager exited with %v", err)
+		}
+	}
+}
+
+// storefront applies the shop tenant and its policy with kubectl, as a platform team and a tenant would,
+// and returns its first pod as stored after admission.
+func storefront(t *testing.T, k *kubectl, c client.Client) *corev1.Pod {
+	t.Helper()
+	setup, _ := testenv.Storefront("sk-ant-chart-test")
+	k.apply(setup)
+	waitFor(t, 30*time.Second, func() error {
+		if ready := k.run("get", "cap", "storefront", "-n", "shop", "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`); ready != "True" {
+			return errors.New("policy storefront is not Ready")
+		}
+		return nil
+	})
+	var probe corev1.Pod
+	if err := yaml.Unmarshal([]byte(podDoc("probe")), &probe); err != nil {
+		t.Fatal(err)
+	}
+	if err := chartenv.WaitForInjection(context.Background(), c, &probe, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	pod := createPod(t, k, "storefront")
+	if pod.Annotations[wellknown.AnnotationStatus] != wellknown.StatusInjected || len(pod.Spec.InitContainers) == 0 {
+		t.Fatalf("pod was not injected: %v", pod.Annotations)
+	}
+	return pod
+}
+
+func createPod(t *testing.T, k *kubectl, name string) *corev1.Pod {
+	t.Helper()
+	k.apply(podDoc(name))
+	var pod corev1.Pod
+	if err := json.Unmarshal([]byte(k.run("get", "pod", name, "-n", "shop", "-o", "json")), &pod); err != nil {
+		t.Fatal(err)
+	}
+	return &pod
+}
+
+func podDoc(name string) string {
+	_, doc := testenv.Storefront("")
+	return strings.Replace(doc, "name: storefront\n", "name: "+name+"\n", 1)
+}
+
+func webhookCABundle(t *testing.T, c client.Client) []byte {
+	t.Helper()
+	var wh admissionv1.MutatingWebhookConfiguration
+	if err := c.Get(context.Background(), client.ObjectKey{Name: "claude-guard-injector"}, &wh); err != nil {
+		t.Fatal(err)
+	}
+	if len(wh.Webhooks) != 2 || len(wh.Webhooks[0].ClientConfig.CABundle) == 0 || !bytes.Equal(wh.Webhooks[0].ClientConfig.CABundle, wh.Webhooks[1].ClientConfig.CABundle) {
+		t.Fatalf("webhook configuration lacks the manager's caBundle: %+v", wh.Webhooks)
+	}
+	return wh.Webhooks[0].ClientConfig.CABundle
+}
+
+func envValue(c corev1.Container, name string) string {
+	for _, e := range c.Env {
+		if e.Name == name {
+			return e.Value
+		}
+	}
+	return ""
+}
+
+func get(url string) (int, string) {
+	resp, err := http.Get(url) //nolint:gosec,noctx // a loopback probe in a test
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer func() { _ = resp.Body.Close() }()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func waitFor(t *testing.T, timeout time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// kubectl runs the kubectl that matches the test control plane.
+type kubectl struct {
+	t          *testing.T
+	bin, kconf string
+}
+
+func kubectlFor(t *testing.T, kubeconfig string) *kubectl {
+	t.Helper()
+	bin, err := testenv.Kubectl()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &kubectl{t: t, bin: bin, kconf: kubeconfig}
+}
+
+func (k *kubectl) tryStdin(stdin string, args ...string) (string, error) {
+	cmd := exec.Command(k.bin, append([]string{"--kubeconfig", k.kconf}, args...)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+func (k *kubectl) try(args ...string) (string, error) { return k.tryStdin("", args...) }
+
+func (k *kubectl) run(args ...string) string {
+	k.t.Helper()
+	out, err := k.try(args...)
+	if err != nil {
+		k.t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+func (k *kubectl) apply(doc string) {
+	k.t.Helper()
+	if out, err := k.tryStdin(doc, "apply", "-f", "-"); err != nil {
+		k.t.Fatalf("kubectl apply: %v\n%s", err, out)
+	}
+}
