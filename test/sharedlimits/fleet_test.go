@@ -18,9 +18,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/claude-guard/claude-guard/internal/policyconfig"
 	"github.com/claude-guard/claude-guard/internal/testservers"
 	"github.com/claude-guard/claude-guard/sidecar/config"
 	"github.com/claude-guard/claude-guard/sidecar/credentials"
+	"github.com/claude-guard/claude-guard/sidecar/enduser"
 	"github.com/claude-guard/claude-guard/sidecar/fakeupstream"
 	"github.com/claude-guard/claude-guard/sidecar/limits"
 	"github.com/claude-guard/claude-guard/sidecar/metrics"
@@ -95,16 +97,40 @@ func newFleet(t *testing.T, n int, configYAML string) *fleet {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = s.Limiter.Close() })
-		srv := httptest.NewServer(proxy.New(proxy.Options{
+		o := proxy.Options{
 			Upstream: upURL, Policy: config.NewStore(cfg).Policy, Credentials: credentials.Static(apiKey),
 			Limiter: s.Limiter, Metrics: s.Metrics, Log: log, Workload: fmt.Sprintf("team-a/chat-%d", i),
-		}))
+		}
+		if eu := cfg.Policy.Config.EndUser; eu != nil {
+			// As sidecar/app wires it: the limiter is the end users' replay store.
+			a := startEndUsers(t, eu, s.Limiter, log)
+			o.EndUser = func() *enduser.Authenticator { return a }
+		}
+		srv := httptest.NewServer(proxy.New(o))
 		t.Cleanup(srv.Close)
 		s.URL = srv.URL
 		f.Sidecars = append(f.Sidecars, s)
 	}
 	t.Cleanup(func() { f.assertNoSecrets(t) })
 	return f
+}
+
+// startEndUsers starts end-user verification with replay state in store and waits for its issuers.
+func startEndUsers(t *testing.T, c *policyconfig.EndUser, store enduser.ReplayStore, log *slog.Logger) *enduser.Authenticator {
+	t.Helper()
+	a, err := enduser.New(enduser.Options{Config: c, Replay: store, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	a.Start(ctx)
+	for deadline := time.Now().Add(10 * time.Second); !a.Ready(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the OIDC issuer was not discovered")
+		}
+	}
+	return a
 }
 
 // result is what a client saw.
@@ -117,10 +143,19 @@ type result struct {
 // messages sends one Messages request (streamed when stream is set) to sidecar i and reads the response.
 func (f *fleet) messages(t *testing.T, i int, maxTokens int, stream bool) result {
 	t.Helper()
+	return f.messagesWith(t, i, maxTokens, stream, nil)
+}
+
+// messagesWith is messages with extra request headers.
+func (f *fleet) messagesWith(t *testing.T, i int, maxTokens int, stream bool, header http.Header) result {
+	t.Helper()
 	body := fmt.Sprintf(`{"model":"claude-haiku-4-5","max_tokens":%d,"stream":%v,"messages":[{"role":"user","content":"hello from client"}]}`, maxTokens, stream)
 	req, err := http.NewRequest("POST", f.Sidecars[i%len(f.Sidecars)].URL+"/v1/messages", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
 	}
 	req.Header.Set("anthropic-version", "2023-06-01")
 	req.Header.Set("content-type", "application/json")
