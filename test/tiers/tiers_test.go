@@ -206,7 +206,7 @@ func TestTierSampleEndToEnd(t *testing.T) {
 		t.Helper()
 		var resp *http.Response
 		_, err := client.Messages.New(context.Background(), anthropic.MessageNewParams{
-			Model: anthropic.Model(c.model), MaxTokens: c.maxTokens,
+			Model: c.model, MaxTokens: c.maxTokens,
 			Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("hello"))},
 		}, option.WithAuthToken(tok), option.WithResponseInto(&resp),
 			// An explicit timeout lets the SDK send a large non-streaming max_tokens (the fake answers at once).
