@@ -39,19 +39,7 @@ endUser:
 // withEndUsers gives the proxy a started authenticator for the config's endUser section.
 func withEndUsers(t *testing.T, replay enduser.ReplayStore) func(*proxy.Options) {
 	return func(o *proxy.Options) {
-		c := o.Policy().Config
-		a, err := enduser.New(enduser.Options{Config: c.EndUser, Replay: replay})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		t.Cleanup(cancel)
-		a.Start(ctx)
-		for deadline := time.Now().Add(10 * time.Second); !a.Ready(); time.Sleep(10 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatal("issuer not discovered")
-			}
-		}
+		a := oidctest.StartAuthenticator(t, enduser.Options{Config: o.Policy().Config.EndUser, Replay: replay})
 		o.EndUser = func() *enduser.Authenticator { return a }
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/claude-guard/claude-guard/sidecar/config"
 	"github.com/claude-guard/claude-guard/sidecar/credentials"
 	"github.com/claude-guard/claude-guard/sidecar/enduser"
+	"github.com/claude-guard/claude-guard/sidecar/enduser/oidctest"
 	"github.com/claude-guard/claude-guard/sidecar/fakeupstream"
 	"github.com/claude-guard/claude-guard/sidecar/limits"
 	"github.com/claude-guard/claude-guard/sidecar/metrics"
@@ -118,19 +119,7 @@ func newFleet(t *testing.T, n int, configYAML string) *fleet {
 // startEndUsers starts end-user verification with replay state in store and waits for its issuers.
 func startEndUsers(t *testing.T, c *policyconfig.EndUser, store enduser.ReplayStore, log *slog.Logger) *enduser.Authenticator {
 	t.Helper()
-	a, err := enduser.New(enduser.Options{Config: c, Replay: store, Log: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	a.Start(ctx)
-	for deadline := time.Now().Add(10 * time.Second); !a.Ready(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the OIDC issuer was not discovered")
-		}
-	}
-	return a
+	return oidctest.StartAuthenticator(t, enduser.Options{Config: c, Replay: store, Log: log})
 }
 
 // result is what a client saw.
