@@ -111,22 +111,18 @@ spec:
 }
 
 type harness struct {
-	t          *testing.T
-	env        *testenv.Env
-	kubectl    string
-	kubeconfig string
+	t   *testing.T
+	cli *testenv.KubectlCLI
 }
 
+// run runs kubectl and fails the test if it fails.
 func (h *harness) run(stdin string, args ...string) string {
 	h.t.Helper()
-	cmd := exec.Command(h.kubectl, append([]string{"--kubeconfig", h.kubeconfig}, args...)...)
-	cmd.Stdin = strings.NewReader(stdin)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		h.t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out.String())
+	out, err := h.cli.Run(stdin, args...)
+	if err != nil {
+		h.t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
-	return out.String()
+	return out
 }
 
 func TestTierSampleEndToEnd(t *testing.T) {
@@ -144,11 +140,8 @@ func TestTierSampleEndToEnd(t *testing.T) {
 	}
 	defer func() { _ = env.Stop() }()
 	dir := t.TempDir()
-	h := &harness{t: t, env: env}
-	if h.kubeconfig, err = env.KubeconfigFile(dir); err != nil {
-		t.Fatal(err)
-	}
-	if h.kubectl, err = testenv.Kubectl(); err != nil {
+	h := &harness{t: t}
+	if h.cli, err = env.KubectlCLI(dir); err != nil {
 		t.Fatal(err)
 	}
 	stop, err := env.StartManager(testenv.ManagerOptions{
