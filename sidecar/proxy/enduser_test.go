@@ -220,3 +220,21 @@ func (r *testReplay) Once(_ context.Context, key string, _ time.Duration) (bool,
 	r.seen[key] = true
 	return first, nil
 }
+
+// A token in a custom header is verified like a bearer token and never forwarded.
+func TestEndUserCustomHeaderIsStripped(t *testing.T) {
+	is := oidctest.Start(t)
+	cfg := strings.Replace(tierConfig(is, ""), "  mode: Strict\n", "  mode: Strict\n  header: X-User-Token\n", 1)
+	e := newEnv(t, cfg, withEndUsers(t, nil))
+	tok := is.Sign(is.Claims("dana", "claude-assistant", "basic"))
+	if _, err := e.client.Messages.New(context.Background(), haiku(10), option.WithHeader("X-User-Token", tok)); err != nil {
+		t.Fatal(err)
+	}
+	reqs := e.fake.Requests()
+	if got := reqs[len(reqs)-1].Header.Get("X-User-Token"); got != "" {
+		t.Fatalf("the end-user token reached the upstream in X-User-Token")
+	}
+	if recs := e.audit.records(t); recs[0]["endUser"] != "dana" {
+		t.Fatalf("audit record: %v", recs[0])
+	}
+}
