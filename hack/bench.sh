@@ -9,3 +9,7 @@ hack/bench-sidecar.sh
 
 printf '\n== injection webhook admission latency\n'
 go run ./test/admissionbench 2>&1 | grep -v '^I[0-9]'
+
+printf '\n== Redis-backed limits (shared backend)\n'
+export CLAUDE_GUARD_REDIS_DIR="${CLAUDE_GUARD_REDIS_DIR:-$(hack/redis.sh)}"
+hack/bench-redis.sh

@@ -140,7 +140,13 @@ func base(p *v1alpha1.ClaudeAccessPolicy, o Options) *policyconfig.Config {
 		c.Limits = policyconfig.Limits{Backend: string(l.Backend), FailureMode: string(l.FailureMode), Rules: limitRules(l.Rules, policyconfig.SourcePolicy)}
 	}
 	if c.Limits.Backend == policyconfig.BackendRedis {
-		c.Limits.RedisURL = o.RedisURL
+		if o.RedisURL == "" {
+			// No Redis configured (the chart's redis.url is empty): such policies count locally in each
+			// pod, as values.yaml promises. A sidecar refuses backend Redis without a URL.
+			c.Limits.Backend = policyconfig.BackendLocal
+		} else {
+			c.Limits.RedisURL = o.RedisURL
+		}
 	}
 	c.Budgets = budgets(s.Budgets, policyconfig.SourcePolicy)
 	if a := s.Audit; a != nil {

@@ -193,6 +193,9 @@ func (o *Options) Validate() error {
 			continue
 		}
 		if u, err := url.Parse(v); err != nil || u.Scheme == "" || u.Host == "" {
+			if name == "--redis-url" {
+				return fmt.Errorf("%s must be an absolute URL (the value is not shown: it may hold a password)", name)
+			}
 			return fmt.Errorf("%s must be an absolute URL, got %q", name, v)
 		}
 	}

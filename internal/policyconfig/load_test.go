@@ -74,6 +74,9 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"duplicate key yaml", minimal + "models: {allow: [\"*\"]}\n", `key "models" already set`},
 		{"duplicate key json", `{"apiVersion":"sidecar.claudeguard.io/v1","kind":"SidecarConfig","credentials":{"env":{"name":"K"}},"models":{"allow":["a"]},"models":{"allow":["*"]}}`, `key "models" already set`},
 		{"negative bytes", minimal + "maxRequestBytes: -1\n", "maxRequestBytes"},
+		{"redis needs a URL", minimal + "limits: {backend: Redis}\n", "limits.redisURL: is required"},
+		{"redis URL scheme", minimal + "limits: {backend: Redis, redisURL: \"http://:hunter2@r:6379\"}\n", "limits.redisURL: must be a redis:// or rediss:// URL"},
+		{"redis URL unparsable", minimal + "limits: {backend: Redis, redisURL: \"redis://:hunter2@r:port\"}\n", "limits.redisURL: must be"},
 		{"hs256", minimal + "endUser: {mode: Strict, issuers: [{url: https://i, audiences: [a], algorithms: [HS256]}]}\n", "endUser.issuers[0].algorithms[0]"},
 	}
 	for _, c := range cases {
@@ -84,6 +87,9 @@ func TestParseErrorsNameTheField(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("error %q does not contain %q", err, c.want)
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Fatalf("error %q repeats a password", err)
 			}
 		})
 	}

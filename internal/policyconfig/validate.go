@@ -235,6 +235,14 @@ func (v *validator) endUser(e *EndUser) {
 func (v *validator) limits(l *Limits) {
 	v.oneOf("limits.backend", l.Backend, BackendLocal, BackendRedis)
 	v.oneOf("limits.failureMode", l.FailureMode, FailClosed, FailOpen)
+	if l.Backend == BackendRedis {
+		// The URL may hold a password: the messages never repeat it.
+		if u, err := url.Parse(l.RedisURL); l.RedisURL == "" {
+			v.add("limits.redisURL", "is required with backend Redis (the operator renders it from --redis-url)")
+		} else if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+			v.add("limits.redisURL", "must be a redis:// or rediss:// URL with a host (not shown: it may hold a password)")
+		}
+	}
 	seen := map[string]bool{}
 	for i, r := range l.Rules {
 		f := fmt.Sprintf("limits.rules[%d]", i)

@@ -22,7 +22,6 @@ import (
 	"github.com/claude-guard/claude-guard/sidecar/audit"
 	"github.com/claude-guard/claude-guard/sidecar/config"
 	"github.com/claude-guard/claude-guard/sidecar/enduser"
-	"github.com/claude-guard/claude-guard/sidecar/limits"
 	"github.com/claude-guard/claude-guard/sidecar/metrics"
 	"github.com/claude-guard/claude-guard/sidecar/proxy"
 )
@@ -165,7 +164,11 @@ func Run(ctx context.Context, o *Options) error {
 	w.start(ctx, m)
 	m.ConfigInfo.WithLabelValues(cfg.Policy.Hash).Set(1)
 	m.ConfigReloads.WithLabelValues("success").Inc()
-	limiter := limits.NewMemory(cfg.Rules)
+	limiter, err := newLimiter(c, cfg.Rules, m, log)
+	if err != nil {
+		return err
+	}
+	defer limiter.Close()
 	// The limit backend also remembers end users' jti values, so replay state is shared like limits.
 	replay, _ := any(limiter).(enduser.ReplayStore)
 	users, err := newEndUsers(ctx, c, replay, log)
@@ -202,6 +205,9 @@ func Run(ctx context.Context, o *Options) error {
 			m.ConfigInfo.WithLabelValues(n.Policy.Hash).Set(1)
 			if n.Policy.Config.Server != c.Server || !reflect.DeepEqual(n.Policy.Config.Credentials, c.Credentials) {
 				log.Warn("Config changed server or credentials settings; they apply after a restart")
+			}
+			if nl := n.Policy.Config.Limits; nl.Backend != c.Limits.Backend || nl.RedisURL != c.Limits.RedisURL {
+				log.Warn("Config changed the rate limit backend; it applies after a restart", "backend", nl.Backend)
 			}
 		},
 		OnResult: func(ok bool) {

@@ -285,7 +285,8 @@ func (a *Authenticator) checkReplay(ctx context.Context, p *Principal, now time.
 	}
 	first, err := a.replay.Once(ctx, "jti:"+p.Issuer+"#"+p.jti, max(ttl, time.Second))
 	if err != nil {
-		a.log.Warn("Replay store unavailable, refusing the end-user token", "error", err.Error())
+		// The store (the limit backend) logs an outage once; a line per request would flood the log.
+		a.log.Debug("Replay store unavailable, refusing the end-user token", "error", err.Error())
 		return &Failure{Status: http.StatusServiceUnavailable, Rule: RuleReplay, Message: "claude-guard: the replay protection store is unavailable"}
 	}
 	if !first {

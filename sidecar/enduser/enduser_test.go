@@ -50,21 +50,7 @@ func start(t *testing.T, c *policyconfig.EndUser) *enduser.Authenticator { retur
 
 func startB(t testing.TB, c *policyconfig.EndUser, cacheSize int) *enduser.Authenticator {
 	t.Helper()
-	a, err := enduser.New(enduser.Options{Config: c, Replay: &seen{keys: map[string]bool{}}, CacheSize: cacheSize})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	a.Start(ctx)
-	deadline := time.Now().Add(10 * time.Second)
-	for !a.Ready() {
-		if time.Now().After(deadline) {
-			t.Fatal("issuers were not discovered")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return a
+	return oidctest.StartAuthenticator(t, enduser.Options{Config: c, Replay: &seen{keys: map[string]bool{}}, CacheSize: cacheSize})
 }
 
 func bearer(tok string) http.Header {

@@ -12,6 +12,10 @@
 // Budgets are soft caps: a budget refuses new requests once its window's settled usage has reached it,
 // but a request admitted below the cap may finish above it (the cap is not reserved against, because one
 // large max_tokens would otherwise block a whole budget).
+//
+// Two backends implement Limiter with the same behaviour: Memory keeps the counters in this process;
+// Redis keeps them in a Redis shared by every sidecar of a namespace (docs/limits.md), with a per-policy
+// failure mode for when Redis is unreachable.
 package limits
 
 import (
@@ -73,6 +77,8 @@ type Denied struct {
 	RetryAfter time.Duration
 	// Never is set when the request alone is larger than the limit: retrying cannot help.
 	Never bool
+	// Status is the standing of the request's limits (nothing was taken), for the response headers.
+	Status Status
 }
 
 func (d *Denied) Error() string {
@@ -92,25 +98,46 @@ type Limiter interface {
 	Refund(ctx context.Context, res *Reservation) error
 }
 
-// Reservation is what Reserve took; pass it to exactly one of Settle or Refund.
+// Reservation is what Reserve took; pass it to exactly one of Settle or Refund, on the limiter that
+// returned it.
 type Reservation struct {
-	model string
-	rules *Rules
-	holds []hold
+	model  string
+	rules  *Rules
+	holds  []hold
+	status Status
+	// local is set when a Redis limiter took the reservation on its local fallback (fail-open): it is
+	// settled there too.
+	local bool
 	done  bool
 }
 
+// Status returns the most constraining request and token quotas as they stood when the reservation was
+// taken (for the x-claude-guard-ratelimit-* response headers).
+func (r *Reservation) Status() Status {
+	if r == nil {
+		return Status{}
+	}
+	return r.status
+}
+
+// hold is what a reservation took from one rule's counter in one window.
 type hold struct {
-	b        *bucket
+	b        *bucket // Memory
+	key      string  // Redis
 	r        *rule
 	window   time.Time
+	end      time.Time
 	requests int64
 	amount   int64
 }
 
 // rule is a compiled limit or budget.
 type rule struct {
-	id        string // source/name
+	id string // source/name
+	// scope names the rule in Redis keys: who set it (the policy's or the tenant's name, so two policies
+	// with a rule of the same name never share a counter, while a tenant's rules are shared by every
+	// policy of the namespace), whether it is a limit or a budget, and its name; each part escaped.
+	scope     string
 	key       string
 	window    string
 	requests  int64
@@ -130,17 +157,27 @@ type price struct {
 type Rules struct {
 	rules  []rule
 	prices []price
+	// namespace is the hash tag of every Redis key of this config: all the counters one request touches
+	// live in one Redis Cluster slot, so one script can check and take them atomically.
+	namespace string
+	// failOpen admits requests (counted locally) when a shared backend is unreachable.
+	failOpen bool
 }
 
 // Compile turns a config's limits, budgets and prices into Rules.
 func Compile(c *policyconfig.Config) (*Rules, error) {
-	rs := &Rules{}
+	ns := c.Identity.Namespace
+	if ns == "" {
+		ns = c.Policy.Namespace
+	}
+	rs := &Rules{namespace: keyPart(ns), failOpen: c.Limits.FailureMode == policyconfig.FailOpen}
 	for _, l := range c.Limits.Rules {
-		rs.rules = append(rs.rules, rule{id: ruleID(l.Source, l.Name), key: l.Key, window: l.Window,
-			requests: l.Requests, amount: l.Tokens, tokenType: l.TokenType})
+		rs.rules = append(rs.rules, rule{id: ruleID(l.Source, l.Name), scope: ruleScope(c.Policy, l.Source, "limit", l.Name),
+			key: l.Key, window: l.Window, requests: l.Requests, amount: l.Tokens, tokenType: l.TokenType})
 	}
 	for _, b := range c.Budgets {
-		r := rule{id: ruleID(b.Source, "budget-"+b.Name), key: b.Key, window: b.Window, amount: b.Tokens, tokenType: b.TokenType, budget: true}
+		r := rule{id: ruleID(b.Source, "budget-"+b.Name), scope: ruleScope(c.Policy, b.Source, "budget", b.Name),
+			key: b.Key, window: b.Window, amount: b.Tokens, tokenType: b.TokenType, budget: true}
 		if b.USD != "" {
 			v, err := microUSD(b.USD)
 			if err != nil {
@@ -188,6 +225,68 @@ func microUSD(s string) (int64, error) {
 		return 0, fmt.Errorf("amount %q is too large", s)
 	}
 	return int64(math.Round(f)), nil
+}
+
+// What a rule can refuse: the values of Denied.What.
+const (
+	whatRequests = "requests"
+	whatTokens   = "tokens"
+	whatBudget   = "budget"
+)
+
+// holdFor is what a request reserves against ru: one request and its estimated tokens for a limit;
+// nothing for a budget (budgets are soft caps, checked against settled usage only).
+func holdFor(ru *rule, r Request) (requests, amount int64) {
+	if ru.budget {
+		return 0, 0
+	}
+	if ru.requests > 0 {
+		requests = 1
+	}
+	if ru.amount > 0 {
+		switch ru.tokenType {
+		case policyconfig.TokensInput:
+			amount = r.InputTokens
+		case policyconfig.TokensOutput:
+			amount = r.OutputTokens
+		default:
+			amount = r.InputTokens + r.OutputTokens
+		}
+	}
+	return requests, amount
+}
+
+// check returns what ru refuses when a hold of (hr, ha) is added to its counters (requests, amount), or
+// "" when it fits. The Redis backend's reserve script (redis/reserve.lua) is the same function in Lua.
+func check(ru *rule, requests, amount, hr, ha int64) string {
+	switch {
+	case ru.budget:
+		if amount >= ru.amount {
+			return whatBudget
+		}
+	case ru.requests > 0 && requests+hr > ru.requests:
+		return whatRequests
+	case ru.amount > 0 && amount+ha > ru.amount:
+		return whatTokens
+	}
+	return ""
+}
+
+// denial builds the *Denied for rule ru refusing with what; a token hold larger than the whole limit can
+// never fit.
+func denial(ru *rule, what string, ha int64, retry time.Duration) *Denied {
+	return &Denied{Rule: ru.id, What: what, RetryAfter: retry, Never: what == whatTokens && ha > ru.amount}
+}
+
+// settled is what a settled reservation counts against ru for usage u of model.
+func (rs *Rules) settled(ru *rule, model string, u usage.Usage) int64 {
+	switch {
+	case ru.usd:
+		return rs.cost(model, u)
+	case ru.budget || ru.amount > 0:
+		return ru.tokens(u)
+	}
+	return 0
 }
 
 // tokens returns the amount of u a rule counts.

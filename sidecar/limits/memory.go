@@ -5,7 +5,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/claude-guard/claude-guard/internal/policyconfig"
 	"github.com/claude-guard/claude-guard/sidecar/usage"
 )
 
@@ -16,6 +15,8 @@ type Memory struct {
 	buckets map[bucketKey]*bucket
 	now     func() time.Time
 	sweeps  int
+
+	replay onceStore
 }
 
 type bucketKey struct{ rule, key string }
@@ -29,7 +30,9 @@ type bucket struct {
 
 // NewMemory returns an in-memory limiter enforcing rs.
 func NewMemory(rs *Rules) *Memory {
-	return &Memory{rules: rs, buckets: map[bucketKey]*bucket{}, now: time.Now}
+	m := &Memory{rules: rs, buckets: map[bucketKey]*bucket{}, now: time.Now}
+	m.replay.now = func() time.Time { return m.now() }
+	return m
 }
 
 // SetRules swaps the rules (on a config reload). Counters of rules that keep their ID carry over.
@@ -52,6 +55,7 @@ func (m *Memory) Reserve(_ context.Context, r Request) (*Reservation, error) {
 	m.maybeSweep(now)
 	var denied *Denied
 	res.holds = make([]hold, 0, len(rs.rules))
+	counts := make([]count, len(rs.rules))
 	for i := range rs.rules {
 		ru := &rs.rules[i]
 		start, end := windowStart(ru.window, now)
@@ -64,51 +68,26 @@ func (m *Memory) Reserve(_ context.Context, r Request) (*Reservation, error) {
 		if !b.window.Equal(start) {
 			*b = bucket{window: start, end: end}
 		}
-		h := hold{b: b, r: ru, window: start}
-		retry := end.Sub(now)
-		var d *Denied
-		switch {
-		case ru.budget:
-			if b.amount >= ru.amount {
-				d = &Denied{Rule: ru.id, What: "budget", RetryAfter: retry}
-			}
-		default:
-			if ru.requests > 0 {
-				h.requests = 1
-				if b.requests+1 > ru.requests {
-					d = &Denied{Rule: ru.id, What: "requests", RetryAfter: retry}
-				}
-			}
-			if ru.amount > 0 && d == nil {
-				switch ru.tokenType {
-				case policyconfig.TokensInput:
-					h.amount = r.InputTokens
-				case policyconfig.TokensOutput:
-					h.amount = r.OutputTokens
-				default:
-					h.amount = r.InputTokens + r.OutputTokens
-				}
-				if h.amount > ru.amount {
-					d = &Denied{Rule: ru.id, What: "tokens", RetryAfter: retry, Never: true}
-				} else if b.amount+h.amount > ru.amount {
-					d = &Denied{Rule: ru.id, What: "tokens", RetryAfter: retry}
-				}
-			}
+		h := hold{b: b, r: ru, window: start, end: end}
+		h.requests, h.amount = holdFor(ru, r)
+		if what := check(ru, b.requests, b.amount, h.requests, h.amount); what != "" && denied == nil {
+			denied = denial(ru, what, h.amount, end.Sub(now))
 		}
-		if d != nil && denied == nil {
-			denied = d
-		}
+		counts[i] = count{requests: b.requests, amount: b.amount, end: end}
 		res.holds = append(res.holds, h)
 	}
 	if denied != nil && !r.Force {
-		res.holds = nil
+		denied.Status = statusOf(rs, counts)
 		return nil, denied
 	}
-	for _, h := range res.holds {
+	for i, h := range res.holds {
 		h.b.requests += h.requests
 		h.b.amount += h.amount
+		counts[i].requests, counts[i].amount = h.b.requests, h.b.amount
 	}
+	res.status = statusOf(rs, counts)
 	if denied != nil {
+		denied.Status = res.status
 		return res, denied
 	}
 	return res, nil
@@ -126,18 +105,7 @@ func (m *Memory) Settle(_ context.Context, res *Reservation, u usage.Usage) erro
 		if !h.b.window.Equal(h.window) {
 			continue
 		}
-		ru := h.r
-		var actual int64
-		switch {
-		case ru.usd:
-			actual = res.rules.cost(res.model, u)
-		case ru.budget || ru.amount > 0:
-			actual = ru.tokens(u)
-		}
-		h.b.amount += actual - h.amount
-		if h.b.amount < 0 {
-			h.b.amount = 0
-		}
+		h.b.amount = max(0, h.b.amount+res.rules.settled(h.r, res.model, u)-h.amount)
 	}
 	return nil
 }
@@ -158,6 +126,13 @@ func (m *Memory) Refund(_ context.Context, res *Reservation) error {
 		h.b.amount = max(0, h.b.amount-h.amount)
 	}
 	return nil
+}
+
+// Once records key for ttl and reports whether this is the first time it was seen within its ttl (jti
+// replay protection; the caller's interface is ReplayStore in the end-user package). It fails with
+// ErrReplayStoreFull rather than forget a key early.
+func (m *Memory) Once(_ context.Context, key string, ttl time.Duration) (bool, error) {
+	return m.replay.once(key, ttl)
 }
 
 // maybeSweep drops buckets of finished windows now and then, so keys seen once do not accumulate.

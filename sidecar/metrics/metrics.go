@@ -21,6 +21,7 @@ type Metrics struct {
 	UpstreamDuration *prometheus.HistogramVec // endpoint, stream: time to upstream response headers
 	LimiterRejected  *prometheus.CounterVec   // rule
 	LimiterErrors    *prometheus.CounterVec   // op
+	LimiterFailOpen  *prometheus.CounterVec   // op: served by the local fallback while the shared backend was down
 	InFlight         prometheus.Gauge
 	ConfigReloads    *prometheus.CounterVec // result
 	ConfigInfo       *prometheus.GaugeVec   // hash
@@ -55,6 +56,9 @@ func New() *Metrics {
 		LimiterErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "claude_guard_limiter_errors_total", Help: "Rate limiter failures, by operation (reserve, settle, refund).",
 		}, []string{"op"}),
+		LimiterFailOpen: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "claude_guard_limiter_fail_open_total", Help: "Limiter operations (reserve, settle, refund, once) served by this sidecar's local counters because the shared backend was unreachable and the policy fails open.",
+		}, []string{"op"}),
 		InFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "claude_guard_requests_in_flight", Help: "Requests being proxied, streams included.",
 		}),
@@ -74,7 +78,7 @@ func New() *Metrics {
 			Name: "claude_guard_end_user_tokens_total", Help: "Tokens by verified end user and type (only when the policy sets audit.endUserMetricLabel).",
 		}, []string{"end_user", "type"}),
 	}
-	r.MustRegister(m.Requests, m.Tokens, m.Duration, m.UpstreamDuration, m.LimiterRejected, m.LimiterErrors, m.InFlight, m.ConfigReloads, m.ConfigInfo, m.CredentialReads,
+	r.MustRegister(m.Requests, m.Tokens, m.Duration, m.UpstreamDuration, m.LimiterRejected, m.LimiterErrors, m.LimiterFailOpen, m.InFlight, m.ConfigReloads, m.ConfigInfo, m.CredentialReads,
 		m.EndUserRequests, m.EndUserTokens)
 	return m
 }
@@ -84,6 +88,18 @@ func (m *Metrics) WatchAuditFailures(failed func() uint64) {
 	m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "claude_guard_audit_write_failures_total", Help: "Audit records that could not be written.",
 	}, func() float64 { return float64(failed()) }))
+}
+
+// WatchLimiterBackend exports up, whether the shared rate limit backend (Redis) answered its last call.
+func (m *Metrics) WatchLimiterBackend(up func() bool) {
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "claude_guard_limiter_backend_up", Help: "1 while the shared rate limit backend answers, 0 during an outage.",
+	}, func() float64 {
+		if up() {
+			return 1
+		}
+		return 0
+	}))
 }
 
 // Ready reports why the sidecar is not ready, or "" when it is.

@@ -39,19 +39,7 @@ endUser:
 // withEndUsers gives the proxy a started authenticator for the config's endUser section.
 func withEndUsers(t *testing.T, replay enduser.ReplayStore) func(*proxy.Options) {
 	return func(o *proxy.Options) {
-		c := o.Policy().Config
-		a, err := enduser.New(enduser.Options{Config: c.EndUser, Replay: replay})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		t.Cleanup(cancel)
-		a.Start(ctx)
-		for deadline := time.Now().Add(10 * time.Second); !a.Ready(); time.Sleep(10 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatal("issuer not discovered")
-			}
-		}
+		a := oidctest.StartAuthenticator(t, enduser.Options{Config: o.Policy().Config.EndUser, Replay: replay})
 		o.EndUser = func() *enduser.Authenticator { return a }
 	}
 }
@@ -231,4 +219,22 @@ func (r *testReplay) Once(_ context.Context, key string, _ time.Duration) (bool,
 	first := !r.seen[key]
 	r.seen[key] = true
 	return first, nil
+}
+
+// A token in a custom header is verified like a bearer token and never forwarded.
+func TestEndUserCustomHeaderIsStripped(t *testing.T) {
+	is := oidctest.Start(t)
+	cfg := strings.Replace(tierConfig(is, ""), "  mode: Strict\n", "  mode: Strict\n  header: X-User-Token\n", 1)
+	e := newEnv(t, cfg, withEndUsers(t, nil))
+	tok := is.Sign(is.Claims("dana", "claude-assistant", "basic"))
+	if _, err := e.client.Messages.New(context.Background(), haiku(10), option.WithHeader("X-User-Token", tok)); err != nil {
+		t.Fatal(err)
+	}
+	reqs := e.fake.Requests()
+	if got := reqs[len(reqs)-1].Header.Get("X-User-Token"); got != "" {
+		t.Fatalf("the end-user token reached the upstream in X-User-Token")
+	}
+	if recs := e.audit.records(t); recs[0]["endUser"] != "dana" {
+		t.Fatalf("audit record: %v", recs[0])
+	}
 }

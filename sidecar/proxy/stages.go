@@ -76,7 +76,9 @@ func WithDecision(log *slog.Logger, next http.Handler) http.Handler {
 	})
 }
 
-// WithLimits reserves before forwarding and settles (or refunds) after the response is done.
+// WithLimits reserves before forwarding and settles (or refunds) after the response is done. The
+// x-claude-guard-ratelimit-* headers report the most constraining limits, on forwarded responses and on
+// 429s alike.
 func WithLimits(l limits.Limiter, m *metrics.Metrics, log *slog.Logger, next http.Handler) http.Handler {
 	if l == nil {
 		return next
@@ -96,6 +98,8 @@ func WithLimits(l limits.Limiter, m *metrics.Metrics, log *slog.Logger, next htt
 		var denied *limits.Denied
 		switch {
 		case errors.As(err, &denied):
+			// Set before anything is written: the forwarder adds the upstream's headers to these.
+			setRateLimitHeaders(w.Header(), denied.Status)
 			if m != nil {
 				m.LimiterRejected.WithLabelValues(denied.Rule).Inc()
 			}
@@ -116,15 +120,21 @@ func WithLimits(l limits.Limiter, m *metrics.Metrics, log *slog.Logger, next htt
 			if m != nil {
 				m.LimiterErrors.WithLabelValues("reserve").Inc()
 			}
+			// A shared backend logs each outage once (ErrUnavailable); anything else is logged here.
+			lvl := slog.LevelWarn
+			if errors.Is(err, limits.ErrUnavailable) {
+				lvl = slog.LevelDebug
+			}
 			if ex.Policy.Config.Limits.FailureMode != policyconfig.FailOpen {
-				log.Warn("Rate limiter unavailable, refusing the request", "error", err)
+				log.Log(r.Context(), lvl, "Rate limiter unavailable, refusing the request", "error", err)
 				ex.deny(w, &decide.Denial{Rule: "limits", Status: http.StatusServiceUnavailable, Type: decide.TypeAPI,
-					Message: "claude-guard: the rate limiter is unavailable"}, true, time.Second)
+					Message: "claude-guard: the rate limiter is unavailable, so the policy (failureMode FailClosed) refuses requests; retry shortly"}, true, time.Second)
 				return
 			}
-			log.Warn("Rate limiter unavailable, failing open", "error", err)
+			log.Log(r.Context(), lvl, "Rate limiter unavailable, failing open", "error", err)
 		}
 		if res != nil {
+			setRateLimitHeaders(w.Header(), res.Status())
 			defer settle(l, m, log, res, req, r) // deferred: a broken stream unwinds with http.ErrAbortHandler
 		}
 		next.ServeHTTP(w, r)
@@ -133,7 +143,10 @@ func WithLimits(l limits.Limiter, m *metrics.Metrics, log *slog.Logger, next htt
 
 // settle settles or refunds a reservation once the response is done. The response is already sent, so
 // a limiter failure cannot change it: it is logged and counted (what stays held is released when its
-// window ends).
+// window ends). It runs before the handler returns, on purpose: net/http holds a short response (and
+// the last chunk of a stream) until then, so a client that sends its next request after reading this
+// one finds this one settled. Flushing first would save the client the settle's round trip but let its
+// next request see the whole reservation and be refused.
 func settle(l limits.Limiter, m *metrics.Metrics, log *slog.Logger, res *limits.Reservation, req limits.Request, r *http.Request) {
 	ex := FromContext(r.Context())
 	// A context that outlives the client: the reservation must be released.

@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"bytes"
 	"fmt"
 	"net/http/httptest"
 	"os"
@@ -21,9 +20,8 @@ import (
 )
 
 var (
-	kubectlPath string
-	kubeconfig  string
-	env         *testenv.Env
+	cli *testenv.KubectlCLI
+	env *testenv.Env
 	// upstream is the fake Anthropic API the rendered configs point at; sidecarBin is cmd/sidecar, built.
 	upstream   *httptest.Server
 	fake       *fakeupstream.Server
@@ -48,11 +46,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	if kubeconfig, err = env.KubeconfigFile(dir); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	if kubectlPath, err = testenv.Kubectl(); err != nil {
+	if cli, err = env.KubectlCLI(dir); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -78,13 +72,7 @@ func run(m *testing.M) int {
 }
 
 // kubectl runs the matching kubectl against the test API server.
-func kubectl(args ...string) (string, error) {
-	cmd := exec.Command(kubectlPath, append([]string{"--kubeconfig", kubeconfig}, args...)...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	return out.String(), err
-}
+func kubectl(args ...string) (string, error) { return cli.Run("", args...) }
 
 func mustKubectl(t *testing.T, args ...string) string {
 	t.Helper()

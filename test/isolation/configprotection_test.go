@@ -34,7 +34,7 @@ const (
 // with the chart's RBAC).
 func installConfigProtection(dir string) (*envtest.User, error) {
 	var err error
-	if helm, err = chartenv.NewHelm(kubeconfig, filepath.Join(dir, "helm")); err != nil {
+	if helm, err = chartenv.NewHelm(cli.Kubeconfig, filepath.Join(dir, "helm")); err != nil {
 		return nil, err
 	}
 	policy, err := render(protectionTpl)

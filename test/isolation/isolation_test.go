@@ -6,11 +6,9 @@
 package isolation
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -25,9 +23,8 @@ import (
 )
 
 var (
-	env         *testenv.Env
-	kubeconfig  string
-	kubectlPath string
+	env *testenv.Env
+	cli *testenv.KubectlCLI
 )
 
 func TestMain(m *testing.M) {
@@ -48,11 +45,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	if kubeconfig, err = env.KubeconfigFile(dir); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	if kubectlPath, err = testenv.Kubectl(); err != nil {
+	if cli, err = env.KubectlCLI(dir); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -138,14 +131,7 @@ spec:
 var globexSecrets = []string{"globex", "tenants/globex-private-prefix", "globex-kv", "globex-reader", "claude-opus", "globex-secret-limit"}
 
 // kubectl runs the matching kubectl against the test API server with stdin.
-func kubectl(stdin string, args ...string) (string, error) {
-	cmd := exec.Command(kubectlPath, append([]string{"--kubeconfig", kubeconfig}, args...)...)
-	cmd.Stdin = strings.NewReader(stdin)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	return out.String(), err
-}
+func kubectl(stdin string, args ...string) (string, error) { return cli.Run(stdin, args...) }
 
 func mustKubectl(t *testing.T, args ...string) string {
 	t.Helper()

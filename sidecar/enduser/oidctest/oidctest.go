@@ -5,6 +5,7 @@
 package oidctest
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -19,6 +20,8 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/claude-guard/claude-guard/sidecar/enduser"
 )
 
 // Issuer is a running test issuer.
@@ -39,11 +42,7 @@ type Issuer struct {
 }
 
 // Start starts an issuer with one signing key; it stops when the test ends.
-func Start(t interface {
-	Helper()
-	Cleanup(func())
-	Fatalf(string, ...any)
-}) *Issuer {
+func Start(t TB) *Issuer {
 	t.Helper()
 	is := &Issuer{}
 	is.srv = httptest.NewTLSServer(http.HandlerFunc(is.serve))
@@ -187,4 +186,30 @@ func sign(key jose.SigningKey, kid string, claims map[string]any) string {
 		panic(err)
 	}
 	return out
+}
+
+// TB is the part of testing.TB the helpers need.
+type TB interface {
+	Helper()
+	Cleanup(func())
+	Fatalf(string, ...any)
+}
+
+// StartAuthenticator builds an authenticator from o, starts it until the test ends and waits (up to 10 s)
+// until every issuer is discovered, as a sidecar's readiness does.
+func StartAuthenticator(t TB, o enduser.Options) *enduser.Authenticator {
+	t.Helper()
+	a, err := enduser.New(o)
+	if err != nil {
+		t.Fatalf("enduser.New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	a.Start(ctx)
+	for deadline := time.Now().Add(10 * time.Second); !a.Ready(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the OIDC issuers were not discovered")
+		}
+	}
+	return a
 }

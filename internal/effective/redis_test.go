@@ -1,0 +1,41 @@
+package effective
+
+import (
+	"testing"
+
+	"k8s.io/utils/ptr"
+
+	"github.com/claude-guard/claude-guard/api/v1alpha1"
+	"github.com/claude-guard/claude-guard/internal/policyconfig"
+)
+
+// TestComputeRedisBackend: a policy asking for the Redis backend gets the operator's Redis URL, or counts
+// locally when the operator has none (the chart's documented behaviour); the rendered config validates
+// either way (a sidecar refuses backend Redis without a URL).
+func TestComputeRedisBackend(t *testing.T) {
+	for _, c := range []struct {
+		name, redisURL, wantBackend string
+	}{
+		{name: "operator has Redis", redisURL: "rediss://limits:pw@redis.claude-guard-system:6380/0", wantBackend: policyconfig.BackendRedis},
+		{name: "operator has no Redis", redisURL: "", wantBackend: policyconfig.BackendLocal},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := policy(func(p *v1alpha1.ClaudeAccessPolicy) {
+				p.Spec.Limits = &v1alpha1.LimitPolicy{Backend: "Redis", FailureMode: "FailOpen",
+					Rules: []v1alpha1.RateLimit{{Name: "rpm", Window: "Minute", Requests: ptr.To[int64](60)}}}
+			})
+			o := opts
+			o.RedisURL = c.redisURL
+			cfg, vs := Compute(Input{Policy: p, Tenant: tenant()}, o)
+			if len(vs) != 0 {
+				t.Fatalf("violations: %+v", vs)
+			}
+			if cfg.Limits.Backend != c.wantBackend || cfg.Limits.RedisURL != c.redisURL || cfg.Limits.FailureMode != "FailOpen" {
+				t.Fatalf("limits = %+v, want backend %s with URL %q", cfg.Limits, c.wantBackend, c.redisURL)
+			}
+			if err := cfg.Validate(); err != nil {
+				t.Fatalf("rendered config does not validate: %v", err)
+			}
+		})
+	}
+}

@@ -1,0 +1,45 @@
+package app
+
+import (
+	"errors"
+	"log/slog"
+
+	"github.com/claude-guard/claude-guard/internal/policyconfig"
+	"github.com/claude-guard/claude-guard/sidecar/limits"
+	"github.com/claude-guard/claude-guard/sidecar/metrics"
+)
+
+// limiter is the rate limiter the config names. Both backends also implement Once, the jti replay store
+// of end-user tokens, so replay state lives where the counters do.
+type limiter interface {
+	limits.Limiter
+	SetRules(*limits.Rules)
+	Close() error
+}
+
+// memoryLimiter is the default, in-process backend.
+type memoryLimiter struct{ *limits.Memory }
+
+func (memoryLimiter) Close() error { return nil }
+
+// newLimiter builds the backend of c.Limits: Local (the default) or Redis. The backend and the Redis URL
+// are fixed at startup; a reload swaps the rules and the failure mode.
+func newLimiter(c *policyconfig.Config, rs *limits.Rules, m *metrics.Metrics, log *slog.Logger) (limiter, error) {
+	if c.Limits.Backend != policyconfig.BackendRedis {
+		return memoryLimiter{limits.NewMemory(rs)}, nil
+	}
+	if c.Limits.RedisURL == "" {
+		return nil, errors.New("limits.backend is Redis but limits.redisURL is empty")
+	}
+	r, err := limits.NewRedis(limits.RedisOptions{
+		URL: c.Limits.RedisURL, Rules: rs, Log: log,
+		OnFailOpen: func(op string) { m.LimiterFailOpen.WithLabelValues(op).Inc() },
+	})
+	if err != nil {
+		return nil, err
+	}
+	m.WatchLimiterBackend(r.Up)
+	addr, _ := limits.RedactURL(c.Limits.RedisURL) // NewRedis checked it
+	log.Info("Rate limits are shared through Redis", "redis", addr, "failureMode", c.Limits.FailureMode)
+	return r, nil
+}

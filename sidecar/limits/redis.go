@@ -1,0 +1,375 @@
+package limits
+
+import (
+	"context"
+	"crypto/tls"
+	_ "embed" // the Lua scripts
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
+
+	"github.com/claude-guard/claude-guard/sidecar/usage"
+)
+
+// ErrUnavailable wraps every error of a shared backend that could not be reached (or answered with an
+// error). The limiter logs the outage once; callers need not log each request.
+var ErrUnavailable = errors.New("the rate limit backend is unavailable")
+
+var (
+	//go:embed scripts/reserve.lua
+	reserveLua    string
+	reserveScript = redis.NewScript(reserveLua)
+	//go:embed scripts/adjust.lua
+	adjustLua    string
+	adjustScript = redis.NewScript(adjustLua)
+)
+
+// Defaults of RedisOptions.
+const (
+	DefaultRedisTimeout    = 200 * time.Millisecond
+	DefaultBreakerInterval = time.Second
+	// keyGrace keeps a counter this long after its window ends, so that a sidecar whose clock runs a little
+	// behind still finds it.
+	keyGrace = time.Minute
+)
+
+// RedisOptions configure NewRedis.
+type RedisOptions struct {
+	// URL is redis://[user:password@]host:port[/db] or rediss:// for TLS. go-redis query parameters
+	// (dial_timeout, read_timeout, write_timeout, pool_size, ...) override the defaults below.
+	URL string
+	// Rules to enforce; SetRules swaps them.
+	Rules *Rules
+	// Timeout bounds dialing, each read and write, and each whole operation. Default DefaultRedisTimeout.
+	Timeout time.Duration
+	// BreakerInterval is how long the limiter stops trying Redis after a failure before probing it again.
+	// Default DefaultBreakerInterval.
+	BreakerInterval time.Duration
+	// TLS, when set, is the TLS configuration for rediss:// (ServerName is filled in from the URL). Nil
+	// verifies the server against the system roots (SSL_CERT_FILE and SSL_CERT_DIR add CAs).
+	TLS *tls.Config
+	// Log receives one line when an outage starts and one when it ends.
+	Log *slog.Logger
+	// OnFailOpen, when set, is called for every operation served locally because Redis is unreachable
+	// and the policy fails open (a metric).
+	OnFailOpen func(op string)
+}
+
+// Redis is the shared Limiter: counters live in Redis, so every sidecar of a namespace (and every
+// replica of a gateway) enforces one limit together. Each Reserve, Settle and Refund is one Lua script,
+// one round trip.
+//
+// When Redis cannot be reached the policy's failure mode applies: FailClosed returns an error wrapping
+// ErrUnavailable; FailOpen reserves on a local Memory limiter with the same rules (this sidecar's share
+// is then counted here only). A breaker keeps a dead Redis from costing every request a timeout, and the
+// first successful probe returns to Redis, without a restart.
+type Redis struct {
+	client     *redis.Client
+	addr       string // scheme://host:port, never the credentials
+	timeout    time.Duration
+	rules      atomic.Pointer[Rules]
+	local      *Memory
+	br         breaker
+	log        *slog.Logger
+	onFailOpen func(string)
+	failedOpen atomic.Int64 // operations served locally in the current outage
+	now        func() time.Time
+}
+
+// NewRedis returns a limiter on the Redis at o.URL. It does not connect: the first operation does, and
+// an unreachable Redis is handled like any later outage.
+func NewRedis(o RedisOptions) (*Redis, error) {
+	addr, err := RedactURL(o.URL)
+	if err != nil {
+		return nil, err
+	}
+	opt, err := redis.ParseURL(o.URL)
+	if err != nil {
+		// go-redis quotes the URL in some parse errors: never repeat it, it may hold a password.
+		return nil, fmt.Errorf("failed to parse the Redis URL %s: not a valid redis:// or rediss:// URL", addr)
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultRedisTimeout
+	}
+	if o.BreakerInterval <= 0 {
+		o.BreakerInterval = DefaultBreakerInterval
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	for _, d := range []*time.Duration{&opt.DialTimeout, &opt.ReadTimeout, &opt.WriteTimeout, &opt.PoolTimeout} {
+		if *d == 0 {
+			*d = o.Timeout
+		}
+	}
+	if opt.MaxRetries == 0 {
+		// A retry would double the time a request waits; the breaker decides when to try again.
+		opt.MaxRetries = -1
+	}
+	// One dial attempt per connection (go-redis retries five times by default, 100 ms apart).
+	opt.DialerRetries = 1
+	opt.ContextTimeoutEnabled = true
+	// No CLIENT SETINFO and no CLIENT MAINT_NOTIFICATIONS on every new connection: fewer round trips
+	// before the first command, and Redis before 7.2 rejects both.
+	opt.DisableIdentity = true
+	opt.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+	if opt.TLSConfig != nil && o.TLS != nil {
+		t := o.TLS.Clone()
+		t.ServerName = opt.TLSConfig.ServerName
+		opt.TLSConfig = t
+	}
+	quietGoRedis(o.Log)
+	rs := o.Rules
+	if rs == nil {
+		rs = &Rules{}
+	}
+	l := &Redis{
+		client: redis.NewClient(opt), addr: addr, timeout: o.Timeout,
+		local: NewMemory(rs), br: breaker{interval: o.BreakerInterval},
+		log: o.Log, onFailOpen: o.OnFailOpen, now: time.Now,
+	}
+	l.rules.Store(rs)
+	return l, nil
+}
+
+// RedactURL returns scheme://host:port of a Redis URL: no user, password, database or query, so it can
+// be logged and reported.
+func RedactURL(s string) (string, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		// url.Error repeats the whole URL.
+		return "", errors.New("failed to parse the Redis URL (not shown: it may hold a password)")
+	}
+	if u.Scheme != "redis" && u.Scheme != "rediss" {
+		return "", fmt.Errorf("the Redis URL must start with redis:// or rediss://, got scheme %q", u.Scheme)
+	}
+	if u.Host == "" {
+		return "", errors.New("the Redis URL names no host")
+	}
+	return u.Scheme + "://" + u.Host, nil
+}
+
+// Close closes the connections to Redis.
+func (l *Redis) Close() error { return l.client.Close() }
+
+// SetRules swaps the rules (on a config reload). Counters live in Redis under keys named after the rules,
+// so a rule that keeps its name keeps its counters.
+func (l *Redis) SetRules(rs *Rules) {
+	l.rules.Store(rs)
+	l.local.SetRules(rs)
+}
+
+// Up reports whether Redis answered the last call (false during an outage), for a gauge.
+func (l *Redis) Up() bool { return l.br.up() }
+
+// Reserve implements Limiter.
+func (l *Redis) Reserve(ctx context.Context, r Request) (*Reservation, error) {
+	rs := l.rules.Load()
+	if rs.Empty() {
+		return &Reservation{model: r.Model, rules: rs}, nil
+	}
+	now := l.now()
+	res := &Reservation{model: r.Model, rules: rs, holds: make([]hold, len(rs.rules))}
+	keys := make([]string, len(rs.rules))
+	args := make([]any, 1, 1+6*len(rs.rules))
+	args[0] = "0"
+	if r.Force {
+		args[0] = "1"
+	}
+	for i := range rs.rules {
+		ru := &rs.rules[i]
+		start, end := windowStart(ru.window, now)
+		h := hold{r: ru, window: start, end: end, key: rs.bucketKey(ru, r.Keys, start)}
+		h.requests, h.amount = holdFor(ru, r)
+		res.holds[i], keys[i] = h, h.key
+		kind := "l"
+		if ru.budget {
+			kind = "b"
+		}
+		args = append(args, kind, ru.requests, ru.amount, h.requests, h.amount, ttl(end, now))
+	}
+	var reply []int64
+	err := l.do(ctx, "reserve", func(ctx context.Context) error {
+		var err error
+		reply, err = reserveScript.Run(ctx, l.client, keys, args...).Int64Slice()
+		return err
+	})
+	if err != nil {
+		if !rs.failOpen || !errors.Is(err, ErrUnavailable) {
+			return nil, err
+		}
+		l.servedLocally("reserve")
+		res, err := l.local.Reserve(ctx, r)
+		if res != nil {
+			res.local = true
+		}
+		return res, err
+	}
+	if len(reply) != 2+2*len(rs.rules) {
+		return nil, fmt.Errorf("%w: the reserve script returned %d values for %d rules", ErrUnavailable, len(reply), len(rs.rules))
+	}
+	counts := make([]count, len(rs.rules))
+	for i, h := range res.holds {
+		counts[i] = count{requests: reply[2+2*i], amount: reply[3+2*i], end: h.end}
+	}
+	status := statusOf(rs, counts)
+	if reply[0] == 0 {
+		res.status = status
+		return res, nil
+	}
+	if reply[0] < 1 || reply[0] > int64(len(rs.rules)) || reply[1] < 1 || reply[1] > 3 {
+		return nil, fmt.Errorf("%w: the reserve script returned rule %d, reason %d", ErrUnavailable, reply[0], reply[1])
+	}
+	h := res.holds[reply[0]-1]
+	d := denial(h.r, [...]string{1: whatRequests, 2: whatTokens, 3: whatBudget}[reply[1]], h.amount, h.end.Sub(now))
+	d.Status = status
+	if !r.Force {
+		return nil, d
+	}
+	res.status = status
+	return res, d
+}
+
+// Settle implements Limiter.
+func (l *Redis) Settle(ctx context.Context, res *Reservation, u usage.Usage) error {
+	if res == nil || res.done {
+		return nil
+	}
+	if res.local {
+		return l.local.Settle(ctx, res, u)
+	}
+	res.done = true
+	return l.adjust(ctx, "settle", res, func(h hold) (int64, int64) {
+		return 0, res.rules.settled(h.r, res.model, u) - h.amount
+	})
+}
+
+// Refund implements Limiter.
+func (l *Redis) Refund(ctx context.Context, res *Reservation) error {
+	if res == nil || res.done {
+		return nil
+	}
+	if res.local {
+		return l.local.Refund(ctx, res)
+	}
+	res.done = true
+	return l.adjust(ctx, "refund", res, func(h hold) (int64, int64) { return -h.requests, -h.amount })
+}
+
+// adjust applies delta to every hold of res whose window has not ended, in one round trip (none when
+// nothing changes). A reservation taken on Redis is settled on Redis even when it is down: what it holds
+// then stays counted until its window ends (never longer).
+func (l *Redis) adjust(ctx context.Context, op string, res *Reservation, delta func(hold) (requests, amount int64)) error {
+	now := l.now()
+	var keys []string
+	var args []any
+	for _, h := range res.holds {
+		if !now.Before(h.end) {
+			continue // the window is over: its counter no longer limits anything
+		}
+		dr, da := delta(h)
+		if dr == 0 && da == 0 {
+			continue
+		}
+		keys = append(keys, h.key)
+		args = append(args, dr, da, ttl(h.end, now))
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	return l.do(ctx, op, func(ctx context.Context) error {
+		return adjustScript.Run(ctx, l.client, keys, args...).Err()
+	})
+}
+
+// Once records key for ttl (SET NX PX) and reports whether this is the first time it was seen within its
+// ttl: jti replay protection shared by every sidecar of the namespace. When Redis is unreachable the
+// failure mode applies: FailOpen falls back to this sidecar's memory (a replay through another sidecar
+// is then not seen), FailClosed returns an error wrapping ErrUnavailable.
+func (l *Redis) Once(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	if ttl <= 0 {
+		return false, fmt.Errorf("replay key TTL must be positive, got %s", ttl)
+	}
+	rs := l.rules.Load()
+	var first bool
+	err := l.do(ctx, "once", func(ctx context.Context) error {
+		var err error
+		first, err = l.client.SetNX(ctx, rs.replayKey(key), "1", ttl).Result()
+		return err
+	})
+	if err != nil {
+		if !rs.failOpen || !errors.Is(err, ErrUnavailable) {
+			return false, err
+		}
+		l.servedLocally("once")
+		return l.local.Once(ctx, key, ttl)
+	}
+	return first, nil
+}
+
+// do runs one Redis operation under the breaker and the timeout. Every failure that says something about
+// Redis wraps ErrUnavailable and opens the breaker; a caller that went away does neither.
+func (l *Redis) do(ctx context.Context, op string, call func(context.Context) error) error {
+	ok, probe := l.br.allow(time.Now())
+	if !ok {
+		return fmt.Errorf("failed to %s: %w (retrying in the background)", op, ErrUnavailable)
+	}
+	cctx, cancel := context.WithTimeout(ctx, l.timeout)
+	err := call(cctx)
+	cancel()
+	switch {
+	case err == nil:
+		if ended, outage := l.br.success(time.Now(), probe); ended {
+			l.log.Info("Redis rate limit backend is reachable again", "redis", l.addr,
+				"outage", outage.Round(time.Millisecond).String(), "servedLocally", l.failedOpen.Swap(0))
+		}
+		return nil
+	case ctx.Err() != nil:
+		l.br.abandon(probe)
+		return fmt.Errorf("failed to %s on Redis: %w", op, ctx.Err())
+	}
+	if l.br.failure(time.Now()) {
+		mode := "refusing requests (FailClosed)"
+		if l.rules.Load().failOpen {
+			mode = "counting locally (FailOpen)"
+		}
+		l.log.Warn("Redis rate limit backend is unavailable; "+mode+" until it answers again", "redis", l.addr,
+			"op", op, "error", err.Error(), "probeEvery", l.br.interval.String())
+	}
+	return fmt.Errorf("failed to %s on Redis %s: %w: %w", op, l.addr, ErrUnavailable, err)
+}
+
+func (l *Redis) servedLocally(op string) {
+	l.failedOpen.Add(1)
+	if l.onFailOpen != nil {
+		l.onFailOpen(op)
+	}
+}
+
+// goRedisLog sends go-redis's own log lines (one per failed dial, for example) to slog at debug level:
+// the limiter already logs each outage once, with context.
+type goRedisLog struct{ log *slog.Logger }
+
+func (g goRedisLog) Printf(ctx context.Context, format string, v ...any) {
+	g.log.DebugContext(ctx, "go-redis", "message", fmt.Sprintf(format, v...))
+}
+
+var setGoRedisLog sync.Once
+
+// quietGoRedis installs goRedisLog; go-redis has one logger per process, so the first limiter's wins.
+func quietGoRedis(log *slog.Logger) {
+	setGoRedisLog.Do(func() { redis.SetLogger(goRedisLog{log}) })
+}
+
+// ttl is the Redis TTL, in ms, of a counter whose window ends at end.
+func ttl(end, now time.Time) string {
+	return strconv.FormatInt(end.Add(keyGrace).Sub(now).Milliseconds(), 10)
+}
