@@ -40,7 +40,7 @@ type Options struct {
 	// RedisPasswordFile holds the password of the config's limits.redisUser (the namespace's Redis ACL
 	// user, whose Secret the webhook mounts).
 	RedisPasswordFile string
-	Workload       string
+	Workload          string
 	// ShutdownGrace is how long in-flight requests (streams included) may take to finish on shutdown.
 	ShutdownGrace time.Duration
 	// MaxRequestDuration bounds one request, streams included (the server's write timeout).
