@@ -125,12 +125,14 @@ func TestAdmin(t *testing.T) {
 		t.Fatalf("SET on its own key: %v", err)
 	}
 	denied := map[string]func() error{
-		"other namespace's key": func() error { return user.HIncrBy(ctx, "cg:{team-b}:p:x:limit:r:Minute:Namespace=team-b:0", "r", 1).Err() },
-		"key outside cg":        func() error { return user.Set(ctx, "x", "1", 0).Err() },
-		"FLUSHALL":              func() error { return user.FlushAll(ctx).Err() },
-		"CONFIG":                func() error { return user.ConfigSet(ctx, "maxmemory", "1").Err() },
-		"ACL":                   func() error { return user.Do(ctx, "ACL", "SETUSER", "cg-team-a", "~*").Err() },
-		"DEL":                   func() error { return user.Del(ctx, "cg:{team-a}:jti:x").Err() },
+		"other namespace's key": func() error {
+			return user.HIncrBy(ctx, "cg:{team-b}:p:x:limit:r:Minute:Namespace=team-b:0", "r", 1).Err()
+		},
+		"key outside cg": func() error { return user.Set(ctx, "x", "1", 0).Err() },
+		"FLUSHALL":       func() error { return user.FlushAll(ctx).Err() },
+		"CONFIG":         func() error { return user.ConfigSet(ctx, "maxmemory", "1").Err() },
+		"ACL":            func() error { return user.Do(ctx, "ACL", "SETUSER", "cg-team-a", "~*").Err() },
+		"DEL":            func() error { return user.Del(ctx, "cg:{team-a}:jti:x").Err() },
 	}
 	for name, f := range denied {
 		if err := f(); err == nil || !strings.Contains(err.Error(), "NOPERM") {
