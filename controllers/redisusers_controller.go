@@ -146,26 +146,48 @@ func (r *RedisUserReconciler) applySecret(ctx context.Context, ns string) error 
 	return nil
 }
 
-// remove deletes the namespace's Redis user, then its Secret (only if the operator made it).
+// remove deletes the namespace's Secret (only if the operator made it), then its Redis user.
 func (r *RedisUserReconciler) remove(ctx context.Context, ns string) error {
+	hadSecret, err := r.deleteSecret(ctx, ns)
+	if err != nil {
+		return err
+	}
 	if err := r.Admin.DeleteUser(ctx, ns); err != nil {
+		if !hadSecret {
+			// Most namespaces reconciled here never had a user (their policies count locally): an
+			// outage must not turn each of their ConfigMap events into retries and error logs. A user
+			// left behind is found by the sweep once Redis answers.
+			ctrl.LoggerFrom(ctx).V(1).Info("Could not make sure the namespace has no Redis user; the sweep retries", "namespace", ns, "error", err.Error())
+			return nil
+		}
 		return err
 	}
 	r.failing.Delete(ns)
+	if hadSecret {
+		ctrl.LoggerFrom(ctx).Info("Removed the Redis user of a namespace without Redis policies", "namespace", ns)
+	}
+	return nil
+}
+
+// deleteSecret deletes the namespace's password Secret if the operator made it, and reports whether it
+// did.
+func (r *RedisUserReconciler) deleteSecret(ctx context.Context, ns string) (bool, error) {
 	var s corev1.Secret
 	key := types.NamespacedName{Namespace: ns, Name: wellknown.RedisSecretName}
 	if err := r.APIReader.Get(ctx, key, &s); err != nil {
-		return client.IgnoreNotFound(err)
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		return false, fmt.Errorf("failed to get Secret %s: %w", key, err)
 	}
 	if s.Labels["app.kubernetes.io/managed-by"] != wellknown.ManagedBy {
-		return nil
+		return false, nil
 	}
 	// The UID precondition keeps a Secret recreated meanwhile by someone else.
 	if err := r.Delete(ctx, &s, client.Preconditions{UID: &s.UID}); err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("failed to delete Secret %s: %w", key, err)
+		return false, fmt.Errorf("failed to delete Secret %s: %w", key, err)
 	}
-	ctrl.LoggerFrom(ctx).Info("Removed the Redis user of a namespace without Redis policies", "namespace", ns)
-	return nil
+	return true, nil
 }
 
 // reportFailure logs and records on each policy, once per outage, that shared limits are unavailable.
