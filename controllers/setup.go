@@ -36,13 +36,19 @@ func CacheOptions() cache.Options {
 	}}
 }
 
-// Setup registers every reconciler with mgr.
-func Setup(mgr ctrl.Manager, opts effective.Options) error {
+// Setup registers every reconciler with mgr. redis turns on per-namespace Redis users (nil: off).
+func Setup(mgr ctrl.Manager, opts effective.Options, redis *RedisUsersOptions) error {
 	if err := (&TenantReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("claude-guard-tenant")}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("failed to set up the tenant controller: %w", err)
 	}
 	if err := (&PolicyReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("claude-guard-policy"), Options: opts}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("failed to set up the policy controller: %w", err)
+	}
+	if redis != nil {
+		if err := (&RedisUserReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
+			Recorder: mgr.GetEventRecorder("claude-guard-redis-users"), RedisUsersOptions: *redis}).SetupWithManager(mgr); err != nil {
+			return fmt.Errorf("failed to set up the Redis user controller: %w", err)
+		}
 	}
 	return nil
 }

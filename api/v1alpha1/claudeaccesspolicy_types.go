@@ -417,6 +417,12 @@ type ScopeRule struct {
 // +kubebuilder:validation:Enum=Local;Redis
 type LimitBackend string
 
+// Limit backends.
+const (
+	LimitBackendLocal LimitBackend = "Local"
+	LimitBackendRedis LimitBackend = "Redis"
+)
+
 // FailureMode is what happens when the shared limit backend is unreachable.
 // +kubebuilder:validation:Enum=FailClosed;FailOpen
 type FailureMode string

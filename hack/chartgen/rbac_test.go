@@ -77,6 +77,26 @@ func TestRBACTemplate(t *testing.T) {
 	}
 }
 
+// TestRBACTemplateScope: one resource granted cluster-wide and in the release namespace gets each scope's
+// own reason and condition.
+func TestRBACTemplateScope(t *testing.T) {
+	role := strings.Replace(roleYAML, "  verbs: [get, list, patch, update, watch]\n", "  verbs: [get, list, patch, update, watch]\n- apiGroups: [\"\"]\n  resources: [secrets]\n  verbs: [create, delete]\n", 1)
+	js := strings.Replace(justs, "- {group: \"\", resource: secrets, why: Certificates.}",
+		"- {group: \"\", resource: secrets, scope: Namespaced, why: Certificates.}\n- {group: \"\", resource: secrets, scope: Cluster, why: Redis passwords., when: .Values.redis}", 1)
+	got, err := RBACTemplate([]byte(role), []byte(js), "rbac.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"{{- if .Values.redis }}\n# secrets: Redis passwords.\n- apiGroups: [\"\"]\n  resources: [secrets]\n  verbs: [create, delete]\n{{- end }}\n{{- end }}\n\n{{- define \"claude-guard.rbac.namespacedRules\" -}}",
+		"# secrets: Certificates.\n- apiGroups: [\"\"]\n  resources: [secrets]\n  verbs: [get, update]\n",
+	} {
+		if !strings.Contains(string(got), want) {
+			t.Errorf("missing:\n%s\ngot:\n%s", want, got)
+		}
+	}
+}
+
 func TestRBACTemplateRefuses(t *testing.T) {
 	cases := []struct {
 		name, role, justs, want string

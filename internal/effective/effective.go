@@ -12,6 +12,7 @@ import (
 	"github.com/claude-guard/claude-guard/api/v1alpha1"
 	"github.com/claude-guard/claude-guard/internal/glob"
 	"github.com/claude-guard/claude-guard/internal/policyconfig"
+	"github.com/claude-guard/claude-guard/internal/wellknown"
 )
 
 // Reasons for a policy that cannot be admitted. They become the Ready condition's reason.
@@ -42,8 +43,12 @@ type Options struct {
 	// for Vaults that mount a method elsewhere than its own name (e.g. one kubernetes mount per
 	// cluster). A method not listed is mounted at its name.
 	VaultAuthMounts map[string]string
-	RedisURL        string
-	Upstream        string
+	// RedisURL is rendered into every policy with backend Redis. With RedisUsers it carries no
+	// credentials: each sidecar then authenticates as its namespace's ACL user (limits.redisUser) with
+	// the password the webhook mounts.
+	RedisURL   string
+	RedisUsers bool
+	Upstream   string
 	// TrustDomain is used when the tenant does not set one; empty disables SPIFFE.
 	TrustDomain string
 	Prices      []policyconfig.Price
@@ -146,6 +151,9 @@ func base(p *v1alpha1.ClaudeAccessPolicy, o Options) *policyconfig.Config {
 			c.Limits.Backend = policyconfig.BackendLocal
 		} else {
 			c.Limits.RedisURL = o.RedisURL
+			if o.RedisUsers {
+				c.Limits.RedisUser = wellknown.RedisUser(p.Namespace)
+			}
 		}
 	}
 	c.Budgets = budgets(s.Budgets, policyconfig.SourcePolicy)

@@ -11,13 +11,18 @@ import (
 
 // TestComputeRedisBackend: a policy asking for the Redis backend gets the operator's Redis URL, or counts
 // locally when the operator has none (the chart's documented behaviour); the rendered config validates
-// either way (a sidecar refuses backend Redis without a URL).
+// either way (a sidecar refuses backend Redis without a URL). With per-namespace users the config names
+// the namespace's user and the URL (already stripped of credentials by the manager) is rendered as is.
 func TestComputeRedisBackend(t *testing.T) {
 	for _, c := range []struct {
-		name, redisURL, wantBackend string
+		name, redisURL, wantBackend, wantUser string
+		users                                 bool
 	}{
-		{name: "operator has Redis", redisURL: "rediss://limits:pw@redis.claude-guard-system:6380/0", wantBackend: policyconfig.BackendRedis},
+		{name: "operator has Redis, one shared user", redisURL: "rediss://limits:pw@redis.claude-guard-system:6380/0", wantBackend: policyconfig.BackendRedis},
+		{name: "operator has Redis, per-namespace users", redisURL: "rediss://redis.claude-guard-system:6380/0", users: true,
+			wantBackend: policyconfig.BackendRedis, wantUser: "cg-" + policy().Namespace},
 		{name: "operator has no Redis", redisURL: "", wantBackend: policyconfig.BackendLocal},
+		{name: "operator has no Redis, users flag on", redisURL: "", users: true, wantBackend: policyconfig.BackendLocal},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			p := policy(func(p *v1alpha1.ClaudeAccessPolicy) {
@@ -25,13 +30,14 @@ func TestComputeRedisBackend(t *testing.T) {
 					Rules: []v1alpha1.RateLimit{{Name: "rpm", Window: "Minute", Requests: ptr.To[int64](60)}}}
 			})
 			o := opts
-			o.RedisURL = c.redisURL
+			o.RedisURL, o.RedisUsers = c.redisURL, c.users
 			cfg, vs := Compute(Input{Policy: p, Tenant: tenant()}, o)
 			if len(vs) != 0 {
 				t.Fatalf("violations: %+v", vs)
 			}
-			if cfg.Limits.Backend != c.wantBackend || cfg.Limits.RedisURL != c.redisURL || cfg.Limits.FailureMode != "FailOpen" {
-				t.Fatalf("limits = %+v, want backend %s with URL %q", cfg.Limits, c.wantBackend, c.redisURL)
+			if cfg.Limits.Backend != c.wantBackend || cfg.Limits.RedisURL != c.redisURL || cfg.Limits.FailureMode != "FailOpen" ||
+				cfg.Limits.RedisUser != c.wantUser {
+				t.Fatalf("limits = %+v, want backend %s with URL %q and user %q", cfg.Limits, c.wantBackend, c.redisURL, c.wantUser)
 			}
 			if err := cfg.Validate(); err != nil {
 				t.Fatalf("rendered config does not validate: %v", err)

@@ -44,6 +44,9 @@ type Config struct {
 	SocketFile string
 	// VaultAudience is the audience of the projected service-account token for Vault's kubernetes auth.
 	VaultAudience string
+	// RedisPassword mounts the namespace's Redis password Secret into the sidecar of policies with
+	// backend Redis: the operator runs per-namespace Redis users (--redis-per-namespace-users).
+	RedisPassword bool
 }
 
 // DefaultConfig returns the defaults of the Helm chart.
@@ -93,6 +96,7 @@ const (
 	VolumeSecret = "claude-guard-api-key"
 	VolumeToken  = "claude-guard-vault-token"
 	VolumeSPIFFE = "claude-guard-spiffe"
+	VolumeRedis  = "claude-guard-redis"
 
 	// AnnotationSidecarImage records the image injected.
 	AnnotationSidecarImage = wellknown.Prefix + "sidecar-image"

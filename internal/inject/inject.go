@@ -101,6 +101,9 @@ func Apply(pod *corev1.Pod, p *v1alpha1.ClaudeAccessPolicy, cfg Config) Result {
 	if v := p.Spec.Credentials.Vault; v != nil && v.AuthMethod == v1alpha1.VaultAuthKubernetes {
 		sc.Args = append(sc.Args, "--vault-token-file="+wellknown.ServiceAccountTokenFile)
 	}
+	if usesRedisUser(p, cfg) {
+		sc.Args = append(sc.Args, "--redis-password-file="+wellknown.RedisPasswordFile)
+	}
 	pod.Spec.InitContainers = append([]corev1.Container{sc}, pod.Spec.InitContainers...)
 	setAppEnv(pod, cfg.Port)
 	if pod.Annotations == nil {
@@ -209,6 +212,18 @@ func volumes(p *v1alpha1.ClaudeAccessPolicy, cfg Config) ([]corev1.Volume, []cor
 		}}})
 		mounts = append(mounts, corev1.VolumeMount{Name: VolumeToken, MountPath: wellknown.ServiceAccountTokenDir, ReadOnly: true})
 	}
+	if usesRedisUser(p, cfg) {
+		// Optional: the controller creates the Secret once the policy is admitted (an unadmitted policy
+		// renders no limits at all), and the pod must not wait for it. The kubelet fills the volume in
+		// when the Secret appears, and the sidecar reads the file for every new Redis connection.
+		vols = append(vols, corev1.Volume{Name: VolumeRedis, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+			SecretName:  wellknown.RedisSecretName,
+			Items:       []corev1.KeyToPath{{Key: wellknown.RedisSecretKey, Path: wellknown.RedisSecretKey}},
+			DefaultMode: ptr.To[int32](0o440),
+			Optional:    ptr.To(true),
+		}}})
+		mounts = append(mounts, corev1.VolumeMount{Name: VolumeRedis, MountPath: wellknown.RedisPasswordDir, ReadOnly: true})
+	}
 	switch cfg.Socket {
 	case SocketCSI:
 		vols = append(vols, corev1.Volume{Name: VolumeSPIFFE, VolumeSource: corev1.VolumeSource{CSI: &corev1.CSIVolumeSource{
@@ -223,6 +238,13 @@ func volumes(p *v1alpha1.ClaudeAccessPolicy, cfg Config) ([]corev1.Volume, []cor
 		mounts = append(mounts, corev1.VolumeMount{Name: VolumeSPIFFE, MountPath: wellknown.SPIFFESocketDir, ReadOnly: true})
 	}
 	return vols, mounts
+}
+
+// usesRedisUser reports whether the sidecar of p authenticates to Redis as its namespace's user. The
+// policy's own backend decides: a tenant cannot switch it, and without an operator Redis the controller
+// renders Local and the (optional) volume stays unused.
+func usesRedisUser(p *v1alpha1.ClaudeAccessPolicy, cfg Config) bool {
+	return cfg.RedisPassword && p.Spec.Limits != nil && p.Spec.Limits.Backend == v1alpha1.LimitBackendRedis
 }
 
 // setAppEnv points every app container at the proxy, unless the container already sets the variable.

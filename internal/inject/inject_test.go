@@ -45,6 +45,8 @@ func TestGolden(t *testing.T) {
 	op := Operator{Namespace: "claude-guard-system", Config: DefaultConfig()}
 	hostPathOp := op
 	hostPathOp.Config.Socket, hostPathOp.Config.Image = SocketHostPath, "registry.internal/claude-guard/sidecar:v0.1.0"
+	redisOp := op
+	redisOp.Config.RedisPassword = true
 	customOp := op
 	customOp.Config.Port, customOp.Config.ImagePullPolicy = 18787, corev1.PullAlways
 	customOp.Config.Resources = corev1.ResourceRequirements{
@@ -75,6 +77,9 @@ func TestGolden(t *testing.T) {
 			p.Spec.Credentials = v1alpha1.CredentialSource{SecretRef: &v1alpha1.SecretKeyRef{Name: "anthropic", Key: "api-key"}}
 		})), op, Injected},
 		{"custom-sidecar", teamA(chat), customOp, Injected},
+		{"redis-limits", teamA(policy("chat", t0, func(p *v1alpha1.ClaudeAccessPolicy) {
+			p.Spec.Limits = &v1alpha1.LimitPolicy{Backend: v1alpha1.LimitBackendRedis}
+		})), redisOp, Injected},
 		{"vault-kubernetes-hostpath", teamA(policy("chat", t0, func(p *v1alpha1.ClaudeAccessPolicy) {
 			p.Spec.Credentials.Vault.AuthMethod = v1alpha1.VaultAuthKubernetes
 		})), hostPathOp, Injected},
@@ -152,4 +157,47 @@ func render(t *testing.T, pod *corev1.Pod, d Decision) []byte {
 		header += fmt.Sprintf(", reason: %q", d.Reason)
 	}
 	return append([]byte(header+"\n"), b...)
+}
+
+// TestRedisPasswordOnlyInTheSidecar: the namespace's Redis password is mounted when the operator runs
+// per-namespace users and the policy uses the Redis backend, and then only into the sidecar.
+func TestRedisPasswordOnlyInTheSidecar(t *testing.T) {
+	cases := []struct {
+		name      string
+		operator  bool
+		backend   v1alpha1.LimitBackend
+		noLimits  bool
+		wantMount bool
+	}{
+		{name: "redis policy, users on", operator: true, backend: v1alpha1.LimitBackendRedis, wantMount: true},
+		{name: "redis policy, users off", backend: v1alpha1.LimitBackendRedis},
+		{name: "local policy, users on", operator: true, backend: v1alpha1.LimitBackendLocal},
+		{name: "no limits, users on", operator: true, noLimits: true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := policy("chat", t0, func(p *v1alpha1.ClaudeAccessPolicy) {
+				if !c.noLimits {
+					p.Spec.Limits = &v1alpha1.LimitPolicy{Backend: c.backend}
+				}
+			})
+			cfg := DefaultConfig()
+			cfg.RedisPassword = c.operator
+			pod := &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app"}}}}
+			if r := Apply(pod, &p, cfg); r.Outcome != Injected {
+				t.Fatalf("outcome %s: %s", r.Outcome, r.Reason)
+			}
+			got := hasVolume(pod.Spec.Volumes, VolumeRedis)
+			if got != c.wantMount {
+				t.Fatalf("Redis password volume present = %v, want %v", got, c.wantMount)
+			}
+			for _, ctr := range pod.Spec.Containers {
+				for _, m := range ctr.VolumeMounts {
+					if m.Name == VolumeRedis {
+						t.Fatalf("app container %s mounts the Redis password", ctr.Name)
+					}
+				}
+			}
+		})
+	}
 }

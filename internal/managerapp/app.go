@@ -27,6 +27,7 @@ import (
 	"github.com/claude-guard/claude-guard/internal/effective"
 	"github.com/claude-guard/claude-guard/internal/inject"
 	"github.com/claude-guard/claude-guard/internal/policyconfig"
+	"github.com/claude-guard/claude-guard/internal/redisacl"
 	cgwebhook "github.com/claude-guard/claude-guard/internal/webhook"
 )
 
@@ -41,8 +42,12 @@ type Options struct {
 	VaultCAFile      string
 	VaultAuthMounts  map[string]string
 	RedisURL         string
-	Upstream         string
-	TrustDomain      string
+	// RedisUsers gives every namespace its own Redis ACL user (docs/limits.md, "Security"); off, the
+	// --redis-url is rendered into configs as is, credentials included.
+	RedisUsers         bool
+	RedisACLSecretFile string
+	Upstream           string
+	TrustDomain        string
 
 	// Webhook serving and certificates.
 	WebhookHost       string
@@ -84,6 +89,7 @@ func NewOptions() *Options {
 		ProbeAddr:         ":8081",
 		NoTenant:          string(effective.NoTenantDeny),
 		Upstream:          policyconfig.DefaultUpstream,
+		RedisUsers:        true,
 		WebhookPort:       9443,
 		WebhookCertDir:    "/tmp/k8s-webhook-server/serving-certs",
 		CertRotation:      true,
@@ -136,7 +142,9 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.VaultAddress, "vault-address", o.VaultAddress, "Vault address rendered into sidecar configs that use Vault.")
 	fs.StringVar(&o.VaultCAFile, "vault-ca-file", o.VaultCAFile, "PEM file with the CA bundle that verifies Vault; rendered into sidecar configs (empty: system roots).")
 	fs.Var(mapFlag{&o.VaultAuthMounts}, "vault-auth-mounts", "Vault auth mount paths of methods not mounted at their own name, as method=path pairs separated by commas (e.g. kubernetes=kubernetes-prod).")
-	fs.StringVar(&o.RedisURL, "redis-url", o.RedisURL, "Redis URL rendered into sidecar configs that use the Redis limit backend.")
+	fs.StringVar(&o.RedisURL, "redis-url", o.RedisURL, "Redis URL of the Redis limit backend. With --redis-per-namespace-users its credentials are the manager's admin connection (allowed to run ACL) and never leave the manager; without, the URL is rendered into sidecar configs as is.")
+	fs.BoolVar(&o.RedisUsers, "redis-per-namespace-users", o.RedisUsers, "Give every namespace with a Redis policy its own Redis ACL user, limited to its own keys, whose password the webhook mounts into the sidecar.")
+	fs.StringVar(&o.RedisACLSecretFile, "redis-acl-secret-file", o.RedisACLSecretFile, "File with the master secret (at least 32 bytes) the Redis users' passwords are derived from (default: generated once and kept in Secret "+redisacl.MasterSecretName+" in the operator's namespace).")
 	fs.StringVar(&o.Upstream, "upstream", o.Upstream, "Anthropic API base URL rendered into sidecar configs.")
 	fs.StringVar(&o.TrustDomain, "trust-domain", o.TrustDomain, "Default SPIFFE trust domain for tenants that set none (empty disables SPIFFE).")
 	fs.StringVar(&o.WebhookHost, "webhook-host", o.WebhookHost, "Address the injection webhook binds to (default: all).")
@@ -212,12 +220,22 @@ func (o *Options) Effective() (effective.Options, error) {
 		}
 		ca = string(b)
 	}
+	redisURL := o.RedisURL
+	if o.redisUsers() {
+		// Sidecars get the address only; they authenticate as their namespace's user.
+		u, err := redisacl.PublicURL(o.RedisURL)
+		if err != nil {
+			return effective.Options{}, fmt.Errorf("--redis-url: %w", err)
+		}
+		redisURL = u
+	}
 	return effective.Options{
 		NoTenant:        effective.NoTenantMode(o.NoTenant),
 		VaultAddress:    o.VaultAddress,
 		VaultCACert:     ca,
 		VaultAuthMounts: o.VaultAuthMounts,
-		RedisURL:        o.RedisURL,
+		RedisURL:        redisURL,
+		RedisUsers:      o.redisUsers(),
 		Upstream:        o.Upstream,
 		TrustDomain:     o.TrustDomain,
 	}, nil
@@ -234,7 +252,27 @@ func (o *Options) Inject() inject.Config {
 	c.Socket = inject.SocketMode(o.SPIFFESocket)
 	c.CSIDriver, c.HostPath, c.SocketFile = o.SPIFFECSI, o.SPIFFEHostPath, o.SPIFFEFile
 	c.VaultAudience = o.VaultAudience
+	c.RedisPassword = o.redisUsers()
 	return c
+}
+
+// redisUsers reports whether sidecars authenticate to Redis as per-namespace users.
+func (o *Options) redisUsers() bool { return o.RedisURL != "" && o.RedisUsers }
+
+// redisUsersOptions builds the admin connection of the Redis user controller, or nil when it is off.
+func (o *Options) redisUsersOptions(ctx context.Context, mgr ctrl.Manager) (*controllers.RedisUsersOptions, error) {
+	if !o.redisUsers() {
+		return nil, nil
+	}
+	master, err := redisacl.LoadMaster(ctx, o.RedisACLSecretFile, mgr.GetAPIReader(), mgr.GetClient(), o.OperatorNamespace)
+	if err != nil {
+		return nil, err
+	}
+	admin, err := redisacl.NewAdmin(o.RedisURL, master)
+	if err != nil {
+		return nil, err
+	}
+	return &controllers.RedisUsersOptions{Admin: admin}, nil
 }
 
 // Run starts the manager and blocks until ctx ends.
@@ -263,7 +301,14 @@ func Run(ctx context.Context, o *Options) error {
 	if err != nil {
 		return err
 	}
-	if err := controllers.Setup(mgr, eff); err != nil {
+	redisUsers, err := o.redisUsersOptions(ctx, mgr)
+	if err != nil {
+		return err
+	}
+	if redisUsers != nil {
+		defer func() { _ = redisUsers.Admin.Close() }()
+	}
+	if err := controllers.Setup(mgr, eff, redisUsers); err != nil {
 		return err
 	}
 	certsReady := make(chan struct{})
@@ -303,6 +348,6 @@ func Run(ctx context.Context, o *Options) error {
 	}); err != nil {
 		return fmt.Errorf("failed to add ready check: %w", err)
 	}
-	ctrl.Log.Info("Starting manager", "noTenant", o.NoTenant, "upstream", o.Upstream)
+	ctrl.Log.Info("Starting manager", "noTenant", o.NoTenant, "upstream", o.Upstream, "redisPerNamespaceUsers", o.redisUsers())
 	return mgr.Start(ctx)
 }

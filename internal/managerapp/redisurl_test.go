@@ -29,3 +29,40 @@ func TestValidateNeverEchoesTheRedisURL(t *testing.T) {
 		}
 	}
 }
+
+// TestRedisURLRenderedWithoutCredentials: with per-namespace users (the default) the sidecars get the
+// address only and the webhook mounts the namespace's password; with the flag off, or without Redis,
+// nothing changes from before.
+func TestRedisURLRenderedWithoutCredentials(t *testing.T) {
+	cases := []struct {
+		name         string
+		args         []string
+		wantURL      string
+		wantUsers    bool
+		wantPassword bool
+	}{
+		{name: "per-namespace users by default", args: []string{"--redis-url=rediss://admin:hunter2@redis:6380/0?dial_timeout=1s"},
+			wantURL: "rediss://redis:6380/0?dial_timeout=1s", wantUsers: true, wantPassword: true},
+		{name: "flag off: the URL as is", args: []string{"--redis-url=rediss://admin:hunter2@redis:6380/0", "--redis-per-namespace-users=false"},
+			wantURL: "rediss://admin:hunter2@redis:6380/0"},
+		{name: "no Redis", args: nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			o := NewOptions()
+			if err := o.Parse(c.args); err != nil {
+				t.Fatal(err)
+			}
+			eff, err := o.Effective()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if eff.RedisURL != c.wantURL || eff.RedisUsers != c.wantUsers {
+				t.Fatalf("effective Redis = %q users=%v, want %q users=%v", eff.RedisURL, eff.RedisUsers, c.wantURL, c.wantUsers)
+			}
+			if got := o.Inject().RedisPassword; got != c.wantPassword {
+				t.Fatalf("webhook mounts the Redis password = %v, want %v", got, c.wantPassword)
+			}
+		})
+	}
+}

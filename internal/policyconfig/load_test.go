@@ -76,6 +76,8 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"negative bytes", minimal + "maxRequestBytes: -1\n", "maxRequestBytes"},
 		{"redis needs a URL", minimal + "limits: {backend: Redis}\n", "limits.redisURL: is required"},
 		{"redis URL scheme", minimal + "limits: {backend: Redis, redisURL: \"http://:hunter2@r:6379\"}\n", "limits.redisURL: must be a redis:// or rediss:// URL"},
+		{"redis user and URL credentials", minimal + "limits: {backend: Redis, redisUser: cg-a, redisURL: \"redis://:hunter2@r:6379\"}\n", "limits.redisURL: must not hold credentials"},
+		{"redis user without redis", minimal + "limits: {backend: Local, redisUser: cg-a}\n", "limits.redisUser: is only used with backend Redis"},
 		{"redis URL unparsable", minimal + "limits: {backend: Redis, redisURL: \"redis://:hunter2@r:port\"}\n", "limits.redisURL: must be"},
 		{"hs256", minimal + "endUser: {mode: Strict, issuers: [{url: https://i, audiences: [a], algorithms: [HS256]}]}\n", "endUser.issuers[0].algorithms[0]"},
 	}

@@ -248,10 +248,13 @@ const (
 
 // Limits holds rate-limit rules and where their counters live.
 type Limits struct {
-	Backend     string      `json:"backend,omitempty"`
-	FailureMode string      `json:"failureMode,omitempty"`
-	RedisURL    string      `json:"redisURL,omitempty"`
-	Rules       []LimitRule `json:"rules,omitempty"`
+	Backend     string `json:"backend,omitempty"`
+	FailureMode string `json:"failureMode,omitempty"`
+	RedisURL    string `json:"redisURL,omitempty"`
+	// RedisUser, when set, is the Redis ACL user the sidecar authenticates as, with the password read
+	// from a file (the operator's per-namespace users); RedisURL then carries no credentials.
+	RedisUser string      `json:"redisUser,omitempty"`
+	Rules     []LimitRule `json:"rules,omitempty"`
 }
 
 // Limit keys, windows and token types.

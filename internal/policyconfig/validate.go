@@ -241,7 +241,12 @@ func (v *validator) limits(l *Limits) {
 			v.add("limits.redisURL", "is required with backend Redis (the operator renders it from --redis-url)")
 		} else if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
 			v.add("limits.redisURL", "must be a redis:// or rediss:// URL with a host (not shown: it may hold a password)")
+		} else if l.RedisUser != "" && u.User != nil {
+			// Two sources of credentials would leave it unclear which one the sidecar uses.
+			v.add("limits.redisURL", "must not hold credentials when limits.redisUser is set (the password comes from a file)")
 		}
+	} else if l.RedisUser != "" {
+		v.add("limits.redisUser", "is only used with backend Redis")
 	}
 	seen := map[string]bool{}
 	for i, r := range l.Rules {

@@ -26,6 +26,8 @@ func WithWebhooks(e *envtest.Environment) {
 // ManagerOptions configure StartManager.
 type ManagerOptions struct {
 	Effective effective.Options
+	// RedisUsers, when set, runs the per-namespace Redis user controller.
+	RedisUsers *controllers.RedisUsersOptions
 	// Inject, when set, serves the injection webhook (the Env must be started WithWebhooks).
 	Inject *inject.Operator
 	// User, when set, is who the manager is to the API server (default: the Env's admin). Admission
@@ -61,7 +63,7 @@ func (e *Env) StartManager(o ManagerOptions) (func() error, error) {
 	if err != nil {
 		return nil, fmt.Errorf("failed to create manager: %w", err)
 	}
-	if err := controllers.Setup(mgr, o.Effective); err != nil {
+	if err := controllers.Setup(mgr, o.Effective, o.RedisUsers); err != nil {
 		return nil, err
 	}
 	if o.Inject != nil {

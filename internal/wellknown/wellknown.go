@@ -74,7 +74,25 @@ const (
 	SPIFFESocketDir = "/spiffe-workload-api"
 	// EnvSPIFFESocket is the variable go-spiffe reads the Workload API address from.
 	EnvSPIFFESocket = "SPIFFE_ENDPOINT_SOCKET"
+	// RedisPasswordDir holds the password of the namespace's Redis ACL user (shared rate limits).
+	RedisPasswordDir = "/var/run/claude-guard/redis"
+	// RedisPasswordFile is the password file inside RedisPasswordDir.
+	RedisPasswordFile = RedisPasswordDir + "/" + RedisSecretKey
 )
+
+// Shared rate limits: the operator gives every namespace with a Redis policy its own Redis ACL user
+// (docs/limits.md, "Security") and keeps its password in this Secret of the namespace.
+const (
+	// RedisSecretName is the Secret in each such namespace that holds its Redis user's password.
+	RedisSecretName = "claude-guard-redis"
+	// RedisSecretKey is the Secret's key holding the password.
+	RedisSecretKey = "password"
+	// RedisUserPrefix is prepended to a namespace's name to name its Redis ACL user.
+	RedisUserPrefix = "cg-"
+)
+
+// RedisUser returns the name of a namespace's Redis ACL user.
+func RedisUser(namespace string) string { return RedisUserPrefix + namespace }
 
 // ConfigMapName returns the name of a policy's rendered ConfigMap.
 func ConfigMapName(policy string) string { return ConfigMapPrefix + policy }

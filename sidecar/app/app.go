@@ -37,7 +37,10 @@ type Options struct {
 	SecretDir string
 	// VaultTokenFile is the projected service-account token for Vault's kubernetes auth.
 	VaultTokenFile string
-	Workload       string
+	// RedisPasswordFile holds the password of the config's limits.redisUser (the namespace's Redis ACL
+	// user, whose Secret the webhook mounts).
+	RedisPasswordFile string
+	Workload          string
 	// ShutdownGrace is how long in-flight requests (streams included) may take to finish on shutdown.
 	ShutdownGrace time.Duration
 	// MaxRequestDuration bounds one request, streams included (the server's write timeout).
@@ -66,6 +69,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.MetricsListen, "metrics-listen", "", "address for /metrics, /healthz and /readyz (default: config server.metricsListen, else "+policyconfig.DefaultMetricsListen+")")
 	fs.StringVar(&o.Upstream, "upstream", "", "Anthropic API base URL (default: config server.upstream, else "+policyconfig.DefaultUpstream+")")
 	fs.StringVar(&o.VaultTokenFile, "vault-token-file", wellknown.ServiceAccountTokenFile, "projected service-account token for Vault's kubernetes auth")
+	fs.StringVar(&o.RedisPasswordFile, "redis-password-file", wellknown.RedisPasswordFile, "password of the config's limits.redisUser (read again for every new Redis connection)")
 	fs.StringVar(&o.SecretDir, "secret-dir", wellknown.SecretMountDir, "directory where the key of a secretRef credential source is mounted (file api-key)")
 	fs.StringVar(&o.APIKeyFile, "api-key-file", "", "file holding the Anthropic API key; overrides the config's credentials (so does env "+wellknown.EnvSidecarAPIKey+")")
 	fs.StringVar(&o.Workload, "workload", "", "workload identity used in audit records and as the Workload limit key (default: host name)")
@@ -164,7 +168,7 @@ func Run(ctx context.Context, o *Options) error {
 	w.start(ctx, m)
 	m.ConfigInfo.WithLabelValues(cfg.Policy.Hash).Set(1)
 	m.ConfigReloads.WithLabelValues("success").Inc()
-	limiter, err := newLimiter(c, cfg.Rules, m, log)
+	limiter, err := newLimiter(c, cfg.Rules, o.RedisPasswordFile, m, log)
 	if err != nil {
 		return err
 	}
@@ -206,7 +210,7 @@ func Run(ctx context.Context, o *Options) error {
 			if n.Policy.Config.Server != c.Server || !reflect.DeepEqual(n.Policy.Config.Credentials, c.Credentials) {
 				log.Warn("Config changed server or credentials settings; they apply after a restart")
 			}
-			if nl := n.Policy.Config.Limits; nl.Backend != c.Limits.Backend || nl.RedisURL != c.Limits.RedisURL {
+			if nl := n.Policy.Config.Limits; nl.Backend != c.Limits.Backend || nl.RedisURL != c.Limits.RedisURL || nl.RedisUser != c.Limits.RedisUser {
 				log.Warn("Config changed the rate limit backend; it applies after a restart", "backend", nl.Backend)
 			}
 		},

@@ -22,9 +22,10 @@ type memoryLimiter struct{ *limits.Memory }
 
 func (memoryLimiter) Close() error { return nil }
 
-// newLimiter builds the backend of c.Limits: Local (the default) or Redis. The backend and the Redis URL
-// are fixed at startup; a reload swaps the rules and the failure mode.
-func newLimiter(c *policyconfig.Config, rs *limits.Rules, m *metrics.Metrics, log *slog.Logger) (limiter, error) {
+// newLimiter builds the backend of c.Limits: Local (the default) or Redis. The backend, the Redis URL and
+// user are fixed at startup; a reload swaps the rules and the failure mode. With limits.redisUser the
+// password is read from passwordFile.
+func newLimiter(c *policyconfig.Config, rs *limits.Rules, passwordFile string, m *metrics.Metrics, log *slog.Logger) (limiter, error) {
 	if c.Limits.Backend != policyconfig.BackendRedis {
 		return memoryLimiter{limits.NewMemory(rs)}, nil
 	}
@@ -32,7 +33,7 @@ func newLimiter(c *policyconfig.Config, rs *limits.Rules, m *metrics.Metrics, lo
 		return nil, errors.New("limits.backend is Redis but limits.redisURL is empty")
 	}
 	r, err := limits.NewRedis(limits.RedisOptions{
-		URL: c.Limits.RedisURL, Rules: rs, Log: log,
+		URL: c.Limits.RedisURL, Username: c.Limits.RedisUser, PasswordFile: passwordFile, Rules: rs, Log: log,
 		OnFailOpen: func(op string) { m.LimiterFailOpen.WithLabelValues(op).Inc() },
 	})
 	if err != nil {
@@ -40,6 +41,6 @@ func newLimiter(c *policyconfig.Config, rs *limits.Rules, m *metrics.Metrics, lo
 	}
 	m.WatchLimiterBackend(r.Up)
 	addr, _ := limits.RedactURL(c.Limits.RedisURL) // NewRedis checked it
-	log.Info("Rate limits are shared through Redis", "redis", addr, "failureMode", c.Limits.FailureMode)
+	log.Info("Rate limits are shared through Redis", "redis", addr, "user", c.Limits.RedisUser, "failureMode", c.Limits.FailureMode)
 	return r, nil
 }

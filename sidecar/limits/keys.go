@@ -52,6 +52,13 @@ func keyPart(s string) string {
 	return b.String()
 }
 
+// NamespaceKeyPrefix is the prefix of every Redis key of namespace: "cg:{<escaped namespace>}:". The
+// operator grants each namespace's Redis ACL user exactly the keys under it, so the grant and the keys
+// must be built by this one function.
+func NamespaceKeyPrefix(namespace string) string {
+	return keyPrefix + "{" + keyPart(namespace) + "}:"
+}
+
 // ruleScope is a rule's identity in Redis keys. A policy's rule includes the policy's name, so two
 // policies of one namespace with a rule of the same name count separately. A tenant's rule includes the
 // tenant's name instead: it is shared by every policy and pod of the namespace, which is the point of a
@@ -69,9 +76,7 @@ func ruleScope(p policyconfig.PolicyRef, source, kind, name string) string {
 func (rs *Rules) bucketKey(ru *rule, k Keys, start time.Time) string {
 	var b strings.Builder
 	b.Grow(96)
-	b.WriteString(keyPrefix + "{")
-	b.WriteString(rs.namespace)
-	b.WriteString("}:")
+	b.WriteString(rs.keyPrefix)
 	b.WriteString(ru.scope)
 	b.WriteByte(':')
 	b.WriteString(ru.window)
@@ -86,5 +91,5 @@ func (rs *Rules) bucketKey(ru *rule, k Keys, start time.Time) string {
 
 // replayKey is the Redis key recording that key was seen (jti replay protection).
 func (rs *Rules) replayKey(key string) string {
-	return keyPrefix + "{" + rs.namespace + "}:jti:" + keyPart(key)
+	return rs.keyPrefix + "jti:" + keyPart(key)
 }

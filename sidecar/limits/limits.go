@@ -157,9 +157,10 @@ type price struct {
 type Rules struct {
 	rules  []rule
 	prices []price
-	// namespace is the hash tag of every Redis key of this config: all the counters one request touches
-	// live in one Redis Cluster slot, so one script can check and take them atomically.
-	namespace string
+	// keyPrefix starts every Redis key of this config with the namespace as hash tag: all the counters
+	// one request touches live in one Redis Cluster slot, so one script can check and take them
+	// atomically.
+	keyPrefix string
 	// failOpen admits requests (counted locally) when a shared backend is unreachable.
 	failOpen bool
 }
@@ -170,7 +171,7 @@ func Compile(c *policyconfig.Config) (*Rules, error) {
 	if ns == "" {
 		ns = c.Policy.Namespace
 	}
-	rs := &Rules{namespace: keyPart(ns), failOpen: c.Limits.FailureMode == policyconfig.FailOpen}
+	rs := &Rules{keyPrefix: NamespaceKeyPrefix(ns), failOpen: c.Limits.FailureMode == policyconfig.FailOpen}
 	for _, l := range c.Limits.Rules {
 		rs.rules = append(rs.rules, rule{id: ruleID(l.Source, l.Name), scope: ruleScope(c.Policy, l.Source, "limit", l.Name),
 			key: l.Key, window: l.Window, requests: l.Requests, amount: l.Tokens, tokenType: l.TokenType})

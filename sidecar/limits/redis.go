@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,6 +48,11 @@ type RedisOptions struct {
 	// URL is redis://[user:password@]host:port[/db] or rediss:// for TLS. go-redis query parameters
 	// (dial_timeout, read_timeout, write_timeout, pool_size, ...) override the defaults below.
 	URL string
+	// Username, when set, is the ACL user to authenticate as, with the password read from PasswordFile
+	// (the URL then holds no credentials). The file is read again for every new connection, so a
+	// password the kubelet updated in a mounted Secret is used without a restart.
+	Username     string
+	PasswordFile string
 	// Rules to enforce; SetRules swaps them.
 	Rules *Rules
 	// Timeout bounds dialing, each read and write, and each whole operation. Default DefaultRedisTimeout.
@@ -121,6 +128,12 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 	// before the first command, and Redis before 7.2 rejects both.
 	opt.DisableIdentity = true
 	opt.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+	if o.Username != "" {
+		if opt.Username != "" || opt.Password != "" {
+			return nil, fmt.Errorf("the Redis URL %s must not hold credentials when a user and password file are given", addr)
+		}
+		opt.CredentialsProviderContext = passwordFile(o.Username, o.PasswordFile)
+	}
 	if opt.TLSConfig != nil && o.TLS != nil {
 		t := o.TLS.Clone()
 		t.ServerName = opt.TLSConfig.ServerName
@@ -138,6 +151,26 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 	}
 	l.rules.Store(rs)
 	return l, nil
+}
+
+// passwordFile returns a go-redis credentials provider that authenticates as user with the password in
+// path. It is called for every new connection: a connection refused with WRONGPASS is closed and the
+// next one reads the file again, which is how a rotated password (or a user the operator recreated
+// after a Redis restart) is picked up.
+func passwordFile(user, path string) func(context.Context) (string, string, error) {
+	return func(context.Context) (string, string, error) {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			// The path is ours (a flag), not a secret; the error never holds the file's content.
+			return "", "", fmt.Errorf("failed to read the Redis password file: %w", err)
+		}
+		pw := strings.TrimSpace(string(b))
+		if pw == "" {
+			// An optional Secret volume is empty until the operator creates the Secret.
+			return "", "", fmt.Errorf("the Redis password file %s is empty", path)
+		}
+		return user, pw, nil
+	}
 }
 
 // RedactURL returns scheme://host:port of a Redis URL: no user, password, database or query, so it can

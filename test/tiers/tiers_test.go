@@ -27,9 +27,12 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/yaml"
 
+	"github.com/claude-guard/claude-guard/controllers"
 	"github.com/claude-guard/claude-guard/internal/effective"
 	"github.com/claude-guard/claude-guard/internal/inject"
 	"github.com/claude-guard/claude-guard/internal/podrun"
+	"github.com/claude-guard/claude-guard/internal/policyconfig"
+	"github.com/claude-guard/claude-guard/internal/redisacl"
 	"github.com/claude-guard/claude-guard/internal/testenv"
 	"github.com/claude-guard/claude-guard/internal/testservers"
 	"github.com/claude-guard/claude-guard/internal/wellknown"
@@ -127,7 +130,19 @@ func (h *harness) run(stdin string, args ...string) string {
 
 func TestTierSampleEndToEnd(t *testing.T) {
 	ctrl.SetLogger(logr.Discard())
-	redis := testservers.StartRedis(t, testservers.RedisOptions{})
+	// The operator's Redis has an admin password that only the manager knows; sidecars authenticate as
+	// their namespace's ACL user with the password the webhook mounts from Secret claude-guard-redis.
+	const adminPassword = "tiers-admin-pw"
+	redis := testservers.StartRedis(t, testservers.RedisOptions{Password: adminPassword})
+	admin, err := redisacl.NewAdmin(redis.URL, []byte("tiers-test-master-secret-32-bytes!"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = admin.Close() }()
+	redisURL, err := redisacl.PublicURL(redis.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
 	is := oidctest.Start(t)
 	fake := fakeupstream.New(upstreamKey)
 	fake.Record = true
@@ -140,13 +155,16 @@ func TestTierSampleEndToEnd(t *testing.T) {
 	}
 	defer func() { _ = env.Stop() }()
 	dir := t.TempDir()
+	injectConfig := inject.DefaultConfig()
+	injectConfig.RedisPassword = true
 	h := &harness{t: t}
 	if h.cli, err = env.KubectlCLI(dir); err != nil {
 		t.Fatal(err)
 	}
 	stop, err := env.StartManager(testenv.ManagerOptions{
-		Effective: effective.Options{NoTenant: effective.NoTenantDeny, Upstream: up.URL, RedisURL: redis.URL},
-		Inject:    &inject.Operator{Namespace: "claude-guard-system", Config: inject.DefaultConfig()},
+		Effective:  effective.Options{NoTenant: effective.NoTenantDeny, Upstream: up.URL, RedisURL: redisURL, RedisUsers: true},
+		RedisUsers: &controllers.RedisUsersOptions{Admin: admin},
+		Inject:     &inject.Operator{Namespace: "claude-guard-system", Config: injectConfig},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -160,6 +178,16 @@ func TestTierSampleEndToEnd(t *testing.T) {
 	h.run(tenant, "apply", "-f", "-")
 	h.run(sample(t, is), "apply", "-f", "-")
 	h.run("", "wait", "--for=condition=Ready", "cap/assistant-tiers", "-n", "team-a", "--timeout=30s")
+	// A kubelet would fill the optional volume in once the Secret exists; podrun needs it at start.
+	h.run("", "wait", "--for=create", "secret/"+wellknown.RedisSecretName, "-n", "team-a", "--timeout=30s")
+	rendered, err := policyconfig.Parse([]byte(h.run("", "get", "configmap", wellknown.ConfigMapName("assistant-tiers"), "-n", "team-a",
+		"-o", `jsonpath={.data.config\.json}`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := rendered.Limits; l.RedisUser != "cg-team-a" || l.RedisURL != redisURL {
+		t.Fatalf("rendered limits = %+v, want user cg-team-a and URL %s (no credentials)", l, redisURL)
+	}
 
 	// Two replicas of the assistant. Their sidecars listen on the same fixed port, so podrun runs them
 	// one after the other; what one admitted, the other sees through Redis.
@@ -246,6 +274,14 @@ func TestTierSampleEndToEnd(t *testing.T) {
 		t.Fatalf("alice on replica 1: %d", status)
 	}
 	before := remaining(t, hdr)
+	// The sidecar is connected as its namespace's user, and only as it.
+	clients, err := redis.Client(t).ClientList(context.Background()).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(clients, "user=cg-team-a") {
+		t.Errorf("no Redis connection of user cg-team-a:\n%s", clients)
+	}
 	if err := first.Stop(); err != nil {
 		t.Logf("sidecar 1 exit: %v", err)
 	}

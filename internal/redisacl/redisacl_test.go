@@ -1,0 +1,224 @@
+package redisacl
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	"github.com/claude-guard/claude-guard/internal/testservers"
+)
+
+var master = []byte("0123456789abcdef0123456789abcdef")
+
+func TestPassword(t *testing.T) {
+	// The vector is computed independently: python3 -c "import hmac,hashlib;
+	// print(hmac.new(b'0123456789abcdef0123456789abcdef', b'redis-user:team-a', hashlib.sha256).hexdigest())"
+	if got, want := Password(master, "team-a"), "d3e4d3d3e2bd8404dfaaace05df90696af4bb9bd6cdd91d4c9435348d556e1ea"; got != want {
+		t.Fatalf("Password = %s, want %s", got, want)
+	}
+	if Password(master, "team-a") == Password(master, "team-b") {
+		t.Fatal("two namespaces share a password")
+	}
+	other := append([]byte(nil), master...)
+	other[0] ^= 1
+	if Password(master, "team-a") == Password(other, "team-a") {
+		t.Fatal("two master secrets give the same password")
+	}
+}
+
+func TestSetUserArgs(t *testing.T) {
+	cases := []struct {
+		ns, want, wantErr string
+	}{
+		{ns: "team-a", want: "ACL SETUSER cg-team-a reset on >pw ~cg:{team-a}:* resetchannels -@all +evalsha +eval +hmget +hincrby +hset +pexpire +set +hello +auth +select"},
+		{ns: "a", want: "ACL SETUSER cg-a reset on >pw ~cg:{a}:* resetchannels -@all +evalsha +eval +hmget +hincrby +hset +pexpire +set +hello +auth +select"},
+		{ns: "Team-A", wantErr: "not a valid Kubernetes namespace name"},
+		{ns: "a*", wantErr: "not a valid Kubernetes namespace name"},
+		{ns: "a b", wantErr: "not a valid Kubernetes namespace name"},
+		{ns: "", wantErr: "not a valid Kubernetes namespace name"},
+	}
+	for _, c := range cases {
+		t.Run(c.ns, func(t *testing.T) {
+			args, err := SetUserArgs(c.ns, "pw")
+			if c.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+					t.Fatalf("err = %v, want %q", err, c.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.TrimSpace(strings.Trim(fmt.Sprint(args), "[]")); got != c.want {
+				t.Fatalf("args = %s\nwant   %s", got, c.want)
+			}
+		})
+	}
+}
+
+func TestPublicURL(t *testing.T) {
+	cases := []struct{ in, want, wantErr string }{
+		{in: "redis://:hunter2@redis:6379/0", want: "redis://redis:6379/0"},
+		{in: "rediss://admin:hunter2@redis.example:6380/2?dial_timeout=1s", want: "rediss://redis.example:6380/2?dial_timeout=1s"},
+		{in: "redis://redis:6379", want: "redis://redis:6379"},
+		{in: "http://:hunter2@redis:6379", wantErr: "must be an absolute redis://"},
+		{in: "redis://:hunter2@redis:port", wantErr: "must be an absolute redis://"},
+	}
+	for _, c := range cases {
+		t.Run(c.want+c.wantErr, func(t *testing.T) {
+			got, err := PublicURL(c.in)
+			if c.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), c.wantErr) || strings.Contains(err.Error(), "hunter2") {
+					t.Fatalf("err = %v, want %q without the password", err, c.wantErr)
+				}
+				return
+			}
+			if err != nil || got != c.want {
+				t.Fatalf("PublicURL = %q, %v; want %q", got, err, c.want)
+			}
+		})
+	}
+}
+
+// TestAdmin runs the ACL commands against a real Redis whose admin is the password-protected default
+// user, and checks what a namespace user can and cannot do.
+func TestAdmin(t *testing.T) {
+	srv := testservers.StartRedis(t, testservers.RedisOptions{Password: "admin-pw"})
+	ctx := context.Background()
+	a, err := NewAdmin(srv.URL, master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	for range 2 { // idempotent
+		for _, ns := range []string{"team-a", "team-b"} {
+			if err := a.EnsureUser(ctx, ns); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := a.EnsureUser(ctx, "Not_A_Namespace"); err == nil {
+		t.Fatal("EnsureUser accepted an invalid namespace")
+	}
+	got, err := a.Namespaces(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Sort(got); !slices.Equal(got, []string{"team-a", "team-b"}) {
+		t.Fatalf("Namespaces = %v", got)
+	}
+
+	o := srv.Options()
+	o.Username, o.Password = "cg-team-a", a.Password("team-a")
+	user := redis.NewClient(o)
+	defer user.Close()
+	if err := user.Set(ctx, "cg:{team-a}:jti:x", "1", 0).Err(); err != nil {
+		t.Fatalf("SET on its own key: %v", err)
+	}
+	denied := map[string]func() error{
+		"other namespace's key": func() error {
+			return user.HIncrBy(ctx, "cg:{team-b}:p:x:limit:r:Minute:Namespace=team-b:0", "r", 1).Err()
+		},
+		"key outside cg": func() error { return user.Set(ctx, "x", "1", 0).Err() },
+		"FLUSHALL":       func() error { return user.FlushAll(ctx).Err() },
+		"CONFIG":         func() error { return user.ConfigSet(ctx, "maxmemory", "1").Err() },
+		"ACL":            func() error { return user.Do(ctx, "ACL", "SETUSER", "cg-team-a", "~*").Err() },
+		"DEL":            func() error { return user.Del(ctx, "cg:{team-a}:jti:x").Err() },
+	}
+	for name, f := range denied {
+		if err := f(); err == nil || !strings.Contains(err.Error(), "NOPERM") {
+			t.Errorf("%s as cg-team-a: %v, want NOPERM", name, err)
+		}
+	}
+
+	if err := a.DeleteUser(ctx, "team-a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.DeleteUser(ctx, "team-a"); err != nil {
+		t.Fatalf("deleting a missing user: %v", err)
+	}
+	fresh := redis.NewClient(o)
+	defer fresh.Close()
+	if err := fresh.Ping(ctx).Err(); err == nil || !strings.Contains(err.Error(), "WRONGPASS") {
+		t.Fatalf("login as a deleted user: %v, want WRONGPASS", err)
+	}
+
+	// Unreachable: the error names the address, never the admin password.
+	srv.Stop()
+	err = a.EnsureUser(ctx, "team-b")
+	if err == nil || strings.Contains(err.Error(), "admin-pw") || strings.Contains(err.Error(), a.Password("team-b")) {
+		t.Fatalf("EnsureUser on a stopped Redis: %v", err)
+	}
+}
+
+func TestNewAdminRefusesAShortMaster(t *testing.T) {
+	if _, err := NewAdmin("redis://127.0.0.1:6379", []byte("short")); err == nil {
+		t.Fatal("NewAdmin accepted a 5-byte master secret")
+	}
+}
+
+func TestLoadMaster(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good")
+	short := filepath.Join(dir, "short")
+	if err := os.WriteFile(good, append(master, '\n'), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(short, []byte("short"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	existing := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ops", Name: MasterSecretName},
+		Data: map[string][]byte{MasterSecretKey: []byte("fedcba9876543210fedcba9876543210")}}
+	cases := []struct {
+		name, file, want, wantErr string
+		objects                   bool
+	}{
+		{name: "file", file: good, want: string(master)},
+		{name: "short file", file: short, wantErr: "at least 32 bytes"},
+		{name: "missing file", file: filepath.Join(dir, "none"), wantErr: "failed to read --redis-acl-secret-file"},
+		{name: "existing secret", objects: true, want: "fedcba9876543210fedcba9876543210"},
+		{name: "generated secret"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			b := fake.NewClientBuilder()
+			if c.objects {
+				b = b.WithObjects(existing.DeepCopy())
+			}
+			k := b.Build()
+			got, err := LoadMaster(ctx, c.file, k, k, "ops")
+			if c.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+					t.Fatalf("err = %v, want %q", err, c.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.want != "" && string(got) != c.want {
+				t.Fatalf("master = %q, want %q", got, c.want)
+			}
+			if c.want == "" {
+				// Generated: 64 hex digits, stored, and read back the same by the next replica.
+				if len(got) != 64 {
+					t.Fatalf("generated master has %d bytes, want 64", len(got))
+				}
+				again, err := LoadMaster(ctx, "", k, k, "ops")
+				if err != nil || string(again) != string(got) {
+					t.Fatalf("second load = %q, %v; want the stored %q", again, err, got)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,326 @@
+// Package redisusers proves that shared rate limits keep tenants apart: with a real API server
+// (envtest), the controllers and a real password-protected Redis, every namespace with a Redis policy
+// gets its own Redis ACL user and Secret, the rendered configs carry neither the admin URL nor a
+// password, one namespace's user cannot touch another's keys or administer Redis, the last Redis
+// policy's deletion removes the user, and a Redis restart (which loses every ACL user) is healed.
+package redisusers
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/redis/go-redis/v9"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/claude-guard/claude-guard/api/v1alpha1"
+	"github.com/claude-guard/claude-guard/controllers"
+	"github.com/claude-guard/claude-guard/internal/effective"
+	"github.com/claude-guard/claude-guard/internal/policyconfig"
+	"github.com/claude-guard/claude-guard/internal/redisacl"
+	"github.com/claude-guard/claude-guard/internal/testenv"
+	"github.com/claude-guard/claude-guard/internal/testservers"
+	"github.com/claude-guard/claude-guard/internal/wellknown"
+	"github.com/claude-guard/claude-guard/sidecar/limits"
+)
+
+const adminPassword = "admin-s3cret"
+
+var master = []byte("0123456789abcdef0123456789abcdef")
+
+func TestMain(m *testing.M) {
+	ctrl.SetLogger(logr.Discard())
+	os.Exit(m.Run())
+}
+
+func TestRedisUsers(t *testing.T) {
+	srv := testservers.StartRedis(t, testservers.RedisOptions{Password: adminPassword})
+	admin, err := redisacl.NewAdmin(srv.URL, master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = admin.Close() })
+	public, err := redisacl.PublicURL(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := testenv.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	k := env.Client
+	stop, err := env.StartManager(testenv.ManagerOptions{
+		Effective: effective.Options{NoTenant: effective.NoTenantAllow, VaultAddress: "https://vault.test:8200",
+			Upstream: "https://api.anthropic.test", RedisURL: public, RedisUsers: true},
+		RedisUsers: &controllers.RedisUsersOptions{Admin: admin, Resync: time.Second},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = stop() })
+	ctx := context.Background()
+	rc := srv.Client(t)
+
+	nsA, nsB, nsLocal := namespace(t, k, "team-a"), namespace(t, k, "team-b"), namespace(t, k, "team-local")
+	policyA := redisPolicy(nsA, "chat", v1alpha1.LimitBackendRedis)
+	for _, p := range []*v1alpha1.ClaudeAccessPolicy{policyA, redisPolicy(nsB, "chat", v1alpha1.LimitBackendRedis), redisPolicy(nsLocal, "chat", v1alpha1.LimitBackendLocal)} {
+		if err := k.Create(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	t.Run("one user and one Secret per Redis namespace", func(t *testing.T) {
+		eventually(t, 30*time.Second, func() error {
+			users, err := admin.Namespaces(ctx)
+			if err != nil {
+				return err
+			}
+			slices.Sort(users)
+			want := []string{nsA, nsB}
+			slices.Sort(want)
+			if !slices.Equal(users, want) {
+				return fmt.Errorf("Redis users of namespaces %v, want %v", users, want)
+			}
+			return nil
+		})
+		for _, ns := range []string{nsA, nsB} {
+			s := secret(t, k, ns)
+			if s == nil || string(s.Data[wellknown.RedisSecretKey]) != redisacl.Password(master, ns) ||
+				s.Labels["app.kubernetes.io/managed-by"] != wellknown.ManagedBy {
+				t.Fatalf("Secret %s/%s = %+v, want the derived password, labelled", ns, wellknown.RedisSecretName, s)
+			}
+		}
+		if s := secret(t, k, nsLocal); s != nil {
+			t.Fatalf("namespace %s has only a Local policy but got a Redis Secret", nsLocal)
+		}
+	})
+
+	t.Run("rendered configs hold no credentials", func(t *testing.T) {
+		for _, ns := range []string{nsA, nsB} {
+			raw, cfg := rendered(t, k, ns, "chat")
+			for _, secret := range []string{adminPassword, redisacl.Password(master, ns), srv.URL} {
+				if strings.Contains(raw, secret) {
+					t.Fatalf("the rendered config of %s holds %q", ns, secret)
+				}
+			}
+			if cfg.Limits.RedisURL != public || cfg.Limits.RedisUser != wellknown.RedisUser(ns) {
+				t.Fatalf("limits of %s = %+v, want URL %s and user %s", ns, cfg.Limits, public, wellknown.RedisUser(ns))
+			}
+		}
+	})
+
+	t.Run("a namespace's user is confined to its keys and commands", func(t *testing.T) {
+		userA := userClient(t, srv, nsA)
+		if err := userA.Set(ctx, "cg:{"+nsA+"}:jti:x", "1", 0).Err(); err != nil {
+			t.Fatalf("SET on its own key: %v", err)
+		}
+		denied := map[string]func() error{
+			"HINCRBY on B's counter": func() error {
+				return userA.HIncrBy(ctx, "cg:{"+nsB+"}:p:chat:limit:rpm:Minute:Namespace="+nsB+":0", "r", -1000).Err()
+			},
+			"SET on B's replay key": func() error { return userA.Set(ctx, "cg:{"+nsB+"}:jti:x", "1", 0).Err() },
+			"FLUSHALL":              func() error { return userA.FlushAll(ctx).Err() },
+			"CONFIG SET":            func() error { return userA.ConfigSet(ctx, "requirepass", "").Err() },
+			"ACL SETUSER":           func() error { return userA.Do(ctx, "ACL", "SETUSER", wellknown.RedisUser(nsA), "~*").Err() },
+		}
+		for name, f := range denied {
+			if err := f(); err == nil || !strings.Contains(err.Error(), "NOPERM") {
+				t.Errorf("%s as %s: %v, want NOPERM", name, wellknown.RedisUser(nsA), err)
+			}
+		}
+		// The sidecar's limiter, as A's user with the password file the webhook would mount.
+		_, cfg := rendered(t, k, nsA, "chat")
+		l := limiter(t, cfg, passwordFile(t, secret(t, k, nsA)))
+		if _, err := l.Reserve(ctx, limits.Request{}); err != nil {
+			t.Fatalf("Reserve as %s: %v", cfg.Limits.RedisUser, err)
+		}
+	})
+
+	t.Run("a Redis restart is healed", func(t *testing.T) {
+		srv.Stop()
+		eventually(t, 30*time.Second, func() error {
+			return hasEvent(ctx, k, nsA, policyA.Name, corev1.EventTypeWarning, controllers.ReasonSharedLimitsUnavailable)
+		})
+		srv.Start(t) // empty: no ACL users
+		eventually(t, 30*time.Second, func() error {
+			// The user has no PING: a write to its own keys proves it exists again.
+			return userClient(t, srv, nsA).Set(ctx, "cg:{"+nsA+"}:jti:y", "1", time.Minute).Err()
+		})
+		eventually(t, 30*time.Second, func() error {
+			return hasEvent(ctx, k, nsA, policyA.Name, corev1.EventTypeNormal, controllers.ReasonSharedLimitsReady)
+		})
+		// Events and logs never carry the credentials.
+		var list eventsv1.EventList
+		if err := k.List(ctx, &list, client.InNamespace(nsA)); err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range list.Items {
+			if strings.Contains(e.Note, adminPassword) || strings.Contains(e.Note, redisacl.Password(master, nsA)) {
+				t.Fatalf("event %s holds a password: %s", e.Reason, e.Note)
+			}
+		}
+	})
+
+	t.Run("deleting the last Redis policy removes the user and the Secret", func(t *testing.T) {
+		if err := k.Delete(ctx, policyA); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 30*time.Second, func() error {
+			if s := secret(t, k, nsA); s != nil {
+				return fmt.Errorf("Secret %s/%s is still there", nsA, wellknown.RedisSecretName)
+			}
+			users, err := admin.Namespaces(ctx)
+			if err != nil {
+				return err
+			}
+			if slices.Contains(users, nsA) || !slices.Contains(users, nsB) {
+				return fmt.Errorf("Redis users of namespaces %v, want %s only", users, nsB)
+			}
+			return nil
+		})
+	})
+
+	t.Run("a user left behind is swept", func(t *testing.T) {
+		ghost := namespace(t, k, "ghost")
+		if err := admin.EnsureUser(ctx, ghost); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 30*time.Second, func() error {
+			n, err := rc.Do(ctx, "ACL", "USERS").StringSlice()
+			if err != nil {
+				return err
+			}
+			if slices.Contains(n, wellknown.RedisUser(ghost)) {
+				return fmt.Errorf("user %s of a namespace without policies is still there", wellknown.RedisUser(ghost))
+			}
+			return nil
+		})
+	})
+}
+
+func redisPolicy(ns, name string, backend v1alpha1.LimitBackend) *v1alpha1.ClaudeAccessPolicy {
+	return &v1alpha1.ClaudeAccessPolicy{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: v1alpha1.ClaudeAccessPolicySpec{
+			PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "chat"}},
+			Credentials: v1alpha1.CredentialSource{Vault: &v1alpha1.VaultCredentials{AuthMethod: v1alpha1.VaultAuthCert, Role: "team", Path: "anthropic"}},
+			Models:      v1alpha1.ModelPolicy{Allow: []v1alpha1.ModelPattern{"claude-haiku-*"}},
+			Limits: &v1alpha1.LimitPolicy{Backend: backend,
+				Rules: []v1alpha1.RateLimit{{Name: "rpm", Window: "Minute", Requests: ptr.To[int64](60)}}},
+		},
+	}
+}
+
+func namespace(t *testing.T, k client.Client, prefix string) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix + "-"}}
+	if err := k.Create(context.Background(), ns); err != nil {
+		t.Fatal(err)
+	}
+	return ns.Name
+}
+
+// secret returns the namespace's Redis password Secret, or nil.
+func secret(t *testing.T, k client.Client, ns string) *corev1.Secret {
+	t.Helper()
+	s := &corev1.Secret{}
+	err := k.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: wellknown.RedisSecretName}, s)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func rendered(t *testing.T, k client.Client, ns, policy string) (string, *policyconfig.Config) {
+	t.Helper()
+	var cfg *policyconfig.Config
+	var raw string
+	eventually(t, 30*time.Second, func() error {
+		cm := &corev1.ConfigMap{}
+		if err := k.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: wellknown.ConfigMapName(policy)}, cm); err != nil {
+			return err
+		}
+		raw = cm.Data[wellknown.ConfigKey]
+		var err error
+		cfg, err = policyconfig.Parse([]byte(raw))
+		return err
+	})
+	return raw, cfg
+}
+
+// userClient logs in as ns's user with the derived password.
+func userClient(t *testing.T, srv *testservers.Redis, ns string) *redis.Client {
+	t.Helper()
+	o := srv.Options()
+	o.Username, o.Password = wellknown.RedisUser(ns), redisacl.Password(master, ns)
+	c := redis.NewClient(o)
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func passwordFile(t *testing.T, s *corev1.Secret) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), wellknown.RedisSecretKey)
+	if err := os.WriteFile(path, s.Data[wellknown.RedisSecretKey], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func limiter(t *testing.T, cfg *policyconfig.Config, pwFile string) *limits.Redis {
+	t.Helper()
+	rs, err := limits.Compile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := limits.NewRedis(limits.RedisOptions{URL: cfg.Limits.RedisURL, Username: cfg.Limits.RedisUser, PasswordFile: pwFile,
+		Rules: rs, Timeout: 2 * time.Second, Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	return l
+}
+
+func hasEvent(ctx context.Context, k client.Client, ns, name, eventType, reason string) error {
+	var list eventsv1.EventList
+	if err := k.List(ctx, &list, client.InNamespace(ns)); err != nil {
+		return err
+	}
+	for _, e := range list.Items {
+		if e.Regarding.Name == name && e.Type == eventType && e.Reason == reason {
+			return nil
+		}
+	}
+	return fmt.Errorf("no %s event %s for %s/%s among %d events", eventType, reason, ns, name, len(list.Items))
+}
+
+func eventually(t *testing.T, timeout time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = f(); err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("condition not met within %s: %v", timeout, err)
+}
