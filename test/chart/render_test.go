@@ -7,8 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
 
 	"github.com/claude-guard/claude-guard/internal/chartenv"
 	"github.com/claude-guard/claude-guard/internal/inject"
@@ -78,7 +81,7 @@ func TestRender(t *testing.T) {
 				t.Fatal(err)
 			}
 			o := managerapp.NewOptions()
-			if err := o.Parse(args); err != nil {
+			if err := o.Parse(expandSecretEnv(t, d, args)); err != nil {
 				t.Fatal(err)
 			}
 			if err := o.Validate(); err != nil {
@@ -240,4 +243,28 @@ func TestConfigProtectionNeedsKubernetes130(t *testing.T) {
 	if err != nil || strings.Contains(out, "ValidatingAdmissionPolicy") {
 		t.Fatalf("with configProtection.enabled=false the chart must install on 1.29 without the policy: %v\n%s", err, out)
 	}
+}
+
+// expandSecretEnv does the kubelet's $(VAR) expansion for the manager's variables that come from a
+// Secret (redis.existingSecret), with a value of the right shape, so the manager validates what it
+// would really get. A Secret's value never appears in the arguments themselves.
+func expandSecretEnv(t *testing.T, d *appsv1.Deployment, args []string) []string {
+	t.Helper()
+	samples := map[string]string{"REDIS_URL": "redis://admin:secret@redis.example:6379/0"}
+	out := slices.Clone(args)
+	for _, c := range d.Spec.Template.Spec.Containers {
+		for _, e := range c.Env {
+			if e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil {
+				continue
+			}
+			v, ok := samples[e.Name]
+			if !ok {
+				t.Fatalf("no sample value for %s (from Secret %s)", e.Name, e.ValueFrom.SecretKeyRef.Name)
+			}
+			for i := range out {
+				out[i] = strings.ReplaceAll(out[i], "$("+e.Name+")", v)
+			}
+		}
+	}
+	return out
 }

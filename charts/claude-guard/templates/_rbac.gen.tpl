@@ -14,6 +14,21 @@
 - apiGroups: [""]
   resources: [namespaces, pods]
   verbs: [get, list, watch]
+{{- if and (or .Values.redis.url .Values.redis.existingSecret.name) .Values.redis.perNamespaceUsers }}
+# secrets: Shared rate limits with per-namespace Redis users only (redis.url or redis.existingSecret
+# set, and redis.perNamespaceUsers): the Redis user controller writes Secret claude-guard-redis (its
+# namespace's Redis ACL password) into each namespace with a Redis policy and deletes it with the last
+# one; it reads that Secret (and, in the release namespace, claude-guard-redis-acl) directly from the
+# API server and never lists or watches Secrets. Only create is cluster-wide (Kubernetes cannot narrow
+# create by name); get, patch and delete reach those two names only.
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [create]
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [delete, get, patch]
+  resourceNames: [claude-guard-redis, claude-guard-redis-acl]
+{{- end }}
 {{- if not .Values.webhook.certManager.enabled }}
 # mutatingwebhookconfigurations: Self-managed certificates only: the manager keeps the caBundle of the
 # release's own webhook configuration in sync with the CA it rotates (cert-manager's CA injector does
