@@ -238,3 +238,19 @@ func TestEndUserCustomHeaderIsStripped(t *testing.T) {
 		t.Fatalf("audit record: %v", recs[0])
 	}
 }
+
+// In shadow mode a refused token is recorded and the request goes on without a user (so no scope rule
+// applies to it).
+func TestEndUserShadowMode(t *testing.T) {
+	is := oidctest.Start(t)
+	e := newEnv(t, tierConfig(is, "shadowMode: true\n"), withEndUsers(t, nil))
+	expired := is.Claims("erin", "claude-assistant", "basic")
+	expired["exp"] = time.Now().Add(-time.Hour).Unix()
+	if _, err := e.client.Messages.New(context.Background(), haiku(10), option.WithAuthToken(is.Sign(expired))); err != nil {
+		t.Fatalf("shadow mode blocked the request: %v", err)
+	}
+	recs := e.audit.records(t)
+	if recs[0]["decision"] != "shadow_deny" || recs[0]["rule"] != "endUser.token" || recs[0]["endUser"] != nil {
+		t.Fatalf("audit record: %v", recs[0])
+	}
+}
