@@ -14,6 +14,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 
 	"github.com/claude-guard/claude-guard/internal/policyconfig"
+	"github.com/claude-guard/claude-guard/internal/wellknown"
 	"github.com/claude-guard/claude-guard/sidecar/identity"
 )
 
@@ -48,7 +49,7 @@ func serverTLS(o *Options, id *identity.Provider) (*tls.Config, error) {
 	var td spiffeid.TrustDomain
 	if o.ClientTrustDomain != "" {
 		if id == nil {
-			return nil, errors.New("--client-trust-domain needs the SPIFFE Workload API: set identity.trustDomain in the config and " + "SPIFFE_ENDPOINT_SOCKET")
+			return nil, errors.New("--client-trust-domain needs the SPIFFE Workload API: set identity.trustDomain in the config and " + wellknown.EnvSPIFFESocket)
 		}
 		var err error
 		if td, err = spiffeid.TrustDomainFromString(o.ClientTrustDomain); err != nil {
@@ -62,12 +63,12 @@ func serverTLS(o *Options, id *identity.Provider) (*tls.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: kp.get}
 	if o.ClientTrustDomain != "" {
-		tlsconfig.HookMTLSWebServerConfig(cfg, &tls.Certificate{}, id, tlsconfig.AuthorizeMemberOf(td))
-		cfg.Certificates = nil
+		// What go-spiffe's MTLSWebServerConfig sets, with a certificate that is reloaded instead of fixed.
+		cfg.ClientAuth = tls.RequireAnyClientCert
+		cfg.VerifyPeerCertificate = tlsconfig.VerifyPeerCertificate(id, tlsconfig.AuthorizeMemberOf(td))
 	}
-	cfg.GetCertificate = kp.get
 	cfg.NextProtos = []string{"h2", "http/1.1"}
 	return cfg, nil
 }

@@ -31,6 +31,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 
+	"github.com/claude-guard/claude-guard/internal/testcert"
 	"github.com/claude-guard/claude-guard/internal/testservers"
 	"github.com/claude-guard/claude-guard/internal/wellknown"
 	"github.com/claude-guard/claude-guard/sidecar/app"
@@ -110,37 +111,43 @@ limits:
 	t.Setenv(wellknown.EnvSPIFFESocket, spire.SocketAddr)
 	t.Setenv("POD_SERVICE_ACCOUNT", "claude-gateway")
 	sink := &auditSink{}
-	addrs := make(chan string, 1)
-	o := &app.Options{ConfigPath: cfgPath, Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0", Upstream: up.URL, APIKeyFile: keyPath,
-		ShutdownGrace: time.Second, MaxRequestDuration: time.Minute, LogLevel: "info", Stdout: sink,
-		Gateway: true, ClientTrustDomain: td.Name(), Ready: func(p, _ string) { addrs <- p }}
-	o.Complete()
-	if err := o.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- app.Run(ctx, o) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
+	// start runs a gateway with edit applied to its options and returns its base URL.
+	start := func(edit func(*app.Options)) string {
+		addrs := make(chan string, 1)
+		o := &app.Options{ConfigPath: cfgPath, Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0", Upstream: up.URL, APIKeyFile: keyPath,
+			ShutdownGrace: time.Second, MaxRequestDuration: time.Minute, LogLevel: "info", Stdout: sink,
+			Gateway: true, ClientTrustDomain: td.Name(), Ready: func(p, _ string) { addrs <- p }}
+		edit(o)
+		o.Complete()
+		if err := o.Validate(); err != nil {
+			t.Fatal(err)
 		}
-	})
-	var addr string
-	select {
-	case addr = <-addrs:
-	case err := <-done:
-		t.Fatalf("gateway: %v", err)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- app.Run(ctx, o) }()
+		t.Cleanup(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		})
+		select {
+		case addr := <-addrs:
+			return "https://" + addr
+		case err := <-done:
+			t.Fatalf("gateway: %v", err)
+		}
+		return ""
 	}
-	base := "https://" + addr
+	base := start(func(*app.Options) {})
 
 	// The gateway presents its own SVID; callers authorize exactly that ID.
-	client := func(tlsConf *tls.Config) anthropic.Client {
+	clientAt := func(base string, tlsConf *tls.Config) anthropic.Client {
 		return anthropic.NewClient(option.WithBaseURL(base), option.WithMaxRetries(0),
 			option.WithHTTPClient(&http.Client{Transport: &http.Transport{TLSClientConfig: tlsConf}}),
 			option.WithAuthToken(is.Sign(is.Claims("alice", "gateway"))))
 	}
+	client := func(tlsConf *tls.Config) anthropic.Client { return clientAt(base, tlsConf) }
 	asA := func() anthropic.Client {
 		return client(tlsconfig.MTLSClientConfig(svidA, bundle, tlsconfig.AuthorizeID(gatewayID)))
 	}
@@ -188,6 +195,39 @@ limits:
 	forged := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: true, Certificates: []tls.Certificate{selfSignedSVID(t, callerA)}} //nolint:gosec // as above
 	if s := call(client(forged)); s != -1 {
 		t.Fatalf("a caller with a self-signed SPIFFE certificate got %d", s)
+	}
+
+	// With a web certificate from files instead of the SVID (--tls-cert-file), callers' SVIDs are still
+	// required and verified against the trust domain.
+	certPEM, keyPEM, pool := testcert.Loopback(t)
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	for path, content := range map[string]string{certFile: certPEM, keyFile: keyPEM} {
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	web := start(func(o *app.Options) { o.TLSCertFile, o.TLSKeyFile = certFile, keyFile })
+	webTLS := func(withSVID bool) *tls.Config {
+		c := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
+		if withSVID {
+			c.GetClientCertificate = tlsconfig.GetClientCertificate(svidB)
+		}
+		return c
+	}
+	deadline = time.Now().Add(30 * time.Second)
+	for call(clientAt(web, webTLS(true))) != 200 {
+		if time.Now().After(deadline) {
+			t.Fatal("the gateway with a certificate from files never served caller B over mTLS")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if s := call(clientAt(web, webTLS(false))); s != -1 {
+		t.Fatalf("the gateway with a certificate from files served a caller without an SVID: %d", s)
+	}
+	forgedWeb := webTLS(false)
+	forgedWeb.Certificates = []tls.Certificate{selfSignedSVID(t, callerA)}
+	if s := call(clientAt(web, forgedWeb)); s != -1 {
+		t.Fatalf("the gateway with a certificate from files accepted a self-signed SPIFFE certificate: %d", s)
 	}
 
 	// Audit records are flushed every 100 ms.
