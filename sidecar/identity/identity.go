@@ -150,13 +150,7 @@ func (p *Provider) ID() string {
 // ClientCertificate presents the current X.509-SVID in a TLS handshake (tls.Config.GetClientCertificate),
 // so connections always use the latest rotated certificate.
 func (p *Provider) ClientCertificate(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-	p.mu.RLock()
-	x, err := p.x509, p.err
-	p.mu.RUnlock()
-	if err != nil {
-		return nil, err
-	}
-	svid, err := x.GetX509SVID()
+	svid, err := p.GetX509SVID()
 	if err != nil {
 		return nil, fmt.Errorf("failed to get the X.509-SVID: %w", err)
 	}
@@ -173,21 +167,24 @@ func (p *Provider) ClientCertificate(*tls.CertificateRequestInfo) (*tls.Certific
 // GetX509SVID implements x509svid.Source with the current SVID, so go-spiffe's tlsconfig can present it
 // as a server certificate (gateway mode).
 func (p *Provider) GetX509SVID() (*x509svid.SVID, error) {
-	p.mu.RLock()
-	x, err := p.x509, p.err
-	p.mu.RUnlock()
+	x, err := p.x509Source()
 	if err != nil {
 		return nil, err
 	}
 	return x.GetX509SVID()
 }
 
+// x509Source returns the X.509 source once the workload has its expected identity.
+func (p *Provider) x509Source() (*workloadapi.X509Source, error) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.x509, p.err
+}
+
 // GetX509BundleForTrustDomain implements x509bundle.Source, so go-spiffe's tlsconfig can verify peers'
 // SVIDs against the bundles the Workload API delivers (gateway mode with mTLS).
 func (p *Provider) GetX509BundleForTrustDomain(td spiffeid.TrustDomain) (*x509bundle.Bundle, error) {
-	p.mu.RLock()
-	x, err := p.x509, p.err
-	p.mu.RUnlock()
+	x, err := p.x509Source()
 	if err != nil {
 		return nil, err
 	}
