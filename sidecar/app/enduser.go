@@ -38,16 +38,17 @@ func (e *endUsers) get() *enduser.Authenticator { return e.cur.Load() }
 func (e *endUsers) set(c *policyconfig.Config) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	// The settings in force: none when verification is off or the policy denies everything anyway.
 	next := c.EndUser
-	if next != nil && next.Mode == policyconfig.EndUserDisabled {
+	if (next != nil && next.Mode == policyconfig.EndUserDisabled) || c.Deny != nil {
 		next = nil
 	}
-	if reflect.DeepEqual(next, e.cfg) && (next == nil) == (e.cur.Load() == nil) {
+	if reflect.DeepEqual(next, e.cfg) {
 		return nil
 	}
 	var a *enduser.Authenticator
 	var cancel context.CancelFunc
-	if next != nil && c.Deny == nil {
+	if next != nil {
 		var err error
 		a, err = enduser.New(enduser.Options{Config: next, Replay: e.replay, Log: e.log})
 		if err != nil {
