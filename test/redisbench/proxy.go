@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/claude-guard/claude-guard/sidecar/config"
@@ -110,43 +109,23 @@ func serve(h http.Handler) (*server, error) {
 	return s, nil
 }
 
-// pace sends rate Messages requests/s to base for d (open loop) and returns their latencies and the
-// number that failed.
+// pace sends rate Messages requests/s to base for d (open loop, paced like the limiter runs) and returns
+// their latencies and the number that failed.
 func pace(ctx context.Context, c *http.Client, base, body string, rate int, d time.Duration) ([]time.Duration, int) {
-	n := int(d.Seconds() * float64(rate))
-	lat := make([]time.Duration, n)
-	failed := make([]bool, n)
-	var wg sync.WaitGroup
-	interval := time.Second / time.Duration(rate)
-	start := time.Now()
-	for i := range n {
-		if w := time.Until(start.Add(time.Duration(i) * interval)); w > 0 {
-			time.Sleep(w)
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			req, _ := http.NewRequestWithContext(ctx, "POST", base+"/v1/messages", strings.NewReader(body))
-			req.Header.Set("anthropic-version", "2023-06-01")
-			req.Header.Set("content-type", "application/json")
-			t0 := time.Now()
-			resp, err := c.Do(req)
-			if err == nil {
-				_, err = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					err = fmt.Errorf("status %d", resp.StatusCode)
-				}
+	res := paced(rate, d, func(int) (time.Duration, error) {
+		t0 := time.Now()
+		req, _ := http.NewRequestWithContext(ctx, "POST", base+"/v1/messages", strings.NewReader(body))
+		req.Header.Set("anthropic-version", "2023-06-01")
+		req.Header.Set("content-type", "application/json")
+		resp, err := c.Do(req)
+		if err == nil {
+			_, err = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				err = fmt.Errorf("status %d", resp.StatusCode)
 			}
-			lat[i], failed[i] = time.Since(t0), err != nil
-		}()
-	}
-	wg.Wait()
-	errs := 0
-	for _, f := range failed {
-		if f {
-			errs++
 		}
-	}
-	return lat, errs
+		return time.Since(t0), err
+	})
+	return res.total, res.errors
 }
