@@ -46,30 +46,10 @@ endUser:
 // /readyz says it is ready (its issuers discovered).
 func startGateway(t *testing.T, o *Options) string {
 	t.Helper()
-	addrs := make(chan [2]string, 1)
-	o.Ready = func(p, m string) { addrs <- [2]string{p, m} }
 	o.Stdout = &lockedBuf{ch: make(chan string, 1000)}
-	o.Complete()
-	if err := o.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- Run(ctx, o) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	select {
-	case a := <-addrs:
-		waitFor(t, func() bool { status, _ := get(t, "http://"+a[1]+"/readyz"); return status == http.StatusOK })
-		return a[0]
-	case err := <-done:
-		t.Fatalf("Run: %v", err)
-	}
-	return ""
+	p, m := serve(t, o)
+	waitFor(t, func() bool { status, _ := get(t, "http://"+m+"/readyz"); return status == http.StatusOK })
+	return p
 }
 
 func TestGatewayServesTheSDKOverTLSWithAJWT(t *testing.T) {

@@ -34,11 +34,20 @@ func (l *logLines) String() string {
 // runSidecar runs the sidecar on cfgPath until the test ends and returns its proxy and metrics base URLs.
 func runSidecar(t *testing.T, cfgPath, upstream, keyPath string, logs *logLines) (string, string) {
 	t.Helper()
-	o := &Options{ConfigPath: cfgPath, Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0", Upstream: upstream, APIKeyFile: keyPath,
-		Workload: "test", ShutdownGrace: time.Second, MaxRequestDuration: time.Minute, LogLevel: "info", Stdout: logs}
+	p, m := serve(t, &Options{ConfigPath: cfgPath, Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0", Upstream: upstream, APIKeyFile: keyPath,
+		Workload: "test", ShutdownGrace: time.Second, MaxRequestDuration: time.Minute, LogLevel: "info", Stdout: logs})
+	return "http://" + p, "http://" + m
+}
+
+// serve runs Run with o until the test ends and returns the bound proxy and metrics addresses.
+func serve(t *testing.T, o *Options) (proxyAddr, metricsAddr string) {
+	t.Helper()
 	addrs := make(chan [2]string, 1)
 	o.Ready = func(p, m string) { addrs <- [2]string{p, m} }
 	o.Complete()
+	if err := o.Validate(); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, o) }()
@@ -50,7 +59,7 @@ func runSidecar(t *testing.T, cfgPath, upstream, keyPath string, logs *logLines)
 	})
 	select {
 	case a := <-addrs:
-		return "http://" + a[0], "http://" + a[1]
+		return a[0], a[1]
 	case err := <-done:
 		t.Fatalf("Run: %v", err)
 	}
