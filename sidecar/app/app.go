@@ -21,7 +21,6 @@ import (
 	"github.com/claude-guard/claude-guard/internal/wellknown"
 	"github.com/claude-guard/claude-guard/sidecar/audit"
 	"github.com/claude-guard/claude-guard/sidecar/config"
-	"github.com/claude-guard/claude-guard/sidecar/enduser"
 	"github.com/claude-guard/claude-guard/sidecar/metrics"
 	"github.com/claude-guard/claude-guard/sidecar/proxy"
 )
@@ -174,8 +173,7 @@ func Run(ctx context.Context, o *Options) error {
 	}
 	defer limiter.Close()
 	// The limit backend also remembers end users' jti values, so replay state is shared like limits.
-	replay, _ := any(limiter).(enduser.ReplayStore)
-	users, err := newEndUsers(ctx, c, replay, log)
+	users, err := newEndUsers(ctx, c, limiter, log)
 	if err != nil {
 		return err
 	}

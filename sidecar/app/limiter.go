@@ -5,14 +5,16 @@ import (
 	"log/slog"
 
 	"github.com/claude-guard/claude-guard/internal/policyconfig"
+	"github.com/claude-guard/claude-guard/sidecar/enduser"
 	"github.com/claude-guard/claude-guard/sidecar/limits"
 	"github.com/claude-guard/claude-guard/sidecar/metrics"
 )
 
-// limiter is the rate limiter the config names. Both backends also implement Once, the jti replay store
-// of end-user tokens, so replay state lives where the counters do.
+// limiter is the rate limiter the config names. It is also the jti replay store of end-user tokens, so
+// replay state lives where the counters do.
 type limiter interface {
 	limits.Limiter
+	enduser.ReplayStore
 	SetRules(*limits.Rules)
 	Close() error
 }

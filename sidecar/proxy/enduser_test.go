@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -162,12 +161,11 @@ limits:
 `
 	c := tierConfig(is, extra)
 	c = strings.Replace(c, "  rules:\n  - {scopes", "  replay: {}\n  rules:\n  - {scopes", 1)
-	var replay enduser.ReplayStore
 	e := newEnv(t, c, func(o *proxy.Options) {
-		if r, ok := o.Limiter.(enduser.ReplayStore); ok {
-			replay = r
-		} else {
-			replay = newTestReplay()
+		// The limiter is the replay store, as in the sidecar.
+		replay, ok := o.Limiter.(enduser.ReplayStore)
+		if !ok {
+			t.Fatalf("%T is not a replay store", o.Limiter)
 		}
 		withEndUsers(t, replay)(o)
 	})
@@ -203,22 +201,6 @@ limits:
 	if recs[1]["rule"] != "endUser.replay" {
 		t.Fatalf("replay audit record: %v", recs[1])
 	}
-}
-
-// testReplay is a ReplayStore for limiters that do not implement one.
-type testReplay struct {
-	mu   sync.Mutex
-	seen map[string]bool
-}
-
-func newTestReplay() *testReplay { return &testReplay{seen: map[string]bool{}} }
-
-func (r *testReplay) Once(_ context.Context, key string, _ time.Duration) (bool, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	first := !r.seen[key]
-	r.seen[key] = true
-	return first, nil
 }
 
 // A token in a custom header is verified like a bearer token and never forwarded.
