@@ -53,7 +53,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Image:           "ghcr.io/claude-guard/sidecar:v0.1.0",
-		Command:         []string{"/usr/local/bin/sidecar"},
+		Command:         []string{wellknown.SidecarBinary},
 		ImagePullPolicy: corev1.PullIfNotPresent,
 		Resources: corev1.ResourceRequirements{
 			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("20m"), corev1.ResourceMemory: resource.MustParse("32Mi")},

@@ -58,6 +58,15 @@ const (
 	PlaceholderAPIKey = "claude-guard-placeholder"
 )
 
+// Programs inside the images (`make images`, internal/imagebuild): the chart's and the webhook's pod specs
+// run them by these paths.
+const (
+	// ManagerBinary is the manager's path in its image (also the image's entrypoint).
+	ManagerBinary = "/usr/local/bin/manager"
+	// SidecarBinary is the sidecar's path in its image: the injected container's and the gateway's command.
+	SidecarBinary = "/usr/local/bin/sidecar"
+)
+
 // Files the webhook mounts into the sidecar container only (never into app containers).
 const (
 	// ConfigFile is the rendered config's path inside the sidecar.
