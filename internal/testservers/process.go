@@ -28,10 +28,10 @@ func repoRoot() string {
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
 }
 
-// toolDir returns $env when set, else the directory printed by hack/<script>, which builds the binaries
+// ToolDir returns $env when set, else the directory printed by hack/<script>, which builds the binaries
 // on first use and caches them, so `go test ./...` works on a fresh clone too. The variable is set after
 // the first build so that child processes of the test (and later calls) skip the script.
-func toolDir(env, script string) (string, error) {
+func ToolDir(env, script string) (string, error) {
 	if d := os.Getenv(env); d != "" {
 		return d, nil
 	}
@@ -48,8 +48,8 @@ func toolDir(env, script string) (string, error) {
 }
 
 var (
-	openBaoDir = sync.OnceValues(func() (string, error) { return toolDir("CLAUDE_GUARD_OPENBAO_DIR", "openbao.sh") })
-	spireDir   = sync.OnceValues(func() (string, error) { return toolDir("CLAUDE_GUARD_SPIRE_DIR", "spire.sh") })
+	openBaoDir = sync.OnceValues(func() (string, error) { return ToolDir("CLAUDE_GUARD_OPENBAO_DIR", "openbao.sh") })
+	spireDir   = sync.OnceValues(func() (string, error) { return ToolDir("CLAUDE_GUARD_SPIRE_DIR", "spire.sh") })
 )
 
 // OpenBaoDir returns the directory holding the `bao` binary ($CLAUDE_GUARD_OPENBAO_DIR or hack/openbao.sh).

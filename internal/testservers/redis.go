@@ -23,7 +23,7 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-var redisDir = sync.OnceValues(func() (string, error) { return toolDir("CLAUDE_GUARD_REDIS_DIR", "redis.sh") })
+var redisDir = sync.OnceValues(func() (string, error) { return ToolDir("CLAUDE_GUARD_REDIS_DIR", "redis.sh") })
 
 // RedisDir returns the directory holding redis-server and redis-cli ($CLAUDE_GUARD_REDIS_DIR or
 // hack/redis.sh). Their shared libraries are in ../lib (see RedisEnv).
