@@ -12,6 +12,11 @@ import (
 	"os/signal"
 	"syscall"
 
+	// The image has no /etc/ssl (an empty base, docs/images.md): these roots, compiled in, verify
+	// api.anthropic.com (and a Vault, OIDC issuer or Redis with a public certificate). Go uses them only
+	// when the system has none, so a CA bundle mounted at the usual paths (or SSL_CERT_FILE) still wins.
+	_ "golang.org/x/crypto/x509roots/fallback"
+
 	"github.com/claude-guard/claude-guard/sidecar/app"
 )
 
