@@ -83,6 +83,16 @@ build: ## Build the manager and sidecar binaries into bin/.
 	$(GO) build -o bin/manager ./cmd/manager
 	$(GO) build -o bin/sidecar ./cmd/sidecar
 
+# `make images REGISTRY=registry.example.com/claude-guard PUSH=1`; any other hack/images flag through
+# IMAGES_FLAGS (docs/images.md).
+REGISTRY ?=
+PUSH ?=
+IMAGES_FLAGS ?= $(if $(REGISTRY),-registry=$(REGISTRY)) $(if $(filter-out 0 false,$(PUSH)),-push)
+
+.PHONY: images
+images: ## Build the manager and sidecar images (OCI tarballs in bin/images; REGISTRY=... PUSH=1 to push)
+	$(GO) run ./hack/images $(IMAGES_FLAGS)
+
 .PHONY: run
 run: ## Run the manager against the cluster in $$KUBECONFIG.
 	$(GO) run ./cmd/manager --no-tenant=Deny
