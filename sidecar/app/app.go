@@ -15,6 +15,8 @@ import (
 	"net/url"
 	"os"
 	"reflect"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/claude-guard/claude-guard/internal/policyconfig"
@@ -196,6 +198,8 @@ func Run(ctx context.Context, o *Options) error {
 		Workload:    w.workload(o.Workload),
 		Caller:      caller(o),
 	})
+	restart := make(chan struct{})
+	var restartOnce sync.Once
 	watcher := &config.Watcher{
 		Path: o.ConfigPath, Override: o.override, Store: store, Log: log,
 		OnReload: func(n *config.Compiled) {
@@ -205,11 +209,12 @@ func Run(ctx context.Context, o *Options) error {
 			}
 			m.ConfigInfo.Reset()
 			m.ConfigInfo.WithLabelValues(n.Policy.Hash).Set(1)
-			if n.Policy.Config.Server != c.Server || !reflect.DeepEqual(n.Policy.Config.Credentials, c.Credentials) {
-				log.Warn("Config changed server or credentials settings; they apply after a restart")
-			}
-			if nl := n.Policy.Config.Limits; nl.Backend != c.Limits.Backend || nl.RedisURL != c.Limits.RedisURL || nl.RedisUser != c.Limits.RedisUser {
-				log.Warn("Config changed the rate limit backend; it applies after a restart", "backend", nl.Backend)
+			if what := needsRestart(c, n.Policy.Config); what != "" {
+				// These are wired once at start (listeners, the credential source, the limit backend). Serving
+				// the old ones beside a new hash would be a lie: drain and exit, and the kubelet restarts the
+				// (native) sidecar on the new config.
+				log.Warn("Config changed settings that apply only at start; draining and exiting so the sidecar restarts on the new config", "changed", what)
+				restartOnce.Do(func() { close(restart) })
 			}
 		},
 		OnResult: func(ok bool) {
@@ -288,6 +293,7 @@ func Run(ctx context.Context, o *Options) error {
 
 	select {
 	case <-ctx.Done():
+	case <-restart:
 	case err := <-errc:
 		if !errors.Is(err, http.ErrServerClosed) {
 			proxySrv.Close()
@@ -309,4 +315,20 @@ func Run(ctx context.Context, o *Options) error {
 	}
 	log.Info("Sidecar stopped")
 	return nil
+}
+
+// needsRestart names the settings that differ between the config the sidecar started with and a new
+// one and that it applies only at start, or returns "".
+func needsRestart(old, cur *policyconfig.Config) string {
+	var changed []string
+	if cur.Server != old.Server {
+		changed = append(changed, "server")
+	}
+	if !reflect.DeepEqual(cur.Credentials, old.Credentials) {
+		changed = append(changed, "credentials")
+	}
+	if l := cur.Limits; l.Backend != old.Limits.Backend || l.RedisURL != old.Limits.RedisURL || l.RedisUser != old.Limits.RedisUser {
+		changed = append(changed, "limits backend")
+	}
+	return strings.Join(changed, ", ")
 }

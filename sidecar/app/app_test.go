@@ -217,3 +217,67 @@ func TestValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestExitsToApplyStartOnlySettings: a reload that changes what the sidecar wires only at start (here
+// the upstream) does not leave it serving the old one beside the new config's hash: it drains and Run
+// returns, so the kubelet restarts the native sidecar on the new config. A reload of the rules alone
+// keeps it running.
+func TestExitsToApplyStartOnlySettings(t *testing.T) {
+	up := httptest.NewServer(fakeupstream.New(key))
+	defer up.Close()
+	dir := t.TempDir()
+	cfgPath, keyPath := filepath.Join(dir, "config.yaml"), filepath.Join(dir, "key")
+	writeFile(t, keyPath, key+"\n")
+	config := func(model, upstream string) string {
+		return "apiVersion: sidecar.claudeguard.io/v1\nkind: SidecarConfig\nserver: {upstream: \"" + upstream +
+			"\"}\ncredentials: {file: {path: " + keyPath + "}}\nmodels: {allow: [" + model + "]}\n"
+	}
+	writeFile(t, cfgPath, config("claude-haiku-*", up.URL))
+	logs := &lockedBuf{ch: make(chan string, 1000)}
+	o := &Options{ConfigPath: cfgPath, Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0",
+		Workload: "test", ShutdownGrace: time.Second, MaxRequestDuration: time.Minute, LogLevel: "info", Stdout: logs}
+	addrs := make(chan [2]string, 1)
+	o.Ready = func(p, m string) { addrs <- [2]string{p, m} }
+	o.Complete()
+	if err := o.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- Run(context.Background(), o) }()
+	var base string
+	select {
+	case a := <-addrs:
+		base = "http://" + a[0]
+	case err := <-done:
+		t.Fatalf("Run: %v", err)
+	}
+
+	writeFile(t, cfgPath, config("claude-sonnet-*", up.URL))
+	waitFor(t, func() bool { status, _ := post(t, base, "claude-sonnet-4-5"); return status == 200 })
+	select {
+	case err := <-done:
+		t.Fatalf("a rules-only reload ended Run: %v", err)
+	default:
+	}
+
+	other := httptest.NewServer(fakeupstream.New(key))
+	defer other.Close()
+	writeFile(t, cfgPath, config("claude-sonnet-*", other.URL))
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the sidecar kept running after its upstream changed")
+	}
+	var said bool
+	for len(logs.ch) > 0 {
+		if l := <-logs.ch; strings.Contains(l, "draining and exiting") && strings.Contains(l, `"changed":"server"`) {
+			said = true
+		}
+	}
+	if !said {
+		t.Error("no log line says the sidecar exits to apply the server change")
+	}
+}

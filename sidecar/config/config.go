@@ -102,6 +102,8 @@ func (w *Watcher) Run(ctx context.Context) error {
 	if err := fw.Add(filepath.Dir(w.Path)); err != nil {
 		return fmt.Errorf("failed to watch %s: %w", filepath.Dir(w.Path), err)
 	}
+	// The file may have changed between the sidecar's first load and the watch above: look once now.
+	w.Reload()
 	poll := w.Poll
 	if poll == 0 {
 		poll = 30 * time.Second
