@@ -62,7 +62,7 @@ func checkGateway(t *testing.T, manifest []byte, want bool) {
 	if !o.Gateway || (o.TLSCertFile == "" && o.ClientTrustDomain == "") {
 		t.Fatalf("the gateway must run with --gateway and TLS (--tls-cert-file or --client-trust-domain): %q", c.Args)
 	}
-	if !slices.Equal(c.Command, []string{"/usr/local/bin/sidecar"}) {
+	if !slices.Equal(c.Command, []string{wellknown.SidecarBinary}) {
 		t.Errorf("command = %q, want the sidecar binary", c.Command)
 	}
 

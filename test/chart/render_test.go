@@ -172,6 +172,8 @@ func TestBadValuesFail(t *testing.T) {
 		{"webhook timeout", []string{"webhook.timeoutSeconds=60"}, "at '/webhook/timeoutSeconds': maximum: got 60, want 30"},
 		{"resources quantity", []string{"sidecar.resources.requests.cpu=lots"}, "at '/sidecar/resources/requests/cpu': 'lots' does not match pattern"},
 		{"log level", []string{"logLevel=verbose"}, "at '/logLevel': value must be one of 'debug', 'info', 'error'"},
+		{"image digest", []string{"image.digest=8b4e7cadd8239357"}, "at '/image/digest': '8b4e7cadd8239357' does not match pattern"},
+		{"sidecar image digest", []string{"sidecar.image.digest=sha256:ABC"}, "at '/sidecar/image/digest': 'sha256:ABC' does not match pattern"},
 		{"pull policy", []string{"sidecar.image.pullPolicy=always"}, "at '/sidecar/image/pullPolicy': value must be one of 'Always', 'IfNotPresent', 'Never'"},
 		{"extra argument not a flag", []string{"extraArgs[0]=leader-elect"}, "at '/extraArgs/0': 'leader-elect' does not match pattern"},
 		{"zero replicas", []string{"replicaCount=0"}, "at '/replicaCount': minimum: got 0, want 1"},

@@ -64,8 +64,13 @@ app.kubernetes.io/instance: {{ .ctx.Release.Name }}
 app.kubernetes.io/component: {{ .component }}
 {{- end }}
 
+{{/* An image: <repository>@<digest> when a digest pins it (docs/images.md), else <repository>:<tag>. */}}
 {{- define "claude-guard.image" -}}
+{{- if .image.digest }}
+{{- printf "%s@%s" .image.repository .image.digest }}
+{{- else }}
 {{- printf "%s:%s" .image.repository (default .ctx.Chart.AppVersion .image.tag) }}
+{{- end }}
 {{- end }}
 
 {{/* The manager gets its own certificate rotation unless cert-manager provides the certificate. */}}
