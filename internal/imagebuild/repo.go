@@ -279,10 +279,10 @@ func readChart(dir string) (chartMeta, error) {
 		return c, err
 	}
 	if err := yaml.Unmarshal(b, &c); err != nil {
-		return c, fmt.Errorf("Chart.yaml: %w", err)
+		return c, fmt.Errorf("reading the chart's Chart.yaml: %w", err)
 	}
 	if c.AppVersion == "" {
-		return c, fmt.Errorf("Chart.yaml has no appVersion")
+		return c, fmt.Errorf("the chart's Chart.yaml has no appVersion")
 	}
 	return c, nil
 }
