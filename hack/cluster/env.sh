@@ -6,9 +6,9 @@
 # every address below exist only there and vanish with it, and nothing in it has a route off the machine.
 set -euo pipefail
 
-CG_CLUSTER_DIR="${CG_CLUSTER_DIR:?CG_CLUSTER_DIR must name the cluster's run directory (short: unix socket paths)}"
-CLUSTER_BIN="${CLUSTER_BIN:?CLUSTER_BIN must name hack/node.sh's output directory}"
-KUBE_ASSETS="${KUBE_ASSETS:?KUBE_ASSETS must name hack/envtest.sh's output directory}"
+CG_CLUSTER_DIR="${CG_CLUSTER_DIR:?CG_CLUSTER_DIR must name the run directory of the cluster (short: unix socket paths)}"
+CLUSTER_BIN="${CLUSTER_BIN:?CLUSTER_BIN must name the output directory of hack/node.sh}"
+KUBE_ASSETS="${KUBE_ASSETS:?KUBE_ASSETS must name the output directory of hack/envtest.sh}"
 RUN="$CG_CLUSTER_DIR"
 NODE_NAME=localhost               # also its Hostname address: the API server dials the kubelet at 127.0.0.1
 POD_CIDR=10.244.0.0/24

@@ -54,8 +54,10 @@ ip link add "$BRIDGE" type bridge
 ip addr add "$NODE_IP/${POD_CIDR#*/}" dev "$BRIDGE"
 ip link set "$BRIDGE" up
 # Pods reach Services through this namespace (kube-proxy DNATs here); it has no other interface, so
-# nothing is routed off the machine.
+# nothing is routed off the machine. The API server dials webhook Services at their cluster IPs from
+# here too: a route makes the kernel accept those connections before kube-proxy's rules rewrite them.
 echo 1 >/proc/sys/net/ipv4/ip_forward
+ip route add "$SERVICE_CIDR" dev "$BRIDGE" src "$NODE_IP"
 
 # ---------------------------------------------------------------- PKI (openssl): one CA for everything
 pki="$RUN/pki"
@@ -143,7 +145,8 @@ while read -r dst _; do
   [ -e "$dst" ] || { mkdir -p "$dst"; echo "$dst" >>"$RUN/created-mountpoints"; }
 done <"$RUN/etc/binds"
 
-# isGateway: pods get a default route through this namespace (Services are DNATed here); ipMasq off.
+# isDefaultGateway: pods get a default route through this namespace (Services are DNATed here), which
+# has no route off the machine; ipMasq off.
 cat >"$RUN/cni/net.d/10-claude-guard.conflist" <<CNI
 {
   "cniVersion": "1.0.0",
@@ -153,6 +156,7 @@ cat >"$RUN/cni/net.d/10-claude-guard.conflist" <<CNI
       "type": "bridge",
       "bridge": "$BRIDGE",
       "isGateway": true,
+      "isDefaultGateway": true,
       "ipMasq": false,
       "hairpinMode": true,
       "ipam": {

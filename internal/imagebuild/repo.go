@@ -54,7 +54,10 @@ type Options struct {
 	Version string
 	// Platforms to build; empty means DefaultPlatforms.
 	Platforms []v1.Platform
-	// Images names the RepoImages to build; empty means all.
+	// Catalog is the set of images to choose from; empty means RepoImages (tests build their own
+	// images, such as a fake API server, the same way).
+	Catalog []RepoImage
+	// Images names the Catalog's images to build; empty means all.
 	Images []string
 	// Push pushes each index to its reference (Push).
 	Push bool
@@ -89,11 +92,11 @@ func BuildRepoImages(ctx context.Context, o Options) ([]Result, error) {
 	}
 	var selected []RepoImage
 	for _, n := range o.Images {
-		i := slices.IndexFunc(RepoImages, func(ri RepoImage) bool { return ri.Name == n })
+		i := slices.IndexFunc(o.Catalog, func(ri RepoImage) bool { return ri.Name == n })
 		if i < 0 {
-			return nil, fmt.Errorf("unknown image %q (have manager, sidecar)", n)
+			return nil, fmt.Errorf("unknown image %q (have %s)", n, strings.Join(catalogNames(o.Catalog), ", "))
 		}
-		selected = append(selected, RepoImages[i])
+		selected = append(selected, o.Catalog[i])
 	}
 	chart, err := readChart(o.Dir)
 	if err != nil {
@@ -185,10 +188,11 @@ func (o *Options) complete(ctx context.Context) error {
 	if len(o.Platforms) == 0 {
 		o.Platforms = DefaultPlatforms
 	}
+	if len(o.Catalog) == 0 {
+		o.Catalog = RepoImages
+	}
 	if len(o.Images) == 0 {
-		for _, ri := range RepoImages {
-			o.Images = append(o.Images, ri.Name)
-		}
+		o.Images = catalogNames(o.Catalog)
 	}
 	if o.Dir == "" {
 		top, err := git(ctx, "", "rev-parse", "--show-toplevel")
@@ -329,4 +333,12 @@ func git(ctx context.Context, dir string, args ...string) (string, error) {
 		return "", fmt.Errorf("git %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
 	}
 	return strings.TrimSpace(string(out)), nil
+}
+
+func catalogNames(c []RepoImage) []string {
+	names := make([]string, len(c))
+	for i, ri := range c {
+		names[i] = ri.Name
+	}
+	return names
 }

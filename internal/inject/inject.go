@@ -196,11 +196,14 @@ func volumes(p *v1alpha1.ClaudeAccessPolicy, cfg Config) ([]corev1.Volume, []cor
 	mounts := []corev1.VolumeMount{{Name: VolumeConfig, MountPath: wellknown.ConfigMountDir, ReadOnly: true}}
 
 	cr := p.Spec.Credentials
+	// Secret files are world-readable (0444): the pod sets no fsGroup (it is the tenant's), so the kubelet
+	// writes them owned by root, and 0440 would lock out the sidecar's non-root user. Only the sidecar
+	// container mounts these volumes; no other container of the pod sees the files.
 	if cr.SecretRef != nil {
 		vols = append(vols, corev1.Volume{Name: VolumeSecret, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
 			SecretName:  cr.SecretRef.Name,
 			Items:       []corev1.KeyToPath{{Key: cr.SecretRef.Key, Path: "api-key"}},
-			DefaultMode: ptr.To[int32](0o440),
+			DefaultMode: ptr.To[int32](0o444),
 		}}})
 		mounts = append(mounts, corev1.VolumeMount{Name: VolumeSecret, MountPath: wellknown.SecretMountDir, ReadOnly: true})
 	}
@@ -219,7 +222,7 @@ func volumes(p *v1alpha1.ClaudeAccessPolicy, cfg Config) ([]corev1.Volume, []cor
 		vols = append(vols, corev1.Volume{Name: VolumeRedis, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
 			SecretName:  wellknown.RedisSecretName,
 			Items:       []corev1.KeyToPath{{Key: wellknown.RedisSecretKey, Path: wellknown.RedisSecretKey}},
-			DefaultMode: ptr.To[int32](0o440),
+			DefaultMode: ptr.To[int32](0o444),
 			Optional:    ptr.To(true),
 		}}})
 		mounts = append(mounts, corev1.VolumeMount{Name: VolumeRedis, MountPath: wellknown.RedisPasswordDir, ReadOnly: true})

@@ -316,6 +316,9 @@ func Run(ctx context.Context, o *Options) error {
 		if err := addCertRotator(mgr, o, certsReady); err != nil {
 			return err
 		}
+		if err := addCertFiles(mgr, o); err != nil {
+			return err
+		}
 	} else {
 		close(certsReady)
 	}

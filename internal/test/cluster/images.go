@@ -1,0 +1,69 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"runtime"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/claude-guard/claude-guard/internal/imagebuild"
+	"github.com/claude-guard/claude-guard/internal/testenv"
+)
+
+// Test images: built from this repository like the product's, for the node's platform only, and named
+// under claude-guard.local so nothing can mistake them for published ones.
+const (
+	TestRegistry = "claude-guard.local"
+	TestVersion  = "test"
+	// SandboxImage is the node's pod sandbox image (hack/cluster/env.sh's SANDBOX_IMAGE).
+	SandboxImage = TestRegistry + "/pause:" + TestVersion
+	// FakeUpstreamImage serves the fake Anthropic API (test/images/fakeupstream) on :8080.
+	FakeUpstreamImage = TestRegistry + "/fakeupstream:" + TestVersion
+	// ClientImage is the app: the official Anthropic Go SDK (test/images/claudeclient).
+	ClientImage = TestRegistry + "/claudeclient:" + TestVersion
+	// ClientBinary is where ClientImage holds its binary (its entrypoint).
+	ClientBinary = "/usr/local/bin/claudeclient"
+)
+
+// testImages are the images the cluster's tests run besides the product's.
+var testImages = []imagebuild.RepoImage{
+	{Name: "pause", Package: "./hack/cluster/pause", Path: "/usr/local/bin/pause"},
+	{Name: "fakeupstream", Package: "./test/images/fakeupstream", Path: "/usr/local/bin/fakeupstream"},
+	{Name: "claudeclient", Package: "./test/images/claudeclient", Path: ClientBinary},
+}
+
+// Images are the image tarballs BuildImages wrote.
+type Images struct {
+	// Product are the manager and sidecar images, named exactly as the chart's defaults name them.
+	Product []imagebuild.Result
+	// Test are the sandbox, fake upstream and client images.
+	Test []imagebuild.Result
+}
+
+// Tarballs lists every tarball, for Start.
+func (i Images) Tarballs() []string {
+	var out []string
+	for _, r := range append(append([]imagebuild.Result{}, i.Product...), i.Test...) {
+		out = append(out, r.Path)
+	}
+	return out
+}
+
+// BuildImages builds the product's images from the working tree, as `make images` does but for the
+// node's platform only, and the test images, as OCI tarballs in dir.
+func BuildImages(ctx context.Context, dir string) (Images, error) {
+	host := []v1.Platform{{OS: "linux", Architecture: runtime.GOARCH}}
+	var imgs Images
+	var err error
+	root := testenv.RepoRoot()
+	if imgs.Product, err = imagebuild.BuildRepoImages(ctx, imagebuild.Options{Dir: root, Out: filepath.Join(dir, "product"), Platforms: host}); err != nil {
+		return imgs, fmt.Errorf("building the manager and sidecar images: %w", err)
+	}
+	if imgs.Test, err = imagebuild.BuildRepoImages(ctx, imagebuild.Options{Dir: root, Out: filepath.Join(dir, "test"), Platforms: host,
+		Catalog: testImages, Registry: TestRegistry, Version: TestVersion}); err != nil {
+		return imgs, fmt.Errorf("building the test images: %w", err)
+	}
+	return imgs, nil
+}

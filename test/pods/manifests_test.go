@@ -1,0 +1,135 @@
+package pods
+
+import (
+	"fmt"
+
+	"github.com/claude-guard/claude-guard/internal/test/cluster"
+)
+
+const (
+	// upstreamKey is the only key the fake API accepts: it reaches the sidecar only through the tenant's
+	// Secret, never the app.
+	upstreamKey = "sk-ant-pods-test-key-not-real"
+	tenantNS    = "shop"
+	releaseNS   = "claude-guard-system"
+	allowed     = "claude-haiku-4-5"
+	denied      = "claude-opus-4-1"
+	// laterAllowed is allowed by the tenant, and by the policy once TestRealPods edits it.
+	laterAllowed = "claude-sonnet-4-5"
+)
+
+// fakeUpstream is the fake Anthropic API as a Deployment and a Service in its own namespace.
+var fakeUpstream = fmt.Sprintf(`apiVersion: v1
+kind: Namespace
+metadata: {name: fake-anthropic}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: api, namespace: fake-anthropic}
+spec:
+  selector: {matchLabels: {app: api}}
+  template:
+    metadata: {labels: {app: api}}
+    spec:
+      containers:
+      - name: api
+        image: %s
+        imagePullPolicy: Never
+        args: [-listen, ":8080"]
+        env: [{name: FAKE_API_KEYS, value: %s}]
+        ports: [{containerPort: 8080, name: http}]
+        readinessProbe: {tcpSocket: {port: http}, periodSeconds: 1}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: api, namespace: fake-anthropic}
+spec:
+  selector: {app: api}
+  ports: [{port: 8080, targetPort: http, name: http}]
+`, cluster.FakeUpstreamImage, upstreamKey)
+
+// tenant is the shop tenant: a namespace opted in to injection (failure policy Fail: no pod there starts
+// without the sidecar), its ClaudeTenant, the key in a Secret, and the storefront policy.
+var tenant = fmt.Sprintf(`apiVersion: v1
+kind: Namespace
+metadata:
+  name: %[1]s
+  labels: {claudeguard.io/tenant: %[1]s, claudeguard.io/inject: enabled}
+---
+apiVersion: claudeguard.io/v1alpha1
+kind: ClaudeTenant
+metadata: {name: %[1]s}
+spec:
+  namespaceSelector: {matchLabels: {claudeguard.io/tenant: %[1]s}}
+  models: {allow: ["claude-haiku-*", "claude-sonnet-*"], maxTokens: 8192}
+  credentials: {allowedSources: [SecretRef]}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: anthropic, namespace: %[1]s}
+stringData: {api-key: %[2]s}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: storefront, namespace: %[1]s}
+`, tenantNS, upstreamKey)
+
+// policy is the storefront policy with the given allowed models.
+func policy(allow string) string {
+	return fmt.Sprintf(`apiVersion: claudeguard.io/v1alpha1
+kind: ClaudeAccessPolicy
+metadata: {name: storefront, namespace: %s}
+spec:
+  podSelector: {matchLabels: {app: storefront}}
+  credentials: {secretRef: {name: anthropic, key: api-key}}
+  models:
+    allow: [%s]
+    maxTokens: [{model: "claude-*", limit: 1024, action: Clamp}]
+`, tenantNS, allow)
+}
+
+// storefront is the tenant's app: it calls Claude once as it starts (so it proves the sidecar was
+// serving before the app ran), then waits; the tests exec further calls into it.
+var storefront = fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata: {name: storefront, namespace: %s}
+spec:
+  selector: {matchLabels: {app: storefront}}
+  template:
+    metadata: {labels: {app: storefront}}
+    spec:
+      serviceAccountName: storefront
+      containers:
+      - name: app
+        image: %s
+        imagePullPolicy: Never
+        args: [serve, -call-at-start, %s]
+`, tenantNS, cluster.ClientImage, allowed)
+
+// job makes one call and exits: with the native sidecar the Job still completes.
+var job = fmt.Sprintf(`apiVersion: batch/v1
+kind: Job
+metadata: {name: report, namespace: %s}
+spec:
+  backoffLimit: 0
+  template:
+    metadata: {labels: {app: storefront}}
+    spec:
+      serviceAccountName: storefront
+      restartPolicy: Never
+      containers:
+      - name: app
+        image: %s
+        imagePullPolicy: Never
+        args: [call, -model, %s]
+`, tenantNS, cluster.ClientImage, allowed)
+
+// probePod is what the admission counter dry-runs during helm upgrade: selected by the policy.
+var probePod = fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata: {generateName: probe-, namespace: %s, labels: {app: storefront}}
+spec:
+  serviceAccountName: storefront
+  containers:
+  - {name: app, image: %s, imagePullPolicy: Never, args: [serve]}
+`, tenantNS, cluster.ClientImage)

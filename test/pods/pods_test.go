@@ -1,0 +1,361 @@
+package pods
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/claude-guard/claude-guard/internal/chartenv"
+	"github.com/claude-guard/claude-guard/internal/test/cluster"
+	"github.com/claude-guard/claude-guard/internal/wellknown"
+)
+
+// result is the JSON line claudeclient prints for one call.
+type result struct {
+	Model  string `json:"model"`
+	Status int    `json:"status"`
+	Text   string `json:"text"`
+	Error  string `json:"error"`
+}
+
+// TestRealPods is one story, step by step: each step needs the ones before it.
+func TestRealPods(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	s := &story{t: t, ctx: ctx}
+	for _, step := range []struct {
+		name string
+		run  func(*testing.T)
+	}{
+		{"fake upstream as a pod", s.fakeUpstream},
+		{"helm install rolls out the manager", s.install},
+		{"tenant applies a policy with kubectl", s.applyPolicy},
+		{"deployment gets the native sidecar and calls Claude", s.deployment},
+		{"job with the sidecar completes", s.job},
+		{"policy edit reaches the running sidecar", s.reload},
+		{"kubectl logs show the audit records", s.auditLogs},
+		{"helm upgrade rolls the manager without failed admissions", s.upgrade},
+		{"helm uninstall leaves tenant pods running", s.uninstall},
+	} {
+		if !t.Run(step.name, step.run) {
+			s.dump(t)
+			return
+		}
+	}
+}
+
+// dump logs what a person would look at when a step failed: the pods, recent events, the logs of every
+// container that is not ready (and of its previous run), and the node's own logs.
+func (s *story) dump(t *testing.T) {
+	ctx := context.Background()
+	out, _ := c.Run(ctx, "", "get", "pods", "-A", "-o", "wide")
+	t.Logf("pods:\n%s", out)
+	out, _ = c.Run(ctx, "", "get", "events", "-A", "--sort-by=.lastTimestamp")
+	t.Logf("events:\n%s", tail(out, 30))
+	var pods corev1.PodList
+	if err := c.Client.List(ctx, &pods); err == nil {
+		for _, p := range pods.Items {
+			for _, cs := range append(p.Status.InitContainerStatuses, p.Status.ContainerStatuses...) {
+				if cs.Ready {
+					continue
+				}
+				for _, prev := range []string{"--previous=false", "--previous=true"} {
+					out, _ := c.Run(ctx, "", "logs", "-n", p.Namespace, p.Name, "-c", cs.Name, prev, "--tail=20")
+					t.Logf("logs %s/%s %s %s:\n%s", p.Namespace, p.Name, cs.Name, prev, out)
+				}
+			}
+		}
+	}
+	t.Logf("kubelet:\n%s\nkube-apiserver:\n%s", c.LogTail("kubelet", 15), c.LogTail("kube-apiserver", 10))
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+type story struct {
+	t        *testing.T
+	ctx      context.Context
+	release  *chartenv.Release
+	values   []string
+	upstream string
+	pod      string // a running storefront pod
+}
+
+func (s *story) kubectl(t *testing.T, stdin string, args ...string) string {
+	t.Helper()
+	out, err := c.Run(s.ctx, stdin, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// eventually polls cond every 200 ms until it returns nil or timeout passes, and returns how long it took.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() error) time.Duration {
+	t.Helper()
+	t0 := time.Now()
+	var err error
+	for time.Since(t0) < timeout {
+		if err = cond(); err == nil {
+			return time.Since(t0)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("%s: not within %s: %v", what, timeout, err)
+	return 0
+}
+
+func deploymentAvailable(ctx context.Context, ns, name string) func() error {
+	return func() error {
+		var d appsv1.Deployment
+		if err := c.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &d); err != nil {
+			return err
+		}
+		if d.Status.ObservedGeneration < d.Generation || d.Status.UpdatedReplicas != *d.Spec.Replicas ||
+			d.Status.AvailableReplicas != *d.Spec.Replicas || d.Status.Replicas != *d.Spec.Replicas {
+			return fmt.Errorf("deployment %s/%s: %d updated, %d available, %d in all, want %d", ns, name,
+				d.Status.UpdatedReplicas, d.Status.AvailableReplicas, d.Status.Replicas, *d.Spec.Replicas)
+		}
+		return nil
+	}
+}
+
+func (s *story) fakeUpstream(t *testing.T) {
+	s.kubectl(t, fakeUpstream, "apply", "-f", "-")
+	eventually(t, 2*time.Minute, "the fake API's Deployment is Available", deploymentAvailable(s.ctx, "fake-anthropic", "api"))
+	var svc corev1.Service
+	if err := c.Client.Get(s.ctx, client.ObjectKey{Namespace: "fake-anthropic", Name: "api"}, &svc); err != nil {
+		t.Fatal(err)
+	}
+	// No cluster DNS here: the sidecars reach the fake through its Service's cluster IP (kube-proxy).
+	s.upstream = fmt.Sprintf("http://%s:8080", svc.Spec.ClusterIP)
+}
+
+func (s *story) install(t *testing.T) {
+	helm := &chartenv.Helm{Bin: c.Helm, Kubeconfig: c.Kubeconfig, Home: filepath.Join(t.TempDir(), "helm")}
+	s.release = &chartenv.Release{Helm: helm, Name: "claude-guard", Namespace: releaseNS}
+	// The chart's default images are the ones just built and imported; this node runs no SPIRE (the
+	// SPIFFE issue adds it), so the tenant's key comes from a Secret.
+	s.values = []string{"--set", "upstream=" + s.upstream, "--set", "spiffe.socket.mode=None"}
+	t0 := time.Now()
+	if _, err := s.release.Install(s.values...); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 2*time.Minute, "the manager Deployment is Available", deploymentAvailable(s.ctx, releaseNS, "claude-guard-manager"))
+	figure("helm install -> manager Deployment Available", time.Since(t0))
+}
+
+func (s *story) applyPolicy(t *testing.T) {
+	s.kubectl(t, tenant, "apply", "-f", "-")
+	s.kubectl(t, policy(`"claude-haiku-*"`), "apply", "-f", "-")
+	s.kubectl(t, "", "wait", "--for=condition=Ready", "--timeout=60s", "-n", tenantNS, "cap/storefront")
+}
+
+// call execs one call into the storefront pod's app container.
+func (s *story) call(t *testing.T, model string) result {
+	t.Helper()
+	out, _ := c.Run(s.ctx, "", "exec", "-n", tenantNS, s.pod, "-c", "app", "--", cluster.ClientBinary, "call", "-model", model)
+	return parseResult(t, out)
+}
+
+func parseResult(t *testing.T, out string) result {
+	t.Helper()
+	for _, line := range strings.Split(out, "\n") {
+		var r result
+		if json.Unmarshal([]byte(line), &r) == nil && r.Model != "" {
+			return r
+		}
+	}
+	t.Fatalf("no result line in %q", out)
+	return result{}
+}
+
+func (s *story) deployment(t *testing.T) {
+	t0 := time.Now()
+	s.kubectl(t, storefront, "apply", "-f", "-")
+	eventually(t, 2*time.Minute, "the storefront Deployment is Available", deploymentAvailable(s.ctx, tenantNS, "storefront"))
+	figure("tenant Deployment created -> Available (sidecar Ready, app started)", time.Since(t0))
+	var pods corev1.PodList
+	if err := c.Client.List(s.ctx, &pods, client.InNamespace(tenantNS), client.MatchingLabels{"app": "storefront"}); err != nil {
+		t.Fatal(err)
+	}
+	var pod *corev1.Pod
+	for i := range pods.Items {
+		if pods.Items[i].Status.Phase == corev1.PodRunning && pods.Items[i].OwnerReferences[0].Kind == "ReplicaSet" {
+			pod = &pods.Items[i]
+		}
+	}
+	if pod == nil {
+		t.Fatalf("no running storefront pod among %d", len(pods.Items))
+	}
+	s.pod = pod.Name
+	if got := pod.Annotations[wellknown.AnnotationStatus]; got != wellknown.StatusInjected {
+		t.Fatalf("pod %s: %s = %q, want %q", pod.Name, wellknown.AnnotationStatus, got, wellknown.StatusInjected)
+	}
+	sc := pod.Spec.InitContainers[0]
+	if sc.Name != wellknown.SidecarContainerName || sc.RestartPolicy == nil || *sc.RestartPolicy != corev1.ContainerRestartPolicyAlways {
+		t.Fatalf("first init container %s (restartPolicy %v), want the native sidecar %s", sc.Name, sc.RestartPolicy, wellknown.SidecarContainerName)
+	}
+	// The app's first act was a call (serve -call-at-start): it succeeded, so the sidecar was serving
+	// before the app container started.
+	logs := s.kubectl(t, "", "logs", "-n", tenantNS, s.pod, "-c", "app")
+	if r := parseResult(t, logs); r.Status != 200 {
+		t.Fatalf("the app's call at start: %+v, want 200", r)
+	}
+	if r := s.call(t, allowed); r.Status != 200 || r.Text == "" {
+		t.Fatalf("allowed model %s: %+v, want 200 with text", allowed, r)
+	}
+	r := s.call(t, denied)
+	if r.Status != 403 || !strings.Contains(r.Error, `"type":"permission_error"`) || !strings.Contains(r.Error, "models.allow") {
+		t.Fatalf("denied model %s: %+v, want 403 permission_error naming models.allow", denied, r)
+	}
+}
+
+func (s *story) job(t *testing.T) {
+	t0 := time.Now()
+	s.kubectl(t, job, "apply", "-f", "-")
+	eventually(t, 2*time.Minute, "Job report completes", func() error {
+		var j batchv1.Job
+		if err := c.Client.Get(s.ctx, client.ObjectKey{Namespace: tenantNS, Name: "report"}, &j); err != nil {
+			return err
+		}
+		for _, cond := range j.Status.Conditions {
+			if cond.Status == corev1.ConditionTrue && cond.Type == batchv1.JobFailed {
+				return fmt.Errorf("job failed: %s", cond.Message) // retried until the deadline; shown then
+			}
+			if cond.Status == corev1.ConditionTrue && cond.Type == batchv1.JobComplete {
+				return nil
+			}
+		}
+		return fmt.Errorf("job status %+v", j.Status)
+	})
+	figure("Job with the sidecar created -> Complete", time.Since(t0))
+	logs := s.kubectl(t, "", "logs", "-n", tenantNS, "job/report", "-c", "app")
+	if r := parseResult(t, logs); r.Status != 200 {
+		t.Fatalf("the job's call: %+v, want 200", r)
+	}
+}
+
+func (s *story) reload(t *testing.T) {
+	if r := s.call(t, laterAllowed); r.Status != 403 {
+		t.Fatalf("%s before the edit: %+v, want 403", laterAllowed, r)
+	}
+	t0 := time.Now()
+	s.kubectl(t, policy(`"claude-haiku-*", "claude-sonnet-*"`), "apply", "-f", "-")
+	d := eventually(t, 3*time.Minute, "the running sidecar enforces the edited policy", func() error {
+		if r := s.call(t, laterAllowed); r.Status != 200 {
+			return fmt.Errorf("%s: %d", laterAllowed, r.Status)
+		}
+		return nil
+	})
+	figure("policy edit (kubectl apply) -> running sidecar enforces it (kubelet ConfigMap sync + hot reload)", time.Since(t0))
+	_ = d
+}
+
+func (s *story) auditLogs(t *testing.T) {
+	logs := s.kubectl(t, "", "logs", "-n", tenantNS, s.pod, "-c", wellknown.SidecarContainerName)
+	for _, want := range []string{`"decision":"allow"`, `"decision":"deny"`, `"model":"` + denied + `"`} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("sidecar logs lack %s:\n%s", want, logs)
+		}
+	}
+	if strings.Contains(logs, upstreamKey) {
+		t.Error("the sidecar's logs contain the API key")
+	}
+}
+
+// upgrade rolls the manager (a changed pod annotation) while a client keeps asking the API server to
+// admit (dry-run) pods the policy selects, and counts the admissions that failed or came back without
+// the sidecar.
+func (s *story) upgrade(t *testing.T) {
+	stop := make(chan struct{})
+	done := make(chan admissions)
+	go func() { done <- countAdmissions(s.ctx, stop) }()
+	t0 := time.Now()
+	if _, err := s.release.Upgrade(append(s.values, "--set", "podAnnotations.rollout=2")...); err != nil {
+		close(stop)
+		t.Fatal(err)
+	}
+	eventually(t, 3*time.Minute, "the upgraded manager Deployment is Available", deploymentAvailable(s.ctx, releaseNS, "claude-guard-manager"))
+	figure("helm upgrade -> new manager Available", time.Since(t0))
+	time.Sleep(3 * time.Second) // the old pod's termination, after the new one is ready
+	close(stop)
+	a := <-done
+	t.Logf("admissions during the upgrade: %d in all, %d failed, %d without the sidecar", a.total, a.failed, a.uninjected)
+	fmt.Printf("figure: admissions during helm upgrade: %d, failed %d, uninjected %d\n", a.total, a.failed, a.uninjected)
+	if a.total < 10 || a.failed != 0 || a.uninjected != 0 {
+		t.Fatalf("admissions during the upgrade: %d in all, %d failed (%v), %d without the sidecar; want 0 and 0", a.total, a.failed, a.firstErr, a.uninjected)
+	}
+}
+
+type admissions struct {
+	total, failed, uninjected int
+	firstErr                  error
+}
+
+func countAdmissions(ctx context.Context, stop <-chan struct{}) admissions {
+	var a admissions
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return a
+		case <-tick.C:
+		}
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{GenerateName: "probe-", Namespace: tenantNS, Labels: map[string]string{"app": "storefront"}},
+			Spec: corev1.PodSpec{ServiceAccountName: "storefront", Containers: []corev1.Container{{Name: "app", Image: cluster.ClientImage}}}}
+		a.total++
+		if err := c.Client.Create(ctx, pod, client.DryRunAll); err != nil {
+			a.failed++
+			if a.firstErr == nil {
+				a.firstErr = err
+			}
+			continue
+		}
+		if pod.Annotations[wellknown.AnnotationStatus] != wellknown.StatusInjected {
+			a.uninjected++
+		}
+	}
+}
+
+func (s *story) uninstall(t *testing.T) {
+	if _, err := s.release.Uninstall(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Minute, "the manager's pods are gone", func() error {
+		var pods corev1.PodList
+		if err := c.Client.List(s.ctx, &pods, client.InNamespace(releaseNS)); err != nil {
+			return err
+		}
+		if len(pods.Items) > 0 {
+			return fmt.Errorf("%d pods left in %s", len(pods.Items), releaseNS)
+		}
+		return nil
+	})
+	var pod corev1.Pod
+	if err := c.Client.Get(s.ctx, client.ObjectKey{Namespace: tenantNS, Name: s.pod}, &pod); err != nil {
+		t.Fatal(err)
+	}
+	if pod.Status.Phase != corev1.PodRunning || pod.DeletionTimestamp != nil {
+		t.Fatalf("storefront pod after uninstall: phase %s, deleting %v", pod.Status.Phase, pod.DeletionTimestamp != nil)
+	}
+	if r := s.call(t, allowed); r.Status != 200 {
+		t.Fatalf("a call after helm uninstall: %+v, want 200 (the sidecar keeps its config and key)", r)
+	}
+}
