@@ -287,7 +287,7 @@ func (s *story) upgrade(t *testing.T) {
 	done := make(chan admissions)
 	go func() { done <- countAdmissions(s.ctx, stop) }()
 	t0 := time.Now()
-	if _, err := s.release.Upgrade(append(s.values, "--set", "podAnnotations.rollout=2")...); err != nil {
+	if _, err := s.release.Upgrade(append(s.values, "--set-string", "podAnnotations.rollout=2")...); err != nil {
 		close(stop)
 		t.Fatal(err)
 	}
