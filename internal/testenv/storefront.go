@@ -24,6 +24,10 @@ kind: Secret
 metadata: {name: anthropic, namespace: shop}
 stringData: {api-key: ` + key + `}
 ---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: storefront, namespace: shop}
+---
 apiVersion: claudeguard.io/v1alpha1
 kind: ClaudeAccessPolicy
 metadata: {name: storefront, namespace: shop}

@@ -18,35 +18,8 @@ const (
 	laterAllowed = "claude-sonnet-4-5"
 )
 
-// fakeUpstream is the fake Anthropic API as a Deployment and a Service in its own namespace.
-var fakeUpstream = fmt.Sprintf(`apiVersion: v1
-kind: Namespace
-metadata: {name: fake-anthropic}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: api, namespace: fake-anthropic}
-spec:
-  selector: {matchLabels: {app: api}}
-  template:
-    metadata: {labels: {app: api}}
-    spec:
-      containers:
-      - name: api
-        image: %s
-        imagePullPolicy: Never
-        args: [-listen, ":8080"]
-        env: [{name: FAKE_API_KEYS, value: %s}]
-        ports: [{containerPort: 8080, name: http}]
-        readinessProbe: {tcpSocket: {port: http}, periodSeconds: 1}
----
-apiVersion: v1
-kind: Service
-metadata: {name: api, namespace: fake-anthropic}
-spec:
-  selector: {app: api}
-  ports: [{port: 8080, targetPort: http, name: http}]
-`, cluster.FakeUpstreamImage, upstreamKey)
+// fakeUpstream is the fake Anthropic API as a pod behind a Service.
+var fakeUpstream = cluster.FakeUpstream(upstreamKey)
 
 // tenant is the shop tenant: a namespace opted in to injection (failure policy Fail: no pod there starts
 // without the sidecar), its ClaudeTenant, the key in a Secret, and the storefront policy.
@@ -123,13 +96,3 @@ spec:
         imagePullPolicy: Never
         args: [call, -model, %s]
 `, tenantNS, cluster.ClientImage, allowed)
-
-// probePod is what the admission counter dry-runs during helm upgrade: selected by the policy.
-var probePod = fmt.Sprintf(`apiVersion: v1
-kind: Pod
-metadata: {generateName: probe-, namespace: %s, labels: {app: storefront}}
-spec:
-  serviceAccountName: storefront
-  containers:
-  - {name: app, image: %s, imagePullPolicy: Never, args: [serve]}
-`, tenantNS, cluster.ClientImage)

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -46,6 +45,7 @@ func TestRealPods(t *testing.T) {
 		{"kubectl logs show the audit records", s.auditLogs},
 		{"helm upgrade rolls the manager without failed admissions", s.upgrade},
 		{"helm uninstall leaves tenant pods running", s.uninstall},
+		{"a new helm install serves the webhook within seconds", s.reinstall},
 	} {
 		if !t.Run(step.name, step.run) {
 			s.dump(t)
@@ -120,30 +120,23 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() er
 	return 0
 }
 
-func deploymentAvailable(ctx context.Context, ns, name string) func() error {
-	return func() error {
-		var d appsv1.Deployment
-		if err := c.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &d); err != nil {
-			return err
-		}
-		if d.Status.ObservedGeneration < d.Generation || d.Status.UpdatedReplicas != *d.Spec.Replicas ||
-			d.Status.AvailableReplicas != *d.Spec.Replicas || d.Status.Replicas != *d.Spec.Replicas {
-			return fmt.Errorf("deployment %s/%s: %d updated, %d available, %d in all, want %d", ns, name,
-				d.Status.UpdatedReplicas, d.Status.AvailableReplicas, d.Status.Replicas, *d.Spec.Replicas)
-		}
-		return nil
+// available waits for Deployment ns/name to roll out and returns how long it took.
+func (s *story) available(t *testing.T, ns, name string, timeout time.Duration) time.Duration {
+	t.Helper()
+	d, err := c.WaitAvailable(s.ctx, ns, name, timeout)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return d
 }
 
 func (s *story) fakeUpstream(t *testing.T) {
 	s.kubectl(t, fakeUpstream, "apply", "-f", "-")
-	eventually(t, 2*time.Minute, "the fake API's Deployment is Available", deploymentAvailable(s.ctx, "fake-anthropic", "api"))
-	var svc corev1.Service
-	if err := c.Client.Get(s.ctx, client.ObjectKey{Namespace: "fake-anthropic", Name: "api"}, &svc); err != nil {
+	s.available(t, "fake-anthropic", "api", 2*time.Minute)
+	var err error
+	if s.upstream, err = c.ServiceURL(s.ctx, "fake-anthropic", "api", 8080); err != nil {
 		t.Fatal(err)
 	}
-	// No cluster DNS here: the sidecars reach the fake through its Service's cluster IP (kube-proxy).
-	s.upstream = fmt.Sprintf("http://%s:8080", svc.Spec.ClusterIP)
 }
 
 func (s *story) install(t *testing.T) {
@@ -156,7 +149,7 @@ func (s *story) install(t *testing.T) {
 	if _, err := s.release.Install(s.values...); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 2*time.Minute, "the manager Deployment is Available", deploymentAvailable(s.ctx, releaseNS, "claude-guard-manager"))
+	s.available(t, releaseNS, "claude-guard-manager", 2*time.Minute)
 	figure("helm install -> manager Deployment Available", time.Since(t0))
 }
 
@@ -188,7 +181,7 @@ func parseResult(t *testing.T, out string) result {
 func (s *story) deployment(t *testing.T) {
 	t0 := time.Now()
 	s.kubectl(t, storefront, "apply", "-f", "-")
-	eventually(t, 2*time.Minute, "the storefront Deployment is Available", deploymentAvailable(s.ctx, tenantNS, "storefront"))
+	s.available(t, tenantNS, "storefront", 2*time.Minute)
 	figure("tenant Deployment created -> Available (sidecar Ready, app started)", time.Since(t0))
 	var pods corev1.PodList
 	if err := c.Client.List(s.ctx, &pods, client.InNamespace(tenantNS), client.MatchingLabels{"app": "storefront"}); err != nil {
@@ -291,7 +284,7 @@ func (s *story) upgrade(t *testing.T) {
 		close(stop)
 		t.Fatal(err)
 	}
-	eventually(t, 3*time.Minute, "the upgraded manager Deployment is Available", deploymentAvailable(s.ctx, releaseNS, "claude-guard-manager"))
+	s.available(t, releaseNS, "claude-guard-manager", 3*time.Minute)
 	figure("helm upgrade -> new manager Available", time.Since(t0))
 	time.Sleep(3 * time.Second) // the old pod's termination, after the new one is ready
 	close(stop)
@@ -318,8 +311,7 @@ func countAdmissions(ctx context.Context, stop <-chan struct{}) admissions {
 			return a
 		case <-tick.C:
 		}
-		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{GenerateName: "probe-", Namespace: tenantNS, Labels: map[string]string{"app": "storefront"}},
-			Spec: corev1.PodSpec{ServiceAccountName: "storefront", Containers: []corev1.Container{{Name: "app", Image: cluster.ClientImage}}}}
+		pod := probePod()
 		a.total++
 		if err := c.Client.Create(ctx, pod, client.DryRunAll); err != nil {
 			a.failed++
@@ -358,4 +350,39 @@ func (s *story) uninstall(t *testing.T) {
 	if r := s.call(t, allowed); r.Status != 200 {
 		t.Fatalf("a call after helm uninstall: %+v, want 200 (the sidecar keeps its config and key)", r)
 	}
+}
+
+// reinstall installs the chart again after uninstall: the new release's webhook Secret is new and empty
+// until the manager fills it, so a manager that waited for the kubelet to refresh a mounted Secret was
+// not ready for minutes (112 s measured), while pods were admitted without the sidecar. It must serve
+// within seconds, and inject again.
+func (s *story) reinstall(t *testing.T) {
+	t0 := time.Now()
+	if _, err := s.release.Install(s.values...); err != nil {
+		t.Fatal(err)
+	}
+	s.available(t, releaseNS, "claude-guard-manager", 2*time.Minute)
+	took := time.Since(t0)
+	figure("helm install after uninstall -> manager Deployment Available", took)
+	// The readiness probe's first check comes 5 s after start and then every 10 s.
+	if took > 45*time.Second {
+		t.Errorf("the reinstalled manager took %s to become available, want well under a minute", took)
+	}
+	var pod *corev1.Pod
+	eventually(t, 30*time.Second, "a pod the policy selects is injected again", func() error {
+		pod = probePod()
+		if err := c.Client.Create(s.ctx, pod, client.DryRunAll); err != nil {
+			return err
+		}
+		if got := pod.Annotations[wellknown.AnnotationStatus]; got != wellknown.StatusInjected {
+			return fmt.Errorf("status annotation %q", got)
+		}
+		return nil
+	})
+}
+
+// probePod is what the admission checks dry-run: a pod the storefront policy selects.
+func probePod() *corev1.Pod {
+	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{GenerateName: "probe-", Namespace: tenantNS, Labels: map[string]string{"app": "storefront"}},
+		Spec: corev1.PodSpec{ServiceAccountName: "storefront", Containers: []corev1.Container{{Name: "app", Image: cluster.ClientImage}}}}
 }

@@ -11,12 +11,15 @@ import (
 	"strings"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/claude-guard/claude-guard/controllers"
+	"github.com/claude-guard/claude-guard/internal/testenv"
 )
 
 // Cluster is a running cluster (in this process's network namespace).
@@ -100,6 +103,7 @@ func (c *Cluster) ImportImages(ctx context.Context, tars ...string) error {
 // Run runs kubectl against the cluster and returns its combined output.
 func (c *Cluster) Run(ctx context.Context, stdin string, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, c.Kubectl, append([]string{"--kubeconfig", c.Kubeconfig}, args...)...)
+	cmd.Dir = testenv.RepoRoot() // file arguments are relative to the repository, as in the docs
 	if stdin != "" {
 		cmd.Stdin = strings.NewReader(stdin)
 	}
@@ -123,4 +127,46 @@ func (c *Cluster) LogTail(component string, lines int) string {
 		all = all[len(all)-lines:]
 	}
 	return strings.Join(all, "\n")
+}
+
+// WaitAvailable waits until Deployment ns/name has rolled out completely (every replica updated and
+// available, none left over) and returns how long that took.
+func (c *Cluster) WaitAvailable(ctx context.Context, ns, name string, timeout time.Duration) (time.Duration, error) {
+	t0 := time.Now()
+	var err error
+	for time.Since(t0) < timeout {
+		if err = c.available(ctx, ns, name); err == nil {
+			return time.Since(t0), nil
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return 0, fmt.Errorf("deployment %s/%s not available within %s: %w", ns, name, timeout, err)
+}
+
+func (c *Cluster) available(ctx context.Context, ns, name string) error {
+	var d appsv1.Deployment
+	if err := c.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &d); err != nil {
+		return err
+	}
+	want := *d.Spec.Replicas
+	if d.Status.ObservedGeneration < d.Generation || d.Status.UpdatedReplicas != want ||
+		d.Status.AvailableReplicas != want || d.Status.Replicas != want {
+		return fmt.Errorf("%d updated, %d available, %d in all, want %d",
+			d.Status.UpdatedReplicas, d.Status.AvailableReplicas, d.Status.Replicas, want)
+	}
+	return nil
+}
+
+// ServiceURL returns http://<cluster IP>:<port> of Service ns/name: there is no cluster DNS here, so
+// pods reach Services by their cluster IPs (through kube-proxy's rules).
+func (c *Cluster) ServiceURL(ctx context.Context, ns, name string, port int) (string, error) {
+	var svc corev1.Service
+	if err := c.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &svc); err != nil {
+		return "", fmt.Errorf("failed to read Service %s/%s: %w", ns, name, err)
+	}
+	return fmt.Sprintf("http://%s:%d", svc.Spec.ClusterIP, port), nil
 }

@@ -67,3 +67,36 @@ func BuildImages(ctx context.Context, dir string) (Images, error) {
 	}
 	return imgs, nil
 }
+
+// FakeUpstream returns the manifests of the fake Anthropic API accepting key: namespace
+// fake-anthropic, a Deployment and Service "api" on port 8080. FakeUpstreamURL finds its address.
+func FakeUpstream(key string) string {
+	return fmt.Sprintf(`apiVersion: v1
+kind: Namespace
+metadata: {name: fake-anthropic}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: api, namespace: fake-anthropic}
+spec:
+  selector: {matchLabels: {app: api}}
+  template:
+    metadata: {labels: {app: api}}
+    spec:
+      containers:
+      - name: api
+        image: %s
+        imagePullPolicy: Never
+        args: [-listen, ":8080"]
+        env: [{name: FAKE_API_KEYS, value: %s}]
+        ports: [{containerPort: 8080, name: http}]
+        readinessProbe: {tcpSocket: {port: http}, periodSeconds: 1}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: api, namespace: fake-anthropic}
+spec:
+  selector: {app: api}
+  ports: [{port: 8080, targetPort: http, name: http}]
+`, FakeUpstreamImage, key)
+}
