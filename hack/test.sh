@@ -15,6 +15,8 @@ phase "tools and test servers: controller-gen, golangci-lint, helm, envtest cont
 # Built in parallel: on a fresh machine each spends minutes downloading modules, which overlaps with the
 # others' compiling. Each is cached by version afterwards.
 out=$(mktemp -d); trap 'rm -rf "$out"' EXIT
+# Tests that measure something (test/pods) append `figure:` lines here; they are printed at the end.
+export CLAUDE_GUARD_FIGURES="$out/figures"
 for s in envtest node openbao spire helm redis; do
   (hack/$s.sh >"$out/$s" 2>"$out/$s.log"; echo $? >"$out/$s.rc") &
 done
@@ -58,4 +60,5 @@ go run ./hack/demo -exit >"$out/demo.log" 2>&1 || { cat "$out/demo.log" >&2; die
 grep -q '"decision":"deny"' "$out/demo.log" || { cat "$out/demo.log" >&2; die "make demo did not show a denied call"; }
 done_phase
 
+[ -f "$CLAUDE_GUARD_FIGURES" ] && { printf '\n[test] figures measured by the tests:\n' >&2; cat "$CLAUDE_GUARD_FIGURES" >&2; }
 printf '\n[test] whole suite passed in %ss\n' "$((SECONDS - T0))" >&2

@@ -290,7 +290,7 @@ func (s *story) upgrade(t *testing.T) {
 	close(stop)
 	a := <-done
 	t.Logf("admissions during the upgrade: %d in all, %d failed, %d without the sidecar", a.total, a.failed, a.uninjected)
-	fmt.Printf("figure: admissions during helm upgrade: %d, failed %d, uninjected %d\n", a.total, a.failed, a.uninjected)
+	record(fmt.Sprintf("admissions during helm upgrade: %d in all, %d failed, %d without the sidecar", a.total, a.failed, a.uninjected))
 	if a.total < 10 || a.failed != 0 || a.uninjected != 0 {
 		t.Fatalf("admissions during the upgrade: %d in all, %d failed (%v), %d without the sidecar; want 0 and 0", a.total, a.failed, a.firstErr, a.uninjected)
 	}

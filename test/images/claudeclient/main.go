@@ -79,7 +79,7 @@ func call(args []string) int {
 
 	// option.WithMaxRetries(0): a test must see the first answer, not a retried one.
 	sdk := anthropic.NewClient(option.WithMaxRetries(0))
-	params := anthropic.MessageNewParams{Model: anthropic.Model(*model), MaxTokens: *maxTokens,
+	params := anthropic.MessageNewParams{Model: *model, MaxTokens: *maxTokens,
 		Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("Say hello"))}}
 	t0 := time.Now()
 	res := Result{Model: *model}
