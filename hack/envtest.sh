@@ -46,16 +46,7 @@ build_apiserver() {
 	"k8s.io/kubernetes/cmd/kube-apiserver/app"' '	os.Exit(cli.Run(app.NewAPIServerCommand()))'
   (
     cd "$dir"
-    [ -f go.mod ] || go mod init claude-guard.local/envtest/kube-apiserver >/dev/null 2>&1
-    go mod edit -go=1.26 -require="k8s.io/kubernetes@$K8S_VERSION"
-    # Replace every staging module kubernetes' own go.mod points at ./staging by its published release.
-    local gomod
-    gomod=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
-    [ -n "$gomod" ] || die "could not download k8s.io/kubernetes@$K8S_VERSION"
-    grep -E '^\s*k8s\.io/[^ ]+ => \./staging/' "$gomod" | awk '{print $1}' | while read -r m; do
-      go mod edit -replace="$m=$m@$STAGING_VERSION"
-    done
-    go mod tidy >/dev/null
+    k8s_wrapper_module claude-guard.local/envtest/kube-apiserver "$K8S_VERSION"
     go build -trimpath -ldflags="$(build_flags_k8s "$K8S_VERSION")" -o "$ASSETS/kube-apiserver" .
   )
 }

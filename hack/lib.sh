@@ -21,6 +21,22 @@ build_flags_k8s() {
   printf -- '-s -w -X k8s.io/component-base/version.gitVersion=%s -X k8s.io/component-base/version.gitMajor=%s -X k8s.io/component-base/version.gitMinor=%s' "$v" "$major" "$minor"
 }
 
+# k8s_wrapper_module NAME VERSION makes the current directory a main module that builds commands of
+# k8s.io/kubernetes@VERSION: `go install k8s.io/kubernetes/cmd/...@VERSION` fails because kubernetes'
+# go.mod replaces its staging modules with ./staging, so this module requires kubernetes and replaces
+# each of them with its published v0.x release instead (shared/recipes/envtest.md).
+k8s_wrapper_module() {
+  local name=$1 version=$2 staging="v0.${2#v1.}" gomod m
+  [ -f go.mod ] || go mod init "$name" >/dev/null 2>&1
+  go mod edit -go=1.26 -require="k8s.io/kubernetes@$version"
+  gomod=$(go mod download -json "k8s.io/kubernetes@$version" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+  [ -n "$gomod" ] || die "could not download k8s.io/kubernetes@$version"
+  grep -E '^\s*k8s\.io/[^ ]+ => \./staging/' "$gomod" | awk '{print $1}' | while read -r m; do
+    go mod edit -replace="$m=$m@$staging"
+  done
+  go mod tidy >/dev/null
+}
+
 # with_lock DIR CMD... runs CMD while holding an exclusive lock on DIR, so parallel test packages
 # that all ask for the same tool build it once.
 with_lock() {

@@ -14,7 +14,6 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 K8S_VERSION="${K8S_VERSION:-v1.37.2}"
-STAGING_VERSION="v0.${K8S_VERSION#v1.}"
 OUT="$CG_CACHE/node/k8s-$K8S_VERSION"
 SRC="$CG_CACHE/node/src/k8s-$K8S_VERSION"
 CMDS=(kubelet kube-proxy kube-controller-manager kube-scheduler)
@@ -56,15 +55,7 @@ build_kube() {
   write_main kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler/app 'app.NewSchedulerCommand()'
   (
     cd "$SRC"
-    [ -f go.mod ] || go mod init claude-guard.local/node >/dev/null 2>&1
-    go mod edit -go=1.26 -require="k8s.io/kubernetes@$K8S_VERSION"
-    local gomod m
-    gomod=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
-    [ -n "$gomod" ] || die "could not download k8s.io/kubernetes@$K8S_VERSION"
-    grep -E '^\s*k8s\.io/[^ ]+ => \./staging/' "$gomod" | awk '{print $1}' | while read -r m; do
-      go mod edit -replace="$m=$m@$STAGING_VERSION"
-    done
-    go mod tidy >/dev/null
+    k8s_wrapper_module claude-guard.local/node "$K8S_VERSION"
     log "building ${need[*]} $K8S_VERSION (minutes on a cold build cache)"
     mkdir -p "$OUT/tmp"
     go build -trimpath -ldflags="$(build_flags_k8s "$K8S_VERSION")" -o "$OUT/tmp/" "${need[@]/#/./}"

@@ -178,21 +178,7 @@ spec:
 
 // storefrontApp is the shop tenant's app: the official Anthropic Go SDK, configured only from the
 // environment the webhook injects. It calls Claude once as it starts, then waits.
-var storefrontApp = fmt.Sprintf(`apiVersion: apps/v1
-kind: Deployment
-metadata: {name: storefront, namespace: shop}
-spec:
-  selector: {matchLabels: {app: storefront}}
-  template:
-    metadata: {labels: {app: storefront}}
-    spec:
-      serviceAccountName: storefront
-      containers:
-      - name: app
-        image: %s
-        imagePullPolicy: Never
-        args: [serve, -call-at-start, claude-haiku-4-5]
-`, cluster.ClientImage)
+var storefrontApp = cluster.ClientDeployment("shop", "storefront", "claude-haiku-4-5")
 
 func (d *demo) storefront() error {
 	step("A second tenant, shop: a tenant without SPIFFE, a Secret with the API key, a policy for its storefront app")

@@ -61,23 +61,8 @@ spec:
 `, tenantNS, allow)
 }
 
-// storefront is the tenant's app: it calls Claude once as it starts (so it proves the sidecar was
-// serving before the app ran), then waits; the tests exec further calls into it.
-var storefront = fmt.Sprintf(`apiVersion: apps/v1
-kind: Deployment
-metadata: {name: storefront, namespace: %s}
-spec:
-  selector: {matchLabels: {app: storefront}}
-  template:
-    metadata: {labels: {app: storefront}}
-    spec:
-      serviceAccountName: storefront
-      containers:
-      - name: app
-        image: %s
-        imagePullPolicy: Never
-        args: [serve, -call-at-start, %s]
-`, tenantNS, cluster.ClientImage, allowed)
+// storefront is the tenant's app (cluster.ClientDeployment).
+var storefront = cluster.ClientDeployment(tenantNS, "storefront", allowed)
 
 // job makes one call and exits: with the native sidecar the Job still completes.
 var job = fmt.Sprintf(`apiVersion: batch/v1

@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/claude-guard/claude-guard/api/v1alpha1"
 	"github.com/claude-guard/claude-guard/internal/chartenv"
 	"github.com/claude-guard/claude-guard/internal/test/cluster"
 	"github.com/claude-guard/claude-guard/internal/wellknown"
@@ -350,6 +351,16 @@ func (s *story) uninstall(t *testing.T) {
 	if r := s.call(t, allowed); r.Status != 200 {
 		t.Fatalf("a call after helm uninstall: %+v, want 200 (the sidecar keeps its config and key)", r)
 	}
+	// With the release gone there is no webhook: a pod the policy selects starts without the sidecar
+	// (it holds no key, so it can call nothing). The next release must say so in the policy's status.
+	unguarded := probePod()
+	unguarded.GenerateName, unguarded.Name = "", "unguarded"
+	if err := c.Client.Create(s.ctx, unguarded); err != nil {
+		t.Fatal(err)
+	}
+	if unguarded.Annotations[wellknown.AnnotationStatus] != "" {
+		t.Fatalf("a pod created with no release installed was touched by a webhook: %v", unguarded.Annotations)
+	}
 }
 
 // reinstall installs the chart again after uninstall: the new release's webhook Secret is new and empty
@@ -368,6 +379,17 @@ func (s *story) reinstall(t *testing.T) {
 	if took > 45*time.Second {
 		t.Errorf("the reinstalled manager took %s to become available, want well under a minute", took)
 	}
+	eventually(t, time.Minute, "the policy's status names the pod that started without the sidecar", func() error {
+		var p v1alpha1.ClaudeAccessPolicy
+		if err := c.Client.Get(s.ctx, client.ObjectKey{Namespace: tenantNS, Name: "storefront"}, &p); err != nil {
+			return err
+		}
+		pc := p.Status.Pods
+		if pc == nil || pc.NotInjected != 1 || len(pc.NotInjectedReasons) != 1 || pc.NotInjectedReasons[0].Example != "unguarded" {
+			return fmt.Errorf("pod counts %+v", pc)
+		}
+		return nil
+	})
 	var pod *corev1.Pod
 	eventually(t, 30*time.Second, "a pod the policy selects is injected again", func() error {
 		pod = probePod()

@@ -100,3 +100,24 @@ spec:
   ports: [{port: 8080, targetPort: http, name: http}]
 `, FakeUpstreamImage, key)
 }
+
+// ClientDeployment returns a Deployment ns/name (label app=name, ServiceAccount name) whose app container
+// runs ClientImage: it calls model once as it starts (so its log proves the sidecar was serving before
+// the app ran), then waits; callers exec further calls into it.
+func ClientDeployment(ns, name, model string) string {
+	return fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata: {name: %[2]s, namespace: %[1]s}
+spec:
+  selector: {matchLabels: {app: %[2]s}}
+  template:
+    metadata: {labels: {app: %[2]s}}
+    spec:
+      serviceAccountName: %[2]s
+      containers:
+      - name: app
+        image: %[3]s
+        imagePullPolicy: Never
+        args: [serve, -call-at-start, %[4]s]
+`, ns, name, ClientImage, model)
+}
