@@ -98,7 +98,7 @@ run: ## Run the manager against the cluster in $$KUBECONFIG.
 	$(GO) run ./cmd/manager --no-tenant=Deny
 
 .PHONY: demo
-demo: ## Local demo: control plane, the chart installed with helm, the manager, samples applied with kubectl.
+demo: ## Local demo in real pods: images, a local cluster with a real node, the chart installed with helm, samples applied with kubectl, an SDK app calling through its sidecar (needs root).
 	$(GO) run ./hack/demo
 
 ##@ Deployment
