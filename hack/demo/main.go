@@ -103,13 +103,13 @@ func run(exitAfter bool) error {
 // fakeUpstream runs the stand-in for api.anthropic.com as a pod and returns its Service's URL.
 func (d *demo) fakeUpstream() (string, error) {
 	step("A stand-in for api.anthropic.com, as a pod behind a Service (this machine has no internet)")
-	if err := d.apply(cluster.FakeUpstream(demoKey)); err != nil {
+	if err := d.apply(cluster.FakeUpstream("api", demoKey)); err != nil {
 		return "", err
 	}
-	if _, err := d.c.WaitAvailable(d.ctx, "fake-anthropic", "api", 2*time.Minute); err != nil {
+	if _, err := d.c.WaitAvailable(d.ctx, cluster.FakeUpstreamNamespace, "api", 2*time.Minute); err != nil {
 		return "", err
 	}
-	url, err := d.c.ServiceURL(d.ctx, "fake-anthropic", "api", 8080)
+	url, err := d.c.ServiceURL(d.ctx, cluster.FakeUpstreamNamespace, "api", 8080)
 	if err != nil {
 		return "", err
 	}

@@ -18,8 +18,9 @@ const (
 	laterAllowed = "claude-sonnet-4-5"
 )
 
-// fakeUpstream is the fake Anthropic API as a pod behind a Service.
-var fakeUpstream = cluster.FakeUpstream(upstreamKey)
+// fakeUpstreams are two fake Anthropic APIs as pods behind Services: the chart's upstream, and the one
+// an upgrade moves it to.
+var fakeUpstreams = cluster.FakeUpstream("api", upstreamKey) + "---\n" + cluster.FakeUpstream("api2", upstreamKey)
 
 // tenant is the shop tenant: a namespace opted in to injection (failure policy Fail: no pod there starts
 // without the sidecar), its ClaudeTenant, the key in a Secret, and the storefront policy.

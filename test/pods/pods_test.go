@@ -45,6 +45,7 @@ func TestRealPods(t *testing.T) {
 		{"policy edit reaches the running sidecar", s.reload},
 		{"kubectl logs show the audit records", s.auditLogs},
 		{"helm upgrade rolls the manager without failed admissions", s.upgrade},
+		{"a new upstream reaches the running sidecar", s.newUpstream},
 		{"helm uninstall leaves tenant pods running", s.uninstall},
 		{"a new helm install serves the webhook within seconds", s.reinstall},
 	} {
@@ -132,10 +133,11 @@ func (s *story) available(t *testing.T, ns, name string, timeout time.Duration) 
 }
 
 func (s *story) fakeUpstream(t *testing.T) {
-	s.kubectl(t, fakeUpstream, "apply", "-f", "-")
-	s.available(t, "fake-anthropic", "api", 2*time.Minute)
+	s.kubectl(t, fakeUpstreams, "apply", "-f", "-")
+	s.available(t, cluster.FakeUpstreamNamespace, "api", 2*time.Minute)
+	s.available(t, cluster.FakeUpstreamNamespace, "api2", 2*time.Minute)
 	var err error
-	if s.upstream, err = c.ServiceURL(s.ctx, "fake-anthropic", "api", 8080); err != nil {
+	if s.upstream, err = c.ServiceURL(s.ctx, cluster.FakeUpstreamNamespace, "api", 8080); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -407,4 +409,44 @@ func (s *story) reinstall(t *testing.T) {
 func probePod() *corev1.Pod {
 	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{GenerateName: "probe-", Namespace: tenantNS, Labels: map[string]string{"app": "storefront"}},
 		Spec: corev1.PodSpec{ServiceAccountName: "storefront", Containers: []corev1.Container{{Name: "app", Image: cluster.ClientImage}}}}
+}
+
+// newUpstream moves the chart's upstream to the second fake API: the manager renders it into the policy's
+// ConfigMap, the kubelet syncs it into the running pod, and the sidecar (which wires its upstream only at
+// start) drains and exits, so the kubelet restarts it on the new config. Before, it kept calling the old
+// upstream until someone recreated the pod.
+func (s *story) newUpstream(t *testing.T) {
+	url, err := c.ServiceURL(s.ctx, cluster.FakeUpstreamNamespace, "api2", 8080)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.values = []string{"--set", "upstream=" + url, "--set", "spiffe.socket.mode=None"}
+	t0 := time.Now()
+	if _, err := s.release.Upgrade(append(s.values, "--set-string", "podAnnotations.rollout=2")...); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 3*time.Minute, "calls from the running pod reach the new upstream", func() error {
+		if r := s.call(t, allowed); r.Status != 200 {
+			return fmt.Errorf("call: %+v", r)
+		}
+		logs, err := c.Run(s.ctx, "", "logs", "-n", cluster.FakeUpstreamNamespace, "deploy/api2")
+		if err != nil || !strings.Contains(logs, "path=/v1/messages") {
+			cm, _ := c.Run(s.ctx, "", "get", "configmap", "-n", tenantNS, "claude-guard-storefront", "-o", "jsonpath={.data.config\\.json}")
+			sc, _ := c.Run(s.ctx, "", "logs", "-n", tenantNS, s.pod, "-c", wellknown.SidecarContainerName, "--tail=3")
+			return fmt.Errorf("the new upstream saw no call yet (%v); rendered config: %s; sidecar: %s", err, cm, sc)
+		}
+		return nil
+	})
+	figure("new upstream (helm upgrade) -> the running pod's calls reach it (kubelet sync + sidecar restart)", time.Since(t0))
+	var pod corev1.Pod
+	if err := c.Client.Get(s.ctx, client.ObjectKey{Namespace: tenantNS, Name: s.pod}, &pod); err != nil {
+		t.Fatal(err)
+	}
+	if st := pod.Status.InitContainerStatuses; len(st) == 0 || st[0].RestartCount < 1 {
+		t.Errorf("the sidecar was not restarted: %+v", st)
+	}
+	logs := s.kubectl(t, "", "logs", "-n", tenantNS, s.pod, "-c", wellknown.SidecarContainerName, "--previous")
+	if !strings.Contains(logs, "draining and exiting") {
+		t.Errorf("the sidecar's previous run does not say why it exited:\n%s", tail(logs, 5))
+	}
 }

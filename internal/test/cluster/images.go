@@ -68,38 +68,41 @@ func BuildImages(ctx context.Context, dir string) (Images, error) {
 	return imgs, nil
 }
 
-// FakeUpstream returns the manifests of the fake Anthropic API accepting key: namespace
-// fake-anthropic, a Deployment and Service "api" on port 8080. FakeUpstreamURL finds its address.
-func FakeUpstream(key string) string {
+// FakeUpstream returns the manifests of a fake Anthropic API accepting key: a Deployment and a Service
+// called name on port 8080, in namespace FakeUpstreamNamespace. ServiceURL finds its address.
+func FakeUpstream(name, key string) string {
 	return fmt.Sprintf(`apiVersion: v1
 kind: Namespace
-metadata: {name: fake-anthropic}
+metadata: {name: %[1]s}
 ---
 apiVersion: apps/v1
 kind: Deployment
-metadata: {name: api, namespace: fake-anthropic}
+metadata: {name: %[2]s, namespace: %[1]s}
 spec:
-  selector: {matchLabels: {app: api}}
+  selector: {matchLabels: {app: %[2]s}}
   template:
-    metadata: {labels: {app: api}}
+    metadata: {labels: {app: %[2]s}}
     spec:
       containers:
       - name: api
-        image: %s
+        image: %[3]s
         imagePullPolicy: Never
         args: [-listen, ":8080"]
-        env: [{name: FAKE_API_KEYS, value: %s}]
+        env: [{name: FAKE_API_KEYS, value: %[4]s}]
         ports: [{containerPort: 8080, name: http}]
         readinessProbe: {tcpSocket: {port: http}, periodSeconds: 1}
 ---
 apiVersion: v1
 kind: Service
-metadata: {name: api, namespace: fake-anthropic}
+metadata: {name: %[2]s, namespace: %[1]s}
 spec:
-  selector: {app: api}
+  selector: {app: %[2]s}
   ports: [{port: 8080, targetPort: http, name: http}]
-`, FakeUpstreamImage, key)
+`, FakeUpstreamNamespace, name, FakeUpstreamImage, key)
 }
+
+// FakeUpstreamNamespace holds the fake APIs.
+const FakeUpstreamNamespace = "fake-anthropic"
 
 // ClientDeployment returns a Deployment ns/name (label app=name, ServiceAccount name) whose app container
 // runs ClientImage: it calls model once as it starts (so its log proves the sidecar was serving before

@@ -1,7 +1,7 @@
 // Command fakeupstream serves sidecar/fakeupstream, the faithful fake of the Anthropic API, over plain
 // HTTP, so that it can run as a pod in the test cluster (this machine has no internet). It accepts the
-// keys named in FAKE_API_KEYS (comma-separated) and logs one line per request: method, path and status,
-// never a header or a body.
+// keys named in FAKE_API_KEYS (comma-separated) and logs one text line per request (method=, path= and
+// status=), never a header or a body.
 //
 //	FAKE_API_KEYS=sk-ant-test fakeupstream -listen :8080
 package main
