@@ -162,23 +162,36 @@ func (s *story) applyPolicy(t *testing.T) {
 	s.kubectl(t, "", "wait", "--for=condition=Ready", "--timeout=60s", "-n", tenantNS, "cap/storefront")
 }
 
-// call execs one call into the storefront pod's app container.
+// call execs one call into the storefront pod's app container. An exec that printed no result (the API
+// server or kubelet busy) comes back as status 0 with the output as the error, so polling callers retry.
 func (s *story) call(t *testing.T, model string) result {
 	t.Helper()
 	out, _ := c.Run(s.ctx, "", "exec", "-n", tenantNS, s.pod, "-c", "app", "--", cluster.ClientBinary, "call", "-model", model)
-	return parseResult(t, out)
+	r, ok := findResult(out)
+	if !ok {
+		r.Error = out
+	}
+	return r
 }
 
+// parseResult returns the result line in a log, or fails the test.
 func parseResult(t *testing.T, out string) result {
 	t.Helper()
+	r, ok := findResult(out)
+	if !ok {
+		t.Fatalf("no result line in %q", out)
+	}
+	return r
+}
+
+func findResult(out string) (result, bool) {
 	for _, line := range strings.Split(out, "\n") {
 		var r result
 		if json.Unmarshal([]byte(line), &r) == nil && r.Model != "" {
-			return r
+			return r, true
 		}
 	}
-	t.Fatalf("no result line in %q", out)
-	return result{}
+	return result{}, false
 }
 
 func (s *story) deployment(t *testing.T) {
