@@ -443,10 +443,13 @@ func (s *story) newUpstream(t *testing.T) {
 			return fmt.Errorf("call: %+v", r)
 		}
 		logs, err := c.Run(s.ctx, "", "logs", "-n", cluster.FakeUpstreamNamespace, "deploy/api2")
-		if err != nil || !strings.Contains(logs, "path=/v1/messages") {
+		if err != nil {
+			return fmt.Errorf("reading the new upstream's logs: %w", err)
+		}
+		if !strings.Contains(logs, "path=/v1/messages") {
 			cm, _ := c.Run(s.ctx, "", "get", "configmap", "-n", tenantNS, "claude-guard-storefront", "-o", "jsonpath={.data.config\\.json}")
 			sc, _ := c.Run(s.ctx, "", "logs", "-n", tenantNS, s.pod, "-c", wellknown.SidecarContainerName, "--tail=3")
-			return fmt.Errorf("the new upstream saw no call yet (%v); rendered config: %s; sidecar: %s", err, cm, sc)
+			return fmt.Errorf("the new upstream saw no call yet; rendered config: %s; sidecar: %s", cm, sc)
 		}
 		return nil
 	})
