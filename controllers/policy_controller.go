@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -45,6 +46,11 @@ type PolicyReconciler struct {
 	client.Client
 	Recorder events.EventRecorder
 	Options  effective.Options
+	// APIReader and SidecarConfig find sidecars that still enforce an older rendered config (nil: not
+	// checked). Pods are read uncached: the manager caches pod metadata only.
+	APIReader     client.Reader
+	SidecarConfig SidecarConfigReader
+	renders       renders
 }
 
 // +kubebuilder:rbac:groups=claudeguard.io,resources=claudeaccesspolicies,verbs=get;list;watch;update;patch
@@ -75,7 +81,12 @@ func (r *PolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	if err == nil {
 		p.Status.ObservedGeneration = p.Generation
 	}
-	return ctrl.Result{}, errors.Join(err, r.patchStatus(ctx, orig, p))
+	var res ctrl.Result
+	if pc := p.Status.Pods; pc != nil && pc.StaleConfig > 0 {
+		// Nothing else changes when the kubelet refreshes the pods' ConfigMaps: look again.
+		res.RequeueAfter = staleRecheck
+	}
+	return res, errors.Join(err, r.patchStatus(ctx, orig, p))
 }
 
 func (r *PolicyReconciler) reconcileDelete(ctx context.Context, p *v1alpha1.ClaudeAccessPolicy) error {
@@ -85,6 +96,7 @@ func (r *PolicyReconciler) reconcileDelete(ctx context.Context, p *v1alpha1.Clau
 	if err := deleteConfigMap(ctx, r.Client, p); err != nil {
 		return err
 	}
+	r.renders.forget(types.NamespacedName{Namespace: p.Namespace, Name: p.Name})
 	patch := client.MergeFrom(p.DeepCopy())
 	controllerutil.RemoveFinalizer(p, Finalizer)
 	if err := r.Patch(ctx, p, patch); err != nil {
@@ -153,6 +165,13 @@ func (r *PolicyReconciler) updatePods(ctx context.Context, p *v1alpha1.ClaudeAcc
 		setCondition(&p.Status.Conditions, metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse,
 			Reason: ReasonInvalidSelector, Message: err.Error(), ObservedGeneration: p.Generation})
 		return nil
+	}
+	var prev v1alpha1.PodCounts
+	if p.Status.Pods != nil {
+		prev = *p.Status.Pods
+	}
+	if view.counts.StaleConfig, view.counts.SidecarsChecked, view.counts.StaleConfigExample, err = r.staleConfig(ctx, p, prev); err != nil {
+		return err
 	}
 	p.Status.Pods = &view.counts
 	cond := metav1.Condition{Type: ConditionConflict, Status: metav1.ConditionFalse, Reason: ReasonNoConflict,

@@ -41,7 +41,8 @@ func Setup(mgr ctrl.Manager, opts effective.Options, redis *RedisUsersOptions) e
 	if err := (&TenantReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("claude-guard-tenant")}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("failed to set up the tenant controller: %w", err)
 	}
-	if err := (&PolicyReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("claude-guard-policy"), Options: opts}).SetupWithManager(mgr); err != nil {
+	if err := (&PolicyReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("claude-guard-policy"), Options: opts,
+		APIReader: mgr.GetAPIReader(), SidecarConfig: ReadSidecarConfig}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("failed to set up the policy controller: %w", err)
 	}
 	if redis != nil {

@@ -517,6 +517,19 @@ type PodCounts struct {
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=8
 	NotInjectedReasons []NotInjectedReason `json:"notInjectedReasons,omitempty"`
+	// staleConfig counts running pods whose sidecar still enforces an older rendered config than
+	// status.renderedConfig: the kubelet refreshes a mounted ConfigMap on its sync period (about a
+	// minute), and until then such a sidecar applies the previous policy.
+	// +optional
+	StaleConfig int32 `json:"staleConfig,omitempty"`
+	// staleConfigExample is one pod counted in staleConfig.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	StaleConfigExample string `json:"staleConfigExample,omitempty"`
+	// sidecarsChecked is how many running sidecars reported which config they enforce (the operator
+	// asks each on its metrics port; a NetworkPolicy can keep it out, and those are not counted).
+	// +optional
+	SidecarsChecked int32 `json:"sidecarsChecked,omitempty"`
 }
 
 // NotInjectedReason is one reason selected pods run without the policy's sidecar.

@@ -167,7 +167,7 @@ func Run(ctx context.Context, o *Options) error {
 	upstream, _ := url.Parse(c.Server.Upstream) // validated
 	m := metrics.New()
 	w.start(ctx, m)
-	m.ConfigInfo.WithLabelValues(cfg.Policy.Hash).Set(1)
+	m.SetConfig(metrics.ConfigState{Document: cfg.Document, Hash: cfg.Policy.Hash})
 	m.ConfigReloads.WithLabelValues("success").Inc()
 	limiter, err := newLimiter(c, cfg.Rules, o.RedisPasswordFile, m, log)
 	if err != nil {
@@ -207,8 +207,7 @@ func Run(ctx context.Context, o *Options) error {
 			if err := users.set(n.Policy.Config); err != nil {
 				log.Error("End-user settings not applied; the previous ones stay in force", "error", err.Error())
 			}
-			m.ConfigInfo.Reset()
-			m.ConfigInfo.WithLabelValues(n.Policy.Hash).Set(1)
+			m.SetConfig(metrics.ConfigState{Document: n.Document, Hash: n.Policy.Hash})
 			if what := needsRestart(c, n.Policy.Config); what != "" {
 				// These are wired once at start (listeners, the credential source, the limit backend). Serving
 				// the old ones beside a new hash would be a lie: drain and exit, and the kubelet restarts the

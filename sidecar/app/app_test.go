@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/claude-guard/claude-guard/internal/policyconfig"
 	"github.com/claude-guard/claude-guard/sidecar/fakeupstream"
 )
 
@@ -116,6 +117,10 @@ func TestStandalone(t *testing.T) {
 
 	if status, body := get(t, metricsBase+"/readyz"); status != 200 {
 		t.Fatalf("readyz: %d %s", status, body)
+	}
+	// GET /config names the document in force by the hash the controller gives its ConfigMap.
+	if status, body := get(t, metricsBase+"/config"); status != 200 || !strings.Contains(body, `"document":"`+policyconfig.Hash([]byte(policyYAML("claude-haiku-*")))+`"`) {
+		t.Fatalf("config: %d %s", status, body)
 	}
 	if status, body := post(t, base, "claude-haiku-4-5"); status != 200 || !strings.Contains(body, "message_stop") {
 		t.Fatalf("allowed request: %d %s", status, body)

@@ -23,6 +23,9 @@ import (
 type Compiled struct {
 	Policy *decide.Policy
 	Rules  *limits.Rules
+	// Document is the hash of the file as read, before flags and defaults: the hash the controller
+	// gives the rendered ConfigMap, so the operator can tell whether a sidecar enforces the current one.
+	Document string
 }
 
 // Override adjusts a decoded config before it is validated (command-line flags win over the file).
@@ -58,7 +61,7 @@ func Compile(data []byte, override Override) (*Compiled, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Compiled{Policy: decide.Compile(c, policyconfig.Hash(rendered)), Rules: rules}, nil
+	return &Compiled{Policy: decide.Compile(c, policyconfig.Hash(rendered)), Rules: rules, Document: policyconfig.Hash(data)}, nil
 }
 
 // Store holds the config in force.

@@ -3,7 +3,9 @@
 package metrics
 
 import (
+	"encoding/json"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,6 +31,24 @@ type Metrics struct {
 	// Per end user, filled only when the policy opts in (audit.endUserMetricLabel): each user is a series.
 	EndUserRequests *prometheus.CounterVec // end_user, decision
 	EndUserTokens   *prometheus.CounterVec // end_user, type (input, output)
+
+	config atomic.Pointer[ConfigState]
+}
+
+// ConfigState is what GET /config reports: which config the sidecar enforces. Hashes only: nothing of
+// the config itself, so the endpoint can be read by the operator without exposing policy details.
+type ConfigState struct {
+	// Document is the hash of the config file as read (the rendered ConfigMap's hash).
+	Document string `json:"document"`
+	// Hash is the hash of the config in force after flags and defaults (audit records carry it).
+	Hash string `json:"hash"`
+}
+
+// SetConfig records the config in force, for GET /config and claude_guard_config_info.
+func (m *Metrics) SetConfig(st ConfigState) {
+	m.config.Store(&st)
+	m.ConfigInfo.Reset()
+	m.ConfigInfo.WithLabelValues(st.Hash).Set(1)
 }
 
 // New registers every metric in a fresh registry (with Go and process collectors).
@@ -110,6 +130,15 @@ func (m *Metrics) Handler(ready Ready) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Timeout: 10 * time.Second}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeOK(w) })
+	mux.HandleFunc("GET /config", func(w http.ResponseWriter, _ *http.Request) {
+		st := m.config.Load()
+		if st == nil {
+			http.Error(w, "no config loaded", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(st)
+	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if why := ready(); why != "" {
 			http.Error(w, "not ready: "+why, http.StatusServiceUnavailable)

@@ -264,16 +264,39 @@ func (s *story) reload(t *testing.T) {
 	if r := s.call(t, laterAllowed); r.Status != 403 {
 		t.Fatalf("%s before the edit: %+v, want 403", laterAllowed, r)
 	}
-	t0 := time.Now()
 	s.kubectl(t, policy(`"claude-haiku-*", "claude-sonnet-*"`), "apply", "-f", "-")
-	d := eventually(t, 3*time.Minute, "the running sidecar enforces the edited policy", func() error {
+	// Until the kubelet refreshes the pod's ConfigMap the sidecar enforces the old policy, and the
+	// policy's status must say so (pods.staleConfig, with this pod as the example).
+	var sawStale bool
+	took := eventually(t, 3*time.Minute, "the running sidecar enforces the edited policy", func() error {
+		if pc := s.podCounts(t); pc.StaleConfig == 1 && pc.StaleConfigExample == s.pod {
+			sawStale = true
+		}
 		if r := s.call(t, laterAllowed); r.Status != 200 {
 			return fmt.Errorf("%s: %d", laterAllowed, r.Status)
 		}
 		return nil
 	})
-	figure("policy edit (kubectl apply) -> running sidecar enforces it (kubelet ConfigMap sync + hot reload)", time.Since(t0))
-	_ = d
+	figure("policy edit (kubectl apply) -> running sidecar enforces it (kubelet ConfigMap sync + hot reload)", took)
+	if took > 15*time.Second && !sawStale {
+		t.Errorf("for %s the sidecar enforced the old policy, and the policy's status never said so", took)
+	}
+	eventually(t, time.Minute, "the policy's status shows no stale sidecar", func() error {
+		if pc := s.podCounts(t); pc.StaleConfig != 0 || pc.SidecarsChecked < 1 {
+			return fmt.Errorf("pod counts %+v", pc)
+		}
+		return nil
+	})
+}
+
+// podCounts reads the storefront policy's pod counts.
+func (s *story) podCounts(t *testing.T) v1alpha1.PodCounts {
+	t.Helper()
+	var p v1alpha1.ClaudeAccessPolicy
+	if err := c.Client.Get(s.ctx, client.ObjectKey{Namespace: tenantNS, Name: "storefront"}, &p); err != nil || p.Status.Pods == nil {
+		return v1alpha1.PodCounts{}
+	}
+	return *p.Status.Pods
 }
 
 func (s *story) auditLogs(t *testing.T) {
