@@ -46,14 +46,8 @@ func TestImage(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			img, err := Image(spec(tc.platform, "binary"))
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("err = %v, want one containing %q", err, tc.wantErr)
-				}
+			if errorCase(t, err, tc.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if err := validate.Image(img); err != nil {
 				t.Fatal(err)
