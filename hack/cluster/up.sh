@@ -145,8 +145,8 @@ while read -r dst _; do
   [ -e "$dst" ] || { mkdir -p "$dst"; echo "$dst" >>"$RUN/created-mountpoints"; }
 done <"$RUN/etc/binds"
 
-# isDefaultGateway: pods get a default route through this namespace (Services are DNATed here), which
-# has no route off the machine; ipMasq off.
+# No default route and no masquerade in pods: their only routes are the pod subnet and the Service range
+# through this namespace (kube-proxy DNATs Services here), which itself has no route off the machine.
 cat >"$RUN/cni/net.d/10-claude-guard.conflist" <<CNI
 {
   "cniVersion": "1.0.0",
@@ -156,12 +156,12 @@ cat >"$RUN/cni/net.d/10-claude-guard.conflist" <<CNI
       "type": "bridge",
       "bridge": "$BRIDGE",
       "isGateway": true,
-      "isDefaultGateway": true,
       "ipMasq": false,
       "hairpinMode": true,
       "ipam": {
         "type": "host-local",
         "ranges": [[{"subnet": "$POD_CIDR", "gateway": "$NODE_IP", "rangeStart": "${POD_CIDR%.*}.10"}]],
+        "routes": [{"dst": "$SERVICE_CIDR", "gw": "$NODE_IP"}],
         "dataDir": "$RUN/cni/ipam"
       }
     }
