@@ -13,7 +13,6 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -30,7 +29,6 @@ type Cluster struct {
 	Kubeconfig string
 	Config     *rest.Config
 	Client     client.Client
-	Clientset  kubernetes.Interface
 	// Kubectl is the kubectl that matches the cluster's version.
 	Kubectl string
 	// Helm is the pinned helm binary.
@@ -70,35 +68,12 @@ func Start(ctx context.Context, images ...string) (*Cluster, error) {
 	if c.Client, err = client.New(c.Config, client.Options{Scheme: scheme}); err != nil {
 		return nil, fmt.Errorf("failed to create a client: %w", err)
 	}
-	if c.Clientset, err = kubernetes.NewForConfig(c.Config); err != nil {
-		return nil, fmt.Errorf("failed to create a clientset: %w", err)
-	}
 	return c, nil
 }
 
 // Stop stops every process of the cluster and removes what it left on the machine (Main does it again
 // after the namespaced process exits, whatever happened to it).
-func (c *Cluster) Stop() error {
-	cmd := exec.Command(script("down.sh"))
-	cmd.Env = scriptEnv(c.Dir)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("hack/cluster/down.sh: %w\n%s", err, out)
-	}
-	return nil
-}
-
-// ImportImages imports image tarballs (OCI archives or docker-save tarballs) into the node's containerd,
-// where pods with imagePullPolicy IfNotPresent or Never find them: the node pulls from no registry.
-func (c *Cluster) ImportImages(ctx context.Context, tars ...string) error {
-	for _, tar := range tars {
-		cmd := exec.CommandContext(ctx, "ctr", "--address", filepath.Join(c.Dir, "containerd.sock"), "-n", "k8s.io",
-			"images", "import", "--all-platforms", tar)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("failed to import %s into the node: %w\n%s", tar, err, out)
-		}
-	}
-	return nil
-}
+func (c *Cluster) Stop() error { return down(c.Dir) }
 
 // Run runs kubectl against the cluster and returns its combined output.
 func (c *Cluster) Run(ctx context.Context, stdin string, args ...string) (string, error) {

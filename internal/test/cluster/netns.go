@@ -66,13 +66,11 @@ func Main(run func() int) int {
 	}
 	// Whatever happens to the namespaced process (a test timeout panics past its cleanups), this one
 	// stops what it started and removes what it left on the machine.
+	// down.sh also removes the run directory, unless something is still mounted under it.
 	defer func() {
-		down := exec.Command(script("down.sh"))
-		down.Env = scriptEnv(dir)
-		if out, err := down.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "hack/cluster/down.sh: %v\n%s", err, out)
+		if err := down(dir); err != nil {
+			fmt.Fprintln(os.Stderr, err)
 		}
-		_ = os.RemoveAll(dir)
 	}()
 	return runInNetns(self, dir)
 }
@@ -162,6 +160,17 @@ func Prepare() error {
 // scriptEnv is the environment of the hack/cluster scripts for the cluster in dir.
 func scriptEnv(dir string) []string {
 	return append(os.Environ(), "CG_CLUSTER_DIR="+dir, "CLUSTER_BIN="+os.Getenv(envNodeDir), "KUBE_ASSETS="+os.Getenv(envAssets))
+}
+
+// down runs hack/cluster/down.sh for the cluster in dir: it stops what up.sh started and removes what it
+// left on the machine, and does nothing more when run a second time.
+func down(dir string) error {
+	cmd := exec.Command(script("down.sh"))
+	cmd.Env = scriptEnv(dir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("hack/cluster/down.sh: %w\n%s", err, out)
+	}
+	return nil
 }
 
 // script is the path of one of the hack/cluster scripts.
