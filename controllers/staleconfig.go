@@ -64,6 +64,14 @@ func (rs *renders) forget(key types.NamespacedName) {
 // SidecarConfigReader returns the hash of the rendered document a pod's sidecar enforces.
 type SidecarConfigReader func(ctx context.Context, pod *corev1.Pod) (string, error)
 
+// sidecarClient talks to sidecars on their pod IPs only: no proxy from the manager's environment (an
+// egress proxy would receive, or refuse, pod-IP requests) and no redirects (the answer comes from a
+// tenant's pod, which must not steer the manager elsewhere).
+var sidecarClient = &http.Client{
+	Transport:     &http.Transport{Proxy: nil, DisableKeepAlives: true},
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+}
+
 // ReadSidecarConfig asks the sidecar itself: GET /config on its metrics port (the one its probes use),
 // which reports hashes only. The answer comes from a tenant's pod, so it is bounded and checked.
 func ReadSidecarConfig(ctx context.Context, pod *corev1.Pod) (string, error) {
@@ -74,7 +82,7 @@ func ReadSidecarConfig(ctx context.Context, pod *corev1.Pod) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := sidecarClient.Do(req)
 	if err != nil {
 		return "", err
 	}
