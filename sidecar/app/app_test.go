@@ -2,7 +2,6 @@ package app
 
 import (
 	"bufio"
-	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -98,22 +97,9 @@ func TestStandalone(t *testing.T) {
 		Workload: "test", ShutdownGrace: 5 * time.Second, MaxRequestDuration: time.Minute, LogLevel: "info"}
 	logs := &lockedBuf{ch: make(chan string, 1000)}
 	o.Stdout = logs
-	addrs := make(chan [2]string, 1)
-	o.Ready = func(p, m string) { addrs <- [2]string{p, m} }
-	o.Complete()
-	if err := o.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- Run(ctx, o) }()
-	var a [2]string
-	select {
-	case a = <-addrs:
-	case err := <-done:
-		t.Fatalf("Run: %v", err)
-	}
-	base, metricsBase := "http://"+a[0], "http://"+a[1]
+	proxyAddr, metricsAddr, done, cancel := start(t, o)
+	defer cancel()
+	base, metricsBase := "http://"+proxyAddr, "http://"+metricsAddr
 
 	if status, body := get(t, metricsBase+"/readyz"); status != 200 {
 		t.Fatalf("readyz: %d %s", status, body)
@@ -241,21 +227,9 @@ func TestExitsToApplyStartOnlySettings(t *testing.T) {
 	logs := &lockedBuf{ch: make(chan string, 1000)}
 	o := &Options{ConfigPath: cfgPath, Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0",
 		Workload: "test", ShutdownGrace: time.Second, MaxRequestDuration: time.Minute, LogLevel: "info", Stdout: logs}
-	addrs := make(chan [2]string, 1)
-	o.Ready = func(p, m string) { addrs <- [2]string{p, m} }
-	o.Complete()
-	if err := o.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- Run(context.Background(), o) }()
-	var base string
-	select {
-	case a := <-addrs:
-		base = "http://" + a[0]
-	case err := <-done:
-		t.Fatalf("Run: %v", err)
-	}
+	proxyAddr, _, done, stop := start(t, o)
+	defer stop()
+	base := "http://" + proxyAddr
 
 	writeFile(t, cfgPath, config("claude-sonnet-*", up.URL))
 	waitFor(t, func() bool { status, _ := post(t, base, "claude-sonnet-4-5"); return status == 200 })
