@@ -14,8 +14,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/claude-guard/claude-guard/controllers"
 	"github.com/claude-guard/claude-guard/internal/effective"
 	"github.com/claude-guard/claude-guard/internal/testenv"
+	"github.com/claude-guard/claude-guard/internal/testservers"
 )
 
 // k is a client that reads straight from the API server (no cache), so assertions see the truth.
@@ -26,7 +28,12 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	env, err := testenv.Start()
+	spire, err := testservers.SPIREDir()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	env, err := testenv.Start(testenv.WithSPIRECRDs(spire))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -37,7 +44,7 @@ func run(m *testing.M) int {
 	ctrl.SetLogger(zap.New(zap.UseDevMode(true), zap.WriteTo(os.Stderr), zap.Level(zapLevel())))
 	stop, err := env.StartManager(testenv.ManagerOptions{Effective: effective.Options{
 		NoTenant: effective.NoTenantDeny, VaultAddress: "https://vault.test:8200", Upstream: "https://api.anthropic.com",
-	}})
+	}, Registration: &controllers.RegistrationReconciler{Inject: registrationInject, Entries: registrationEntries}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

@@ -15,6 +15,10 @@ while read -r dst src; do
   mkdir -p "$src"
   mount --bind "$src" "$dst"
 done <"$RUN/etc/binds"
+# CSI drivers mount into pods' volume folders from their own container (mountPropagation: Bidirectional),
+# which needs the kubelet's folder to be a shared mount. It is shared only with this namespace's own
+# mounts: the namespace was made with private propagation, so nothing reaches the machine.
+mount --make-rshared /var/lib/kubelet
 # iptables' lock file, so the machine's /run is not written to.
 : >"$RUN/xtables.lock"
 [ -e /run/xtables.lock ] && mount --bind "$RUN/xtables.lock" /run/xtables.lock

@@ -129,8 +129,9 @@ for d in /sys/fs/cgroup/*/; do
   case "$d" in */unified/) continue ;; esac
   mkdir -p "$d${CGROUP_ROOT#/}"
 done
-# Paths containerd and the kubelet write to whatever their flags say; node.sh bind-mounts these run-dir
-# folders over them inside its private mount namespace. Mount points that do not exist are made here and
+# Paths containerd and the kubelet write to whatever their flags say, and the SPIRE agent's socket
+# folder (a hostPath of config/spire); node.sh bind-mounts these run-dir folders over them inside its
+# private mount namespace. Mount points that do not exist are made here and
 # removed by down.sh.
 cat >"$RUN/etc/binds" <<BINDS
 /run/containerd $RUN/containerd-state
@@ -139,6 +140,7 @@ cat >"$RUN/etc/binds" <<BINDS
 /var/log/pods $RUN/logs/pods
 /var/log/containers $RUN/logs/containers
 /usr/libexec/kubernetes $RUN/libexec-kubernetes
+/run/spire $RUN/spire
 BINDS
 : >"$RUN/created-mountpoints"
 while read -r dst _; do

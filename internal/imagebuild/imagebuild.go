@@ -56,9 +56,11 @@ func (m Metadata) created() time.Time { return m.Created.UTC().Truncate(time.Sec
 
 // Spec is one single-platform image: Binary (a static executable) at Path, which is also the entrypoint.
 type Spec struct {
-	Binary   []byte
-	Path     string
-	Platform v1.Platform // OS empty means linux
+	Binary []byte
+	Path   string
+	// EntrypointArgs follow Path in the entrypoint (SPIRE's images run "spire-server run").
+	EntrypointArgs []string
+	Platform       v1.Platform // OS empty means linux
 	Metadata
 }
 
@@ -84,7 +86,7 @@ func Image(s Spec) (v1.Image, error) {
 		Created:      created,
 		Config: v1.Config{
 			User:       fmt.Sprintf("%d:%d", NonRoot, NonRoot),
-			Entrypoint: []string{s.Path},
+			Entrypoint: append([]string{s.Path}, s.EntrypointArgs...),
 			Env:        []string{"PATH=/usr/local/bin"},
 			WorkingDir: "/",
 			Labels:     s.Labels(),

@@ -28,6 +28,7 @@ import (
 	"github.com/claude-guard/claude-guard/internal/inject"
 	"github.com/claude-guard/claude-guard/internal/policyconfig"
 	"github.com/claude-guard/claude-guard/internal/redisacl"
+	"github.com/claude-guard/claude-guard/internal/spireentry"
 	cgwebhook "github.com/claude-guard/claude-guard/internal/webhook"
 )
 
@@ -71,6 +72,11 @@ type Options struct {
 	SPIFFEFile        string
 	VaultAudience     string
 
+	// SPIFFE registration (docs/install.md, "SPIRE").
+	SPIRERegistration string
+	SPIREClusterName  string
+	SPIREClassName    string
+
 	zap zap.Options
 	// rotatorName overrides the certificate rotator's controller name (names are unique per process;
 	// tests run more than one).
@@ -107,6 +113,7 @@ func NewOptions() *Options {
 		SPIFFEHostPath:    ic.HostPath,
 		SPIFFEFile:        ic.SocketFile,
 		VaultAudience:     ic.VaultAudience,
+		SPIRERegistration: RegistrationNone,
 		zap:               zap.Options{Development: false, TimeEncoder: zapcore.ISO8601TimeEncoder},
 	}
 }
@@ -165,6 +172,9 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.SPIFFEHostPath, "spiffe-host-path", o.SPIFFEHostPath, "Node directory holding the Workload API socket (HostPath mode).")
 	fs.StringVar(&o.SPIFFEFile, "spiffe-socket-file", o.SPIFFEFile, "File name of the Workload API socket inside its directory.")
 	fs.StringVar(&o.VaultAudience, "vault-audience", o.VaultAudience, "Audience of the projected service-account token for Vault's kubernetes auth.")
+	fs.StringVar(&o.SPIRERegistration, "spire-registration", o.SPIRERegistration, "How injected pods get their SPIRE registration entries: ClusterStaticEntry (one per verified pod, synced by the SPIRE Controller Manager) or None (the platform team registers them).")
+	fs.StringVar(&o.SPIREClusterName, "spire-cluster-name", o.SPIREClusterName, "Cluster name of the SPIRE agents' k8s_psat node attestor (part of the agents' SPIFFE IDs, the entries' parents).")
+	fs.StringVar(&o.SPIREClassName, "spire-class-name", o.SPIREClassName, "className set on the entries, for a SPIRE Controller Manager that syncs one class only (empty: none).")
 	o.zap.BindFlags(fs)
 }
 
@@ -180,6 +190,15 @@ func (o *Options) Validate() error {
 	}
 	if err := o.Inject().Validate(); err != nil {
 		return err
+	}
+	switch o.SPIRERegistration {
+	case RegistrationNone:
+	case RegistrationClusterStaticEntry:
+		if err := o.spireEntries().Validate(); err != nil {
+			return fmt.Errorf("--spire-registration=%s: %w", o.SPIRERegistration, err)
+		}
+	default:
+		return fmt.Errorf("--spire-registration must be %s or %s, got %q", RegistrationClusterStaticEntry, RegistrationNone, o.SPIRERegistration)
 	}
 	switch corev1.PullPolicy(o.SidecarPullPolicy) {
 	case corev1.PullAlways, corev1.PullIfNotPresent, corev1.PullNever:
@@ -256,6 +275,30 @@ func (o *Options) Inject() inject.Config {
 	return c
 }
 
+// Values of --spire-registration.
+const (
+	RegistrationNone               = "None"
+	RegistrationClusterStaticEntry = "ClusterStaticEntry"
+)
+
+func (o *Options) spireEntries() spireentry.Options {
+	return spireentry.Options{ClusterName: o.SPIREClusterName, ClassName: o.SPIREClassName}
+}
+
+// registration returns the SPIFFE registration controller, or nil when it is off: asked for None, or
+// no Workload API socket is injected (an SVID would reach no sidecar).
+func (o *Options) registration(mgr ctrl.Manager) *controllers.RegistrationReconciler {
+	if o.SPIRERegistration != RegistrationClusterStaticEntry {
+		return nil
+	}
+	if inject.SocketMode(o.SPIFFESocket) == inject.SocketNone {
+		ctrl.Log.Info("SPIFFE registration is off: --spiffe-socket=None injects no Workload API socket")
+		return nil
+	}
+	return &controllers.RegistrationReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
+		Recorder: mgr.GetEventRecorder("claude-guard-spire-registration"), Inject: o.Inject(), Entries: o.spireEntries()}
+}
+
 // redisUsers reports whether sidecars authenticate to Redis as per-namespace users.
 func (o *Options) redisUsers() bool { return o.RedisURL != "" && o.RedisUsers }
 
@@ -310,6 +353,11 @@ func Run(ctx context.Context, o *Options) error {
 	}
 	if err := controllers.Setup(mgr, eff, redisUsers); err != nil {
 		return err
+	}
+	if reg := o.registration(mgr); reg != nil {
+		if err := controllers.SetupRegistration(mgr, reg); err != nil {
+			return fmt.Errorf("failed to set up SPIFFE registration: %w", err)
+		}
 	}
 	certsReady := make(chan struct{})
 	if o.CertRotation {

@@ -33,6 +33,9 @@ type ManagerOptions struct {
 	// User, when set, is who the manager is to the API server (default: the Env's admin). Admission
 	// rules that name the manager's ServiceAccount need the manager to run as it.
 	User *envtest.User
+	// Registration, when set, runs the SPIFFE registration controller with these settings (the Env
+	// must serve the SPIRE Controller Manager's CRDs: WithSPIRECRDs).
+	Registration *controllers.RegistrationReconciler
 }
 
 // StartManager runs the controllers (and the webhook) in-process against the Env, as cmd/manager does,
@@ -65,6 +68,12 @@ func (e *Env) StartManager(o ManagerOptions) (func() error, error) {
 	}
 	if err := controllers.Setup(mgr, o.Effective, o.RedisUsers); err != nil {
 		return nil, err
+	}
+	if r := o.Registration; r != nil {
+		r.Client, r.APIReader, r.Recorder = mgr.GetClient(), mgr.GetAPIReader(), mgr.GetEventRecorder("claude-guard-spire-registration")
+		if err := controllers.SetupRegistration(mgr, r); err != nil {
+			return nil, err
+		}
 	}
 	if o.Inject != nil {
 		injector := &cgwebhook.PodInjector{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("claude-guard-injector"), Operator: *o.Inject}

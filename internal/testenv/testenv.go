@@ -105,6 +105,14 @@ func Start(mut ...func(*envtest.Environment)) (*Env, error) {
 	return &Env{Environment: e, Config: cfg, Client: c}, nil
 }
 
+// WithSPIRECRDs also installs the SPIRE Controller Manager's CRDs (ClusterStaticEntry and friends), from
+// hack/spire.sh's output.
+func WithSPIRECRDs(dir string) func(*envtest.Environment) {
+	return func(e *envtest.Environment) {
+		e.CRDDirectoryPaths = append(e.CRDDirectoryPaths, filepath.Join(dir, "crds"))
+	}
+}
+
 // KubeconfigFile writes a system:masters kubeconfig for kubectl to dir and returns its path.
 func (e *Env) KubeconfigFile(dir string) (string, error) {
 	u, err := e.AddUser(envtest.User{Name: "test-admin", Groups: []string{"system:masters"}}, nil)

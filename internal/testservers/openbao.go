@@ -2,6 +2,7 @@ package testservers
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	vault "github.com/hashicorp/vault/api"
+
+	"github.com/claude-guard/claude-guard/internal/testcert"
 )
 
 // OpenBaoOptions configure StartOpenBao.
@@ -16,6 +19,10 @@ type OpenBaoOptions struct {
 	// TLS serves HTTPS with a CA written to OpenBao.CACert. The listener asks clients for a certificate,
 	// which the cert auth method needs; without TLS the server speaks plain HTTP.
 	TLS bool
+	// PodListenIP adds a TLS listener on this address (a free port) with a certificate for it, for clients
+	// that are not on loopback: pods of a test cluster reach its bridge address. Like the TLS listener it
+	// asks clients for certificates (cert auth).
+	PodListenIP string
 }
 
 // OpenBao is a running OpenBao dev server: in-memory storage, unsealed, KV v2 mounted at secret/, and
@@ -27,6 +34,9 @@ type OpenBao struct {
 	RootToken string
 	// CACert is the path of the PEM CA that signed the server certificate (TLS only, else empty).
 	CACert string
+	// PodAddr is https://<PodListenIP>:PORT, and PodCA the PEM certificate that verifies it
+	// (PodListenIP only).
+	PodAddr, PodCA string
 
 	proc *process
 }
@@ -67,6 +77,11 @@ func StartOpenBao(t testing.TB, o OpenBaoOptions) *OpenBao {
 		b.Addr = "https://127.0.0.1:" + strconv.Itoa(port)
 		b.CACert = filepath.Join(certDir, "vault-ca.pem")
 	}
+	if o.PodListenIP != "" {
+		addr, ca, config := podListener(t, dir, o.PodListenIP)
+		args = append(args, "-config="+config)
+		b.PodAddr, b.PodCA = addr, ca
+	}
 	b.proc, err = startProcess("bao", filepath.Join(dir, "bao.log"), baseEnv(dir), filepath.Join(binDir, "bao"), args...)
 	if err != nil {
 		t.Fatal(err)
@@ -98,6 +113,29 @@ func StartOpenBao(t testing.TB, o OpenBaoOptions) *OpenBao {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// podListener writes an OpenBao config file with one more TLS listener on ip (merged into the dev
+// server's configuration) and returns its address, CA and the file.
+func podListener(t testing.TB, dir, ip string) (addr, caPEM, configFile string) {
+	t.Helper()
+	var port int
+	for range 20 {
+		if port = freePortOn(t, ip); portFreeOn(ip, port+1) {
+			break
+		}
+	}
+	certPEM, keyPEM, _ := testcert.ForIP(t, ip)
+	certFile, keyFile := filepath.Join(dir, "pod-listener.crt"), filepath.Join(dir, "pod-listener.key")
+	configFile = filepath.Join(dir, "pod-listener.hcl")
+	hcl := fmt.Sprintf("listener \"tcp\" {\n  address = %q\n  cluster_address = %q\n  tls_cert_file = %q\n  tls_key_file = %q\n}\n",
+		net.JoinHostPort(ip, strconv.Itoa(port)), net.JoinHostPort(ip, strconv.Itoa(port+1)), certFile, keyFile)
+	for name, data := range map[string]string{certFile: certPEM, keyFile: keyPEM, configFile: hcl} {
+		if err := os.WriteFile(name, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return "https://" + net.JoinHostPort(ip, strconv.Itoa(port)), certPEM, configFile
 }
 
 // Stop stops the server (its state is lost). It is safe to call more than once; StartOpenBao registers it

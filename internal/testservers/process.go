@@ -74,7 +74,13 @@ func runDir(t testing.TB, prefix string) string {
 // freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
 func freePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	return freePortOn(t, "127.0.0.1")
+}
+
+// freePortOn is freePort on another local address.
+func freePortOn(t testing.TB, ip string) int {
+	t.Helper()
+	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 	if err != nil {
 		t.Fatalf("failed to find a free port: %v", err)
 	}
@@ -195,8 +201,10 @@ func baseEnv(home string) []string {
 var errNotReady = errors.New("not ready")
 
 // portFree reports whether a TCP port on 127.0.0.1 can be bound right now.
-func portFree(port int) bool {
-	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+func portFree(port int) bool { return portFreeOn("127.0.0.1", port) }
+
+func portFreeOn(ip string, port int) bool {
+	l, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
 	if err != nil {
 		return false
 	}

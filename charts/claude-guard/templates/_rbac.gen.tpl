@@ -14,6 +14,13 @@
 - apiGroups: [""]
   resources: [namespaces, pods]
   verbs: [get, list, watch]
+{{- if and (eq .Values.spiffe.registration.mode "ClusterStaticEntry") (ne .Values.spiffe.socket.mode "None") }}
+# nodes: SPIFFE registration only: an entry's parent is the SPIRE agent of the pod's node, whose
+# SPIFFE ID holds the node's UID; the controller reads that one node when it registers a pod.
+- apiGroups: [""]
+  resources: [nodes]
+  verbs: [get]
+{{- end }}
 {{- if and (or .Values.redis.url .Values.redis.existingSecret.name) .Values.redis.perNamespaceUsers }}
 # secrets: Shared rate limits with per-namespace Redis users only (redis.url or redis.existingSecret
 # set, and redis.perNamespaceUsers): the Redis user controller writes Secret claude-guard-redis (its
@@ -71,6 +78,16 @@
 - apiGroups: ["events.k8s.io"]
   resources: [events]
   verbs: [create, patch]
+{{- if and (eq .Values.spiffe.registration.mode "ClusterStaticEntry") (ne .Values.spiffe.socket.mode "None") }}
+# clusterstaticentries: SPIFFE registration (spiffe.registration.mode ClusterStaticEntry): the
+# registration controller writes one ClusterStaticEntry per injected pod whose sidecar it verified,
+# which the SPIRE Controller Manager syncs into the SPIRE server, and deletes it with the pod, its
+# policy or its tenant. The entries are cluster-scoped, so the permission is too; the controller
+# touches only entries labelled app.kubernetes.io/managed-by=claude-guard.
+- apiGroups: ["spire.spiffe.io"]
+  resources: [clusterstaticentries]
+  verbs: [create, delete, get, list, patch, update, watch]
+{{- end }}
 {{- end }}
 
 {{- define "claude-guard.rbac.namespacedRules" -}}

@@ -15,6 +15,9 @@ and `helm template` with a message that names the values to change.
 {{- if and (eq .Values.spiffe.socket.mode "CSI") (not .Values.spiffe.socket.csiDriver) }}
 {{- fail "spiffe.socket.mode is CSI but spiffe.socket.csiDriver is empty" }}
 {{- end }}
+{{- if and (eq .Values.spiffe.registration.mode "ClusterStaticEntry") (not .Values.spiffe.registration.clusterName) }}
+{{- fail "spiffe.registration.mode is ClusterStaticEntry but spiffe.registration.clusterName is empty: set it to the cluster name of the SPIRE agents' k8s_psat attestor" }}
+{{- end }}
 {{- if and (eq .Values.spiffe.socket.mode "HostPath") (not .Values.spiffe.socket.hostPath) }}
 {{- fail "spiffe.socket.mode is HostPath but spiffe.socket.hostPath is empty" }}
 {{- end }}

@@ -1,0 +1,423 @@
+package spiffe
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	vaultapi "github.com/hashicorp/vault/api"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/claude-guard/claude-guard/internal/chartenv"
+	"github.com/claude-guard/claude-guard/internal/spireentry"
+	"github.com/claude-guard/claude-guard/internal/test/cluster"
+	"github.com/claude-guard/claude-guard/internal/testenv"
+	"github.com/claude-guard/claude-guard/internal/testservers"
+	"github.com/claude-guard/claude-guard/internal/wellknown"
+)
+
+// TestSPIFFEPods is one story, step by step: each step needs the ones before it.
+func TestSPIFFEPods(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 9*time.Minute)
+	defer cancel()
+	s := &story{ctx: ctx}
+	for _, step := range []struct {
+		name string
+		run  func(*testing.T)
+	}{
+		{"SPIRE from config/spire", s.installSPIRE},
+		{"OpenBao holds each tenant's key", s.openBao},
+		{"helm install with the chart's SPIFFE defaults", s.install},
+		{"an injected pod gets its SVID, reads its key from OpenBao and calls Claude", s.firstPod},
+		{"another tenant's pod reads only its own key", s.otherTenant},
+		{"a hand-written copy of the sidecar gets no SVID", s.forged},
+		{"the SPIRE agent restarts under a running pod", s.agentRestart},
+		{"entries follow policies and tenants", s.entriesFollow},
+	} {
+		if !t.Run(step.name, step.run) {
+			s.dump(t)
+			return
+		}
+	}
+}
+
+type story struct {
+	ctx     context.Context
+	spire   cluster.SPIRE
+	bao     *testservers.OpenBao
+	release *chartenv.Release
+	pod     string // the shop's running pod
+}
+
+func (s *story) kubectl(t *testing.T, stdin string, args ...string) string {
+	t.Helper()
+	out, err := c.Run(s.ctx, stdin, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func (s *story) installSPIRE(t *testing.T) {
+	var err error
+	if s.spire, err = c.InstallSPIRE(s.ctx); err != nil {
+		t.Fatal(err)
+	}
+	figure("SPIRE installed (CRDs, server + Controller Manager, bundle, agent, CSI driver ready)", s.spire.Installed)
+}
+
+// openBao runs OpenBao outside the node, listening on the cluster's bridge for pods, with cert auth
+// trusting the SPIRE bundle, and runs hack/vault-tenant.sh for both tenants.
+func (s *story) openBao(t *testing.T) {
+	s.bao = testservers.StartOpenBao(t, testservers.OpenBaoOptions{PodListenIP: cluster.NodeIP})
+	root := s.bao.Client(t)
+	if err := root.Sys().EnableAuthWithOptions("cert", &vaultapi.EnableAuthOptions{Type: "cert"}); err != nil {
+		t.Fatal(err)
+	}
+	bundle := filepath.Join(t.TempDir(), "bundle.pem")
+	if err := os.WriteFile(bundle, []byte(s.spire.Bundle), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dir, err := testservers.OpenBaoDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ns, key := range map[string]string{shop: shopKey, other: otherKey} {
+		out, err := runScript("hack/vault-tenant.sh", []string{"VAULT_CLI=" + filepath.Join(dir, "bao"),
+			"BAO_ADDR=" + s.bao.Addr, "BAO_TOKEN=" + s.bao.RootToken},
+			"--tenant", ns, "--prefix", "tenants/"+ns, "--namespaces", ns, "--trust-domain", s.spire.TrustDomain,
+			"--bundle", bundle, "--methods", "cert")
+		if err != nil {
+			t.Fatalf("hack/vault-tenant.sh %s: %v\n%s", ns, err, out)
+		}
+		if _, err := root.KVv2(vaultKVMount).Put(s.ctx, "tenants/"+ns+"/"+vaultKeyPath, map[string]any{"api_key": key}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func (s *story) install(t *testing.T) {
+	s.kubectl(t, fakeUpstream, "apply", "-f", "-")
+	if _, err := c.WaitAvailable(s.ctx, cluster.FakeUpstreamNamespace, "api", 2*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	upstream, err := c.ServiceURL(s.ctx, cluster.FakeUpstreamNamespace, "api", 8080)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := filepath.Join(t.TempDir(), "vault-ca.pem")
+	if err := os.WriteFile(ca, []byte(s.bao.PodCA), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	helm := &chartenv.Helm{Bin: c.Helm, Kubeconfig: c.Kubeconfig, Home: filepath.Join(t.TempDir(), "helm")}
+	s.release = &chartenv.Release{Helm: helm, Name: "claude-guard", Namespace: releaseNS}
+	// Nothing about SPIFFE is set: socket mode CSI and ClusterStaticEntry registration with cluster name
+	// claude-guard are the chart's defaults, and config/spire matches them.
+	t0 := time.Now()
+	if _, err := s.release.Install("--set", "upstream="+upstream, "--set", "vault.address="+s.bao.PodAddr,
+		"--set-file", "vault.caBundle="+ca); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.WaitAvailable(s.ctx, releaseNS, "claude-guard-manager", 2*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	figure("helm install -> manager Available", time.Since(t0))
+	for _, ns := range []string{shop, other} {
+		s.kubectl(t, tenant(ns), "apply", "-f", "-")
+		s.kubectl(t, "", "wait", "--for=condition=Ready", "--timeout=60s", "-n", ns, "cap/"+workloadName)
+	}
+}
+
+// firstPod measures what a tenant waits for: from creating a Deployment to its app's first allowed
+// call, which needs the pod scheduled, the CSI volume mounted, the registration entry written and
+// synced, the SVID issued, the OpenBao login and the key read, and the sidecar ready.
+func (s *story) firstPod(t *testing.T) {
+	t0 := time.Now()
+	s.kubectl(t, workload(shop), "apply", "-f", "-")
+	if _, err := c.WaitAvailable(s.ctx, shop, workloadName, 3*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	figure("pod created -> first allowed call (SVID through the CSI driver, OpenBao cert login, key read)", time.Since(t0))
+	pod := s.runningPod(t, shop)
+	s.pod = pod.Name
+	if r := s.call(t, shop, s.pod); r.Status != 200 {
+		t.Fatalf("a call from the shop's pod: %+v, want 200", r)
+	}
+	e := s.entry(t, pod)
+	if e == nil {
+		t.Fatalf("no ClusterStaticEntry %s for pod %s", spireentry.Name(pod.UID), pod.Name)
+	}
+	sel, _, _ := unstructured.NestedStringSlice(e.Object, "spec", "selectors")
+	id, _, _ := unstructured.NestedString(e.Object, "spec", "spiffeID")
+	if want := spireentry.SPIFFEID(s.spire.TrustDomain, shop, workloadName); id != want || !contains(sel, "k8s:pod-uid:"+string(pod.UID)) {
+		t.Errorf("entry: spiffeID %s selectors %v; want %s and the pod's UID", id, sel, want)
+	}
+	s.expectKey(t, shop)
+	logs := s.kubectl(t, "", "logs", "-n", shop, s.pod, "-c", wellknown.SidecarContainerName)
+	if !strings.Contains(logs, "Got SPIFFE identity") || strings.Contains(logs, shopKey) {
+		t.Errorf("sidecar log: want the SPIFFE identity and never the key:\n%s", logs)
+	}
+}
+
+func (s *story) otherTenant(t *testing.T) {
+	s.kubectl(t, workload(other), "apply", "-f", "-")
+	if _, err := c.WaitAvailable(s.ctx, other, workloadName, 3*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	pod := s.runningPod(t, other)
+	if r := s.call(t, other, pod.Name); r.Status != 200 {
+		t.Fatalf("a call from the other tenant's pod: %+v, want 200", r)
+	}
+	s.expectKey(t, other)
+}
+
+// forged is a tenant writing the sidecar itself: the injected pod's spec, copied, with one argument
+// more (a second listener) and the webhook's annotations. The webhook passes it (it already has the
+// sidecar), and the operator must refuse it an identity.
+func (s *story) forged(t *testing.T) {
+	orig := s.runningPod(t, shop)
+	pod := &corev1.Pod{}
+	pod.Name, pod.Namespace = forgedPodName, shop
+	pod.Annotations = map[string]string{}
+	for k, v := range orig.Annotations {
+		pod.Annotations[k] = v
+	}
+	pod.Spec = *orig.Spec.DeepCopy()
+	pod.Spec.NodeName = ""
+	sc := &pod.Spec.InitContainers[0]
+	sc.Args = append(sc.Args, "--listen=127.0.0.1:8788")
+	if err := c.Client.Create(s.ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Minute, "a SidecarNotVerified event on the forged pod", func() error {
+		out, err := c.Run(s.ctx, "", "get", "events", "-n", shop, "--field-selector", "involvedObject.name="+forgedPodName, "-o", "jsonpath={.items[*].reason}")
+		if err != nil || !strings.Contains(out, "SidecarNotVerified") {
+			return fmt.Errorf("events: %q %v", out, err)
+		}
+		return nil
+	})
+	if err := c.Client.Get(s.ctx, client.ObjectKeyFromObject(pod), pod); err != nil {
+		t.Fatal(err)
+	}
+	if e := s.entry(t, pod); e != nil {
+		t.Fatalf("the forged pod got entry %s", e.GetName())
+	}
+	// Long enough for an SVID to have arrived if an entry had been written (the first pod got one in
+	// seconds): its sidecar still has none and is not ready.
+	time.Sleep(10 * time.Second)
+	logs, _ := c.Run(s.ctx, "", "logs", "-n", shop, forgedPodName, "-c", wellknown.SidecarContainerName)
+	if strings.Contains(logs, "Got SPIFFE identity") {
+		t.Fatalf("the forged sidecar got an SVID:\n%s", logs)
+	}
+	if err := c.Client.Get(s.ctx, client.ObjectKeyFromObject(pod), pod); err != nil {
+		t.Fatal(err)
+	}
+	if st := pod.Status.InitContainerStatuses; len(st) > 0 && st[0].Ready {
+		t.Fatalf("the forged sidecar is ready")
+	}
+	s.kubectl(t, "", "delete", "pod", "-n", shop, forgedPodName, "--wait=false")
+}
+
+// agentRestart deletes the SPIRE agent's pod (as a rollout or a crash would) while the shop's app keeps
+// calling: the sidecar holds its key and Vault token, so no call fails, and once the new agent serves,
+// a new pod gets its SVID again.
+func (s *story) agentRestart(t *testing.T) {
+	stop := make(chan struct{})
+	done := make(chan [2]int)
+	go func() {
+		var n, failed int
+		for {
+			select {
+			case <-stop:
+				done <- [2]int{n, failed}
+				return
+			default:
+			}
+			if r := s.call(t, shop, s.pod); r.Status != 200 {
+				failed++
+				t.Logf("call during the agent restart: %+v", r)
+			}
+			n++
+		}
+	}()
+	t0 := time.Now()
+	s.kubectl(t, "", "delete", "pod", "-n", cluster.SPIRENamespace, "-l", "app.kubernetes.io/name=spire-agent", "--wait=true")
+	if err := c.WaitDaemonSet(s.ctx, cluster.SPIRENamespace, "spire-agent", 2*time.Minute); err != nil {
+		close(stop)
+		t.Fatal(err)
+	}
+	figure("SPIRE agent pod deleted -> new agent ready", time.Since(t0))
+	time.Sleep(3 * time.Second)
+	close(stop)
+	r := <-done
+	record(fmt.Sprintf("calls during the SPIRE agent restart: %d in all, %d failed", r[0], r[1]))
+	if r[0] < 3 || r[1] != 0 {
+		t.Fatalf("calls during the agent restart: %d in all, %d failed; want 0 failed", r[0], r[1])
+	}
+	// A pod started after the restart is attested by the new agent.
+	t1 := time.Now()
+	s.kubectl(t, "", "rollout", "restart", "-n", shop, "deployment/"+workloadName)
+	if _, err := c.WaitAvailable(s.ctx, shop, workloadName, 3*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	figure("after the agent restart: rollout restart -> new pod's first allowed call", time.Since(t1))
+	s.pod = s.runningPod(t, shop).Name
+}
+
+// entriesFollow deletes the other tenant's policy (its pod's entry goes), then the shop's ClaudeTenant
+// (its pod's entry goes), and puts both back.
+func (s *story) entriesFollow(t *testing.T) {
+	otherPod := s.runningPod(t, other)
+	s.kubectl(t, "", "delete", "cap", "-n", other, workloadName)
+	s.waitEntry(t, otherPod, false)
+	s.kubectl(t, policy(other), "apply", "-f", "-")
+	s.waitEntry(t, otherPod, true)
+
+	shopPod := s.runningPod(t, shop)
+	s.kubectl(t, "", "delete", "claudetenant", shop)
+	s.waitEntry(t, shopPod, false)
+	s.kubectl(t, tenant(shop), "apply", "-f", "-")
+	s.waitEntry(t, shopPod, true)
+}
+
+func (s *story) waitEntry(t *testing.T, pod *corev1.Pod, want bool) {
+	t.Helper()
+	took := eventually(t, time.Minute, fmt.Sprintf("entry of %s/%s present=%v", pod.Namespace, pod.Name, want), func() error {
+		if got := s.entry(t, pod) != nil; got != want {
+			return fmt.Errorf("present=%v", got)
+		}
+		return nil
+	})
+	t.Logf("entry of %s/%s present=%v after %s", pod.Namespace, pod.Name, want, took)
+}
+
+// entry returns pod's ClusterStaticEntry, or nil.
+func (s *story) entry(t *testing.T, pod *corev1.Pod) *unstructured.Unstructured {
+	t.Helper()
+	e := &unstructured.Unstructured{}
+	e.SetGroupVersionKind(spireentry.GVK)
+	if err := c.Client.Get(s.ctx, client.ObjectKey{Name: spireentry.Name(pod.UID)}, e); err != nil {
+		if client.IgnoreNotFound(err) != nil {
+			t.Fatal(err)
+		}
+		return nil
+	}
+	return e
+}
+
+// expectKey checks that the fake API's last call with a key came with tenant ns's key.
+func (s *story) expectKey(t *testing.T, ns string) {
+	t.Helper()
+	logs := s.kubectl(t, "", "logs", "-n", cluster.FakeUpstreamNamespace, "deploy/api")
+	var last string
+	for _, line := range strings.Split(logs, "\n") {
+		if strings.Contains(line, "path=/v1/messages") {
+			last = line
+		}
+	}
+	if !strings.Contains(last, "key="+ns) {
+		t.Fatalf("the fake API's last call did not carry %s's key: %q", ns, last)
+	}
+}
+
+func (s *story) runningPod(t *testing.T, ns string) *corev1.Pod {
+	t.Helper()
+	var pods corev1.PodList
+	if err := c.Client.List(s.ctx, &pods, client.InNamespace(ns), client.MatchingLabels{"app": workloadName}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil && len(p.OwnerReferences) > 0 {
+			return p
+		}
+	}
+	t.Fatalf("no running %s pod in %s among %d", workloadName, ns, len(pods.Items))
+	return nil
+}
+
+// result is the JSON line claudeclient prints for one call.
+type result struct {
+	Model  string `json:"model"`
+	Status int    `json:"status"`
+	Error  string `json:"error"`
+}
+
+func (s *story) call(t *testing.T, ns, pod string) result {
+	t.Helper()
+	out, _ := c.Run(s.ctx, "", "exec", "-n", ns, pod, "-c", "app", "--", cluster.ClientBinary, "call", "-model", allowed)
+	for _, line := range strings.Split(out, "\n") {
+		var r result
+		if json.Unmarshal([]byte(line), &r) == nil && r.Model != "" {
+			return r
+		}
+	}
+	return result{Error: out}
+}
+
+func (s *story) dump(t *testing.T) {
+	ctx := context.Background()
+	out, _ := c.Run(ctx, "", "get", "pods", "-A", "-o", "wide")
+	t.Logf("pods:\n%s", out)
+	out, _ = c.Run(ctx, "", "get", "events", "-A", "--sort-by=.lastTimestamp")
+	t.Logf("events:\n%s", tailLines(out, 40))
+	for _, sel := range []string{"app.kubernetes.io/name=spire-server", "app.kubernetes.io/name=spire-agent", "app.kubernetes.io/name=spiffe-csi-driver"} {
+		out, _ = c.Run(ctx, "", "logs", "-n", cluster.SPIRENamespace, "-l", sel, "--all-containers", "--prefix", "--tail=25")
+		t.Logf("%s:\n%s", sel, out)
+	}
+	out, _ = c.Run(ctx, "", "logs", "-n", releaseNS, "deploy/claude-guard-manager", "--tail=30")
+	t.Logf("manager:\n%s", out)
+	for _, ns := range []string{shop, other} {
+		out, _ = c.Run(ctx, "", "logs", "-n", ns, "-l", "app="+workloadName, "--all-containers", "--prefix", "--tail=20")
+		t.Logf("%s pods:\n%s", ns, out)
+	}
+	t.Logf("kubelet:\n%s", c.LogTail("kubelet", 25))
+}
+
+func tailLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func contains(l []string, s string) bool {
+	for _, x := range l {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// eventually polls cond every 200 ms until it returns nil or timeout passes, and returns how long it took.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() error) time.Duration {
+	t.Helper()
+	t0 := time.Now()
+	var err error
+	for time.Since(t0) < timeout {
+		if err = cond(); err == nil {
+			return time.Since(t0)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("%s: not within %s: %v", what, timeout, err)
+	return 0
+}
+
+// runScript runs a script of the repository with extra environment and returns its output.
+func runScript(path string, env []string, args ...string) (string, error) {
+	cmd := exec.Command(filepath.Join(testenv.RepoRoot(), path), args...)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
