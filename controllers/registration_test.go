@@ -114,7 +114,7 @@ func TestRegistrationFollowsPods(t *testing.T) {
 	}
 	eventually(t, 20*time.Second, func() error {
 		if _, err := entryOf(ctx, pod); client.IgnoreNotFound(err) != nil || err == nil {
-			return fmt.Errorf("entry still there (err %v)", err)
+			return fmt.Errorf("entry still there (err %w)", err)
 		}
 		return nil
 	})
@@ -236,7 +236,7 @@ func TestRegistrationFollowsPolicyAndTenant(t *testing.T) {
 		return func() error {
 			_, err := entryOf(ctx, pod)
 			if got := err == nil; got != want {
-				return fmt.Errorf("entry present=%v, want %v (err %v)", got, want, err)
+				return fmt.Errorf("entry present=%v, want %v (err %w)", got, want, err)
 			}
 			return client.IgnoreNotFound(err)
 		}

@@ -132,6 +132,7 @@ func (v *Vault) Invalidate() {
 func (v *Vault) Run(ctx context.Context) {
 	backoff := time.Second
 	for ctx.Err() == nil {
+		v.awaitIdentity(ctx)
 		err := v.session(ctx)
 		if ctx.Err() != nil {
 			return
@@ -147,6 +148,29 @@ func (v *Vault) Run(ctx context.Context) {
 			continue
 		}
 		backoff = time.Second
+	}
+}
+
+// identityPoll is how often Run looks whether the workload's SVID has arrived before it logs in.
+const identityPoll = 100 * time.Millisecond
+
+// awaitIdentity waits until the identity the cert and jwt methods log in with is ready (an identity
+// that says so: sidecar/identity.Provider). A new pod's SVID arrives seconds after the sidecar starts,
+// once its registration entry reaches the SPIRE agent; logging in before that would fail and grow the
+// retry backoff, delaying the first key read by up to the whole backoff (15 s measured) after the SVID.
+func (v *Vault) awaitIdentity(ctx context.Context) {
+	r, ok := v.o.Identity.(interface{ Ready() error })
+	if !ok || v.o.AuthMethod == "kubernetes" {
+		return
+	}
+	t := time.NewTicker(identityPoll)
+	defer t.Stop()
+	for r.Ready() != nil {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 	}
 }
 

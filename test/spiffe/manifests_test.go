@@ -65,3 +65,18 @@ spec:
 
 // workload is tenant ns's app: it calls Claude as it starts, so Available means a call was allowed.
 func workload(ns string) string { return cluster.ClientDeployment(ns, workloadName, allowed) }
+
+// thief is a policy and Deployment in the other tenant's namespace that ask for the shop's Vault role.
+var thief = fmt.Sprintf(`apiVersion: v1
+kind: ServiceAccount
+metadata: {name: thief, namespace: %[1]s}
+---
+apiVersion: claudeguard.io/v1alpha1
+kind: ClaudeAccessPolicy
+metadata: {name: thief, namespace: %[1]s}
+spec:
+  podSelector: {matchLabels: {app: thief}}
+  credentials: {vault: {authMethod: cert, role: %[2]s, path: %[3]s}}
+  models: {allow: ["claude-haiku-*"]}
+---
+`, other, shop, vaultKeyPath) + cluster.ClientDeployment(other, "thief", allowed)

@@ -28,7 +28,7 @@ import (
 func TestSPIFFEPods(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 9*time.Minute)
 	defer cancel()
-	s := &story{ctx: ctx}
+	s := &story{ctx: ctx, top: t}
 	for _, step := range []struct {
 		name string
 		run  func(*testing.T)
@@ -38,6 +38,7 @@ func TestSPIFFEPods(t *testing.T) {
 		{"helm install with the chart's SPIFFE defaults", s.install},
 		{"an injected pod gets its SVID, reads its key from OpenBao and calls Claude", s.firstPod},
 		{"another tenant's pod reads only its own key", s.otherTenant},
+		{"OpenBao refuses another tenant's role to a pod's SVID", s.crossTenant},
 		{"a hand-written copy of the sidecar gets no SVID", s.forged},
 		{"the SPIRE agent restarts under a running pod", s.agentRestart},
 		{"entries follow policies and tenants", s.entriesFollow},
@@ -51,6 +52,7 @@ func TestSPIFFEPods(t *testing.T) {
 
 type story struct {
 	ctx     context.Context
+	top     *testing.T // servers that outlive one step are cleaned up with it
 	spire   cluster.SPIRE
 	bao     *testservers.OpenBao
 	release *chartenv.Release
@@ -77,7 +79,7 @@ func (s *story) installSPIRE(t *testing.T) {
 // openBao runs OpenBao outside the node, listening on the cluster's bridge for pods, with cert auth
 // trusting the SPIRE bundle, and runs hack/vault-tenant.sh for both tenants.
 func (s *story) openBao(t *testing.T) {
-	s.bao = testservers.StartOpenBao(t, testservers.OpenBaoOptions{PodListenIP: cluster.NodeIP})
+	s.bao = testservers.StartOpenBao(s.top, testservers.OpenBaoOptions{PodListenIP: cluster.NodeIP})
 	root := s.bao.Client(t)
 	if err := root.Sys().EnableAuthWithOptions("cert", &vaultapi.EnableAuthOptions{Type: "cert"}); err != nil {
 		t.Fatal(err)
@@ -179,6 +181,33 @@ func (s *story) otherTenant(t *testing.T) {
 	s.expectKey(t, other)
 }
 
+// crossTenant misconfigures the operator side on purpose: the other tenant's ClaudeTenant is allowed
+// the shop's Vault role, and a policy there asks for it. The controller admits it, so the only thing
+// left between the other tenant's pod and the shop's key is OpenBao, which must refuse the pod's SVID
+// (spiffe://.../ns/other/...) for a role bound to ns/shop.
+func (s *story) crossTenant(t *testing.T) {
+	s.kubectl(t, "", "patch", "claudetenant", other, "--type=merge", "-p", `{"spec":{"credentials":{"vault":{"roles":["other","shop"]}}}}`)
+	s.kubectl(t, thief, "apply", "-f", "-")
+	s.kubectl(t, "", "wait", "--for=condition=Ready", "--timeout=60s", "-n", other, "cap/thief")
+	eventually(t, time.Minute, "the thief's sidecar is refused by OpenBao", func() error {
+		logs, _ := c.Run(s.ctx, "", "logs", "-n", other, "-l", "app=thief", "-c", wellknown.SidecarContainerName, "--tail=50")
+		if !strings.Contains(logs, `failed to log in to Vault with cert auth as role \"shop\"`) {
+			return fmt.Errorf("sidecar log: %s", tailLines(logs, 3))
+		}
+		return nil
+	})
+	var pods corev1.PodList
+	if err := c.Client.List(s.ctx, &pods, client.InNamespace(other), client.MatchingLabels{"app": "thief"}); err != nil || len(pods.Items) != 1 {
+		t.Fatalf("thief pods: %v (%d)", err, len(pods.Items))
+	}
+	// Not ready, so its app container never started and no call left the pod.
+	if st := pods.Items[0].Status.InitContainerStatuses; len(st) == 0 || st[0].Ready {
+		t.Fatalf("the thief's sidecar is ready: %+v", st)
+	}
+	s.kubectl(t, thief, "delete", "-f", "-", "--wait=false")
+	s.kubectl(t, "", "patch", "claudetenant", other, "--type=merge", "-p", `{"spec":{"credentials":{"vault":{"roles":["other"]}}}}`)
+}
+
 // forged is a tenant writing the sidecar itself: the injected pod's spec, copied, with one argument
 // more (a second listener) and the webhook's annotations. The webhook passes it (it already has the
 // sidecar), and the operator must refuse it an identity.
@@ -186,6 +215,8 @@ func (s *story) forged(t *testing.T) {
 	orig := s.runningPod(t, shop)
 	pod := &corev1.Pod{}
 	pod.Name, pod.Namespace = forgedPodName, shop
+	// The policy's selector, not the ReplicaSet's (which would adopt the pod).
+	pod.Labels = map[string]string{"app": workloadName}
 	pod.Annotations = map[string]string{}
 	for k, v := range orig.Annotations {
 		pod.Annotations[k] = v
@@ -199,8 +230,11 @@ func (s *story) forged(t *testing.T) {
 	}
 	eventually(t, time.Minute, "a SidecarNotVerified event on the forged pod", func() error {
 		out, err := c.Run(s.ctx, "", "get", "events", "-n", shop, "--field-selector", "involvedObject.name="+forgedPodName, "-o", "jsonpath={.items[*].reason}")
-		if err != nil || !strings.Contains(out, "SidecarNotVerified") {
-			return fmt.Errorf("events: %q %v", out, err)
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(out, "SidecarNotVerified") {
+			return fmt.Errorf("event reasons: %q", out)
 		}
 		return nil
 	})

@@ -68,9 +68,10 @@ func BuildImages(ctx context.Context, dir string) (Images, error) {
 	return imgs, nil
 }
 
-// FakeUpstream returns the manifests of a fake Anthropic API accepting key: a Deployment and a Service
+// FakeUpstream returns the manifests of a fake Anthropic API accepting keys (FAKE_API_KEYS of
+// test/images/fakeupstream: "key" or "label=key", comma-separated): a Deployment and a Service
 // called name on port 8080, in namespace FakeUpstreamNamespace. ServiceURL finds its address.
-func FakeUpstream(name, key string) string {
+func FakeUpstream(name, keys string) string {
 	return fmt.Sprintf(`apiVersion: v1
 kind: Namespace
 metadata: {name: %[1]s}
@@ -88,7 +89,7 @@ spec:
         image: %[3]s
         imagePullPolicy: Never
         args: [-listen, ":8080"]
-        env: [{name: FAKE_API_KEYS, value: %[4]s}]
+        env: [{name: FAKE_API_KEYS, value: %[4]q}]
         ports: [{containerPort: 8080, name: http}]
         readinessProbe: {tcpSocket: {port: http}, periodSeconds: 1}
 ---
@@ -98,7 +99,7 @@ metadata: {name: %[2]s, namespace: %[1]s}
 spec:
   selector: {app: %[2]s}
   ports: [{port: 8080, targetPort: http, name: http}]
-`, FakeUpstreamNamespace, name, FakeUpstreamImage, key)
+`, FakeUpstreamNamespace, name, FakeUpstreamImage, keys)
 }
 
 // FakeUpstreamNamespace holds the fake APIs.
