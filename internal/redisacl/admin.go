@@ -10,8 +10,8 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
 
+	"github.com/claude-guard/claude-guard/internal/rediskeys"
 	"github.com/claude-guard/claude-guard/internal/wellknown"
-	"github.com/claude-guard/claude-guard/sidecar/limits"
 )
 
 // DefaultTimeout bounds each admin command, so an unreachable Redis costs a reconcile seconds, not
@@ -31,7 +31,7 @@ func NewAdmin(rawURL string, master []byte) (*Admin, error) {
 	if len(master) < minMasterLen {
 		return nil, fmt.Errorf("the Redis ACL master secret must be at least %d bytes, got %d", minMasterLen, len(master))
 	}
-	addr, err := limits.RedactURL(rawURL)
+	addr, err := rediskeys.RedactURL(rawURL)
 	if err != nil {
 		return nil, err
 	}

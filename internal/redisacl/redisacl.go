@@ -17,8 +17,8 @@ import (
 	"net/url"
 	"regexp"
 
+	"github.com/claude-guard/claude-guard/internal/rediskeys"
 	"github.com/claude-guard/claude-guard/internal/wellknown"
-	"github.com/claude-guard/claude-guard/sidecar/limits"
 )
 
 // Commands are exactly the commands the limiter and the replay store send (sidecar/limits): the scripts
@@ -48,7 +48,7 @@ func SetUserArgs(namespace, password string) ([]any, error) {
 		return nil, fmt.Errorf("namespace %q is not a valid Kubernetes namespace name", namespace)
 	}
 	args := []any{"ACL", "SETUSER", wellknown.RedisUser(namespace), "reset", "on", ">" + password,
-		"~" + limits.NamespaceKeyPrefix(namespace) + "*", "resetchannels", "-@all"}
+		"~" + rediskeys.NamespacePrefix(namespace) + "*", "resetchannels", "-@all"}
 	for _, c := range Commands {
 		args = append(args, "+"+c)
 	}

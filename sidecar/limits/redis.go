@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
 
+	"github.com/claude-guard/claude-guard/internal/rediskeys"
 	"github.com/claude-guard/claude-guard/sidecar/usage"
 )
 
@@ -173,22 +173,8 @@ func passwordFile(user, path string) func(context.Context) (string, string, erro
 	}
 }
 
-// RedactURL returns scheme://host:port of a Redis URL: no user, password, database or query, so it can
-// be logged and reported.
-func RedactURL(s string) (string, error) {
-	u, err := url.Parse(s)
-	if err != nil {
-		// url.Error repeats the whole URL.
-		return "", errors.New("failed to parse the Redis URL (not shown: it may hold a password)")
-	}
-	if u.Scheme != "redis" && u.Scheme != "rediss" {
-		return "", fmt.Errorf("the Redis URL must start with redis:// or rediss://, got scheme %q", u.Scheme)
-	}
-	if u.Host == "" {
-		return "", errors.New("the Redis URL names no host")
-	}
-	return u.Scheme + "://" + u.Host, nil
-}
+// RedactURL returns scheme://host:port of a Redis URL (rediskeys.RedactURL).
+func RedactURL(s string) (string, error) { return rediskeys.RedactURL(s) }
 
 // Close closes the connections to Redis.
 func (l *Redis) Close() error { return l.client.Close() }

@@ -20,36 +20,6 @@ import (
 	"github.com/claude-guard/claude-guard/sidecar/usage"
 )
 
-func TestKeyPart(t *testing.T) {
-	long := strings.Repeat("x", 65)
-	cases := []struct{ in, want string }{
-		{"", "-"},
-		{"team-a", "team-a"},
-		{"Claude_1.2", "Claude_1.2"},
-		{"spiffe://td/ns/a/sa/b", "spiffe%3A%2F%2Ftd%2Fns%2Fa%2Fsa%2Fb"},
-		{"{tag}", "%7Btag%7D"},
-		{"a=b:c", "a%3Db%3Ac"},
-		{"100%", "100%25"},
-		{"é", "%C3%A9"},
-		{strings.Repeat("x", 64), strings.Repeat("x", 64)},
-	}
-	for _, c := range cases {
-		if got := keyPart(c.in); got != c.want {
-			t.Errorf("keyPart(%q) = %q, want %q", c.in, got, c.want)
-		}
-	}
-	h := keyPart(long)
-	if !strings.HasPrefix(h, "#") || len(h) != 33 || keyPart(long+"y") == h {
-		t.Errorf("long part = %q: want '#' and 32 hex digits, distinct per value", h)
-	}
-	// Escaped parts never contain a separator or a brace, so no value can move the hash tag or add a field.
-	for _, in := range []string{"a:b", "}{", "x=y", "#abc", strings.Repeat("}", 40)} {
-		if p := keyPart(in); strings.ContainsAny(p, ":={}") || (strings.HasPrefix(p, "#") && len(in) < 20) {
-			t.Errorf("keyPart(%q) = %q", in, p)
-		}
-	}
-}
-
 // TestRedisKeys checks the key layout: one hash tag per namespace, policy rules per policy, tenant rules
 // shared across the namespace's policies, and escaped values.
 func TestRedisKeys(t *testing.T) {
