@@ -45,8 +45,8 @@ fmt: ## Run gofmt on the code.
 	gofmt -w $$(git ls-files '*.go')
 
 .PHONY: vet
-vet: ## Run go vet.
-	$(GO) vet ./...
+vet: ## Run go vet (the integration tests too).
+	$(GO) vet -tags integration ./...
 
 .PHONY: lint
 lint: ## Run golangci-lint (config: .golangci.yml).
@@ -58,7 +58,7 @@ chart-lint: ## helm lint the chart (test/chart also lints it with non-default va
 
 .PHONY: chart-test
 chart-test: ## Chart tests: lint, golden renderings (UPDATE_GOLDEN=1 rewrites them), values validation, a real install.
-	$(GO) test -count=1 ./test/chart/...
+	$(GO) test -count=1 -tags integration ./test/chart/...
 
 .PHONY: envtest
 envtest: ## Build (or reuse) the test control plane and print its directory.
@@ -66,7 +66,7 @@ envtest: ## Build (or reuse) the test control plane and print its directory.
 
 .PHONY: test-unit
 test-unit: ## Fast inner loop: unit tests only, no control plane or test servers.
-	$(GO) test $(GOTEST_FLAGS) $$($(GO) list ./... | grep -v -e /test/ -e /controllers -e /internal/webhook -e /internal/managerapp -e /internal/testservers -e /internal/testenv)
+	$(GO) test $(GOTEST_FLAGS) ./...
 
 .PHONY: test
 test: ## The whole suite: verify, vet, lint, unit, envtest and end-to-end tests.

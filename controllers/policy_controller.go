@@ -118,7 +118,7 @@ func (r *PolicyReconciler) reconcileNormal(ctx context.Context, p *v1alpha1.Clau
 	cfg, violations := effective.Compute(effective.Input{Policy: p, Tenant: ten.tenant, ConflictingTenants: ten.conflicting}, r.Options)
 	if len(violations) > 0 {
 		// Fail closed: running pods get a deny-all config rather than keep rules no longer admitted.
-		cfg = effective.Deny(p, tenantName, violations)
+		cfg = effective.Deny(p, tenantName, violations, r.Options)
 	}
 	rendered, err := renderConfig(p, cfg)
 	if err != nil {

@@ -49,6 +49,10 @@ type Options struct {
 	RedisURL   string
 	RedisUsers bool
 	Upstream   string
+	// Listen and MetricsListen are the sidecar's proxy and metrics addresses, rendered into every config
+	// (inject.ProxyListen and inject.MetricsListen, which the webhook also passes as flags). Empty
+	// renders the sidecar's defaults.
+	Listen, MetricsListen string
 	// TrustDomain is used when the tenant does not set one; empty disables SPIFFE.
 	TrustDomain string
 	Prices      []policyconfig.Price
@@ -97,8 +101,14 @@ func Compute(in Input, o Options) (*policyconfig.Config, []Violation) {
 	return c, nil
 }
 
-// Deny returns the fail-closed config rendered for a policy that is not admitted.
-func Deny(p *v1alpha1.ClaudeAccessPolicy, tenant string, vs []Violation) *policyconfig.Config {
+// server is the server section every config gets.
+func server(o Options) policyconfig.Server {
+	return policyconfig.Server{Upstream: o.Upstream, Listen: o.Listen, MetricsListen: o.MetricsListen}
+}
+
+// Deny returns the fail-closed config rendered for a policy that is not admitted: it denies every call,
+// and serves where an admitted config would (the kubelet probes its metrics address).
+func Deny(p *v1alpha1.ClaudeAccessPolicy, tenant string, vs []Violation, o Options) *policyconfig.Config {
 	msgs := make([]string, 0, len(vs))
 	for _, v := range vs {
 		msgs = append(msgs, v.Message)
@@ -107,6 +117,7 @@ func Deny(p *v1alpha1.ClaudeAccessPolicy, tenant string, vs []Violation) *policy
 		APIVersion: policyconfig.APIVersion,
 		Kind:       policyconfig.Kind,
 		Policy:     ref(p, tenant),
+		Server:     server(o),
 		Deny:       &policyconfig.Deny{Reason: fmt.Sprintf("ClaudeAccessPolicy %s/%s is not admitted: %s", p.Namespace, p.Name, strings.Join(msgs, "; "))},
 		Models:     policyconfig.Models{Allow: []string{}},
 	}
@@ -125,7 +136,7 @@ func base(p *v1alpha1.ClaudeAccessPolicy, o Options) *policyconfig.Config {
 		APIVersion: policyconfig.APIVersion,
 		Kind:       policyconfig.Kind,
 		Policy:     ref(p, ""),
-		Server:     policyconfig.Server{Upstream: o.Upstream},
+		Server:     server(o),
 		Identity:   policyconfig.Identity{TrustDomain: o.TrustDomain, Namespace: p.Namespace},
 		Endpoints:  endpoints(s.Endpoints),
 		Models:     models(&s.Models),

@@ -230,7 +230,7 @@ func TestComputeNoTenantAllow(t *testing.T) {
 }
 
 func TestDenyConfigValidates(t *testing.T) {
-	c := Deny(policy(), "team-a", []Violation{{ReasonNoTenant, "namespace team-a is not selected"}})
+	c := Deny(policy(), "team-a", []Violation{{ReasonNoTenant, "namespace team-a is not selected"}}, Options{})
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -69,6 +69,15 @@ func DefaultConfig() Config {
 	}
 }
 
+// ProxyListen is the sidecar's proxy address for port: loopback only, so only the pod's own containers
+// reach it. The controller renders it into every config and the webhook passes the same flag, so the
+// flag changes nothing and the sidecar's config hash is the rendered document's.
+func ProxyListen(port int32) string { return fmt.Sprintf("127.0.0.1:%d", port) }
+
+// MetricsListen is the sidecar's metrics and probe address: on the pod IP, where the kubelet probes it
+// and the operator asks it which config it enforces.
+func MetricsListen() string { return fmt.Sprintf("0.0.0.0:%d", wellknown.SidecarMetricsPort) }
+
 // Validate reports the first invalid setting.
 func (c Config) Validate() error {
 	switch {

@@ -156,8 +156,8 @@ func sidecar(cfg Config, mounts []corev1.VolumeMount) corev1.Container {
 		Command:         slices.Clone(cfg.Command),
 		Args: []string{
 			"--config=" + wellknown.ConfigFile,
-			fmt.Sprintf("--listen=127.0.0.1:%d", cfg.Port),
-			fmt.Sprintf("--metrics-listen=0.0.0.0:%d", wellknown.SidecarMetricsPort),
+			"--listen=" + ProxyListen(cfg.Port),
+			"--metrics-listen=" + MetricsListen(),
 			"--workload=$(" + EnvWorkload + ")",
 		},
 		Env:   env,

@@ -256,6 +256,8 @@ func (o *Options) Effective() (effective.Options, error) {
 		RedisURL:        redisURL,
 		RedisUsers:      o.redisUsers(),
 		Upstream:        o.Upstream,
+		Listen:          inject.ProxyListen(o.SidecarPort),
+		MetricsListen:   inject.MetricsListen(),
 		TrustDomain:     o.TrustDomain,
 	}, nil
 }

@@ -4,6 +4,7 @@
 package config
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -28,6 +29,26 @@ type Compiled struct {
 	Document string
 }
 
+// hash is the config hash the sidecar reports (audit records, claude_guard_config_info): the document's
+// own hash when the flags change nothing in it, which is the case in an injected pod (the webhook passes
+// exactly the addresses the controller renders), so one hash names the config in the policy's status, its
+// ConfigMap, the audit records and the metrics. When flags do change it (a standalone sidecar, the
+// gateway), the hash is of the config as changed: it is then another config than the file.
+func hash(data []byte, decoded, overridden *policyconfig.Config) (string, error) {
+	before, err := policyconfig.Marshal(decoded)
+	if err != nil {
+		return "", err
+	}
+	after, err := policyconfig.Marshal(overridden)
+	if err != nil {
+		return "", err
+	}
+	if bytes.Equal(before, after) {
+		return policyconfig.Hash(data), nil
+	}
+	return policyconfig.Hash(after), nil
+}
+
 // Override adjusts a decoded config before it is validated (command-line flags win over the file).
 type Override func(*policyconfig.Config)
 
@@ -46,6 +67,12 @@ func Compile(data []byte, override Override) (*Compiled, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The same document without the flags, to tell whether they changed anything (hash).
+	decoded, err := policyconfig.Decode(data)
+	if err != nil {
+		return nil, err
+	}
+	decoded.ApplyDefaults()
 	if override != nil {
 		override(c)
 	}
@@ -53,7 +80,7 @@ func Compile(data []byte, override Override) (*Compiled, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	rendered, err := policyconfig.Marshal(c)
+	h, err := hash(data, decoded, c)
 	if err != nil {
 		return nil, err
 	}
@@ -61,7 +88,7 @@ func Compile(data []byte, override Override) (*Compiled, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Compiled{Policy: decide.Compile(c, policyconfig.Hash(rendered)), Rules: rules, Document: policyconfig.Hash(data)}, nil
+	return &Compiled{Policy: decide.Compile(c, h), Rules: rules, Document: policyconfig.Hash(data)}, nil
 }
 
 // Store holds the config in force.

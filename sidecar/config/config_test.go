@@ -85,3 +85,38 @@ func TestConcerns(t *testing.T) {
 		}
 	}
 }
+
+// TestHashIsTheDocumentsUnlessFlagsChangeIt: the hash the sidecar reports is the rendered document's
+// (the controller's, in the policy's status) when the flags only repeat what the document says, as the
+// webhook's do; flags that change the config give the changed config's hash.
+func TestHashIsTheDocumentsUnlessFlagsChangeIt(t *testing.T) {
+	data := []byte("apiVersion: sidecar.claudeguard.io/v1\nkind: SidecarConfig\nserver: {listen: \"127.0.0.1:8787\", metricsListen: \"0.0.0.0:9787\"}\ncredentials: {env: {name: K}}\nmodels: {allow: [claude-haiku-*]}\n")
+	listen := func(proxy, metrics string) Override {
+		return func(c *policyconfig.Config) { c.Server.Listen, c.Server.MetricsListen = proxy, metrics }
+	}
+	for _, tc := range []struct {
+		name     string
+		override Override
+		document bool
+	}{
+		{"no flags", nil, true},
+		{"the webhook's flags, equal to the document", listen("127.0.0.1:8787", "0.0.0.0:9787"), true},
+		{"another proxy port", listen("127.0.0.1:18787", "0.0.0.0:9787"), false},
+		{"another credential", func(c *policyconfig.Config) {
+			c.Credentials = policyconfig.Credentials{File: &policyconfig.FileSource{Path: "/k"}}
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Compile(data, tc.override)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.Policy.Hash == policyconfig.Hash(data); got != tc.document {
+				t.Errorf("policy hash %s, document hash %s: equal = %v, want %v", c.Policy.Hash, policyconfig.Hash(data), got, tc.document)
+			}
+			if c.Document != policyconfig.Hash(data) {
+				t.Errorf("Document = %s, want the document's hash", c.Document)
+			}
+		})
+	}
+}

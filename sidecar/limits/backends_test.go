@@ -2,18 +2,11 @@ package limits
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
-	"log/slog"
-	"strconv"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/claude-guard/claude-guard/internal/policyconfig"
-	"github.com/claude-guard/claude-guard/internal/testservers"
 )
 
 // testLimiter is a backend under test: the Limiter, a clock the test sets, and a look at one counter.
@@ -21,6 +14,8 @@ type testLimiter interface {
 	Limiter
 	Once(ctx context.Context, key string, ttl time.Duration) (bool, error)
 	setNow(func() time.Time)
+	// serverClock reports whether keys expire by the server's own clock (Redis), not the one set.
+	serverClock() bool
 	// counter returns rule i's counters for keys k in the window containing at.
 	counter(t *testing.T, rs *Rules, i int, k Keys, at time.Time) (requests, amount int64)
 }
@@ -34,6 +29,7 @@ type backend struct {
 type memLimiter struct{ *Memory }
 
 func (m memLimiter) setNow(f func() time.Time) { m.now = f }
+func (memLimiter) serverClock() bool           { return false }
 
 func (m memLimiter) counter(_ *testing.T, rs *Rules, i int, k Keys, at time.Time) (int64, int64) {
 	m.mu.Lock()
@@ -46,67 +42,16 @@ func (m memLimiter) counter(_ *testing.T, rs *Rules, i int, k Keys, at time.Time
 	return b.requests, b.amount
 }
 
-type redisLimiter struct {
-	*Redis
-	c *redis.Client
-}
+// moreBackends adds backends that need a server (backends_redis_test.go, with the integration tag).
+var moreBackends []func(t *testing.T) backend
 
-func (r redisLimiter) setNow(f func() time.Time) { r.now = f }
-
-func (r redisLimiter) counter(t *testing.T, rs *Rules, i int, k Keys, at time.Time) (int64, int64) {
-	t.Helper()
-	ru := &rs.rules[i]
-	start, _ := windowStart(ru.window, at)
-	v, err := r.c.HMGet(t.Context(), rs.bucketKey(ru, k, start), "r", "a").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := func(x any) int64 {
-		s, _ := x.(string)
-		i, _ := strconv.ParseInt(s, 10, 64)
-		return i
-	}
-	return n(v[0]), n(v[1])
-}
-
-// backends returns the Memory backend and a Redis backend on a redis-server started for this test (each
-// Redis limiter starts from an empty database).
+// backends returns the Memory backend and, in the integration suite, a Redis backend.
 func backends(t *testing.T) []backend {
-	var (
-		once sync.Once
-		srv  *testservers.Redis
-	)
-	return []backend{
-		{name: "Memory", new: func(_ *testing.T, rs *Rules) testLimiter { return memLimiter{NewMemory(rs)} }},
-		{name: "Redis", new: func(st *testing.T, rs *Rules) testLimiter {
-			once.Do(func() { srv = testservers.StartRedis(t, testservers.RedisOptions{}) })
-			c := srv.Client(st)
-			if err := c.FlushAll(st.Context()).Err(); err != nil {
-				st.Fatal(err)
-			}
-			return redisLimiter{newRedis(st, srv, rs, RedisOptions{}), c}
-		}},
+	out := []backend{{name: "Memory", new: func(_ *testing.T, rs *Rules) testLimiter { return memLimiter{NewMemory(rs)} }}}
+	for _, b := range moreBackends {
+		out = append(out, b(t))
 	}
-}
-
-// newRedis returns a Redis limiter on srv, closed when the test ends.
-func newRedis(t testing.TB, srv *testservers.Redis, rs *Rules, o RedisOptions) *Redis {
-	t.Helper()
-	o.URL, o.Rules, o.TLS = srv.URL, rs, &tls.Config{RootCAs: srv.RootCAs}
-	if o.Log == nil {
-		o.Log = slog.New(slog.DiscardHandler)
-	}
-	if o.Timeout == 0 {
-		// The default 200 ms is for production; a loaded test machine (-race, parallel packages) can take
-		// longer to dial and handshake, and these tests are not about timing.
-		o.Timeout = 2 * time.Second
-	}
-	l, err := NewRedis(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = l.Close() })
-	return l
+	return out
 }
 
 // forEachBackend runs f as a subtest per backend.

@@ -1,3 +1,5 @@
+//go:build integration
+
 // Package apivalidation proves every OpenAPI and CEL rule of the claude-guard CRDs against a real
 // kube-apiserver: each case is a YAML document sent through the typed client, and the test asserts the
 // API server's exact message for that field.

@@ -1,3 +1,5 @@
+//go:build integration
+
 // Package chart tests the Helm chart: lint, rendering snapshots, values validation, config/ against the
 // chart, and a real install into a test API server (install_test.go).
 package chart

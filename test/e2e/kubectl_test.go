@@ -1,3 +1,5 @@
+//go:build integration
+
 // Package e2e drives the operator the way people do: kubectl (the version matching the test control
 // plane, built by hack/envtest.sh) against a real kube-apiserver, with the manager running.
 package e2e

@@ -1,3 +1,5 @@
+//go:build integration
+
 // Package gateway tests the sidecar in gateway mode against a real SPIRE server and agent: callers
 // authenticate with their X.509-SVIDs (mTLS, go-spiffe tlsconfig) and an end-user JWT, and their
 // SPIFFE ID keys the Workload limits and names them in audit records.

@@ -1,3 +1,5 @@
+//go:build integration
+
 // Package isolation proves multi-tenant isolation against a real API server (envtest) with the
 // controllers and the injection webhook running: two tenants, acme and globex, in their own namespaces
 // with different credentials, models and limits. Tenant A's sidecar identity cannot read tenant B's key

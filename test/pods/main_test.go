@@ -1,3 +1,5 @@
+//go:build integration
+
 // Package pods runs claude-guard as a platform team and a tenant would, in real pods on a real node
 // (internal/test/cluster: kubelet, containerd, kube-proxy, a whole control plane): the chart installed
 // with helm from the images `make images` builds, the manager Deployment rolling out, a tenant's

@@ -1,9 +1,13 @@
+//go:build integration
+
 package pods
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -41,6 +45,7 @@ func TestRealPods(t *testing.T) {
 		{"helm install rolls out the manager", s.install},
 		{"tenant applies a policy with kubectl", s.applyPolicy},
 		{"deployment gets the native sidecar and calls Claude", s.deployment},
+		{"one hash names the config in status, audit records and metrics", s.oneHash},
 		{"job with the sidecar completes", s.job},
 		{"policy edit reaches the running sidecar", s.reload},
 		{"kubectl logs show the audit records", s.auditLogs},
@@ -232,6 +237,37 @@ func (s *story) deployment(t *testing.T) {
 	r := s.call(t, denied)
 	if r.Status != 403 || !strings.Contains(r.Error, `"type":"permission_error"`) || !strings.Contains(r.Error, "models.allow") {
 		t.Fatalf("denied model %s: %+v, want 403 permission_error naming models.allow", denied, r)
+	}
+}
+
+// oneHash checks the rendered config's one contract: the hash in the policy's status (and ConfigMap) is
+// the configHash of the sidecar's audit records and the label of its claude_guard_config_info, read
+// from the running pod (its metrics port, on the pod IP this network namespace routes to).
+func (s *story) oneHash(t *testing.T) {
+	var p v1alpha1.ClaudeAccessPolicy
+	if err := c.Client.Get(s.ctx, client.ObjectKey{Namespace: tenantNS, Name: "storefront"}, &p); err != nil || p.Status.RenderedConfig == nil {
+		t.Fatalf("policy status: %v %+v", err, p.Status)
+	}
+	want := p.Status.RenderedConfig.Hash
+	logs := s.kubectl(t, "", "logs", "-n", tenantNS, s.pod, "-c", wellknown.SidecarContainerName)
+	if !strings.Contains(logs, `"configHash":"`+want+`"`) {
+		t.Errorf("the sidecar's audit records do not carry configHash %s:\n%s", want, tail(logs, 3))
+	}
+	var pod corev1.Pod
+	if err := c.Client.Get(s.ctx, client.ObjectKey{Namespace: tenantNS, Name: s.pod}, &pod); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(fmt.Sprintf("http://%s:%d/metrics", pod.Status.PodIP, wellknown.SidecarMetricsPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if metric := `claude_guard_config_info{hash="` + want + `"} 1`; !strings.Contains(string(body), metric) {
+		t.Errorf("the sidecar's metrics lack %s", metric)
 	}
 }
 

@@ -1,3 +1,5 @@
+//go:build integration
+
 // Package redisusers proves that shared rate limits keep tenants apart: with a real API server
 // (envtest), the controllers and a real password-protected Redis, every namespace with a Redis policy
 // gets its own Redis ACL user and Secret, the rendered configs carry neither the admin URL nor a

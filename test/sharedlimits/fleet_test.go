@@ -1,3 +1,5 @@
+//go:build integration
+
 // Package sharedlimits runs several sidecars against one real Redis, as the replicas of a workload (or a
 // gateway) would: each is an in-process proxy on its own listener with its own Redis limiter, in front of
 // the fake Anthropic upstream, and the tests check what the fleet admits together.

@@ -1,3 +1,5 @@
+//go:build integration
+
 // Package spiffe runs the SPIFFE and Vault path on real pods: SPIRE (server, agent, CSI driver and the
 // SPIRE Controller Manager, exactly config/spire) on the test cluster's node, OpenBao outside the node
 // on the cluster's bridge, and claude-guard installed with the chart's SPIFFE defaults. An injected pod

@@ -1,3 +1,5 @@
+//go:build integration
+
 // Package tiers runs config/samples' tier example end to end: the sample applied with kubectl to a real
 // API server (envtest) with the controllers and the injection webhook, a real OIDC issuer signing the
 // users' tokens, a real Redis as the shared limit and replay backend, and the injected pods' sidecars

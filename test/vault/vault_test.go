@@ -1,3 +1,5 @@
+//go:build integration
+
 // Package vault tests the sidecar's Vault credential source and the per-tenant Vault set-up
 // (hack/vault-tenant.sh) against real servers: OpenBao (the Vault API) and SPIRE, built by hack/ scripts
 // and started on loopback. It proves that isolation between tenants holds in Vault itself.
