@@ -20,17 +20,18 @@ import (
 	"github.com/claude-guard/claude-guard/api/v1alpha1"
 	"github.com/claude-guard/claude-guard/controllers"
 	"github.com/claude-guard/claude-guard/internal/policyconfig"
+	"github.com/claude-guard/claude-guard/internal/test/wait"
 	"github.com/claude-guard/claude-guard/internal/wellknown"
 )
 
-const wait = 10 * time.Second
+const reconcileWait = 10 * time.Second
 
 // readyIs waits until the policy's Ready condition has status and reason for the current generation,
 // and returns the policy.
 func readyIs(t *testing.T, ns, name string, status metav1.ConditionStatus, reason string) *v1alpha1.ClaudeAccessPolicy {
 	t.Helper()
 	p := &v1alpha1.ClaudeAccessPolicy{}
-	eventually(t, wait, func() error {
+	wait.For(t, reconcileWait, "", func() error {
 		if err := k.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, p); err != nil {
 			return err
 		}
@@ -112,7 +113,7 @@ func TestPolicyExceedingTenantIsNotRendered(t *testing.T) {
 	if !strings.Contains(cfg.Deny.Reason, `"claude-opus-*" is not allowed`) {
 		t.Errorf("deny reason = %q", cfg.Deny.Reason)
 	}
-	eventually(t, wait, func() error { return hasEvent(ns, "greedy", corev1.EventTypeWarning, "ExceedsTenantCeiling") })
+	wait.For(t, reconcileWait, "", func() error { return hasEvent(ns, "greedy", corev1.EventTypeWarning, "ExceedsTenantCeiling") })
 }
 
 func TestNoTenantDeniesByDefault(t *testing.T) {
@@ -180,7 +181,7 @@ func TestTwoTenantsSelectingANamespace(t *testing.T) {
 		t.Errorf("a policy's status must not name other tenants: %q", msg)
 	}
 	tn := &v1alpha1.ClaudeTenant{}
-	eventually(t, wait, func() error {
+	wait.For(t, reconcileWait, "", func() error {
 		if err := k.Get(context.Background(), client.ObjectKey{Name: "contest-a"}, tn); err != nil {
 			return err
 		}
@@ -210,7 +211,7 @@ func TestConflictsAndPodCounts(t *testing.T) {
 	mkPod("both", map[string]string{"app": "chat", "tier": "web"}, nil)
 	mkPod("other", map[string]string{"app": "other"}, nil)
 
-	eventually(t, wait, func() error {
+	wait.For(t, reconcileWait, "", func() error {
 		p := &v1alpha1.ClaudeAccessPolicy{}
 		if err := k.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "first"}, p); err != nil {
 			return err
@@ -227,7 +228,7 @@ func TestConflictsAndPodCounts(t *testing.T) {
 		}
 		return nil
 	})
-	eventually(t, wait, func() error {
+	wait.For(t, reconcileWait, "", func() error {
 		return hasEvent(ns, "first", corev1.EventTypeWarning, controllers.ReasonOverlappingPolicy)
 	})
 
@@ -239,7 +240,7 @@ func TestConflictsAndPodCounts(t *testing.T) {
 	if err := k.Delete(context.Background(), pod, client.GracePeriodSeconds(0)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, wait, func() error {
+	wait.For(t, reconcileWait, "", func() error {
 		p := &v1alpha1.ClaudeAccessPolicy{}
 		if err := k.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "second"}, p); err != nil {
 			return err
@@ -262,7 +263,7 @@ func TestDeleteRemovesRenderedConfig(t *testing.T) {
 	if err := k.Delete(context.Background(), p); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, wait, func() error {
+	wait.For(t, reconcileWait, "", func() error {
 		err := k.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: wellknown.ConfigMapName("chat")}, &corev1.ConfigMap{})
 		if !apierrors.IsNotFound(err) {
 			return fmt.Errorf("ConfigMap still there: %w", err)
@@ -289,7 +290,7 @@ func TestDriftIsRepairedAndSteadyStateIsQuiet(t *testing.T) {
 	if err := k.Patch(context.Background(), cm, patch); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, wait, func() error {
+	wait.For(t, reconcileWait, "", func() error {
 		got := &corev1.ConfigMap{}
 		if err := k.Get(context.Background(), client.ObjectKeyFromObject(cm), got); err != nil {
 			return err

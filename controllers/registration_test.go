@@ -20,6 +20,7 @@ import (
 	"github.com/claude-guard/claude-guard/controllers"
 	"github.com/claude-guard/claude-guard/internal/inject"
 	"github.com/claude-guard/claude-guard/internal/spireentry"
+	"github.com/claude-guard/claude-guard/internal/test/wait"
 	"github.com/claude-guard/claude-guard/internal/wellknown"
 )
 
@@ -50,7 +51,7 @@ func newRegistrationWorld(t *testing.T) *registrationWorld {
 	create(t, w.policy)
 	w.node = &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name + "-node"}}
 	create(t, w.node)
-	eventually(t, 20*time.Second, func() error {
+	wait.For(t, 20*time.Second, "", func() error {
 		return k.Get(ctx, client.ObjectKey{Namespace: w.ns, Name: wellknown.ConfigMapName("chat")}, &corev1.ConfigMap{})
 	})
 	if err := k.Get(ctx, client.ObjectKeyFromObject(w.policy), w.policy); err != nil {
@@ -88,7 +89,7 @@ func TestRegistrationFollowsPods(t *testing.T) {
 	pod := w.injectedPod(t, "chat-1")
 	create(t, pod)
 	var e *unstructured.Unstructured
-	eventually(t, 20*time.Second, func() (err error) { e, err = entryOf(ctx, pod); return err })
+	wait.For(t, 20*time.Second, "", func() (err error) { e, err = entryOf(ctx, pod); return err })
 	want := spireentry.Entry(registrationEntries, spireentry.Pod{
 		Namespace: w.ns, Name: pod.Name, ServiceAccount: "default", UID: pod.UID, NodeUID: w.node.UID,
 		Image: registrationInject.Image, Policy: "chat", TrustDomain: registrationTD,
@@ -103,7 +104,7 @@ func TestRegistrationFollowsPods(t *testing.T) {
 	if err := k.Delete(ctx, e); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, func() error {
+	wait.For(t, 20*time.Second, "", func() error {
 		got, err := entryOf(ctx, pod)
 		if err == nil && got.GetUID() == e.GetUID() {
 			return fmt.Errorf("the deleted entry is still there")
@@ -114,7 +115,7 @@ func TestRegistrationFollowsPods(t *testing.T) {
 	if err := k.Delete(ctx, pod, client.GracePeriodSeconds(0)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, func() error {
+	wait.For(t, 20*time.Second, "", func() error {
 		if _, err := entryOf(ctx, pod); client.IgnoreNotFound(err) != nil || err == nil {
 			return fmt.Errorf("entry still there (err %w)", err)
 		}
@@ -163,7 +164,7 @@ func TestRegistrationRefusesForgedSidecars(t *testing.T) {
 			pod := w.injectedPod(t, fmt.Sprintf("forged-%d", i))
 			tc.forge(pod)
 			create(t, pod)
-			eventually(t, 20*time.Second, func() error {
+			wait.For(t, 20*time.Second, "", func() error {
 				msg, err := eventFor(ctx, pod, controllers.ReasonSidecarNotVerified)
 				if err != nil {
 					return err
@@ -183,7 +184,7 @@ func TestRegistrationRefusesForgedSidecars(t *testing.T) {
 	pod := w.injectedPod(t, "genuine")
 	withServiceAccountMount(pod, serviceAccountVolume())
 	create(t, pod)
-	eventually(t, 20*time.Second, func() error { _, err := entryOf(ctx, pod); return err })
+	wait.For(t, 20*time.Second, "", func() error { _, err := entryOf(ctx, pod); return err })
 }
 
 // TestRegistrationRefusesLookalikeTokenMount: a volume named and mounted like the API token but holding
@@ -194,7 +195,7 @@ func TestRegistrationRefusesLookalikeTokenMount(t *testing.T) {
 	pod := w.injectedPod(t, "lookalike")
 	withServiceAccountMount(pod, corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "tenant-token"}}})
 	create(t, pod)
-	eventually(t, 20*time.Second, func() error {
+	wait.For(t, 20*time.Second, "", func() error {
 		msg, err := eventFor(ctx, pod, controllers.ReasonSidecarNotVerified)
 		if err == nil && !strings.Contains(msg, "field volumeMounts") {
 			t.Fatalf("event %q does not name volumeMounts", msg)
@@ -243,22 +244,22 @@ func TestRegistrationFollowsPolicyAndTenant(t *testing.T) {
 			return client.IgnoreNotFound(err)
 		}
 	}
-	eventually(t, 20*time.Second, present(true))
+	wait.For(t, 20*time.Second, "", present(true))
 
 	if err := k.Delete(ctx, w.policy); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, present(false))
+	wait.For(t, 20*time.Second, "", present(false))
 	p := newPolicy(w.ns, "chat")
 	create(t, p)
-	eventually(t, 20*time.Second, present(true))
+	wait.For(t, 20*time.Second, "", present(true))
 
 	tn := &v1alpha1.ClaudeTenant{}
 	tn.Name = strings.TrimSuffix(w.node.Name, "-node")
 	if err := k.Delete(ctx, tn); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, present(false))
+	wait.For(t, 20*time.Second, "", present(false))
 }
 
 // eventFor returns the note of the newest event with reason about obj.

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"testing"
-	"time"
 
 	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
@@ -18,8 +17,8 @@ import (
 
 	"github.com/claude-guard/claude-guard/controllers"
 	"github.com/claude-guard/claude-guard/internal/effective"
-	"github.com/claude-guard/claude-guard/internal/testenv"
-	"github.com/claude-guard/claude-guard/internal/testservers"
+	"github.com/claude-guard/claude-guard/internal/test/testenv"
+	"github.com/claude-guard/claude-guard/internal/test/testservers"
 )
 
 // k is a client that reads straight from the API server (no cache), so assertions see the truth.
@@ -65,20 +64,6 @@ func zapLevel() zapcore.Level {
 		return zapcore.DebugLevel
 	}
 	return zapcore.ErrorLevel
-}
-
-// eventually polls f until it returns nil or the timeout passes.
-func eventually(t *testing.T, timeout time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = f(); err == nil {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("condition not met within %s: %v", timeout, err)
 }
 
 // newNamespace creates a namespace named prefix-<random> with labels and returns its name. envtest runs

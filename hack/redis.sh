@@ -7,7 +7,7 @@
 #
 # Layout: $CG_CACHE/redis/<version>/bin/{redis-server,redis-cli} and .../lib/ with the shared libraries the
 # binaries need that a fresh Debian does not have (libjemalloc, liblzf). The binaries need
-# LD_LIBRARY_PATH=<dir>/../lib; internal/testservers sets it for the servers it starts.
+# LD_LIBRARY_PATH=<dir>/../lib; internal/test/testservers sets it for the servers it starts.
 #
 # Nothing is installed system-wide, so the script needs no root (apt-get update does, and runs only when a
 # download fails). To move to another release: change REDIS_DEB_VERSION to what

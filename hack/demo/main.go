@@ -22,9 +22,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/claude-guard/claude-guard/internal/chartenv"
+	"github.com/claude-guard/claude-guard/internal/test/chartenv"
 	"github.com/claude-guard/claude-guard/internal/test/cluster"
-	"github.com/claude-guard/claude-guard/internal/testenv"
+	"github.com/claude-guard/claude-guard/internal/test/testenv"
 	"github.com/claude-guard/claude-guard/internal/wellknown"
 )
 

@@ -18,7 +18,8 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/claude-guard/claude-guard/controllers"
-	"github.com/claude-guard/claude-guard/internal/testenv"
+	"github.com/claude-guard/claude-guard/internal/test/testenv"
+	"github.com/claude-guard/claude-guard/internal/test/wait"
 )
 
 // TestCertRotatorIssuesCertificateAndPatchesCABundle runs the manager's certificate rotation against a
@@ -61,11 +62,11 @@ func TestCertRotatorIssuesCertificateAndPatchesCABundle(t *testing.T) {
 	go func() { _ = mgr.Start(mctx) }()
 
 	secret := &corev1.Secret{}
-	waitUntil(t, func() bool {
+	wait.ForTrue(t, 30*time.Second, "", func() bool {
 		return k.Get(ctx, client.ObjectKey{Namespace: o.OperatorNamespace, Name: o.WebhookSecret}, secret) == nil &&
 			len(secret.Data["ca.crt"]) > 0 && len(secret.Data["tls.crt"]) > 0 && len(secret.Data["tls.key"]) > 0
 	})
-	waitUntil(t, func() bool {
+	wait.ForTrue(t, 30*time.Second, "", func() bool {
 		wh := &admissionv1.MutatingWebhookConfiguration{}
 		if err := k.Get(ctx, client.ObjectKey{Name: o.WebhookConfig}, wh); err != nil {
 			return false
@@ -91,16 +92,5 @@ func TestCertRotatorIssuesCertificateAndPatchesCABundle(t *testing.T) {
 	case <-ready:
 	case <-time.After(30 * time.Second):
 		t.Fatal("rotator did not report ready after the certificate was mounted")
-	}
-}
-
-func waitUntil(t *testing.T, f func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !f() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in 30s")
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -5,7 +5,6 @@ package managerapp
 import (
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,7 +17,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/claude-guard/claude-guard/internal/testenv"
+	"github.com/claude-guard/claude-guard/internal/test/ports"
+	"github.com/claude-guard/claude-guard/internal/test/testenv"
+	"github.com/claude-guard/claude-guard/internal/test/wait"
 )
 
 // TestRunWaitsForTheWebhookCertificate runs the manager exactly as cmd/manager does, with certificate
@@ -39,8 +40,8 @@ func TestRunWaitsForTheWebhookCertificate(t *testing.T) {
 	o := NewOptions()
 	// WithWebhooks registers config/webhook, rendered from the chart: its configuration has the default name.
 	o.OperatorNamespace, o.WebhookSecret = "claude-guard-system", "webhook-certs"
-	o.WebhookCertDir, o.WebhookHost, o.WebhookPort = t.TempDir(), "127.0.0.1", freePort(t)
-	o.MetricsAddr, o.ProbeAddr = "0", "127.0.0.1:"+strconv.Itoa(freePort(t))
+	o.WebhookCertDir, o.WebhookHost, o.WebhookPort = t.TempDir(), "127.0.0.1", ports.MustFree(t)
+	o.MetricsAddr, o.ProbeAddr = "0", "127.0.0.1:"+strconv.Itoa(ports.MustFree(t))
 	if err := o.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +74,7 @@ func TestRunWaitsForTheWebhookCertificate(t *testing.T) {
 	}
 	// Not ready while the certificate is missing, and still running.
 	secret := &corev1.Secret{}
-	waitFor(t, func() bool {
+	wait.ForTrue(t, time.Minute, "", func() bool {
 		return env.Client.Get(ctx, client.ObjectKeyFromObject(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: o.OperatorNamespace, Name: o.WebhookSecret}}), secret) == nil &&
 			len(secret.Data["tls.crt"]) > 0
 	})
@@ -90,26 +91,5 @@ func TestRunWaitsForTheWebhookCertificate(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, func() bool { code, _ := readyz(); return code == http.StatusOK })
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func waitFor(t *testing.T, f func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !f() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in 60s")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	wait.ForTrue(t, time.Minute, "", func() bool { code, _ := readyz(); return code == http.StatusOK })
 }

@@ -21,7 +21,8 @@ import (
 	"github.com/claude-guard/claude-guard/internal/effective"
 	"github.com/claude-guard/claude-guard/internal/inject"
 	"github.com/claude-guard/claude-guard/internal/policyconfig"
-	"github.com/claude-guard/claude-guard/internal/testenv"
+	"github.com/claude-guard/claude-guard/internal/test/testenv"
+	"github.com/claude-guard/claude-guard/internal/test/wait"
 	"github.com/claude-guard/claude-guard/internal/wellknown"
 )
 
@@ -201,7 +202,7 @@ func TestSkippedPodsAreExplained(t *testing.T) {
 	if want := "skipped: namespace " + optedIn + " asks for injection but no ClaudeAccessPolicy there selects this pod"; noPolicy.Annotations[wellknown.AnnotationStatus] != want {
 		t.Fatalf("status = %q, want %q", noPolicy.Annotations[wellknown.AnnotationStatus], want)
 	}
-	eventually(t, func() error {
+	wait.For(t, 10*time.Second, "", func() error {
 		var list eventsv1.EventList
 		if err := k.List(context.Background(), &list, client.InNamespace(optedIn)); err != nil {
 			return err
@@ -214,7 +215,7 @@ func TestSkippedPodsAreExplained(t *testing.T) {
 		return fmt.Errorf("no InjectionSkipped event on the owner among %d events", len(list.Items))
 	})
 	// The policy's status explains the pod that runs without its sidecar.
-	eventually(t, func() error {
+	wait.For(t, 10*time.Second, "", func() error {
 		got := &v1alpha1.ClaudeAccessPolicy{}
 		if err := k.Get(context.Background(), client.ObjectKeyFromObject(p), got); err != nil {
 			return err
@@ -245,7 +246,7 @@ func TestPolicyChangeUpdatesTheMountedConfig(t *testing.T) {
 		}
 		return policyconfig.Parse([]byte(cm.Data[wellknown.ConfigKey]))
 	}
-	eventually(t, func() error {
+	wait.For(t, 10*time.Second, "", func() error {
 		c, err := read()
 		if err != nil {
 			return err
@@ -260,7 +261,7 @@ func TestPolicyChangeUpdatesTheMountedConfig(t *testing.T) {
 	if err := k.Patch(context.Background(), p, patch); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, func() error {
+	wait.For(t, 10*time.Second, "", func() error {
 		c, err := read()
 		if err != nil {
 			return err
@@ -270,7 +271,7 @@ func TestPolicyChangeUpdatesTheMountedConfig(t *testing.T) {
 		}
 		return nil
 	})
-	eventually(t, func() error {
+	wait.For(t, 10*time.Second, "", func() error {
 		got := &v1alpha1.ClaudeAccessPolicy{}
 		if err := k.Get(context.Background(), client.ObjectKeyFromObject(p), got); err != nil {
 			return err
@@ -283,17 +284,4 @@ func TestPolicyChangeUpdatesTheMountedConfig(t *testing.T) {
 		}
 		return nil
 	})
-}
-
-func eventually(t *testing.T, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = f(); err == nil {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatal(err)
 }

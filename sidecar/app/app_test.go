@@ -12,7 +12,8 @@ import (
 	"time"
 
 	"github.com/claude-guard/claude-guard/internal/policyconfig"
-	"github.com/claude-guard/claude-guard/sidecar/fakeupstream"
+	"github.com/claude-guard/claude-guard/internal/test/fakeupstream"
+	"github.com/claude-guard/claude-guard/internal/test/wait"
 )
 
 const key = "sk-ant-file-key"
@@ -114,11 +115,11 @@ func TestStandalone(t *testing.T) {
 
 	// Hot reload: now only sonnet is allowed.
 	writeFile(t, cfgPath, policyYAML("claude-sonnet-*"))
-	waitFor(t, func() bool { status, _ := post(t, base, "claude-haiku-4-5"); return status == 403 })
+	wait.ForTrue(t, 10*time.Second, "", func() bool { status, _ := post(t, base, "claude-haiku-4-5"); return status == 403 })
 
 	// A broken file is rejected and the policy in force stays.
 	writeFile(t, cfgPath, "apiVersion: sidecar.claudeguard.io/v1\nkind: SidecarConfig\nmodels: {allow: [\"NOT A GLOB\"]}\nbogus: 1\n")
-	waitFor(t, func() bool {
+	wait.ForTrue(t, 10*time.Second, "", func() bool {
 		for {
 			select {
 			case l := <-logs.ch:
@@ -177,17 +178,6 @@ func TestStandalone(t *testing.T) {
 	}
 }
 
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in time")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func TestValidate(t *testing.T) {
 	cases := []struct {
 		name string
@@ -232,7 +222,7 @@ func TestExitsToApplyStartOnlySettings(t *testing.T) {
 	base := "http://" + proxyAddr
 
 	writeFile(t, cfgPath, config("claude-sonnet-*", up.URL))
-	waitFor(t, func() bool { status, _ := post(t, base, "claude-sonnet-4-5"); return status == 200 })
+	wait.ForTrue(t, 10*time.Second, "", func() bool { status, _ := post(t, base, "claude-sonnet-4-5"); return status == 200 })
 	select {
 	case err := <-done:
 		t.Fatalf("a rules-only reload ended Run: %v", err)

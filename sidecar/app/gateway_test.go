@@ -16,9 +16,10 @@ import (
 	"github.com/anthropics/anthropic-sdk-go/v2"
 	"github.com/anthropics/anthropic-sdk-go/v2/option"
 
-	"github.com/claude-guard/claude-guard/internal/testcert"
+	"github.com/claude-guard/claude-guard/internal/test/fakeupstream"
+	"github.com/claude-guard/claude-guard/internal/test/testcert"
+	"github.com/claude-guard/claude-guard/internal/test/wait"
 	"github.com/claude-guard/claude-guard/sidecar/enduser/oidctest"
-	"github.com/claude-guard/claude-guard/sidecar/fakeupstream"
 )
 
 // selfSigned writes a self-signed certificate for 127.0.0.1 and returns the pool that trusts it.
@@ -48,7 +49,7 @@ func startGateway(t *testing.T, o *Options) string {
 	t.Helper()
 	o.Stdout = &lockedBuf{ch: make(chan string, 1000)}
 	p, m := serve(t, o)
-	waitFor(t, func() bool { status, _ := get(t, "http://"+m+"/readyz"); return status == http.StatusOK })
+	wait.ForTrue(t, 10*time.Second, "", func() bool { status, _ := get(t, "http://"+m+"/readyz"); return status == http.StatusOK })
 	return p
 }
 

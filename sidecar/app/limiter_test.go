@@ -10,8 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/claude-guard/claude-guard/internal/testservers"
-	"github.com/claude-guard/claude-guard/sidecar/fakeupstream"
+	"github.com/claude-guard/claude-guard/internal/test/fakeupstream"
+	"github.com/claude-guard/claude-guard/internal/test/testservers"
+	"github.com/claude-guard/claude-guard/internal/test/wait"
 )
 
 // logLines collects every log line (the lockedBuf of TestStandalone drops lines when full).
@@ -84,7 +85,7 @@ func TestRedisBackendSharedAndReloaded(t *testing.T) {
 	}
 	// Raise the limit in the first sidecar's file: it reloads, keeps the shared count (3), admits 2 more.
 	writeFile(t, filepath.Join(dir, "configa.yaml"), config("5"))
-	waitFor(t, func() bool { status, _ := post(t, bases[0], "claude-haiku-4-5"); return status == 200 })
+	wait.ForTrue(t, 10*time.Second, "", func() bool { status, _ := post(t, bases[0], "claude-haiku-4-5"); return status == 200 })
 	if status, _ := post(t, bases[0], "claude-haiku-4-5"); status != 200 {
 		t.Fatalf("5th request after raising the limit to 5: %d", status)
 	}

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/claude-guard/claude-guard/internal/policyconfig"
-	"github.com/claude-guard/claude-guard/internal/testservers"
+	"github.com/claude-guard/claude-guard/internal/test/testservers"
 	"github.com/claude-guard/claude-guard/sidecar/usage"
 )
 

@@ -3,14 +3,12 @@
 package limits
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,7 +16,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/claude-guard/claude-guard/internal/policyconfig"
-	"github.com/claude-guard/claude-guard/internal/testservers"
+	"github.com/claude-guard/claude-guard/internal/test/logbuf"
+	"github.com/claude-guard/claude-guard/internal/test/testservers"
 	"github.com/claude-guard/claude-guard/sidecar/usage"
 )
 
@@ -214,24 +213,6 @@ func TestRedisOneRoundTripPerOperation(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestRedisOutage stops Redis under each failure mode and brings it back: FailClosed refuses with
 // ErrUnavailable, FailOpen counts locally; the breaker answers without waiting for a timeout; one log
 // line per outage start and end; recovery without a new limiter.
@@ -243,7 +224,7 @@ func TestRedisOutage(t *testing.T) {
 			rs := compile(t, &policyconfig.Config{Limits: policyconfig.Limits{FailureMode: mode, Rules: []policyconfig.LimitRule{
 				{Name: "rpm", Key: "Workload", Window: "Minute", Requests: 3},
 			}}})
-			var logs syncBuffer
+			var logs logbuf.Buffer
 			var failOpen atomic.Int64
 			const interval = 300 * time.Millisecond
 			l := newRedis(t, srv, rs, RedisOptions{BreakerInterval: interval, Log: slog.New(slog.NewJSONHandler(&logs, nil)),

@@ -13,7 +13,8 @@ import (
 	"time"
 
 	"github.com/claude-guard/claude-guard/internal/policyconfig"
-	"github.com/claude-guard/claude-guard/internal/testservers"
+	"github.com/claude-guard/claude-guard/internal/test/testservers"
+	"github.com/claude-guard/claude-guard/internal/test/wait"
 )
 
 // TestRedisUserPasswordFile: with Username and PasswordFile the limiter authenticates as that user with
@@ -67,7 +68,7 @@ func TestRedisUserPasswordFile(t *testing.T) {
 	if err := admin.Do(ctx, "CLIENT", "KILL", "USER", "cg-team-a").Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := eventually(reserve); err != nil {
+	if err := wait.Until(context.Background(), 5*time.Second, reserve); err != nil {
 		t.Fatalf("reserve after the password rotated: %v", err)
 	}
 
@@ -93,16 +94,4 @@ func TestRedisUserPasswordFile(t *testing.T) {
 			t.Fatalf("NewRedis with two sources of credentials: %v", err)
 		}
 	})
-}
-
-// eventually retries f for up to 5 s (the breaker lets one probe through per interval).
-func eventually(f func() error) error {
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		err := f()
-		if err == nil || time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }

@@ -11,10 +11,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/claude-guard/claude-guard/internal/test/fakeupstream"
 	"github.com/claude-guard/claude-guard/sidecar/audit"
 	"github.com/claude-guard/claude-guard/sidecar/config"
 	"github.com/claude-guard/claude-guard/sidecar/credentials"
-	"github.com/claude-guard/claude-guard/sidecar/fakeupstream"
 	"github.com/claude-guard/claude-guard/sidecar/limits"
 	"github.com/claude-guard/claude-guard/sidecar/metrics"
 	"github.com/claude-guard/claude-guard/sidecar/proxy"

@@ -21,11 +21,11 @@ import (
 	"github.com/anthropics/anthropic-sdk-go/v2"
 	"github.com/anthropics/anthropic-sdk-go/v2/option"
 
+	"github.com/claude-guard/claude-guard/internal/test/fakeupstream"
 	"github.com/claude-guard/claude-guard/internal/wellknown"
 	"github.com/claude-guard/claude-guard/sidecar/audit"
 	"github.com/claude-guard/claude-guard/sidecar/config"
 	"github.com/claude-guard/claude-guard/sidecar/credentials"
-	"github.com/claude-guard/claude-guard/sidecar/fakeupstream"
 	"github.com/claude-guard/claude-guard/sidecar/limits"
 	"github.com/claude-guard/claude-guard/sidecar/metrics"
 	"github.com/claude-guard/claude-guard/sidecar/proxy"

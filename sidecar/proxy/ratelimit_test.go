@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/claude-guard/claude-guard/sidecar/fakeupstream"
+	"github.com/claude-guard/claude-guard/internal/test/fakeupstream"
 	"github.com/claude-guard/claude-guard/sidecar/limits"
 	"github.com/claude-guard/claude-guard/sidecar/proxy"
 )

@@ -11,8 +11,8 @@ import (
 
 	"github.com/anthropics/anthropic-sdk-go/v2/option"
 
+	"github.com/claude-guard/claude-guard/internal/test/fakeupstream"
 	"github.com/claude-guard/claude-guard/sidecar/credentials"
-	"github.com/claude-guard/claude-guard/sidecar/fakeupstream"
 	"github.com/claude-guard/claude-guard/sidecar/proxy/proxytest"
 )
 

@@ -22,7 +22,7 @@ import (
 	"github.com/claude-guard/claude-guard/api/v1alpha1"
 	"github.com/claude-guard/claude-guard/internal/effective"
 	"github.com/claude-guard/claude-guard/internal/inject"
-	"github.com/claude-guard/claude-guard/internal/testenv"
+	"github.com/claude-guard/claude-guard/internal/test/testenv"
 	"github.com/claude-guard/claude-guard/internal/wellknown"
 )
 

@@ -18,7 +18,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/claude-guard/claude-guard/api/v1alpha1"
-	"github.com/claude-guard/claude-guard/internal/testenv"
+	"github.com/claude-guard/claude-guard/internal/test/testenv"
 )
 
 var env *testenv.Env

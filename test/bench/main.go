@@ -27,7 +27,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/claude-guard/claude-guard/sidecar/fakeupstream"
+	"github.com/claude-guard/claude-guard/internal/test/fakeupstream"
+	"github.com/claude-guard/claude-guard/internal/test/ports"
 )
 
 const key = "sk-ant-bench-key"
@@ -394,13 +395,10 @@ type sidecar struct {
 	exit error
 }
 
-func freePort() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
+// freeAddr returns 127.0.0.1:<a free port>.
+func freeAddr() (string, error) {
+	p, err := ports.Free("127.0.0.1")
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(p)), err
 }
 
 func startSidecar(ctx context.Context, bin, upstream string, procs int) (*sidecar, error) {
@@ -412,11 +410,11 @@ func startSidecar(ctx context.Context, bin, upstream string, procs int) (*sideca
 	if err := os.WriteFile(cfg, []byte(benchConfig), 0o600); err != nil {
 		return nil, err
 	}
-	listen, err := freePort()
+	listen, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
-	mlisten, err := freePort()
+	mlisten, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}

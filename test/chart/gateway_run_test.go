@@ -22,11 +22,12 @@ import (
 	"github.com/anthropics/anthropic-sdk-go/v2/option"
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/claude-guard/claude-guard/internal/chartenv"
-	"github.com/claude-guard/claude-guard/internal/testcert"
+	"github.com/claude-guard/claude-guard/internal/test/chartenv"
+	"github.com/claude-guard/claude-guard/internal/test/fakeupstream"
+	"github.com/claude-guard/claude-guard/internal/test/testcert"
+	"github.com/claude-guard/claude-guard/internal/test/wait"
 	"github.com/claude-guard/claude-guard/sidecar/app"
 	"github.com/claude-guard/claude-guard/sidecar/enduser/oidctest"
-	"github.com/claude-guard/claude-guard/sidecar/fakeupstream"
 )
 
 // TestChartGatewayServes runs the sidecar binary's Run with the arguments of the gateway Deployment the
@@ -165,7 +166,7 @@ func runGateway(t *testing.T, o *app.Options) string {
 				t.Errorf("the gateway exited with %v", err)
 			}
 		})
-		waitFor(t, 30*time.Second, func() error {
+		wait.For(t, 30*time.Second, "", func() error {
 			if code, body := get("http://" + a[1] + "/readyz"); code != http.StatusOK {
 				return fmt.Errorf("the gateway is not ready: %d %s", code, body)
 			}

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/claude-guard/claude-guard/internal/chartenv"
+	"github.com/claude-guard/claude-guard/internal/test/chartenv"
 )
 
 // TestImageDigests: image.digest and sidecar.image.digest pin the manager, every injected sidecar

@@ -21,9 +21,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
-	"github.com/claude-guard/claude-guard/internal/chartenv"
 	"github.com/claude-guard/claude-guard/internal/managerapp"
-	"github.com/claude-guard/claude-guard/internal/testenv"
+	"github.com/claude-guard/claude-guard/internal/test/chartenv"
+	"github.com/claude-guard/claude-guard/internal/test/testenv"
+	"github.com/claude-guard/claude-guard/internal/test/wait"
 	"github.com/claude-guard/claude-guard/internal/wellknown"
 )
 
@@ -125,7 +126,7 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 	k.run("wait", "--for=delete", "cap/storefront", "-n", "shop", "--timeout=30s")
 	// docs/uninstall.md: the admission policy left with the release, so the leftover rendered configs can
 	// be deleted (once the API server has noticed, which takes a moment).
-	waitFor(t, 30*time.Second, func() error {
+	wait.For(t, 30*time.Second, "", func() error {
 		if out, err := k.try("delete", "configmap", "-A", "-l", "app.kubernetes.io/managed-by=claude-guard"); err != nil {
 			return fmt.Errorf("deleting the rendered configs after helm uninstall: %w: %s", err, out)
 		}
@@ -190,7 +191,7 @@ func configProtection(t *testing.T, k *kubectl, namespace, policy string) {
 	cm := wellknown.ConfigMapName(policy)
 	want := "ConfigMap " + cm + " is rendered by claude-guard from ClaudeAccessPolicy " + policy + "; edit the policy instead"
 	// The API server loads admission policies asynchronously after helm install.
-	waitFor(t, 30*time.Second, func() error {
+	wait.For(t, 30*time.Second, "", func() error {
 		out, err := k.try("patch", "configmap", cm, "-n", namespace, "--dry-run=server", "-p", `{"data":{"config.json":"{}"}}`)
 		if err == nil || !strings.Contains(out, want) {
 			return fmt.Errorf("a cluster admin's edit of the rendered config: want refused with %q, got %w: %s", want, err, out)
@@ -199,7 +200,7 @@ func configProtection(t *testing.T, k *kubectl, namespace, policy string) {
 	})
 	uid := k.run("get", "configmap", cm, "-n", namespace, "-o", "jsonpath={.metadata.uid}")
 	k.run("delete", "configmap", cm, "-n", namespace, "--as", "system:serviceaccount:kube-system:generic-garbage-collector")
-	waitFor(t, 30*time.Second, func() error {
+	wait.For(t, 30*time.Second, "", func() error {
 		if now, _ := k.try("get", "configmap", cm, "-n", namespace, "-o", "jsonpath={.metadata.uid}"); now == uid || strings.Contains(now, "NotFound") {
 			return errors.New("the manager did not render the deleted config again")
 		}
@@ -213,7 +214,7 @@ func storefront(t *testing.T, k *kubectl, c client.Client) *corev1.Pod {
 	t.Helper()
 	setup, _ := testenv.Storefront("sk-ant-chart-test")
 	k.apply(setup)
-	waitFor(t, 30*time.Second, func() error {
+	wait.For(t, 30*time.Second, "", func() error {
 		if ready := k.run("get", "cap", "storefront", "-n", "shop", "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`); ready != "True" {
 			return errors.New("policy storefront is not Ready")
 		}
@@ -277,21 +278,6 @@ func get(url string) (int, string) {
 	defer func() { _ = resp.Body.Close() }()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
-}
-
-func waitFor(t *testing.T, timeout time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 }
 
 // kubectl runs the kubectl that matches the test control plane.

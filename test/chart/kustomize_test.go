@@ -15,8 +15,8 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"github.com/claude-guard/claude-guard/internal/chartenv"
-	"github.com/claude-guard/claude-guard/internal/testenv"
+	"github.com/claude-guard/claude-guard/internal/test/chartenv"
+	"github.com/claude-guard/claude-guard/internal/test/testenv"
 )
 
 // TestKustomizeDeploysWhatHelmDeploys builds config/default with kubectl's kustomize and checks it holds

@@ -15,9 +15,9 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 
-	"github.com/claude-guard/claude-guard/internal/chartenv"
 	"github.com/claude-guard/claude-guard/internal/inject"
 	"github.com/claude-guard/claude-guard/internal/managerapp"
+	"github.com/claude-guard/claude-guard/internal/test/chartenv"
 )
 
 // Set UPDATE_GOLDEN=1 to rewrite testdata/*.golden.yaml from the current chart.

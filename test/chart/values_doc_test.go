@@ -11,8 +11,8 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"github.com/claude-guard/claude-guard/internal/chartenv"
-	"github.com/claude-guard/claude-guard/internal/testenv"
+	"github.com/claude-guard/claude-guard/internal/test/chartenv"
+	"github.com/claude-guard/claude-guard/internal/test/testenv"
 )
 
 // TestEveryValueIsDocumented: each value in values.yaml is listed in docs/values.md as `path` (or under a

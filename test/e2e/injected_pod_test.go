@@ -11,14 +11,16 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/anthropics/anthropic-sdk-go/v2"
 	"github.com/anthropics/anthropic-sdk-go/v2/option"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/claude-guard/claude-guard/internal/inject"
-	"github.com/claude-guard/claude-guard/internal/podrun"
-	"github.com/claude-guard/claude-guard/internal/testenv"
+	"github.com/claude-guard/claude-guard/internal/test/podrun"
+	"github.com/claude-guard/claude-guard/internal/test/testenv"
+	"github.com/claude-guard/claude-guard/internal/test/wait"
 	"github.com/claude-guard/claude-guard/internal/wellknown"
 )
 
@@ -26,7 +28,7 @@ import (
 const upstreamKey = "sk-ant-e2e-0000000000000000000000000000"
 
 // TestInjectedPodServes takes the pod exactly as the API server stored it after injection, runs its
-// sidecar container as a local process (internal/podrun: the kubelet's part), and calls Claude through
+// sidecar container as a local process (internal/test/podrun: the kubelet's part), and calls Claude through
 // it with the official SDK, configured only from the app container's injected environment.
 func TestInjectedPodServes(t *testing.T) {
 	setupDoc, podDoc := testenv.Storefront(upstreamKey)
@@ -38,7 +40,7 @@ func TestInjectedPodServes(t *testing.T) {
 	}
 	// The policy must be admitted before the pod exists, as in a real rollout.
 	mustKubectl(t, "apply", "-f", setup)
-	waitFor(t, func() error {
+	wait.For(t, 15*time.Second, "", func() error {
 		out, err := kubectl("get", "cap", "storefront", "-n", "shop", "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
 		if err != nil || out != "True" {
 			return errors.New("policy not Ready: " + out)

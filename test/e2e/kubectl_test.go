@@ -17,8 +17,9 @@ import (
 
 	"github.com/claude-guard/claude-guard/internal/effective"
 	"github.com/claude-guard/claude-guard/internal/inject"
-	"github.com/claude-guard/claude-guard/internal/testenv"
-	"github.com/claude-guard/claude-guard/sidecar/fakeupstream"
+	"github.com/claude-guard/claude-guard/internal/test/fakeupstream"
+	"github.com/claude-guard/claude-guard/internal/test/testenv"
+	"github.com/claude-guard/claude-guard/internal/test/wait"
 )
 
 var (
@@ -101,7 +102,7 @@ func TestSamplesApplyAndReportStatus(t *testing.T) {
 	}
 
 	// Both sample policies become Ready under the sample tenant.
-	waitFor(t, func() error {
+	wait.For(t, 15*time.Second, "", func() error {
 		out, err := kubectl("get", "cap", "-A")
 		if err != nil {
 			return fmt.Errorf("%w: %s", err, out)
@@ -120,7 +121,7 @@ func TestSamplesApplyAndReportStatus(t *testing.T) {
 		}
 		return nil
 	})
-	waitFor(t, func() error {
+	wait.For(t, 15*time.Second, "", func() error {
 		out, err := kubectl("get", "claudetenant", "team-a")
 		if err != nil {
 			return fmt.Errorf("%w: %s", err, out)
@@ -181,17 +182,4 @@ spec:
 	if !strings.Contains(out, want) {
 		t.Errorf("kubectl output lacks %q:\n%s", want, out)
 	}
-}
-
-func waitFor(t *testing.T, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = f(); err == nil {
-			return
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	t.Fatal(err)
 }

@@ -33,12 +33,12 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 
-	"github.com/claude-guard/claude-guard/internal/testcert"
-	"github.com/claude-guard/claude-guard/internal/testservers"
+	"github.com/claude-guard/claude-guard/internal/test/fakeupstream"
+	"github.com/claude-guard/claude-guard/internal/test/testcert"
+	"github.com/claude-guard/claude-guard/internal/test/testservers"
 	"github.com/claude-guard/claude-guard/internal/wellknown"
 	"github.com/claude-guard/claude-guard/sidecar/app"
 	"github.com/claude-guard/claude-guard/sidecar/enduser/oidctest"
-	"github.com/claude-guard/claude-guard/sidecar/fakeupstream"
 )
 
 const apiKey = "sk-ant-gateway-key"

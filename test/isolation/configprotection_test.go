@@ -18,7 +18,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
-	"github.com/claude-guard/claude-guard/internal/chartenv"
+	"github.com/claude-guard/claude-guard/internal/test/chartenv"
+	"github.com/claude-guard/claude-guard/internal/test/wait"
 )
 
 // The chart's ValidatingAdmissionPolicy (templates/admission/config-protection.yaml) as `helm install
@@ -110,13 +111,13 @@ roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: admin}
 	if err := env.AggregateClusterRole(ctx, "admin"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "bob may write ConfigMaps in acme (RBAC)", func() error {
+	wait.For(t, 30*time.Second, "bob may write ConfigMaps in acme (RBAC)", func() error {
 		if out, _ := kubectl("", "auth", "can-i", "create", "configmaps", "-n", "acme", "--as", "bob"); strings.TrimSpace(out) != "yes" {
 			return fmt.Errorf("kubectl auth can-i: %s; admin has %s", out, mustKubectl(t, "get", "clusterrole", "admin", "-o", "jsonpath={.rules}"))
 		}
 		return nil
 	})
-	waitFor(t, "acme-chat's rendered config", func() error {
+	wait.For(t, 30*time.Second, "acme-chat's rendered config", func() error {
 		if jsonpath("acme", "configmap", "claude-guard-acme-chat", "{.metadata.name}") == "" {
 			return errors.New("not rendered yet")
 		}
@@ -179,14 +180,14 @@ func TestManagerAndKubernetesStillWriteRenderedConfigs(t *testing.T) {
 	mustApply(t, protectedPolicy(`["claude-haiku-*"]`))
 	const cm = "claude-guard-protected"
 	models := func() string { return jsonpath("acme", "configmap", cm, "{.data.config\\.json}") }
-	waitFor(t, "the manager renders the policy (CREATE)", func() error {
+	wait.For(t, 30*time.Second, "the manager renders the policy (CREATE)", func() error {
 		if !strings.Contains(models(), "claude-haiku-*") {
 			return errors.New("not rendered yet")
 		}
 		return nil
 	})
 	mustApply(t, protectedPolicy(`["claude-haiku-4-5"]`))
-	waitFor(t, "the manager renders the changed policy (UPDATE)", func() error {
+	wait.For(t, 30*time.Second, "the manager renders the changed policy (UPDATE)", func() error {
 		if m := models(); !strings.Contains(m, "claude-haiku-4-5") || strings.Contains(m, "claude-haiku-*") {
 			return errors.New("not rendered yet")
 		}
@@ -200,7 +201,7 @@ func TestManagerAndKubernetesStillWriteRenderedConfigs(t *testing.T) {
 		if out, err := kubectl("", "delete", "configmap", cm, "-n", "acme", "--as", user); err != nil {
 			t.Fatalf("%s may delete a rendered config: %v\n%s", user, err, out)
 		}
-		waitFor(t, "the manager renders it again after "+user, func() error {
+		wait.For(t, 30*time.Second, "the manager renders it again after "+user, func() error {
 			if now := jsonpath("acme", "configmap", cm, "{.metadata.uid}"); now == "" || now == uid {
 				return errors.New("not rendered again yet")
 			}
@@ -208,7 +209,7 @@ func TestManagerAndKubernetesStillWriteRenderedConfigs(t *testing.T) {
 		})
 	}
 	mustKubectl(t, "delete", "cap", "protected", "-n", "acme")
-	waitFor(t, "the manager deletes the config of a deleted policy (DELETE)", func() error {
+	wait.For(t, 30*time.Second, "the manager deletes the config of a deleted policy (DELETE)", func() error {
 		if out, err := kubectl("", "get", "configmap", cm, "-n", "acme"); err == nil || !strings.Contains(out, "NotFound") {
 			return fmt.Errorf("still there: %w %s", err, out)
 		}

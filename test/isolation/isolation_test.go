@@ -21,7 +21,8 @@ import (
 
 	"github.com/claude-guard/claude-guard/internal/effective"
 	"github.com/claude-guard/claude-guard/internal/inject"
-	"github.com/claude-guard/claude-guard/internal/testenv"
+	"github.com/claude-guard/claude-guard/internal/test/testenv"
+	"github.com/claude-guard/claude-guard/internal/test/wait"
 )
 
 var (
@@ -151,21 +152,6 @@ func mustApply(t *testing.T, yaml string) {
 	}
 }
 
-func waitFor(t *testing.T, what string, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // jsonpath reads one field of an object ("" when it or the object does not exist yet).
 func jsonpath(ns, kind, name, path string) string {
 	out, err := kubectl("", "get", kind, name, "-n", ns, "-o", "jsonpath="+path)
@@ -184,7 +170,7 @@ func readyStatus(ns, policy string) (status, reason, message string) {
 func TestPoliciesNeverSelectPodsInAnotherNamespace(t *testing.T) {
 	for _, p := range []string{"acme-chat", "globex-chat"} {
 		ns := strings.TrimSuffix(p, "-chat")
-		waitFor(t, p+" Ready", func() error {
+		wait.For(t, 30*time.Second, p+" Ready", func() error {
 			if s, r, m := readyStatus(ns, p); s != "True" {
 				return fmt.Errorf("%s %s", r, m)
 			}
@@ -210,7 +196,7 @@ spec:
 		if strings.Contains(pod, tc.other) {
 			t.Errorf("pod %s/app references %s of the other namespace", tc.ns, tc.other)
 		}
-		waitFor(t, tc.policy+" counts its pods", func() error {
+		wait.For(t, 30*time.Second, tc.policy+" counts its pods", func() error {
 			if n := jsonpath(tc.ns, "cap", tc.policy, "{.status.pods.selected}"); n != "1" {
 				return fmt.Errorf("selectedPods = %q, want 1 (its own namespace's pod only)", n)
 			}
@@ -257,7 +243,7 @@ spec:
 			if err != nil {
 				t.Fatalf("%v\n%s", err, out)
 			}
-			waitFor(t, "refusal in status", func() error {
+			wait.For(t, 30*time.Second, "refusal in status", func() error {
 				if s, r, m := readyStatus("acme", name); s != "False" || r != tc.reason || !strings.Contains(m, tc.message) {
 					return fmt.Errorf("Ready %s %s %q", s, r, m)
 				}
@@ -304,13 +290,13 @@ spec:
   hostNetwork: true
   containers: [{name: app, image: example.com/chat:1}]
 `)
-	waitFor(t, "too-wide refused", func() error {
+	wait.For(t, 30*time.Second, "too-wide refused", func() error {
 		if s, r, _ := readyStatus("acme-prod", "too-wide"); s != "False" || r != "ExceedsTenantCeiling" {
 			return fmt.Errorf("Ready %s %s", s, r)
 		}
 		return nil
 	})
-	waitFor(t, "chat Ready", func() error {
+	wait.For(t, 30*time.Second, "chat Ready", func() error {
 		if s, r, m := readyStatus("acme-prod", "chat"); s != "True" {
 			return fmt.Errorf("%s %s", r, m)
 		}
@@ -426,7 +412,7 @@ roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: admin}
 		if err := env.AggregateClusterRole(ctx, "admin"); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "aggregateToAdmin="+tc.aggregate+": may carol, admin of acme, create policies: "+tc.want, func() error {
+		wait.For(t, 30*time.Second, "aggregateToAdmin="+tc.aggregate+": may carol, admin of acme, create policies: "+tc.want, func() error {
 			if got := canCreate(); got != tc.want {
 				return fmt.Errorf("kubectl auth can-i says %q", got)
 			}

@@ -19,8 +19,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/claude-guard/claude-guard/api/v1alpha1"
-	"github.com/claude-guard/claude-guard/internal/chartenv"
+	"github.com/claude-guard/claude-guard/internal/test/chartenv"
 	"github.com/claude-guard/claude-guard/internal/test/cluster"
+	"github.com/claude-guard/claude-guard/internal/test/wait"
 	"github.com/claude-guard/claude-guard/internal/wellknown"
 )
 
@@ -110,21 +111,6 @@ func (s *story) kubectl(t *testing.T, stdin string, args ...string) string {
 		t.Fatal(err)
 	}
 	return out
-}
-
-// eventually polls cond every 200 ms until it returns nil or timeout passes, and returns how long it took.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() error) time.Duration {
-	t.Helper()
-	t0 := time.Now()
-	var err error
-	for time.Since(t0) < timeout {
-		if err = cond(); err == nil {
-			return time.Since(t0)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	t.Fatalf("%s: not within %s: %v", what, timeout, err)
-	return 0
 }
 
 // available waits for Deployment ns/name to roll out and returns how long it took.
@@ -274,7 +260,7 @@ func (s *story) oneHash(t *testing.T) {
 func (s *story) job(t *testing.T) {
 	t0 := time.Now()
 	s.kubectl(t, job, "apply", "-f", "-")
-	eventually(t, 2*time.Minute, "Job report completes", func() error {
+	wait.For(t, 2*time.Minute, "Job report completes", func() error {
 		var j batchv1.Job
 		if err := c.Client.Get(s.ctx, client.ObjectKey{Namespace: tenantNS, Name: "report"}, &j); err != nil {
 			return err
@@ -304,7 +290,7 @@ func (s *story) reload(t *testing.T) {
 	// Until the kubelet refreshes the pod's ConfigMap the sidecar enforces the old policy, and the
 	// policy's status must say so (pods.staleConfig, with this pod as the example).
 	var sawStale bool
-	took := eventually(t, 3*time.Minute, "the running sidecar enforces the edited policy", func() error {
+	took := wait.For(t, 3*time.Minute, "the running sidecar enforces the edited policy", func() error {
 		if pc := s.podCounts(t); pc.StaleConfig == 1 && pc.StaleConfigExample == s.pod {
 			sawStale = true
 		}
@@ -317,7 +303,7 @@ func (s *story) reload(t *testing.T) {
 	if took > 15*time.Second && !sawStale {
 		t.Errorf("for %s the sidecar enforced the old policy, and the policy's status never said so", took)
 	}
-	eventually(t, time.Minute, "the policy's status shows no stale sidecar", func() error {
+	wait.For(t, time.Minute, "the policy's status shows no stale sidecar", func() error {
 		if pc := s.podCounts(t); pc.StaleConfig != 0 || pc.SidecarsChecked < 1 {
 			return fmt.Errorf("pod counts %+v", pc)
 		}
@@ -405,7 +391,7 @@ func (s *story) uninstall(t *testing.T) {
 	if _, err := s.release.Uninstall(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, time.Minute, "the manager's pods are gone", func() error {
+	wait.For(t, time.Minute, "the manager's pods are gone", func() error {
 		var pods corev1.PodList
 		if err := c.Client.List(s.ctx, &pods, client.InNamespace(releaseNS)); err != nil {
 			return err
@@ -453,7 +439,7 @@ func (s *story) reinstall(t *testing.T) {
 	if took > 45*time.Second {
 		t.Errorf("the reinstalled manager took %s to become available, want well under a minute", took)
 	}
-	eventually(t, time.Minute, "the policy's status names the pod that started without the sidecar", func() error {
+	wait.For(t, time.Minute, "the policy's status names the pod that started without the sidecar", func() error {
 		var p v1alpha1.ClaudeAccessPolicy
 		if err := c.Client.Get(s.ctx, client.ObjectKey{Namespace: tenantNS, Name: "storefront"}, &p); err != nil {
 			return err
@@ -465,7 +451,7 @@ func (s *story) reinstall(t *testing.T) {
 		return nil
 	})
 	var pod *corev1.Pod
-	eventually(t, 30*time.Second, "a pod the policy selects is injected again", func() error {
+	wait.For(t, 30*time.Second, "a pod the policy selects is injected again", func() error {
 		pod = probePod()
 		if err := c.Client.Create(s.ctx, pod, client.DryRunAll); err != nil {
 			return err
@@ -497,7 +483,7 @@ func (s *story) newUpstream(t *testing.T) {
 	if _, err := s.release.Upgrade(append(s.values, "--set-string", "podAnnotations.rollout=2")...); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 3*time.Minute, "calls from the running pod reach the new upstream", func() error {
+	wait.For(t, 3*time.Minute, "calls from the running pod reach the new upstream", func() error {
 		if r := s.call(t, allowed); r.Status != 200 {
 			return fmt.Errorf("call: %+v", r)
 		}

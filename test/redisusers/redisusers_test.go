@@ -33,8 +33,9 @@ import (
 	"github.com/claude-guard/claude-guard/internal/effective"
 	"github.com/claude-guard/claude-guard/internal/policyconfig"
 	"github.com/claude-guard/claude-guard/internal/redisacl"
-	"github.com/claude-guard/claude-guard/internal/testenv"
-	"github.com/claude-guard/claude-guard/internal/testservers"
+	"github.com/claude-guard/claude-guard/internal/test/testenv"
+	"github.com/claude-guard/claude-guard/internal/test/testservers"
+	"github.com/claude-guard/claude-guard/internal/test/wait"
 	"github.com/claude-guard/claude-guard/internal/wellknown"
 	"github.com/claude-guard/claude-guard/sidecar/limits"
 )
@@ -86,7 +87,7 @@ func TestRedisUsers(t *testing.T) {
 	}
 
 	t.Run("one user and one Secret per Redis namespace", func(t *testing.T) {
-		eventually(t, 30*time.Second, func() error {
+		wait.For(t, 30*time.Second, "", func() error {
 			users, err := admin.Namespaces(ctx)
 			if err != nil {
 				return err
@@ -154,15 +155,15 @@ func TestRedisUsers(t *testing.T) {
 
 	t.Run("a Redis restart is healed", func(t *testing.T) {
 		srv.Stop()
-		eventually(t, 30*time.Second, func() error {
+		wait.For(t, 30*time.Second, "", func() error {
 			return hasEvent(ctx, k, nsA, policyA.Name, corev1.EventTypeWarning, controllers.ReasonSharedLimitsUnavailable)
 		})
 		srv.Start(t) // empty: no ACL users
-		eventually(t, 30*time.Second, func() error {
+		wait.For(t, 30*time.Second, "", func() error {
 			// The user has no PING: a write to its own keys proves it exists again.
 			return userClient(t, srv, nsA).Set(ctx, "cg:{"+nsA+"}:jti:y", "1", time.Minute).Err()
 		})
-		eventually(t, 30*time.Second, func() error {
+		wait.For(t, 30*time.Second, "", func() error {
 			return hasEvent(ctx, k, nsA, policyA.Name, corev1.EventTypeNormal, controllers.ReasonSharedLimitsReady)
 		})
 		// Events and logs never carry the credentials.
@@ -181,7 +182,7 @@ func TestRedisUsers(t *testing.T) {
 		if err := k.Delete(ctx, policyA); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 30*time.Second, func() error {
+		wait.For(t, 30*time.Second, "", func() error {
 			if s := secret(t, k, nsA); s != nil {
 				return fmt.Errorf("Secret %s/%s is still there", nsA, wellknown.RedisSecretName)
 			}
@@ -201,7 +202,7 @@ func TestRedisUsers(t *testing.T) {
 		if err := admin.EnsureUser(ctx, ghost); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 30*time.Second, func() error {
+		wait.For(t, 30*time.Second, "", func() error {
 			n, err := rc.Do(ctx, "ACL", "USERS").StringSlice()
 			if err != nil {
 				return err
@@ -254,7 +255,7 @@ func rendered(t *testing.T, k client.Client, ns, policy string) (string, *policy
 	t.Helper()
 	var cfg *policyconfig.Config
 	var raw string
-	eventually(t, 30*time.Second, func() error {
+	wait.For(t, 30*time.Second, "", func() error {
 		cm := &corev1.ConfigMap{}
 		if err := k.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: wellknown.ConfigMapName(policy)}, cm); err != nil {
 			return err
@@ -312,17 +313,4 @@ func hasEvent(ctx context.Context, k client.Client, ns, name, eventType, reason 
 		}
 	}
 	return fmt.Errorf("no %s event %s for %s/%s among %d events", eventType, reason, ns, name, len(list.Items))
-}
-
-func eventually(t *testing.T, timeout time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = f(); err == nil {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("condition not met within %s: %v", timeout, err)
 }

@@ -6,7 +6,6 @@
 package sharedlimits
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -16,17 +15,17 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/claude-guard/claude-guard/internal/policyconfig"
-	"github.com/claude-guard/claude-guard/internal/testservers"
+	"github.com/claude-guard/claude-guard/internal/test/fakeupstream"
+	"github.com/claude-guard/claude-guard/internal/test/logbuf"
+	"github.com/claude-guard/claude-guard/internal/test/testservers"
 	"github.com/claude-guard/claude-guard/sidecar/config"
 	"github.com/claude-guard/claude-guard/sidecar/credentials"
 	"github.com/claude-guard/claude-guard/sidecar/enduser"
 	"github.com/claude-guard/claude-guard/sidecar/enduser/oidctest"
-	"github.com/claude-guard/claude-guard/sidecar/fakeupstream"
 	"github.com/claude-guard/claude-guard/sidecar/limits"
 	"github.com/claude-guard/claude-guard/sidecar/metrics"
 	"github.com/claude-guard/claude-guard/sidecar/proxy"
@@ -42,7 +41,7 @@ type sidecar struct {
 	URL     string
 	Limiter *limits.Redis
 	Metrics *metrics.Metrics
-	Logs    *syncBuffer
+	Logs    *logbuf.Buffer
 }
 
 // fleet is n sidecars with one policy, one Redis and one fake upstream.
@@ -86,7 +85,7 @@ func newFleet(t *testing.T, n int, configYAML string) *fleet {
 		t.Fatal(err)
 	}
 	for i := range n {
-		s := &sidecar{Metrics: metrics.New(), Logs: &syncBuffer{}}
+		s := &sidecar{Metrics: metrics.New(), Logs: &logbuf.Buffer{}}
 		log := slog.New(slog.NewJSONHandler(s.Logs, nil))
 		s.Limiter, err = limits.NewRedis(limits.RedisOptions{
 			URL: cfg.Policy.Config.Limits.RedisURL, Rules: cfg.Rules, Log: log,
@@ -197,21 +196,4 @@ func (f *fleet) assertNoSecrets(t *testing.T) {
 			}
 		}
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

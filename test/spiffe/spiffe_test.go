@@ -18,11 +18,12 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/claude-guard/claude-guard/internal/chartenv"
 	"github.com/claude-guard/claude-guard/internal/spireentry"
+	"github.com/claude-guard/claude-guard/internal/test/chartenv"
 	"github.com/claude-guard/claude-guard/internal/test/cluster"
-	"github.com/claude-guard/claude-guard/internal/testenv"
-	"github.com/claude-guard/claude-guard/internal/testservers"
+	"github.com/claude-guard/claude-guard/internal/test/testenv"
+	"github.com/claude-guard/claude-guard/internal/test/testservers"
+	"github.com/claude-guard/claude-guard/internal/test/wait"
 	"github.com/claude-guard/claude-guard/internal/wellknown"
 )
 
@@ -191,7 +192,7 @@ func (s *story) crossTenant(t *testing.T) {
 	s.kubectl(t, "", "patch", "claudetenant", other, "--type=merge", "-p", `{"spec":{"credentials":{"vault":{"roles":["other","shop"]}}}}`)
 	s.kubectl(t, thief, "apply", "-f", "-")
 	s.kubectl(t, "", "wait", "--for=condition=Ready", "--timeout=60s", "-n", other, "cap/thief")
-	eventually(t, time.Minute, "the thief's sidecar is refused by OpenBao", func() error {
+	wait.For(t, time.Minute, "the thief's sidecar is refused by OpenBao", func() error {
 		logs, _ := c.Run(s.ctx, "", "logs", "-n", other, "-l", "app=thief", "-c", wellknown.SidecarContainerName, "--tail=50")
 		if !strings.Contains(logs, `failed to log in to Vault with cert auth as role \"shop\"`) {
 			return fmt.Errorf("sidecar log: %s", tailLines(logs, 3))
@@ -230,7 +231,7 @@ func (s *story) forged(t *testing.T) {
 	if err := c.Client.Create(s.ctx, pod); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, time.Minute, "a SidecarNotVerified event on the forged pod", func() error {
+	wait.For(t, time.Minute, "a SidecarNotVerified event on the forged pod", func() error {
 		out, err := c.Run(s.ctx, "", "get", "events", "-n", shop, "--field-selector", "involvedObject.name="+forgedPodName, "-o", "jsonpath={.items[*].reason}")
 		if err != nil {
 			return err
@@ -326,7 +327,7 @@ func (s *story) entriesFollow(t *testing.T) {
 
 func (s *story) waitEntry(t *testing.T, pod *corev1.Pod, want bool) {
 	t.Helper()
-	took := eventually(t, time.Minute, fmt.Sprintf("entry of %s/%s present=%v", pod.Namespace, pod.Name, want), func() error {
+	took := wait.For(t, time.Minute, fmt.Sprintf("entry of %s/%s present=%v", pod.Namespace, pod.Name, want), func() error {
 		if got := s.entry(t, pod) != nil; got != want {
 			return fmt.Errorf("present=%v", got)
 		}
@@ -433,21 +434,6 @@ func contains(l []string, s string) bool {
 		}
 	}
 	return false
-}
-
-// eventually polls cond every 200 ms until it returns nil or timeout passes, and returns how long it took.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() error) time.Duration {
-	t.Helper()
-	t0 := time.Now()
-	var err error
-	for time.Since(t0) < timeout {
-		if err = cond(); err == nil {
-			return time.Since(t0)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	t.Fatalf("%s: not within %s: %v", what, timeout, err)
-	return 0
 }
 
 // runScript runs a script of the repository with extra environment and returns its output.

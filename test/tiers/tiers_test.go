@@ -3,7 +3,7 @@
 // Package tiers runs config/samples' tier example end to end: the sample applied with kubectl to a real
 // API server (envtest) with the controllers and the injection webhook, a real OIDC issuer signing the
 // users' tokens, a real Redis as the shared limit and replay backend, and the injected pods' sidecars
-// (two replicas, run one after the other by internal/podrun) serving the official SDK.
+// (two replicas, run one after the other by internal/test/podrun) serving the official SDK.
 package tiers
 
 import (
@@ -32,14 +32,14 @@ import (
 	"github.com/claude-guard/claude-guard/controllers"
 	"github.com/claude-guard/claude-guard/internal/effective"
 	"github.com/claude-guard/claude-guard/internal/inject"
-	"github.com/claude-guard/claude-guard/internal/podrun"
 	"github.com/claude-guard/claude-guard/internal/policyconfig"
 	"github.com/claude-guard/claude-guard/internal/redisacl"
-	"github.com/claude-guard/claude-guard/internal/testenv"
-	"github.com/claude-guard/claude-guard/internal/testservers"
+	"github.com/claude-guard/claude-guard/internal/test/fakeupstream"
+	"github.com/claude-guard/claude-guard/internal/test/podrun"
+	"github.com/claude-guard/claude-guard/internal/test/testenv"
+	"github.com/claude-guard/claude-guard/internal/test/testservers"
 	"github.com/claude-guard/claude-guard/internal/wellknown"
 	"github.com/claude-guard/claude-guard/sidecar/enduser/oidctest"
-	"github.com/claude-guard/claude-guard/sidecar/fakeupstream"
 )
 
 const (

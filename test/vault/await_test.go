@@ -3,17 +3,16 @@
 package vault
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/claude-guard/claude-guard/internal/test/logbuf"
 	"github.com/claude-guard/claude-guard/sidecar/credentials"
 )
 
@@ -40,24 +39,11 @@ func (a arriving) ClientCertificate(i *tls.CertificateRequestInfo) (*tls.Certifi
 	return a.svids.ClientCertificate(i)
 }
 
-// syncWriter collects log output written from the source's goroutine.
-type syncWriter struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-func (w *syncWriter) String() string { w.mu.Lock(); defer w.mu.Unlock(); return w.b.String() }
-
 // TestLoginWaitsForTheIdentity: a source started before its SVID exists logs in once the SVID is there,
 // without failed attempts (whose growing backoff delayed a new pod's first key read by up to 15 s).
 func TestLoginWaitsForTheIdentity(t *testing.T) {
 	w := setup(t)
-	var logs syncWriter
+	var logs logbuf.Buffer
 	v, err := credentials.NewVault(credentials.VaultOptions{
 		Address: w.bao.Addr, CACert: w.caPEM, AuthMethod: "cert", Role: "team-a",
 		Mount: "secret", Path: "tenants/team-a/anthropic", Field: "api_key",

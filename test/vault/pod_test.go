@@ -26,10 +26,10 @@ import (
 	"github.com/claude-guard/claude-guard/api/v1alpha1"
 	"github.com/claude-guard/claude-guard/internal/effective"
 	"github.com/claude-guard/claude-guard/internal/inject"
-	"github.com/claude-guard/claude-guard/internal/podrun"
-	"github.com/claude-guard/claude-guard/internal/testenv"
+	"github.com/claude-guard/claude-guard/internal/test/fakeupstream"
+	"github.com/claude-guard/claude-guard/internal/test/podrun"
+	"github.com/claude-guard/claude-guard/internal/test/testenv"
 	"github.com/claude-guard/claude-guard/internal/wellknown"
-	"github.com/claude-guard/claude-guard/sidecar/fakeupstream"
 )
 
 // TestInjectedPodGetsItsKeyFromVault is the whole chain with real components, once per Vault auth method:

@@ -13,9 +13,9 @@ import (
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
-	"github.com/claude-guard/claude-guard/internal/testservers"
+	"github.com/claude-guard/claude-guard/internal/test/fakeupstream"
+	"github.com/claude-guard/claude-guard/internal/test/testservers"
 	"github.com/claude-guard/claude-guard/sidecar/credentials"
-	"github.com/claude-guard/claude-guard/sidecar/fakeupstream"
 	"github.com/claude-guard/claude-guard/sidecar/identity"
 )
 

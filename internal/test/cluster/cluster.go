@@ -18,7 +18,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/claude-guard/claude-guard/controllers"
-	"github.com/claude-guard/claude-guard/internal/testenv"
+	"github.com/claude-guard/claude-guard/internal/test/testenv"
+	"github.com/claude-guard/claude-guard/internal/test/wait"
 )
 
 // Cluster is a running cluster (in this process's network namespace).
@@ -108,18 +109,10 @@ func (c *Cluster) LogTail(component string, lines int) string {
 // available, none left over) and returns how long that took.
 func (c *Cluster) WaitAvailable(ctx context.Context, ns, name string, timeout time.Duration) (time.Duration, error) {
 	t0 := time.Now()
-	var err error
-	for time.Since(t0) < timeout {
-		if err = c.available(ctx, ns, name); err == nil {
-			return time.Since(t0), nil
-		}
-		select {
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
+	if err := wait.Until(ctx, timeout, func() error { return c.available(ctx, ns, name) }); err != nil {
+		return 0, fmt.Errorf("deployment %s/%s not available within %s: %w", ns, name, timeout, err)
 	}
-	return 0, fmt.Errorf("deployment %s/%s not available within %s: %w", ns, name, timeout, err)
+	return time.Since(t0), nil
 }
 
 func (c *Cluster) available(ctx context.Context, ns, name string) error {

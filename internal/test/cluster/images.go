@@ -9,7 +9,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/claude-guard/claude-guard/internal/imagebuild"
-	"github.com/claude-guard/claude-guard/internal/testenv"
+	"github.com/claude-guard/claude-guard/internal/test/testenv"
 )
 
 // Test images: built from this repository like the product's, for the node's platform only, and named

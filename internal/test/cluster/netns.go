@@ -14,9 +14,9 @@ import (
 	"path/filepath"
 	"syscall"
 
-	"github.com/claude-guard/claude-guard/internal/chartenv"
-	"github.com/claude-guard/claude-guard/internal/testenv"
-	"github.com/claude-guard/claude-guard/internal/testservers"
+	"github.com/claude-guard/claude-guard/internal/test/chartenv"
+	"github.com/claude-guard/claude-guard/internal/test/testenv"
+	"github.com/claude-guard/claude-guard/internal/test/testservers"
 )
 
 // envInNetns marks the re-executed process that runs inside the cluster's network namespace.

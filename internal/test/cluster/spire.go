@@ -15,8 +15,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/claude-guard/claude-guard/internal/imagebuild"
-	"github.com/claude-guard/claude-guard/internal/testenv"
-	"github.com/claude-guard/claude-guard/internal/testservers"
+	"github.com/claude-guard/claude-guard/internal/test/testenv"
+	"github.com/claude-guard/claude-guard/internal/test/testservers"
+	"github.com/claude-guard/claude-guard/internal/test/wait"
 )
 
 // SPIRE's images, built here from the binaries hack/spire.sh makes (and the registrar from this
@@ -160,7 +161,7 @@ func spireOverlay(part string) (string, error) {
 // waitBundle waits for the server's k8sbundle notifier to publish the trust bundle.
 func (c *Cluster) waitBundle(ctx context.Context, timeout time.Duration) (string, error) {
 	var cm corev1.ConfigMap
-	err := poll(ctx, timeout, func() error {
+	err := wait.Until(ctx, timeout, func() error {
 		if err := c.Client.Get(ctx, client.ObjectKey{Namespace: SPIRENamespace, Name: "spire-bundle"}, &cm); err != nil {
 			return err
 		}
@@ -177,7 +178,7 @@ func (c *Cluster) waitBundle(ctx context.Context, timeout time.Duration) (string
 
 // waitDaemonSet waits until every pod of DaemonSet ns/name is updated and ready.
 func (c *Cluster) waitDaemonSet(ctx context.Context, ns, name string, timeout time.Duration) error {
-	err := poll(ctx, timeout, func() error {
+	err := wait.Until(ctx, timeout, func() error {
 		var d appsv1.DaemonSet
 		if err := c.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &d); err != nil {
 			return err
@@ -205,23 +206,4 @@ func (c *Cluster) podLogs(ctx context.Context, ns, selector string) string {
 	out, _ := c.Run(ctx, "", "-n", ns, "logs", "-l", selector, "--all-containers", "--prefix", "--tail=30")
 	desc, _ := c.Run(ctx, "", "-n", ns, "get", "pods", "-l", selector, "-o", "wide")
 	return desc + out
-}
-
-// poll calls f every 200ms until it returns nil or timeout passes, and returns f's last error.
-func poll(ctx context.Context, timeout time.Duration, f func() error) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
 }

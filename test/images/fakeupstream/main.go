@@ -1,4 +1,4 @@
-// Command fakeupstream serves sidecar/fakeupstream, the faithful fake of the Anthropic API, over plain
+// Command fakeupstream serves internal/test/fakeupstream, the faithful fake of the Anthropic API, over plain
 // HTTP, so that it can run as a pod in the test cluster (this machine has no internet). It accepts the
 // keys named in FAKE_API_KEYS (comma-separated, each "key" or "label=key") and logs one text line per
 // request (method=, path=, status= and key=, the label of the key used), never a header, a key or a body:
@@ -19,7 +19,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/claude-guard/claude-guard/sidecar/fakeupstream"
+	"github.com/claude-guard/claude-guard/internal/test/fakeupstream"
 )
 
 func main() {

@@ -11,7 +11,7 @@ import (
 
 	vault "github.com/hashicorp/vault/api"
 
-	"github.com/claude-guard/claude-guard/internal/testcert"
+	"github.com/claude-guard/claude-guard/internal/test/testcert"
 )
 
 // OpenBaoOptions configure StartOpenBao.

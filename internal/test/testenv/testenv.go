@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	goruntime "runtime"
 	"strings"
 	"sync"
 
@@ -19,13 +18,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/claude-guard/claude-guard/api/v1alpha1"
+	"github.com/claude-guard/claude-guard/internal/test/repo"
 )
 
 // RepoRoot is the repository's top directory.
-func RepoRoot() string {
-	_, file, _, _ := goruntime.Caller(0)
-	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
-}
+func RepoRoot() string { return repo.Root() }
 
 var (
 	assetsOnce sync.Once

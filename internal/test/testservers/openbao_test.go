@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/claude-guard/claude-guard/internal/testservers"
+	"github.com/claude-guard/claude-guard/internal/test/testservers"
 )
 
 func TestOpenBaoServesKVAndStops(t *testing.T) {

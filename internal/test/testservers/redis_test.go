@@ -9,7 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/claude-guard/claude-guard/internal/testservers"
+	"github.com/claude-guard/claude-guard/internal/test/testservers"
 )
 
 func TestRedisServesStopsAndRestartsOnItsPort(t *testing.T) {

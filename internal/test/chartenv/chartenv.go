@@ -1,4 +1,4 @@
-// Package chartenv installs the Helm chart into a test control plane (internal/testenv) and runs the
+// Package chartenv installs the Helm chart into a test control plane (internal/test/testenv) and runs the
 // manager the way the release would: with the arguments of the release's Deployment and the identity of
 // the release's ServiceAccount (so the chart's RBAC is what the API server enforces). There is no kubelet
 // or kube-proxy, so their part for the manager's pod is done by hand, and only that: the webhook Secret's
@@ -17,7 +17,7 @@ import (
 
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	"github.com/claude-guard/claude-guard/internal/testenv"
+	"github.com/claude-guard/claude-guard/internal/test/testenv"
 )
 
 // Chart is the chart's directory.

@@ -13,20 +13,19 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	goruntime "runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/claude-guard/claude-guard/internal/test/ports"
+	"github.com/claude-guard/claude-guard/internal/test/repo"
 )
 
 // repoRoot is the repository's top directory (the hack scripts live under it).
-func repoRoot() string {
-	_, file, _, _ := goruntime.Caller(0)
-	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
-}
+func repoRoot() string { return repo.Root() }
 
 // ToolDir returns $env when set, else the directory printed by hack/<script>, which builds the binaries
 // on first use and caches them, so `go test ./...` works on a fresh clone too. The variable is set after
@@ -80,12 +79,11 @@ func freePort(t testing.TB) int {
 // freePortOn is freePort on another local address.
 func freePortOn(t testing.TB, ip string) int {
 	t.Helper()
-	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	p, err := ports.Free(ip)
 	if err != nil {
-		t.Fatalf("failed to find a free port: %v", err)
+		t.Fatal(err)
 	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 // process is one server process with its output in a log file.

@@ -12,7 +12,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/claude-guard/claude-guard/internal/testenv"
+	"github.com/claude-guard/claude-guard/internal/test/ports"
+	"github.com/claude-guard/claude-guard/internal/test/testenv"
 	"github.com/claude-guard/claude-guard/internal/wellknown"
 )
 
@@ -41,11 +42,11 @@ func PrepareManager(ctx context.Context, env *testenv.Env, r *Release, dir strin
 	if err != nil {
 		return nil, err
 	}
-	webhookPort, err := freePort(ip)
+	webhookPort, err := ports.Free(ip)
 	if err != nil {
 		return nil, err
 	}
-	probePort, err := freePort("127.0.0.1")
+	probePort, err := ports.Free("127.0.0.1")
 	if err != nil {
 		return nil, err
 	}
@@ -74,15 +75,6 @@ func PrepareManager(ctx context.Context, env *testenv.Env, r *Release, dir strin
 		return nil, err
 	}
 	return pod, nil
-}
-
-func freePort(host string) (int, error) {
-	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		return 0, fmt.Errorf("failed to find a free port on %s: %w", host, err)
-	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // WaitForInjection waits until a server-side dry run of pod comes back injected. The API server learns
