@@ -90,23 +90,12 @@ func BuildRepoImages(ctx context.Context, o Options) ([]Result, error) {
 	if err := o.complete(ctx); err != nil {
 		return nil, err
 	}
-	var selected []RepoImage
-	for _, n := range o.Images {
-		i := slices.IndexFunc(o.Catalog, func(ri RepoImage) bool { return ri.Name == n })
-		if i < 0 {
-			return nil, fmt.Errorf("unknown image %q (have %s)", n, strings.Join(catalogNames(o.Catalog), ", "))
-		}
-		selected = append(selected, o.Catalog[i])
-	}
-	chart, err := readChart(o.Dir)
+	selected, err := o.selected()
 	if err != nil {
 		return nil, err
 	}
-	if o.Version == "" {
-		o.Version = chart.AppVersion
-	}
-	meta := Metadata{Created: o.Created, Source: chart.Home, Version: o.Version}
-	if meta.Revision, err = gitRevision(ctx, o.Dir); err != nil {
+	meta, err := o.metadata(ctx)
+	if err != nil {
 		return nil, err
 	}
 	refs := make([]string, len(selected))
@@ -116,7 +105,48 @@ func BuildRepoImages(ctx context.Context, o Options) ([]Result, error) {
 			return nil, fmt.Errorf("image reference %q: %w", refs[i], err)
 		}
 	}
+	images, err := o.platformImages(ctx, selected, meta)
+	if err != nil {
+		return nil, err
+	}
+	results := make([]Result, len(selected))
+	for i, ri := range selected {
+		if results[i], err = o.result(ctx, ri, refs[i], meta, images[i]); err != nil {
+			return nil, err
+		}
+	}
+	return results, o.writeDigests(results)
+}
 
+// selected returns the Catalog's images that Images names, in that order.
+func (o *Options) selected() ([]RepoImage, error) {
+	var selected []RepoImage
+	for _, n := range o.Images {
+		i := slices.IndexFunc(o.Catalog, func(ri RepoImage) bool { return ri.Name == n })
+		if i < 0 {
+			return nil, fmt.Errorf("unknown image %q (have %s)", n, strings.Join(catalogNames(o.Catalog), ", "))
+		}
+		selected = append(selected, o.Catalog[i])
+	}
+	return selected, nil
+}
+
+// metadata reads the labels' values from the chart and git, and the version if none was given.
+func (o *Options) metadata(ctx context.Context) (Metadata, error) {
+	chart, err := readChart(o.Dir)
+	if err != nil {
+		return Metadata{}, err
+	}
+	if o.Version == "" {
+		o.Version = chart.AppVersion
+	}
+	meta := Metadata{Created: o.Created, Source: chart.Home, Version: o.Version}
+	meta.Revision, err = gitRevision(ctx, o.Dir)
+	return meta, err
+}
+
+// platformImages builds every selected image for every platform: images[i] are selected[i]'s.
+func (o *Options) platformImages(ctx context.Context, selected []RepoImage, meta Metadata) ([][]v1.Image, error) {
 	tmp, err := os.MkdirTemp("", "imagebuild-bin-")
 	if err != nil {
 		return nil, err
@@ -129,49 +159,55 @@ func BuildRepoImages(ctx context.Context, o Options) ([]Result, error) {
 			return nil, err
 		}
 		for i, ri := range selected {
-			m := meta
-			m.Title = "claude-guard " + ri.Name
-			img, err := Image(Spec{Binary: bins[i], Path: ri.Path, Platform: p, Metadata: m})
+			img, err := Image(Spec{Binary: bins[i], Path: ri.Path, Platform: p, Metadata: titled(meta, ri)})
 			if err != nil {
 				return nil, fmt.Errorf("%s %s: %w", ri.Name, p, err)
 			}
 			images[i] = append(images[i], img)
 		}
 	}
+	return images, nil
+}
 
-	var results []Result
-	var digests bytes.Buffer
-	for i, ri := range selected {
-		m := meta
-		m.Title = "claude-guard " + ri.Name
-		idx, err := Index(m, images[i]...)
-		if err != nil {
-			return nil, err
-		}
-		r := Result{Name: ri.Name, Ref: refs[i], Index: idx}
-		if r.Digest, err = idx.Digest(); err != nil {
-			return nil, err
-		}
-		if o.Out != "" {
-			r.Path = filepath.Join(o.Out, ri.Name+".tar")
-			if err := WriteOCIArchive(r.Path, r.Ref, idx); err != nil {
-				return nil, fmt.Errorf("%s: %w", r.Path, err)
-			}
-		}
-		if o.Push {
-			if err := Push(ctx, r.Ref, idx); err != nil {
-				return nil, fmt.Errorf("pushing %s: %w", r.Ref, err)
-			}
-		}
-		fmt.Fprintln(&digests, r.Pinned())
-		results = append(results, r)
+func titled(m Metadata, ri RepoImage) Metadata {
+	m.Title = "claude-guard " + ri.Name
+	return m
+}
+
+// result indexes one image's platform images and writes and pushes the index as o says.
+func (o *Options) result(ctx context.Context, ri RepoImage, ref string, meta Metadata, images []v1.Image) (Result, error) {
+	idx, err := Index(titled(meta, ri), images...)
+	if err != nil {
+		return Result{}, err
+	}
+	r := Result{Name: ri.Name, Ref: ref, Index: idx}
+	if r.Digest, err = idx.Digest(); err != nil {
+		return r, err
 	}
 	if o.Out != "" {
-		if err := os.WriteFile(filepath.Join(o.Out, "digests.txt"), digests.Bytes(), 0o644); err != nil {
-			return nil, err
+		r.Path = filepath.Join(o.Out, ri.Name+".tar")
+		if err := WriteOCIArchive(r.Path, r.Ref, idx); err != nil {
+			return r, fmt.Errorf("%s: %w", r.Path, err)
 		}
 	}
-	return results, nil
+	if o.Push {
+		if err := Push(ctx, r.Ref, idx); err != nil {
+			return r, fmt.Errorf("pushing %s: %w", r.Ref, err)
+		}
+	}
+	return r, nil
+}
+
+// writeDigests writes Out/digests.txt: one pinned reference per image.
+func (o *Options) writeDigests(results []Result) error {
+	if o.Out == "" {
+		return nil
+	}
+	var digests bytes.Buffer
+	for _, r := range results {
+		fmt.Fprintln(&digests, r.Pinned())
+	}
+	return os.WriteFile(filepath.Join(o.Out, "digests.txt"), digests.Bytes(), 0o644)
 }
 
 func (o *Options) complete(ctx context.Context) error {

@@ -5,23 +5,18 @@ package managerapp
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
-	"sync/atomic"
 
 	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/claude-guard/claude-guard/controllers"
 	"github.com/claude-guard/claude-guard/internal/effective"
@@ -29,7 +24,6 @@ import (
 	"github.com/claude-guard/claude-guard/internal/policyconfig"
 	"github.com/claude-guard/claude-guard/internal/redisacl"
 	"github.com/claude-guard/claude-guard/internal/spireentry"
-	cgwebhook "github.com/claude-guard/claude-guard/internal/webhook"
 )
 
 // Options configure the manager.
@@ -63,7 +57,7 @@ type Options struct {
 	// Injection.
 	SidecarImage      string
 	SidecarPullPolicy string
-	SidecarCommand    string
+	SidecarCommand    []string
 	SidecarResources  corev1.ResourceRequirements
 	SidecarPort       int32
 	SPIFFESocket      string
@@ -105,7 +99,7 @@ func NewOptions() *Options {
 		OperatorNamespace: ns,
 		SidecarImage:      ic.Image,
 		SidecarPullPolicy: string(ic.ImagePullPolicy),
-		SidecarCommand:    strings.Join(ic.Command, " "),
+		SidecarCommand:    ic.Command,
 		SidecarResources:  ic.Resources,
 		SidecarPort:       ic.Port,
 		SPIFFESocket:      string(ic.Socket),
@@ -164,7 +158,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.OperatorNamespace, "operator-namespace", o.OperatorNamespace, "The operator's namespace (never injected; holds the webhook Secret). Default $POD_NAMESPACE.")
 	fs.StringVar(&o.SidecarImage, "sidecar-image", o.SidecarImage, "Image of the injected sidecar.")
 	fs.StringVar(&o.SidecarPullPolicy, "sidecar-image-pull-policy", o.SidecarPullPolicy, "Pull policy of the injected sidecar's image: Always, IfNotPresent or Never.")
-	fs.StringVar(&o.SidecarCommand, "sidecar-command", o.SidecarCommand, "Command of the injected sidecar (space-separated).")
+	fs.Var(jsonFlag[[]string]{&o.SidecarCommand}, "sidecar-command", `Command of the injected sidecar as a JSON array, e.g. ["/usr/local/bin/claude-guard-sidecar"].`)
 	fs.Var(jsonFlag[corev1.ResourceRequirements]{&o.SidecarResources}, "sidecar-resources", `Resources of the injected sidecar as JSON, e.g. {"requests":{"cpu":"20m","memory":"32Mi"},"limits":{"memory":"128Mi"}}.`)
 	fs.Var(int32Flag{&o.SidecarPort}, "sidecar-port", "Loopback port of the injected proxy; app containers get ANTHROPIC_BASE_URL=http://127.0.0.1:<port>.")
 	fs.StringVar(&o.SPIFFESocket, "spiffe-socket", o.SPIFFESocket, "How the SPIFFE Workload API socket reaches the sidecar: CSI, HostPath or None.")
@@ -267,7 +261,7 @@ func (o *Options) Inject() inject.Config {
 	c := inject.DefaultConfig()
 	c.Image = o.SidecarImage
 	c.ImagePullPolicy = corev1.PullPolicy(o.SidecarPullPolicy)
-	c.Command = strings.Fields(o.SidecarCommand)
+	c.Command = slices.Clone(o.SidecarCommand)
 	c.Resources = *o.SidecarResources.DeepCopy()
 	c.Port = o.SidecarPort
 	c.Socket = inject.SocketMode(o.SPIFFESocket)
@@ -318,89 +312,4 @@ func (o *Options) redisUsersOptions(ctx context.Context, mgr ctrl.Manager) (*con
 		return nil, err
 	}
 	return &controllers.RedisUsersOptions{Admin: admin}, nil
-}
-
-// Run starts the manager and blocks until ctx ends.
-func Run(ctx context.Context, o *Options) error {
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&o.zap)))
-	scheme, err := controllers.NewScheme()
-	if err != nil {
-		return err
-	}
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
-		Scheme:                  scheme,
-		Cache:                   controllers.CacheOptions(),
-		Metrics:                 metricsserver.Options{BindAddress: o.MetricsAddr},
-		HealthProbeBindAddress:  o.ProbeAddr,
-		WebhookServer:           webhook.NewServer(webhook.Options{Host: o.WebhookHost, Port: o.WebhookPort, CertDir: o.WebhookCertDir}),
-		LeaderElection:          o.LeaderElection,
-		LeaderElectionID:        "claude-guard-manager.claudeguard.io",
-		LeaderElectionNamespace: o.LeaderElectionNS,
-		// The manager only reconciles; a new leader can start at once.
-		LeaderElectionReleaseOnCancel: true,
-	})
-	if err != nil {
-		return fmt.Errorf("failed to create manager: %w", err)
-	}
-	eff, err := o.Effective()
-	if err != nil {
-		return err
-	}
-	redisUsers, err := o.redisUsersOptions(ctx, mgr)
-	if err != nil {
-		return err
-	}
-	if redisUsers != nil {
-		defer func() { _ = redisUsers.Admin.Close() }()
-	}
-	if err := controllers.Setup(mgr, eff, redisUsers); err != nil {
-		return err
-	}
-	if reg := o.registration(mgr); reg != nil {
-		if err := controllers.SetupRegistration(mgr, reg); err != nil {
-			return fmt.Errorf("failed to set up SPIFFE registration: %w", err)
-		}
-	}
-	certsReady := make(chan struct{})
-	if o.CertRotation {
-		if err := addCertRotator(mgr, o, certsReady); err != nil {
-			return err
-		}
-		if err := addCertFiles(mgr, o); err != nil {
-			return err
-		}
-	} else {
-		close(certsReady)
-	}
-	// The webhook server joins the manager only once its certificate exists: started earlier it would fail
-	// to load the missing files and stop the manager. Its handler is registered before it is added, so
-	// nothing touches the server while it starts. Until then the manager is not ready.
-	srv := webhook.NewServer(webhook.Options{Host: o.WebhookHost, Port: o.WebhookPort, CertDir: o.WebhookCertDir})
-	var webhookStarted atomic.Pointer[healthz.Checker]
-	go func() {
-		<-certsReady
-		injector := &cgwebhook.PodInjector{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("claude-guard-injector"),
-			Operator: inject.Operator{Namespace: o.OperatorNamespace, Config: o.Inject()}}
-		srv.Register(cgwebhook.Path, injector.Handler(mgr.GetScheme()))
-		if err := mgr.Add(srv); err != nil {
-			ctrl.Log.Error(err, "Failed to start the injection webhook")
-			os.Exit(1)
-		}
-		started := srv.StartedChecker()
-		webhookStarted.Store(&started)
-	}()
-	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
-		return fmt.Errorf("failed to add health check: %w", err)
-	}
-	if err := mgr.AddReadyzCheck("webhook", func(req *http.Request) error {
-		check := webhookStarted.Load()
-		if check == nil {
-			return errors.New("the webhook's serving certificate is not ready yet")
-		}
-		return (*check)(req)
-	}); err != nil {
-		return fmt.Errorf("failed to add ready check: %w", err)
-	}
-	ctrl.Log.Info("Starting manager", "noTenant", o.NoTenant, "upstream", o.Upstream, "redisPerNamespaceUsers", o.redisUsers())
-	return mgr.Start(ctx)
 }

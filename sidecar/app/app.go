@@ -3,28 +3,19 @@
 package app
 
 import (
-	"context"
-	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"reflect"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/claude-guard/claude-guard/internal/policyconfig"
 	"github.com/claude-guard/claude-guard/internal/wellknown"
-	"github.com/claude-guard/claude-guard/sidecar/audit"
-	"github.com/claude-guard/claude-guard/sidecar/config"
-	"github.com/claude-guard/claude-guard/sidecar/metrics"
-	"github.com/claude-guard/claude-guard/sidecar/proxy"
 )
 
 // Options are the sidecar's command-line settings. Those left empty come from the config file.
@@ -137,183 +128,6 @@ func (o *Options) override(c *policyconfig.Config) {
 	case o.apiKeyEnv:
 		c.Credentials = policyconfig.Credentials{Env: &policyconfig.EnvSource{Name: wellknown.EnvSidecarAPIKey}}
 	}
-}
-
-// Run serves until ctx is cancelled, then drains.
-func Run(ctx context.Context, o *Options) error {
-	var lvl slog.Level
-	_ = lvl.UnmarshalText([]byte(o.LogLevel))
-	log := slog.New(slog.NewJSONHandler(o.Stdout, &slog.HandlerOptions{Level: lvl}))
-
-	cfg, err := config.Load(o.ConfigPath, o.override)
-	if err != nil {
-		return err
-	}
-	c := cfg.Policy.Config
-	if err := checkGateway(o, c); err != nil {
-		return err
-	}
-	store := config.NewStore(cfg)
-	w, err := wire(ctx, c, o, log)
-	if err != nil {
-		return err
-	}
-	defer w.close()
-	tlsConfig, err := serverTLS(o, w.identity)
-	if err != nil {
-		return err
-	}
-	creds := w.creds
-	upstream, _ := url.Parse(c.Server.Upstream) // validated
-	m := metrics.New()
-	w.start(ctx, m)
-	m.SetConfig(metrics.ConfigState{Document: cfg.Document, Hash: cfg.Policy.Hash})
-	m.ConfigReloads.WithLabelValues("success").Inc()
-	limiter, err := newLimiter(c, cfg.Rules, o.RedisPasswordFile, m, log)
-	if err != nil {
-		return err
-	}
-	defer limiter.Close()
-	// The limit backend also remembers end users' jti values, so replay state is shared like limits.
-	users, err := newEndUsers(ctx, c, limiter, log)
-	if err != nil {
-		return err
-	}
-	defer users.close()
-	var auditLog *audit.Logger
-	if !c.Audit.Disabled {
-		auditLog = audit.New(o.Stdout)
-		defer auditLog.Close()
-		m.WatchAuditFailures(auditLog.Failed)
-	}
-	handler := proxy.New(proxy.Options{
-		Upstream:    upstream,
-		Policy:      store.Policy,
-		Credentials: creds,
-		EndUser:     users.get,
-		Limiter:     limiter,
-		Audit:       auditLog,
-		Metrics:     m,
-		Log:         log,
-		Workload:    w.workload(o.Workload),
-		Caller:      caller(o),
-	})
-	restart := make(chan struct{})
-	var restartOnce sync.Once
-	watcher := &config.Watcher{
-		Path: o.ConfigPath, Override: o.override, Store: store, Log: log,
-		OnReload: func(n *config.Compiled) {
-			limiter.SetRules(n.Rules)
-			if err := users.set(n.Policy.Config); err != nil {
-				log.Error("End-user settings not applied; the previous ones stay in force", "error", err.Error())
-			}
-			m.SetConfig(metrics.ConfigState{Document: n.Document, Hash: n.Policy.Hash})
-			if what := needsRestart(c, n.Policy.Config); what != "" {
-				// These are wired once at start (listeners, the credential source, the limit backend). Serving
-				// the old ones beside a new hash would be a lie: drain and exit, and the kubelet restarts the
-				// (native) sidecar on the new config.
-				log.Warn("Config changed settings that apply only at start; draining and exiting so the sidecar restarts on the new config", "changed", what)
-				restartOnce.Do(func() { close(restart) })
-			}
-		},
-		OnResult: func(ok bool) {
-			if ok {
-				m.ConfigReloads.WithLabelValues("success").Inc()
-			} else {
-				m.ConfigReloads.WithLabelValues("failure").Inc()
-			}
-		},
-	}
-	ready := func() string {
-		if store.Policy().Config.Deny != nil {
-			return ""
-		}
-		if w.identity != nil {
-			if err := w.identity.Ready(); err != nil {
-				return "no SPIFFE identity: " + err.Error()
-			}
-		}
-		if _, err := creds.Get(context.Background()); err != nil {
-			return "no API key loaded"
-		}
-		if a := users.get(); a != nil && a.Mode() == policyconfig.EndUserStrict && !a.Ready() {
-			return "end-user token issuers not discovered yet"
-		}
-		return ""
-	}
-
-	proxyLn, err := net.Listen("tcp", c.Server.Listen)
-	if err != nil {
-		return fmt.Errorf("failed to listen on %s: %w", c.Server.Listen, err)
-	}
-	if tlsConfig != nil {
-		proxyLn = tls.NewListener(proxyLn, tlsConfig)
-	}
-	metricsLn, err := net.Listen("tcp", c.Server.MetricsListen)
-	if err != nil {
-		proxyLn.Close()
-		return fmt.Errorf("failed to listen on %s: %w", c.Server.MetricsListen, err)
-	}
-	errLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
-	proxySrv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       2 * time.Minute, // headers and the whole request body
-		WriteTimeout:      o.MaxRequestDuration,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    1 << 20,
-		ErrorLog:          errLog,
-	}
-	metricsSrv := &http.Server{
-		Handler:           m.Handler(ready),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       time.Minute,
-		ErrorLog:          errLog,
-	}
-
-	watchCtx, stopWatch := context.WithCancel(ctx)
-	defer stopWatch()
-	go func() {
-		if err := watcher.Run(watchCtx); err != nil {
-			log.Error("Config hot reload disabled", "error", err.Error())
-		}
-	}()
-	errc := make(chan error, 2)
-	go func() { errc <- proxySrv.Serve(proxyLn) }()
-	go func() { errc <- metricsSrv.Serve(metricsLn) }()
-	log.Info("Sidecar serving", "listen", proxyLn.Addr().String(), "metricsListen", metricsLn.Addr().String(),
-		"upstream", upstream.Redacted(), "policy", c.Policy.Namespace+"/"+c.Policy.Name, "hash", cfg.Policy.Hash,
-		"limits", cfg.Rules.Describe(), "shadowMode", c.ShadowMode, "gateway", o.Gateway, "tls", tlsConfig != nil)
-	if o.Ready != nil {
-		o.Ready(proxyLn.Addr().String(), metricsLn.Addr().String())
-	}
-
-	select {
-	case <-ctx.Done():
-	case <-restart:
-	case err := <-errc:
-		if !errors.Is(err, http.ErrServerClosed) {
-			proxySrv.Close()
-			metricsSrv.Close()
-			return fmt.Errorf("server failed: %w", err)
-		}
-	}
-	log.Info("Shutting down: draining in-flight requests", "grace", o.ShutdownGrace.String())
-	drainCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.ShutdownGrace)
-	defer cancel()
-	err = proxySrv.Shutdown(drainCtx)
-	if err != nil {
-		log.Warn("Drain deadline passed; closing remaining connections", "error", err.Error())
-		proxySrv.Close()
-	}
-	if err := metricsSrv.Shutdown(drainCtx); err != nil {
-		log.Warn("Metrics server did not shut down in time; closing it", "error", err.Error())
-		metricsSrv.Close()
-	}
-	log.Info("Sidecar stopped")
-	return nil
 }
 
 // needsRestart names the settings that differ between the config the sidecar started with and a new

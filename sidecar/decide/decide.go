@@ -125,6 +125,10 @@ func hasModelBody(path string) bool {
 
 // Decide runs every rule in order and returns the first denial (or none) and the rewritten body. It
 // never fails: a request it cannot read is denied.
+//
+// It is one long function on purpose: the rules run in one visible order (the first denial wins, so the
+// order is the behaviour), each a few lines reading the one scan of the body; helpers would hide that
+// order and cost on the hot path (BenchmarkDecide: 1 alloc per call).
 func (p *Policy) Decide(r Request) Decision {
 	d := Decision{Body: r.Body}
 	refuse := func(dn *Denial) Decision {

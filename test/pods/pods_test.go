@@ -38,28 +38,20 @@ func TestRealPods(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	s := &story{t: t, ctx: ctx}
-	for _, step := range []struct {
-		name string
-		run  func(*testing.T)
-	}{
-		{"fake upstream as a pod", s.fakeUpstream},
-		{"helm install rolls out the manager", s.install},
-		{"tenant applies a policy with kubectl", s.applyPolicy},
-		{"deployment gets the native sidecar and calls Claude", s.deployment},
-		{"one hash names the config in status, audit records and metrics", s.oneHash},
-		{"job with the sidecar completes", s.job},
-		{"policy edit reaches the running sidecar", s.reload},
-		{"kubectl logs show the audit records", s.auditLogs},
-		{"helm upgrade rolls the manager without failed admissions", s.upgrade},
-		{"a new upstream reaches the running sidecar", s.newUpstream},
-		{"helm uninstall leaves tenant pods running", s.uninstall},
-		{"a new helm install serves the webhook within seconds", s.reinstall},
-	} {
-		if !t.Run(step.name, step.run) {
-			s.dump(t)
-			return
-		}
-	}
+	cluster.Story(t, s.dump,
+		cluster.Step{Name: "fake upstream as a pod", Run: s.fakeUpstream},
+		cluster.Step{Name: "helm install rolls out the manager", Run: s.install},
+		cluster.Step{Name: "tenant applies a policy with kubectl", Run: s.applyPolicy},
+		cluster.Step{Name: "deployment gets the native sidecar and calls Claude", Run: s.deployment},
+		cluster.Step{Name: "one hash names the config in status, audit records and metrics", Run: s.oneHash},
+		cluster.Step{Name: "job with the sidecar completes", Run: s.job},
+		cluster.Step{Name: "policy edit reaches the running sidecar", Run: s.reload},
+		cluster.Step{Name: "kubectl logs show the audit records", Run: s.auditLogs},
+		cluster.Step{Name: "helm upgrade rolls the manager without failed admissions", Run: s.upgrade},
+		cluster.Step{Name: "a new upstream reaches the running sidecar", Run: s.newUpstream},
+		cluster.Step{Name: "helm uninstall leaves tenant pods running", Run: s.uninstall},
+		cluster.Step{Name: "a new helm install serves the webhook within seconds", Run: s.reinstall},
+	)
 }
 
 // dump logs what a person would look at when a step failed: the pods, recent events, the logs of every
@@ -69,7 +61,7 @@ func (s *story) dump(t *testing.T) {
 	out, _ := c.Run(ctx, "", "get", "pods", "-A", "-o", "wide")
 	t.Logf("pods:\n%s", out)
 	out, _ = c.Run(ctx, "", "get", "events", "-A", "--sort-by=.lastTimestamp")
-	t.Logf("events:\n%s", tail(out, 30))
+	t.Logf("events:\n%s", cluster.TailLines(out, 30))
 	var pods corev1.PodList
 	if err := c.Client.List(ctx, &pods); err == nil {
 		for _, p := range pods.Items {
@@ -85,14 +77,6 @@ func (s *story) dump(t *testing.T) {
 		}
 	}
 	t.Logf("kubelet:\n%s\nkube-apiserver:\n%s", c.LogTail("kubelet", 15), c.LogTail("kube-apiserver", 10))
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 type story struct {
@@ -144,7 +128,7 @@ func (s *story) install(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.available(t, releaseNS, "claude-guard-manager", 2*time.Minute)
-	figure("helm install -> manager Deployment Available", time.Since(t0))
+	figures.Duration("helm install -> manager Deployment Available", time.Since(t0))
 }
 
 func (s *story) applyPolicy(t *testing.T) {
@@ -189,7 +173,7 @@ func (s *story) deployment(t *testing.T) {
 	t0 := time.Now()
 	s.kubectl(t, storefront, "apply", "-f", "-")
 	s.available(t, tenantNS, "storefront", 2*time.Minute)
-	figure("tenant Deployment created -> Available (sidecar Ready, app started)", time.Since(t0))
+	figures.Duration("tenant Deployment created -> Available (sidecar Ready, app started)", time.Since(t0))
 	var pods corev1.PodList
 	if err := c.Client.List(s.ctx, &pods, client.InNamespace(tenantNS), client.MatchingLabels{"app": "storefront"}); err != nil {
 		t.Fatal(err)
@@ -237,7 +221,7 @@ func (s *story) oneHash(t *testing.T) {
 	want := p.Status.RenderedConfig.Hash
 	logs := s.kubectl(t, "", "logs", "-n", tenantNS, s.pod, "-c", wellknown.SidecarContainerName)
 	if !strings.Contains(logs, `"configHash":"`+want+`"`) {
-		t.Errorf("the sidecar's audit records do not carry configHash %s:\n%s", want, tail(logs, 3))
+		t.Errorf("the sidecar's audit records do not carry configHash %s:\n%s", want, cluster.TailLines(logs, 3))
 	}
 	var pod corev1.Pod
 	if err := c.Client.Get(s.ctx, client.ObjectKey{Namespace: tenantNS, Name: s.pod}, &pod); err != nil {
@@ -275,7 +259,7 @@ func (s *story) job(t *testing.T) {
 		}
 		return fmt.Errorf("job status %+v", j.Status)
 	})
-	figure("Job with the sidecar created -> Complete", time.Since(t0))
+	figures.Duration("Job with the sidecar created -> Complete", time.Since(t0))
 	logs := s.kubectl(t, "", "logs", "-n", tenantNS, "job/report", "-c", "app")
 	if r := parseResult(t, logs); r.Status != 200 {
 		t.Fatalf("the job's call: %+v, want 200", r)
@@ -299,7 +283,7 @@ func (s *story) reload(t *testing.T) {
 		}
 		return nil
 	})
-	figure("policy edit (kubectl apply) -> running sidecar enforces it (kubelet ConfigMap sync + hot reload)", took)
+	figures.Duration("policy edit (kubectl apply) -> running sidecar enforces it (kubelet ConfigMap sync + hot reload)", took)
 	if took > 15*time.Second && !sawStale {
 		t.Errorf("for %s the sidecar enforced the old policy, and the policy's status never said so", took)
 	}
@@ -346,12 +330,12 @@ func (s *story) upgrade(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.available(t, releaseNS, "claude-guard-manager", 3*time.Minute)
-	figure("helm upgrade -> new manager Available", time.Since(t0))
+	figures.Duration("helm upgrade -> new manager Available", time.Since(t0))
 	time.Sleep(3 * time.Second) // the old pod's termination, after the new one is ready
 	close(stop)
 	a := <-done
 	t.Logf("admissions during the upgrade: %d in all, %d failed, %d without the sidecar", a.total, a.failed, a.uninjected)
-	record(fmt.Sprintf("admissions during helm upgrade: %d in all, %d failed, %d without the sidecar", a.total, a.failed, a.uninjected))
+	figures.Record(fmt.Sprintf("admissions during helm upgrade: %d in all, %d failed, %d without the sidecar", a.total, a.failed, a.uninjected))
 	if a.total < 10 || a.failed != 0 || a.uninjected != 0 {
 		t.Fatalf("admissions during the upgrade: %d in all, %d failed (%v), %d without the sidecar; want 0 and 0", a.total, a.failed, a.firstErr, a.uninjected)
 	}
@@ -434,7 +418,7 @@ func (s *story) reinstall(t *testing.T) {
 	}
 	s.available(t, releaseNS, "claude-guard-manager", 2*time.Minute)
 	took := time.Since(t0)
-	figure("helm install after uninstall -> manager Deployment Available", took)
+	figures.Duration("helm install after uninstall -> manager Deployment Available", took)
 	// The readiness probe's first check comes 5 s after start and then every 10 s.
 	if took > 45*time.Second {
 		t.Errorf("the reinstalled manager took %s to become available, want well under a minute", took)
@@ -498,7 +482,7 @@ func (s *story) newUpstream(t *testing.T) {
 		}
 		return nil
 	})
-	figure("new upstream (helm upgrade) -> the running pod's calls reach it (kubelet sync + sidecar restart)", time.Since(t0))
+	figures.Duration("new upstream (helm upgrade) -> the running pod's calls reach it (kubelet sync + sidecar restart)", time.Since(t0))
 	var pod corev1.Pod
 	if err := c.Client.Get(s.ctx, client.ObjectKey{Namespace: tenantNS, Name: s.pod}, &pod); err != nil {
 		t.Fatal(err)
@@ -508,6 +492,6 @@ func (s *story) newUpstream(t *testing.T) {
 	}
 	logs := s.kubectl(t, "", "logs", "-n", tenantNS, s.pod, "-c", wellknown.SidecarContainerName, "--previous")
 	if !strings.Contains(logs, "draining and exiting") {
-		t.Errorf("the sidecar's previous run does not say why it exited:\n%s", tail(logs, 5))
+		t.Errorf("the sidecar's previous run does not say why it exited:\n%s", cluster.TailLines(logs, 5))
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -32,25 +33,17 @@ func TestSPIFFEPods(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 9*time.Minute)
 	defer cancel()
 	s := &story{ctx: ctx, top: t}
-	for _, step := range []struct {
-		name string
-		run  func(*testing.T)
-	}{
-		{"SPIRE from config/spire", s.installSPIRE},
-		{"OpenBao holds each tenant's key", s.openBao},
-		{"helm install with the chart's SPIFFE defaults", s.install},
-		{"an injected pod gets its SVID, reads its key from OpenBao and calls Claude", s.firstPod},
-		{"another tenant's pod reads only its own key", s.otherTenant},
-		{"OpenBao refuses another tenant's role to a pod's SVID", s.crossTenant},
-		{"a hand-written copy of the sidecar gets no SVID", s.forged},
-		{"the SPIRE agent restarts under a running pod", s.agentRestart},
-		{"entries follow policies and tenants", s.entriesFollow},
-	} {
-		if !t.Run(step.name, step.run) {
-			s.dump(t)
-			return
-		}
-	}
+	cluster.Story(t, s.dump,
+		cluster.Step{Name: "SPIRE from config/spire", Run: s.installSPIRE},
+		cluster.Step{Name: "OpenBao holds each tenant's key", Run: s.openBao},
+		cluster.Step{Name: "helm install with the chart's SPIFFE defaults", Run: s.install},
+		cluster.Step{Name: "an injected pod gets its SVID, reads its key from OpenBao and calls Claude", Run: s.firstPod},
+		cluster.Step{Name: "another tenant's pod reads only its own key", Run: s.otherTenant},
+		cluster.Step{Name: "OpenBao refuses another tenant's role to a pod's SVID", Run: s.crossTenant},
+		cluster.Step{Name: "a hand-written copy of the sidecar gets no SVID", Run: s.forged},
+		cluster.Step{Name: "the SPIRE agent restarts under a running pod", Run: s.agentRestart},
+		cluster.Step{Name: "entries follow policies and tenants", Run: s.entriesFollow},
+	)
 }
 
 type story struct {
@@ -76,7 +69,7 @@ func (s *story) installSPIRE(t *testing.T) {
 	if s.spire, err = c.InstallSPIRE(s.ctx); err != nil {
 		t.Fatal(err)
 	}
-	figure("SPIRE installed (CRDs, server + Controller Manager, bundle, agent, CSI driver ready)", s.spire.Installed)
+	figures.Duration("SPIRE installed (CRDs, server + Controller Manager, bundle, agent, CSI driver ready)", s.spire.Installed)
 }
 
 // openBao runs OpenBao outside the node, listening on the cluster's bridge for pods, with cert auth
@@ -134,7 +127,7 @@ func (s *story) install(t *testing.T) {
 	if _, err := c.WaitAvailable(s.ctx, releaseNS, "claude-guard-manager", 2*time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	figure("helm install -> manager Available", time.Since(t0))
+	figures.Duration("helm install -> manager Available", time.Since(t0))
 	for _, ns := range []string{shop, other} {
 		s.kubectl(t, tenant(ns), "apply", "-f", "-")
 		s.kubectl(t, "", "wait", "--for=condition=Ready", "--timeout=60s", "-n", ns, "cap/"+workloadName)
@@ -150,7 +143,7 @@ func (s *story) firstPod(t *testing.T) {
 	if _, err := c.WaitAvailable(s.ctx, shop, workloadName, 3*time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	figure("pod created -> first allowed call (SVID through the CSI driver, OpenBao cert login, key read)", time.Since(t0))
+	figures.Duration("pod created -> first allowed call (SVID through the CSI driver, OpenBao cert login, key read)", time.Since(t0))
 	pod := s.runningPod(t, shop)
 	s.pod = pod.Name
 	if r := s.call(t, shop, s.pod); r.Status != 200 {
@@ -162,7 +155,7 @@ func (s *story) firstPod(t *testing.T) {
 	}
 	sel, _, _ := unstructured.NestedStringSlice(e.Object, "spec", "selectors")
 	id, _, _ := unstructured.NestedString(e.Object, "spec", "spiffeID")
-	if want := spireentry.SPIFFEID(s.spire.TrustDomain, shop, workloadName); id != want || !contains(sel, "k8s:pod-uid:"+string(pod.UID)) {
+	if want := spireentry.SPIFFEID(s.spire.TrustDomain, shop, workloadName); id != want || !slices.Contains(sel, "k8s:pod-uid:"+string(pod.UID)) {
 		t.Errorf("entry: spiffeID %s selectors %v; want %s and the pod's UID", id, sel, want)
 	}
 	s.expectKey(t, shop)
@@ -195,7 +188,7 @@ func (s *story) crossTenant(t *testing.T) {
 	wait.For(t, time.Minute, "the thief's sidecar is refused by OpenBao", func() error {
 		logs, _ := c.Run(s.ctx, "", "logs", "-n", other, "-l", "app=thief", "-c", wellknown.SidecarContainerName, "--tail=50")
 		if !strings.Contains(logs, `failed to log in to Vault with cert auth as role \"shop\"`) {
-			return fmt.Errorf("sidecar log: %s", tailLines(logs, 3))
+			return fmt.Errorf("sidecar log: %s", cluster.TailLines(logs, 3))
 		}
 		return nil
 	})
@@ -291,11 +284,11 @@ func (s *story) agentRestart(t *testing.T) {
 		close(stop)
 		t.Fatal(err)
 	}
-	figure("SPIRE agent pod deleted -> new agent ready", time.Since(t0))
+	figures.Duration("SPIRE agent pod deleted -> new agent ready", time.Since(t0))
 	time.Sleep(3 * time.Second)
 	close(stop)
 	r := <-done
-	record(fmt.Sprintf("calls during the SPIRE agent restart: %d in all, %d failed", r[0], r[1]))
+	figures.Record(fmt.Sprintf("calls during the SPIRE agent restart: %d in all, %d failed", r[0], r[1]))
 	if r[0] < 3 || r[1] != 0 {
 		t.Fatalf("calls during the agent restart: %d in all, %d failed; want 0 failed", r[0], r[1])
 	}
@@ -305,7 +298,7 @@ func (s *story) agentRestart(t *testing.T) {
 	if _, err := c.WaitAvailable(s.ctx, shop, workloadName, 3*time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	figure("after the agent restart: rollout restart -> new pod's first allowed call", time.Since(t1))
+	figures.Duration("after the agent restart: rollout restart -> new pod's first allowed call", time.Since(t1))
 	s.pod = s.runningPod(t, shop).Name
 }
 
@@ -405,7 +398,7 @@ func (s *story) dump(t *testing.T) {
 	out, _ := c.Run(ctx, "", "get", "pods", "-A", "-o", "wide")
 	t.Logf("pods:\n%s", out)
 	out, _ = c.Run(ctx, "", "get", "events", "-A", "--sort-by=.lastTimestamp")
-	t.Logf("events:\n%s", tailLines(out, 40))
+	t.Logf("events:\n%s", cluster.TailLines(out, 40))
 	for _, sel := range []string{"app.kubernetes.io/name=spire-server", "app.kubernetes.io/name=spire-agent", "app.kubernetes.io/name=spiffe-csi-driver"} {
 		out, _ = c.Run(ctx, "", "logs", "-n", cluster.SPIRENamespace, "-l", sel, "--all-containers", "--prefix", "--tail=25")
 		t.Logf("%s:\n%s", sel, out)
@@ -417,23 +410,6 @@ func (s *story) dump(t *testing.T) {
 		t.Logf("%s pods:\n%s", ns, out)
 	}
 	t.Logf("kubelet:\n%s", c.LogTail("kubelet", 25))
-}
-
-func tailLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-func contains(l []string, s string) bool {
-	for _, x := range l {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // runScript runs a script of the repository with extra environment and returns its output.
