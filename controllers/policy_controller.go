@@ -4,6 +4,8 @@
 package controllers
 
 import (
+	"github.com/claude-guard/claude-guard/internal/conditions"
+
 	"context"
 	"errors"
 	"fmt"
@@ -28,18 +30,8 @@ import (
 // Finalizer lets the policy reconciler remove the rendered config before the policy disappears.
 const Finalizer = "claudeguard.io/cleanup"
 
-// Condition types and reasons of ClaudeAccessPolicy beyond the effective package's violation reasons.
-const (
-	// ConditionConflict is True when another policy in the namespace selects some of the same pods.
-	ConditionConflict = "Conflict"
-
-	ReasonAdmitted          = "Admitted"
-	ReasonInvalidSelector   = "InvalidSelector"
-	ReasonNoConflict        = "NoConflict"
-	ReasonOverlappingPolicy = "OverlappingSelector"
-
-	eventActionReconcile = "Reconcile"
-)
+// eventActionReconcile is the action of the events the reconcilers record.
+const eventActionReconcile = "Reconcile"
 
 // PolicyReconciler reconciles ClaudeAccessPolicy objects into rendered sidecar configs.
 type PolicyReconciler struct {
@@ -116,6 +108,10 @@ func (r *PolicyReconciler) reconcileNormal(ctx context.Context, p *v1alpha1.Clau
 		tenantName = ten.tenant.Name
 	}
 	cfg, violations := effective.Compute(effective.Input{Policy: p, Tenant: ten.tenant, ConflictingTenants: ten.conflicting}, r.Options)
+	if _, err := metav1.LabelSelectorAsSelector(&p.Spec.PodSelector); err != nil {
+		// Found before rendering, so the policy renders deny-all and Ready is written once, here.
+		violations = append([]effective.Violation{{Reason: v1alpha1.ReasonInvalidSelector, Message: "spec.podSelector is invalid: " + err.Error()}}, violations...)
+	}
 	if len(violations) > 0 {
 		// Fail closed: running pods get a deny-all config rather than keep rules no longer admitted.
 		cfg = effective.Deny(p, tenantName, violations, r.Options)
@@ -136,9 +132,9 @@ func (r *PolicyReconciler) reconcileNormal(ctx context.Context, p *v1alpha1.Clau
 
 // setReady records whether the policy is admitted, and why not, in the Ready condition.
 func (r *PolicyReconciler) setReady(p *v1alpha1.ClaudeAccessPolicy, vs []effective.Violation, cfg *policyconfig.Config) {
-	cond := metav1.Condition{Type: v1alpha1.ConditionReady, ObservedGeneration: p.Generation}
+	cond := metav1.Condition{Type: v1alpha1.ConditionReady}
 	if len(vs) == 0 {
-		cond.Status, cond.Reason = metav1.ConditionTrue, ReasonAdmitted
+		cond.Status, cond.Reason = metav1.ConditionTrue, v1alpha1.ReasonAdmitted
 		cond.Message = fmt.Sprintf("Rendered into ConfigMap %s (models: %s)", p.Status.RenderedConfig.Name, strings.Join(cfg.Models.Allow, ", "))
 	} else {
 		msgs := make([]string, len(vs))
@@ -148,7 +144,7 @@ func (r *PolicyReconciler) setReady(p *v1alpha1.ClaudeAccessPolicy, vs []effecti
 		cond.Status, cond.Reason = metav1.ConditionFalse, vs[0].Reason
 		cond.Message = strings.Join(msgs, "; ") + "; selected pods are denied every request until this is fixed"
 	}
-	setCondition(&p.Status.Conditions, cond)
+	conditions.Set(p, cond)
 }
 
 func (r *PolicyReconciler) updatePods(ctx context.Context, p *v1alpha1.ClaudeAccessPolicy) error {
@@ -162,8 +158,8 @@ func (r *PolicyReconciler) updatePods(ctx context.Context, p *v1alpha1.ClaudeAcc
 	}
 	view, err := viewPods(p, siblings.Items, pods)
 	if err != nil {
-		setCondition(&p.Status.Conditions, metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse,
-			Reason: ReasonInvalidSelector, Message: err.Error(), ObservedGeneration: p.Generation})
+		// The selector: reconcileNormal already refused it (Ready=False, InvalidSelector). No counts.
+		p.Status.Pods = nil
 		return nil
 	}
 	var prev v1alpha1.PodCounts
@@ -174,18 +170,18 @@ func (r *PolicyReconciler) updatePods(ctx context.Context, p *v1alpha1.ClaudeAcc
 		return err
 	}
 	p.Status.Pods = &view.counts
-	cond := metav1.Condition{Type: ConditionConflict, Status: metav1.ConditionFalse, Reason: ReasonNoConflict,
-		Message: "No other policy in this namespace selects the same pods", ObservedGeneration: p.Generation}
+	cond := metav1.Condition{Type: v1alpha1.ConditionConflict, Status: metav1.ConditionFalse, Reason: v1alpha1.ReasonNoConflict,
+		Message: "No other policy in this namespace selects the same pods"}
 	if len(view.overlaps) > 0 {
 		parts := make([]string, 0, len(view.overlaps))
 		for _, name := range sortedKeys(view.overlaps) {
 			parts = append(parts, fmt.Sprintf("%s (e.g. pod %s)", name, view.overlaps[name]))
 		}
-		cond.Status, cond.Reason = metav1.ConditionTrue, ReasonOverlappingPolicy
+		cond.Status, cond.Reason = metav1.ConditionTrue, v1alpha1.ReasonOverlappingPolicy
 		cond.Message = fmt.Sprintf("%d selected pod(s) are also selected by ClaudeAccessPolicy %s; the oldest policy applies to a pod selected by several",
 			view.counts.Conflicting, strings.Join(parts, ", "))
 	}
-	setCondition(&p.Status.Conditions, cond)
+	conditions.Set(p, cond)
 	return nil
 }
 
@@ -223,9 +219,4 @@ func emitConditionEvents(rec events.EventRecorder, obj runtime.Object, before, a
 		}
 		rec.Eventf(obj, nil, eventType, c.Reason, eventActionReconcile, "%s", c.Message)
 	}
-}
-
-// setCondition sets c, keeping lastTransitionTime when the status did not change.
-func setCondition(conds *[]metav1.Condition, c metav1.Condition) {
-	meta.SetStatusCondition(conds, c)
 }

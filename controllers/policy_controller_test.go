@@ -18,7 +18,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/claude-guard/claude-guard/api/v1alpha1"
-	"github.com/claude-guard/claude-guard/controllers"
 	"github.com/claude-guard/claude-guard/internal/policyconfig"
 	"github.com/claude-guard/claude-guard/internal/test/wait"
 	"github.com/claude-guard/claude-guard/internal/wellknown"
@@ -68,7 +67,7 @@ func TestAdmittedPolicyIsRendered(t *testing.T) {
 	create(t, newTenant("render"))
 	create(t, newPolicy(ns, "chat", withModels("claude-haiku-*", "claude-sonnet-4-5")))
 
-	p := readyIs(t, ns, "chat", metav1.ConditionTrue, controllers.ReasonAdmitted)
+	p := readyIs(t, ns, "chat", metav1.ConditionTrue, v1alpha1.ReasonAdmitted)
 	cm, cfg := renderedConfig(t, ns, "chat")
 
 	if cfg.Deny != nil {
@@ -146,7 +145,7 @@ func TestTenantAndNamespaceChangesRerender(t *testing.T) {
 	if err := k.Patch(context.Background(), nsObj, patch); err != nil {
 		t.Fatal(err)
 	}
-	readyIs(t, ns, "chat", metav1.ConditionTrue, controllers.ReasonAdmitted)
+	readyIs(t, ns, "chat", metav1.ConditionTrue, v1alpha1.ReasonAdmitted)
 
 	// The tenant narrows its ceiling: the tenant watch must re-render the policy, fail closed.
 	tpatch := client.MergeFrom(tenant.DeepCopy())
@@ -186,7 +185,7 @@ func TestTwoTenantsSelectingANamespace(t *testing.T) {
 			return err
 		}
 		c := meta.FindStatusCondition(tn.Status.Conditions, v1alpha1.ConditionReady)
-		if c == nil || c.Reason != controllers.ReasonNamespaceConflict || !strings.Contains(c.Message, ns+" (also selected by contest-b)") {
+		if c == nil || c.Reason != v1alpha1.ReasonNamespaceConflict || !strings.Contains(c.Message, ns+" (also selected by contest-b)") {
 			return fmt.Errorf("tenant condition %+v", c)
 		}
 		return nil
@@ -197,7 +196,7 @@ func TestConflictsAndPodCounts(t *testing.T) {
 	ns := newNamespace(t, "pods", map[string]string{"tenant": "pods"})
 	create(t, newTenant("pods"))
 	create(t, newPolicy(ns, "first", withSelector(map[string]string{"app": "chat"})))
-	readyIs(t, ns, "first", metav1.ConditionTrue, controllers.ReasonAdmitted)
+	readyIs(t, ns, "first", metav1.ConditionTrue, v1alpha1.ReasonAdmitted)
 	create(t, newPolicy(ns, "second", withSelector(map[string]string{"tier": "web"})))
 
 	mkPod := func(name string, labels, annotations map[string]string) {
@@ -222,14 +221,14 @@ func TestConflictsAndPodCounts(t *testing.T) {
 		if p.Status.Pods == nil || !equality.Semantic.DeepEqual(*p.Status.Pods, want) {
 			return fmt.Errorf("pods = %+v, want %+v", p.Status.Pods, want)
 		}
-		c := meta.FindStatusCondition(p.Status.Conditions, controllers.ConditionConflict)
+		c := meta.FindStatusCondition(p.Status.Conditions, v1alpha1.ConditionConflict)
 		if c == nil || c.Status != metav1.ConditionTrue || !strings.Contains(c.Message, "also selected by ClaudeAccessPolicy second (e.g. pod both)") {
 			return fmt.Errorf("conflict condition = %+v", c)
 		}
 		return nil
 	})
 	wait.For(t, reconcileWait, "", func() error {
-		return hasEvent(ns, "first", corev1.EventTypeWarning, controllers.ReasonOverlappingPolicy)
+		return hasEvent(ns, "first", corev1.EventTypeWarning, v1alpha1.ReasonOverlappingPolicy)
 	})
 
 	// Removing the overlap clears the conflict on the sibling too.
@@ -245,7 +244,7 @@ func TestConflictsAndPodCounts(t *testing.T) {
 		if err := k.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "second"}, p); err != nil {
 			return err
 		}
-		if c := meta.FindStatusCondition(p.Status.Conditions, controllers.ConditionConflict); c == nil || c.Status != metav1.ConditionFalse || p.Status.Pods == nil || p.Status.Pods.Selected != 0 {
+		if c := meta.FindStatusCondition(p.Status.Conditions, v1alpha1.ConditionConflict); c == nil || c.Status != metav1.ConditionFalse || p.Status.Pods == nil || p.Status.Pods.Selected != 0 {
 			return fmt.Errorf("second: conflict=%+v pods=%+v", c, p.Status.Pods)
 		}
 		return nil
@@ -257,7 +256,7 @@ func TestDeleteRemovesRenderedConfig(t *testing.T) {
 	create(t, newTenant("cleanup"))
 	p := newPolicy(ns, "chat")
 	create(t, p)
-	readyIs(t, ns, "chat", metav1.ConditionTrue, controllers.ReasonAdmitted)
+	readyIs(t, ns, "chat", metav1.ConditionTrue, v1alpha1.ReasonAdmitted)
 	renderedConfig(t, ns, "chat")
 
 	if err := k.Delete(context.Background(), p); err != nil {
@@ -280,7 +279,7 @@ func TestDriftIsRepairedAndSteadyStateIsQuiet(t *testing.T) {
 	ns := newNamespace(t, "steady", map[string]string{"tenant": "steady"})
 	create(t, newTenant("steady"))
 	create(t, newPolicy(ns, "chat"))
-	readyIs(t, ns, "chat", metav1.ConditionTrue, controllers.ReasonAdmitted)
+	readyIs(t, ns, "chat", metav1.ConditionTrue, v1alpha1.ReasonAdmitted)
 	cm, _ := renderedConfig(t, ns, "chat")
 	want := cm.Data[wellknown.ConfigKey]
 

@@ -20,12 +20,6 @@ import (
 	"github.com/claude-guard/claude-guard/internal/wellknown"
 )
 
-// Event reasons of the Redis user controller, recorded on the namespace's Redis-backed policies.
-const (
-	ReasonSharedLimitsUnavailable = "SharedLimitsUnavailable"
-	ReasonSharedLimitsReady       = "SharedLimitsReady"
-)
-
 // DefaultRedisResync is how often each namespace's Redis user is set again. ACL users live in Redis
 // memory: a Redis that restarted without them refuses the namespace's sidecars until this runs.
 const DefaultRedisResync = time.Minute
@@ -198,7 +192,7 @@ func (r *RedisUserReconciler) reportFailure(ctx context.Context, ns string, poli
 	}
 	ctrl.LoggerFrom(ctx).Error(err, "Failed to set the namespace's Redis user; retrying", "namespace", ns)
 	for i := range policies {
-		r.Recorder.Eventf(&policies[i], nil, corev1.EventTypeWarning, ReasonSharedLimitsUnavailable, eventActionReconcile,
+		r.Recorder.Eventf(&policies[i], nil, corev1.EventTypeWarning, v1alpha1.ReasonSharedLimitsUnavailable, eventActionReconcile,
 			"The Redis user %s could not be set, so sidecars may not reach the shared limits (the policy's failureMode applies); retrying: %v",
 			wellknown.RedisUser(ns), err)
 	}
@@ -210,7 +204,7 @@ func (r *RedisUserReconciler) reportRecovery(ctx context.Context, ns string, pol
 	}
 	ctrl.LoggerFrom(ctx).Info("Set the namespace's Redis user again", "namespace", ns)
 	for i := range policies {
-		r.Recorder.Eventf(&policies[i], nil, corev1.EventTypeNormal, ReasonSharedLimitsReady, eventActionReconcile,
+		r.Recorder.Eventf(&policies[i], nil, corev1.EventTypeNormal, v1alpha1.ReasonSharedLimitsReady, eventActionReconcile,
 			"The Redis user %s is set again", wellknown.RedisUser(ns))
 	}
 }

@@ -22,12 +22,6 @@ import (
 	"github.com/claude-guard/claude-guard/internal/wellknown"
 )
 
-// Reasons of the registration controller's events on pods.
-const (
-	ReasonSidecarNotVerified = "SidecarNotVerified"
-	ReasonRegistered         = "SPIFFERegistered"
-)
-
 // RegistrationReconciler gives each injected pod's sidecar its SPIFFE ID, and nothing else one: it
 // writes one SPIRE ClusterStaticEntry per pod (internal/spireentry), which the SPIRE Controller Manager
 // syncs into the SPIRE server, and deletes it when the pod, its policy or its tenant goes.
@@ -190,7 +184,7 @@ func (r *RegistrationReconciler) trustDomain(ctx context.Context, p *v1alpha1.Cl
 func (r *RegistrationReconciler) register(ctx context.Context, pod *metav1.PartialObjectMetadata, o *owedEntry) error {
 	if err := inject.Verify(o.full, o.policy, r.Inject); err != nil {
 		r.refuse(pod)
-		r.Recorder.Eventf(o.full, nil, corev1.EventTypeWarning, ReasonSidecarNotVerified, "Register",
+		r.Recorder.Eventf(o.full, nil, corev1.EventTypeWarning, v1alpha1.ReasonSidecarNotVerified, "Register",
 			"No SPIFFE ID for this pod: %v", err)
 		ctrl.LoggerFrom(ctx).Info("Refused a SPIFFE ID to a pod whose sidecar is not the webhook's", "reason", err.Error())
 		return nil
@@ -198,7 +192,7 @@ func (r *RegistrationReconciler) register(ctx context.Context, pod *metav1.Parti
 	if err := r.Apply(ctx, client.ApplyConfigurationFromUnstructured(o.entry), FieldOwner, client.ForceOwnership); err != nil {
 		return fmt.Errorf("failed to apply SPIRE entry %s: %w", o.entry.GetName(), err)
 	}
-	r.Recorder.Eventf(o.full, nil, corev1.EventTypeNormal, ReasonRegistered, "Register",
+	r.Recorder.Eventf(o.full, nil, corev1.EventTypeNormal, v1alpha1.ReasonRegistered, "Register",
 		"SPIRE entry %s gives the sidecar %s", o.entry.GetName(), specString(o.entry, "spiffeID"))
 	return nil
 }

@@ -17,7 +17,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/claude-guard/claude-guard/api/v1alpha1"
-	"github.com/claude-guard/claude-guard/controllers"
 	"github.com/claude-guard/claude-guard/internal/inject"
 	"github.com/claude-guard/claude-guard/internal/spireentry"
 	"github.com/claude-guard/claude-guard/internal/test/wait"
@@ -165,7 +164,7 @@ func TestRegistrationRefusesForgedSidecars(t *testing.T) {
 			tc.forge(pod)
 			create(t, pod)
 			wait.For(t, 20*time.Second, "", func() error {
-				msg, err := eventFor(ctx, pod, controllers.ReasonSidecarNotVerified)
+				msg, err := eventFor(ctx, pod, v1alpha1.ReasonSidecarNotVerified)
 				if err != nil {
 					return err
 				}
@@ -196,7 +195,7 @@ func TestRegistrationRefusesLookalikeTokenMount(t *testing.T) {
 	withServiceAccountMount(pod, corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "tenant-token"}}})
 	create(t, pod)
 	wait.For(t, 20*time.Second, "", func() error {
-		msg, err := eventFor(ctx, pod, controllers.ReasonSidecarNotVerified)
+		msg, err := eventFor(ctx, pod, v1alpha1.ReasonSidecarNotVerified)
 		if err == nil && !strings.Contains(msg, "field volumeMounts") {
 			t.Fatalf("event %q does not name volumeMounts", msg)
 		}

@@ -1,6 +1,8 @@
 package controllers
 
 import (
+	"github.com/claude-guard/claude-guard/internal/conditions"
+
 	"context"
 	"errors"
 	"fmt"
@@ -22,12 +24,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/claude-guard/claude-guard/api/v1alpha1"
-)
-
-// Reasons of the ClaudeTenant Ready condition.
-const (
-	ReasonTenantReady       = "Selecting"
-	ReasonNamespaceConflict = "NamespaceConflict"
 )
 
 // TenantReconciler reports, for each ClaudeTenant, which namespaces it governs and whether another tenant
@@ -60,8 +56,8 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 func (r *TenantReconciler) reconcileNormal(ctx context.Context, t *v1alpha1.ClaudeTenant) error {
 	sel, err := metav1.LabelSelectorAsSelector(&t.Spec.NamespaceSelector)
 	if err != nil {
-		setCondition(&t.Status.Conditions, metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse,
-			Reason: ReasonInvalidSelector, Message: fmt.Sprintf("spec.namespaceSelector is invalid: %v", err), ObservedGeneration: t.Generation})
+		conditions.Set(t, metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse,
+			Reason: v1alpha1.ReasonInvalidSelector, Message: fmt.Sprintf("spec.namespaceSelector is invalid: %v", err)})
 		return nil
 	}
 	nsList := &metav1.PartialObjectMetadataList{}
@@ -92,8 +88,8 @@ func (r *TenantReconciler) reconcileNormal(ctx context.Context, t *v1alpha1.Clau
 	}
 	t.Status.Namespaces = int32(len(nsList.Items))
 	t.Status.Policies = policies
-	cond := metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: ReasonTenantReady,
-		Message: fmt.Sprintf("Selects %d namespace(s) with %d ClaudeAccessPolicy object(s)", len(nsList.Items), policies), ObservedGeneration: t.Generation}
+	cond := metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonTenantReady,
+		Message: fmt.Sprintf("Selects %d namespace(s) with %d ClaudeAccessPolicy object(s)", len(nsList.Items), policies)}
 	if len(conflicts) > 0 {
 		names := make([]string, 0, len(conflicts))
 		for ns := range conflicts {
@@ -104,10 +100,10 @@ func (r *TenantReconciler) reconcileNormal(ctx context.Context, t *v1alpha1.Clau
 		for i, ns := range names {
 			parts[i] = fmt.Sprintf("%s (also selected by %s)", ns, strings.Join(conflicts[ns], ", "))
 		}
-		cond.Status, cond.Reason = metav1.ConditionFalse, ReasonNamespaceConflict
+		cond.Status, cond.Reason = metav1.ConditionFalse, v1alpha1.ReasonNamespaceConflict
 		cond.Message = "Namespaces selected by more than one ClaudeTenant belong to none and their policies deny every request: " + strings.Join(parts, "; ")
 	}
-	setCondition(&t.Status.Conditions, cond)
+	conditions.Set(t, cond)
 	return nil
 }
 

@@ -15,14 +15,6 @@ import (
 	"github.com/claude-guard/claude-guard/internal/wellknown"
 )
 
-// Reasons for a policy that cannot be admitted. They become the Ready condition's reason.
-const (
-	ReasonNoTenant              = "NoTenant"
-	ReasonTenantConflict        = "TenantConflict"
-	ReasonExceedsTenantCeiling  = "ExceedsTenantCeiling"
-	ReasonCredentialsNotAllowed = "CredentialsNotAllowed"
-)
-
 // NoTenantMode is what the operator does with a policy whose namespace no ClaudeTenant selects.
 type NoTenantMode string
 
@@ -78,10 +70,10 @@ type Input struct {
 func Compute(in Input, o Options) (*policyconfig.Config, []Violation) {
 	p := in.Policy
 	if len(in.ConflictingTenants) > 1 {
-		return nil, []Violation{{ReasonTenantConflict, fmt.Sprintf("namespace %s is selected by more than one ClaudeTenant; no tenant applies until the platform team removes the overlap (the ClaudeTenants' status names them)", p.Namespace)}}
+		return nil, []Violation{{v1alpha1.ReasonTenantConflict, fmt.Sprintf("namespace %s is selected by more than one ClaudeTenant; no tenant applies until the platform team removes the overlap (the ClaudeTenants' status names them)", p.Namespace)}}
 	}
 	if in.Tenant == nil && o.NoTenant != NoTenantAllow {
-		return nil, []Violation{{ReasonNoTenant, fmt.Sprintf("namespace %s is not selected by any ClaudeTenant and the operator denies such namespaces by default", p.Namespace)}}
+		return nil, []Violation{{v1alpha1.ReasonNoTenant, fmt.Sprintf("namespace %s is not selected by any ClaudeTenant and the operator denies such namespaces by default", p.Namespace)}}
 	}
 	c := base(p, o)
 	var vs []Violation
@@ -96,7 +88,7 @@ func Compute(in Input, o Options) (*policyconfig.Config, []Violation) {
 	c.ApplyDefaults()
 	if err := c.Validate(); err != nil {
 		// The API server's validation should make this unreachable; fail closed if it is not.
-		return nil, []Violation{{ReasonExceedsTenantCeiling, err.Error()}}
+		return nil, []Violation{{v1alpha1.ReasonExceedsTenantCeiling, err.Error()}}
 	}
 	return c, nil
 }

@@ -58,14 +58,14 @@ func TestComputeViolations(t *testing.T) {
 			name:    "no tenant denies by default",
 			in:      Input{Policy: policy()},
 			opts:    opts,
-			reason:  ReasonNoTenant,
+			reason:  v1alpha1.ReasonNoTenant,
 			message: "namespace team-a is not selected by any ClaudeTenant",
 		},
 		{
 			name:    "two tenants conflict",
 			in:      Input{Policy: policy(), ConflictingTenants: []string{"a", "b"}},
 			opts:    opts,
-			reason:  ReasonTenantConflict,
+			reason:  v1alpha1.ReasonTenantConflict,
 			message: "namespace team-a is selected by more than one ClaudeTenant; no tenant applies",
 		},
 		{
@@ -74,7 +74,7 @@ func TestComputeViolations(t *testing.T) {
 				p.Spec.Models.Allow = append(p.Spec.Models.Allow, "claude-opus-*")
 			}), Tenant: tenant()},
 			opts:    opts,
-			reason:  ReasonExceedsTenantCeiling,
+			reason:  v1alpha1.ReasonExceedsTenantCeiling,
 			message: `spec.models.allow[2] "claude-opus-*" is not allowed by ClaudeTenant team-a`,
 		},
 		{
@@ -83,7 +83,7 @@ func TestComputeViolations(t *testing.T) {
 				p.Spec.Models.Allow = []v1alpha1.ModelPattern{"claude-*"}
 			}), Tenant: tenant()},
 			opts:    opts,
-			reason:  ReasonExceedsTenantCeiling,
+			reason:  v1alpha1.ReasonExceedsTenantCeiling,
 			message: `spec.models.allow[0] "claude-*" is not allowed by ClaudeTenant team-a`,
 		},
 		{
@@ -92,7 +92,7 @@ func TestComputeViolations(t *testing.T) {
 				p.Spec.Models.MaxTokens = []v1alpha1.ModelMaxTokens{{Model: "claude-haiku-*", Limit: 16000, Action: v1alpha1.ActionClamp}}
 			}), Tenant: tenant()},
 			opts:    opts,
-			reason:  ReasonExceedsTenantCeiling,
+			reason:  v1alpha1.ReasonExceedsTenantCeiling,
 			message: "spec.models.maxTokens[0].limit 16000 exceeds the max_tokens ceiling 8192 of ClaudeTenant team-a",
 		},
 		{
@@ -102,21 +102,21 @@ func TestComputeViolations(t *testing.T) {
 					Rules: []v1alpha1.ScopeRule{{Scopes: []string{"admin"}, Models: []v1alpha1.ModelPattern{"claude-opus-*"}}}}
 			}), Tenant: tenant()},
 			opts:    opts,
-			reason:  ReasonExceedsTenantCeiling,
+			reason:  v1alpha1.ReasonExceedsTenantCeiling,
 			message: `spec.endUser.rules[0].models[0] "claude-opus-*" is not allowed by ClaudeTenant team-a`,
 		},
 		{
 			name:    "vault role not allowed",
 			in:      Input{Policy: policy(func(p *v1alpha1.ClaudeAccessPolicy) { p.Spec.Credentials.Vault.Role = "team-b" }), Tenant: tenant()},
 			opts:    opts,
-			reason:  ReasonCredentialsNotAllowed,
+			reason:  v1alpha1.ReasonCredentialsNotAllowed,
 			message: `spec.credentials.vault.role "team-b" is not allowed by ClaudeTenant team-a`,
 		},
 		{
 			name:    "vault mount not allowed",
 			in:      Input{Policy: policy(func(p *v1alpha1.ClaudeAccessPolicy) { p.Spec.Credentials.Vault.Mount = "kv-b" }), Tenant: tenant()},
 			opts:    opts,
-			reason:  ReasonCredentialsNotAllowed,
+			reason:  v1alpha1.ReasonCredentialsNotAllowed,
 			message: `spec.credentials.vault.mount "kv-b" is not allowed by ClaudeTenant team-a`,
 		},
 		{
@@ -125,14 +125,14 @@ func TestComputeViolations(t *testing.T) {
 				p.Spec.Credentials = v1alpha1.CredentialSource{SecretRef: &v1alpha1.SecretKeyRef{Name: "k", Key: "key"}}
 			}), Tenant: tenant()},
 			opts:    opts,
-			reason:  ReasonCredentialsNotAllowed,
+			reason:  v1alpha1.ReasonCredentialsNotAllowed,
 			message: "spec.credentials.secretRef is not allowed by ClaudeTenant team-a",
 		},
 		{
 			name:    "shadow mode needs the tenant's consent",
 			in:      Input{Policy: policy(func(p *v1alpha1.ClaudeAccessPolicy) { p.Spec.ShadowMode = true }), Tenant: tenant()},
 			opts:    opts,
-			reason:  ReasonExceedsTenantCeiling,
+			reason:  v1alpha1.ReasonExceedsTenantCeiling,
 			message: "spec.shadowMode is not allowed by ClaudeTenant team-a",
 		},
 		{
@@ -140,7 +140,7 @@ func TestComputeViolations(t *testing.T) {
 			in: Input{Policy: policy(func(p *v1alpha1.ClaudeAccessPolicy) { p.Spec.MaxRequestBytes = ptr.To[int64](2 << 20) }),
 				Tenant: tenant(func(t *v1alpha1.ClaudeTenant) { t.Spec.MaxRequestBytes = ptr.To[int64](1 << 20) })},
 			opts:    opts,
-			reason:  ReasonExceedsTenantCeiling,
+			reason:  v1alpha1.ReasonExceedsTenantCeiling,
 			message: "spec.maxRequestBytes 2097152 exceeds the ceiling 1048576 of ClaudeTenant team-a",
 		},
 	}
@@ -230,7 +230,7 @@ func TestComputeNoTenantAllow(t *testing.T) {
 }
 
 func TestDenyConfigValidates(t *testing.T) {
-	c := Deny(policy(), "team-a", []Violation{{ReasonNoTenant, "namespace team-a is not selected"}}, Options{})
+	c := Deny(policy(), "team-a", []Violation{{v1alpha1.ReasonNoTenant, "namespace team-a is not selected"}}, Options{})
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ func credentials(c *policyconfig.Config, p *v1alpha1.ClaudeAccessPolicy, t *v1al
 	cr := &p.Spec.Credentials
 	kind, field := sourceKind(cr)
 	if t != nil && !sourceAllowed(t, kind) {
-		return []Violation{{ReasonCredentialsNotAllowed, fmt.Sprintf("spec.credentials.%s is not allowed by ClaudeTenant %s (allowed sources: %v)", field, t.Name, allowedSources(t))}}
+		return []Violation{{v1alpha1.ReasonCredentialsNotAllowed, fmt.Sprintf("spec.credentials.%s is not allowed by ClaudeTenant %s (allowed sources: %v)", field, t.Name, allowedSources(t))}}
 	}
 	switch kind {
 	case v1alpha1.SourceVault:
@@ -76,24 +76,24 @@ func vault(c *policyconfig.Config, p *v1alpha1.ClaudeAccessPolicy, t *v1alpha1.C
 	}
 	tv := t.Spec.Credentials.Vault
 	if tv == nil {
-		return []Violation{{ReasonCredentialsNotAllowed, fmt.Sprintf("spec.credentials.vault cannot be used: ClaudeTenant %s does not configure spec.credentials.vault", t.Name)}}
+		return []Violation{{v1alpha1.ReasonCredentialsNotAllowed, fmt.Sprintf("spec.credentials.vault cannot be used: ClaudeTenant %s does not configure spec.credentials.vault", t.Name)}}
 	}
 	var vs []Violation
 	if !slices.Contains(tv.Roles, v.Role) {
-		vs = append(vs, Violation{ReasonCredentialsNotAllowed, fmt.Sprintf("spec.credentials.vault.role %q is not allowed by ClaudeTenant %s", v.Role, t.Name)})
+		vs = append(vs, Violation{v1alpha1.ReasonCredentialsNotAllowed, fmt.Sprintf("spec.credentials.vault.role %q is not allowed by ClaudeTenant %s", v.Role, t.Name)})
 	}
 	tenantMount := tv.Mount
 	if tenantMount == "" {
 		tenantMount = policyconfig.DefaultVaultMount
 	}
 	if src.Mount != tenantMount {
-		vs = append(vs, Violation{ReasonCredentialsNotAllowed, fmt.Sprintf("spec.credentials.vault.mount %q is not allowed by ClaudeTenant %s (its secrets live in mount %q)", src.Mount, t.Name, tenantMount)})
+		vs = append(vs, Violation{v1alpha1.ReasonCredentialsNotAllowed, fmt.Sprintf("spec.credentials.vault.mount %q is not allowed by ClaudeTenant %s (its secrets live in mount %q)", src.Mount, t.Name, tenantMount)})
 	}
 	// The policy path is relative to the tenant's prefix and the API server already refused ".."
 	// segments, so the joined path cannot leave the prefix. Check again: this is the isolation boundary.
 	joined := tv.PathPrefix + "/" + v.Path
 	if err := policyconfig.RelativePath(joined); err != nil {
-		vs = append(vs, Violation{ReasonCredentialsNotAllowed, fmt.Sprintf("spec.credentials.vault.path %q cannot be placed under ClaudeTenant %s prefix %q: %v", v.Path, t.Name, tv.PathPrefix, err)})
+		vs = append(vs, Violation{v1alpha1.ReasonCredentialsNotAllowed, fmt.Sprintf("spec.credentials.vault.path %q cannot be placed under ClaudeTenant %s prefix %q: %v", v.Path, t.Name, tv.PathPrefix, err)})
 	}
 	src.Path = joined
 	return vs
@@ -103,7 +103,7 @@ func vault(c *policyconfig.Config, p *v1alpha1.ClaudeAccessPolicy, t *v1alpha1.C
 func narrow(c *policyconfig.Config, p *v1alpha1.ClaudeAccessPolicy, t *v1alpha1.ClaudeTenant) []Violation {
 	var vs []Violation
 	exceeds := func(format string, args ...any) {
-		vs = append(vs, Violation{ReasonExceedsTenantCeiling, fmt.Sprintf(format, args...)})
+		vs = append(vs, Violation{v1alpha1.ReasonExceedsTenantCeiling, fmt.Sprintf(format, args...)})
 	}
 	s := &p.Spec
 	for i, a := range s.Models.Allow {

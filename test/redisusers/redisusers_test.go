@@ -156,7 +156,7 @@ func TestRedisUsers(t *testing.T) {
 	t.Run("a Redis restart is healed", func(t *testing.T) {
 		srv.Stop()
 		wait.For(t, 30*time.Second, "", func() error {
-			return hasEvent(ctx, k, nsA, policyA.Name, corev1.EventTypeWarning, controllers.ReasonSharedLimitsUnavailable)
+			return hasEvent(ctx, k, nsA, policyA.Name, corev1.EventTypeWarning, v1alpha1.ReasonSharedLimitsUnavailable)
 		})
 		srv.Start(t) // empty: no ACL users
 		wait.For(t, 30*time.Second, "", func() error {
@@ -164,7 +164,7 @@ func TestRedisUsers(t *testing.T) {
 			return userClient(t, srv, nsA).Set(ctx, "cg:{"+nsA+"}:jti:y", "1", time.Minute).Err()
 		})
 		wait.For(t, 30*time.Second, "", func() error {
-			return hasEvent(ctx, k, nsA, policyA.Name, corev1.EventTypeNormal, controllers.ReasonSharedLimitsReady)
+			return hasEvent(ctx, k, nsA, policyA.Name, corev1.EventTypeNormal, v1alpha1.ReasonSharedLimitsReady)
 		})
 		// Events and logs never carry the credentials.
 		var list eventsv1.EventList

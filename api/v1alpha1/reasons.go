@@ -1,0 +1,51 @@
+package v1alpha1
+
+import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+// Condition types beyond ConditionReady.
+const (
+	// ConditionConflict on a ClaudeAccessPolicy is True when another policy in the namespace selects
+	// some of the same pods.
+	ConditionConflict = "Conflict"
+)
+
+// Reasons of the conditions and events the operator writes: one list, so what a user can see in
+// `kubectl describe` is all here.
+const (
+	// ClaudeAccessPolicy Ready, True.
+	ReasonAdmitted = "Admitted"
+	// ClaudeAccessPolicy Ready, False: the policy is not admitted, and its pods are denied every call.
+	ReasonNoTenant              = "NoTenant"
+	ReasonTenantConflict        = "TenantConflict"
+	ReasonExceedsTenantCeiling  = "ExceedsTenantCeiling"
+	ReasonCredentialsNotAllowed = "CredentialsNotAllowed"
+	ReasonInvalidSelector       = "InvalidSelector"
+
+	// ClaudeAccessPolicy Conflict.
+	ReasonNoConflict        = "NoConflict"
+	ReasonOverlappingPolicy = "OverlappingSelector"
+
+	// ClaudeTenant Ready.
+	ReasonTenantReady       = "Selecting"
+	ReasonNamespaceConflict = "NamespaceConflict"
+
+	// Events of the Redis user controller, on a namespace's Redis-backed policies.
+	ReasonSharedLimitsUnavailable = "SharedLimitsUnavailable"
+	ReasonSharedLimitsReady       = "SharedLimitsReady"
+
+	// Events of the SPIFFE registration controller, on pods.
+	ReasonSidecarNotVerified = "SidecarNotVerified"
+	ReasonRegistered         = "SPIFFERegistered"
+)
+
+// GetConditions returns the policy's status conditions (internal/conditions).
+func (p *ClaudeAccessPolicy) GetConditions() []metav1.Condition { return p.Status.Conditions }
+
+// SetConditions replaces the policy's status conditions.
+func (p *ClaudeAccessPolicy) SetConditions(c []metav1.Condition) { p.Status.Conditions = c }
+
+// GetConditions returns the tenant's status conditions (internal/conditions).
+func (t *ClaudeTenant) GetConditions() []metav1.Condition { return t.Status.Conditions }
+
+// SetConditions replaces the tenant's status conditions.
+func (t *ClaudeTenant) SetConditions(c []metav1.Condition) { t.Status.Conditions = c }
