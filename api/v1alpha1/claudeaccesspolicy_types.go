@@ -79,7 +79,7 @@ const (
 )
 
 // CredentialSource is a union: exactly one member is set.
-// +kubebuilder:validation:XValidation:rule="(has(self.vault) ? 1 : 0) + (has(self.secretRef) ? 1 : 0) + (has(self.workloadIdentityFederation) ? 1 : 0) == 1",message="exactly one of vault, secretRef or workloadIdentityFederation must be set"
+// +kubebuilder:validation:ExactlyOneOf=vault;secretRef;workloadIdentityFederation
 type CredentialSource struct {
 	// vault reads the key from a Vault KV v2 secret after logging in with the workload's identity.
 	// +optional
@@ -106,7 +106,7 @@ const (
 )
 
 // VaultCredentials locates the key in Vault.
-// +kubebuilder:validation:XValidation:rule="self.authMethod != 'jwt' || has(self.audience)",message="audience is required when authMethod is jwt",fieldPath=".audience"
+// +kubebuilder:validation:XValidation:rule="self.authMethod != 'jwt' || has(self.audience)",message="audience is required when authMethod is jwt",fieldPath=".audience",reason=FieldValueRequired
 type VaultCredentials struct {
 	// authMethod is cert (TLS client auth with the X.509-SVID), jwt (a JWT-SVID) or kubernetes (the
 	// pod's service-account token, for clusters without SPIFFE).
@@ -295,7 +295,7 @@ const (
 )
 
 // EndUserPolicy configures OIDC verification of the person a workload acts for.
-// +kubebuilder:validation:XValidation:rule="self.mode == 'Disabled' || (has(self.issuers) && size(self.issuers) > 0)",message="at least one issuer is required unless mode is Disabled",fieldPath=".issuers"
+// +kubebuilder:validation:XValidation:rule="self.mode == 'Disabled' || (has(self.issuers) && size(self.issuers) > 0)",message="at least one issuer is required unless mode is Disabled",fieldPath=".issuers",reason=FieldValueRequired
 type EndUserPolicy struct {
 	// mode is Strict (a valid token is required), Optional (verified when present) or Disabled.
 	// +required
@@ -426,6 +426,12 @@ const (
 // FailureMode is what happens when the shared limit backend is unreachable.
 // +kubebuilder:validation:Enum=FailClosed;FailOpen
 type FailureMode string
+
+// Failure modes.
+const (
+	FailClosed FailureMode = "FailClosed"
+	FailOpen   FailureMode = "FailOpen"
+)
 
 // LimitPolicy holds rate limits and their backend.
 type LimitPolicy struct {

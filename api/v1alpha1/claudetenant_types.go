@@ -80,7 +80,7 @@ const (
 )
 
 // TenantCredentials bounds the credentials of a tenant.
-// +kubebuilder:validation:XValidation:rule="!has(self.allowedSources) || !self.allowedSources.exists(s, s == 'Vault') || has(self.vault)",message="vault must be set when allowedSources includes Vault",fieldPath=".vault"
+// +kubebuilder:validation:XValidation:rule="!has(self.allowedSources) || !self.allowedSources.exists(s, s == 'Vault') || has(self.vault)",message="vault must be set when allowedSources includes Vault",fieldPath=".vault",reason=FieldValueRequired
 type TenantCredentials struct {
 	// allowedSources lists the credential sources policies may use. Default: Vault only.
 	// +optional

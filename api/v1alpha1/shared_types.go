@@ -37,16 +37,37 @@ const (
 // +kubebuilder:validation:Enum=Minute;Hour;Day
 type RateWindow string
 
+// Rate limit windows.
+const (
+	RateWindowMinute RateWindow = "Minute"
+	RateWindowHour   RateWindow = "Hour"
+	RateWindowDay    RateWindow = "Day"
+)
+
 // BudgetWindow is the calendar window of a budget (UTC).
 // +kubebuilder:validation:Enum=Day;Week;Month
 type BudgetWindow string
+
+// Budget windows.
+const (
+	BudgetWindowDay   BudgetWindow = "Day"
+	BudgetWindowWeek  BudgetWindow = "Week"
+	BudgetWindowMonth BudgetWindow = "Month"
+)
 
 // TokenType says which tokens a limit counts.
 // +kubebuilder:validation:Enum=Input;Output;Total
 type TokenType string
 
+// Token types a token limit counts.
+const (
+	TokenTypeInput  TokenType = "Input"
+	TokenTypeOutput TokenType = "Output"
+	TokenTypeTotal  TokenType = "Total"
+)
+
 // RateLimit allows at most Requests requests and Tokens tokens per Window for each Key.
-// +kubebuilder:validation:XValidation:rule="has(self.requests) || has(self.tokens)",message="at least one of requests or tokens must be set"
+// +kubebuilder:validation:AtLeastOneOf=requests;tokens
 type RateLimit struct {
 	// name identifies the rule; a denial names it.
 	// +required
@@ -83,7 +104,7 @@ type RateLimit struct {
 // Budget is an allowance of tokens or US dollars per calendar window. Budgets are soft caps: a request
 // is admitted while the window's spend is below the budget, so the last admitted request may overshoot
 // by at most its own cost.
-// +kubebuilder:validation:XValidation:rule="has(self.tokens) != has(self.usd)",message="exactly one of tokens or usd must be set"
+// +kubebuilder:validation:ExactlyOneOf=tokens;usd
 type Budget struct {
 	// name identifies the budget; a denial names it.
 	// +required

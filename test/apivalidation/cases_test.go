@@ -4,12 +4,12 @@ package apivalidation
 
 var policyCases = []validationCase{
 	{name: "minimal policy is valid", yaml: validPolicy},
-	{name: "no credential source", want: "spec.credentials: Invalid value: exactly one of vault, secretRef or workloadIdentityFederation must be set", yaml: policyWith(`
+	{name: "no credential source", want: "spec.credentials: Invalid value: exactly one of the fields in [vault secretRef workloadIdentityFederation] must be set", yaml: policyWith(`
   podSelector: {}
   credentials: {}
   models: {allow: [claude-haiku-*]}
 `)},
-	{name: "two credential sources", want: "spec.credentials: Invalid value: exactly one of vault, secretRef or workloadIdentityFederation must be set", yaml: policyWith(`
+	{name: "two credential sources", want: "spec.credentials: Invalid value: exactly one of the fields in [vault secretRef workloadIdentityFederation] must be set", yaml: policyWith(`
   podSelector: {}
   credentials:
     vault: {authMethod: cert, role: team-a, path: anthropic}
@@ -67,7 +67,7 @@ var policyCases = []validationCase{
   credentials: {vault: {authMethod: cert, role: team-a, path: a/../../b}}
   models: {allow: [claude-haiku-*]}
 `)},
-	{name: "vault jwt without audience", want: "spec.credentials.vault.audience: Invalid value: audience is required when authMethod is jwt", yaml: policyWith(`
+	{name: "vault jwt without audience", want: "spec.credentials.vault.audience: Required value: audience is required when authMethod is jwt", yaml: policyWith(`
   podSelector: {}
   credentials: {vault: {authMethod: jwt, role: team-a, path: anthropic}}
   models: {allow: [claude-haiku-*]}
@@ -82,7 +82,7 @@ var policyCases = []validationCase{
   credentials: {vault: {authMethod: cert, role: team-a, path: anthropic, refreshInterval: 1s}}
   models: {allow: [claude-haiku-*]}
 `)},
-	{name: "limit with neither requests nor tokens", want: "spec.limits.rules[0]: Invalid value: at least one of requests or tokens must be set", yaml: policyWith(baseSpec + `
+	{name: "limit with neither requests nor tokens", want: "spec.limits.rules[0]: Invalid value: at least one of the fields in [requests tokens] must be set", yaml: policyWith(baseSpec + `
   limits:
     rules: [{name: rpm, window: Minute}]
 `)},
@@ -102,7 +102,7 @@ var policyCases = []validationCase{
   limits:
     rules: [{name: Per_Minute, window: Minute, requests: 5}]
 `)},
-	{name: "budget with tokens and usd", want: "spec.budgets[0]: Invalid value: exactly one of tokens or usd must be set", yaml: policyWith(baseSpec + `
+	{name: "budget with tokens and usd", want: "spec.budgets[0]: Invalid value: exactly one of the fields in [tokens usd] must be set", yaml: policyWith(baseSpec + `
   budgets: [{name: daily, window: Day, tokens: 1000, usd: "10"}]
 `)},
 	{name: "budget usd malformed", want: "spec.budgets[0].usd: Invalid value: \"ten dollars\": must be a positive decimal amount such as \"25\" or \"12.50\"", yaml: policyWith(baseSpec + `
@@ -111,7 +111,7 @@ var policyCases = []validationCase{
 	{name: "budget window not in the fixed set", want: "spec.budgets[0].window: Unsupported value: \"Minute\": supported values: \"Day\", \"Week\", \"Month\"", yaml: policyWith(baseSpec + `
   budgets: [{name: daily, window: Minute, tokens: 5}]
 `)},
-	{name: "end user strict without issuers", want: "spec.endUser.issuers: Invalid value: at least one issuer is required unless mode is Disabled", yaml: policyWith(baseSpec + `
+	{name: "end user strict without issuers", want: "spec.endUser.issuers: Required value: at least one issuer is required unless mode is Disabled", yaml: policyWith(baseSpec + `
   endUser: {mode: Strict}
 `)},
 	{name: "end user issuer not https", want: "spec.endUser.issuers[0].url: Invalid value: \"http://idp.example\": must be an https URL", yaml: policyWith(baseSpec + `
@@ -203,7 +203,7 @@ var tenantCases = []validationCase{
   namespaceSelector: {matchLabels: {tenant: a}}
   models: {allow: [claude-*]}
 `)},
-	{name: "vault source without vault settings", want: "spec.credentials.vault: Invalid value: vault must be set when allowedSources includes Vault", yaml: tenantWith(`
+	{name: "vault source without vault settings", want: "spec.credentials.vault: Required value: vault must be set when allowedSources includes Vault", yaml: tenantWith(`
   namespaceSelector: {matchLabels: {tenant: a}}
   models: {allow: [claude-*]}
   credentials: {allowedSources: [Vault]}
@@ -238,7 +238,7 @@ var tenantCases = []validationCase{
   models: {allow: [claude-*]}
   spiffe: {trustDomain: "spiffe://Example.org"}
 `)},
-	{name: "tenant limit without requests or tokens", want: "spec.limits[0]: Invalid value: at least one of requests or tokens must be set", yaml: tenantWith(`
+	{name: "tenant limit without requests or tokens", want: "spec.limits[0]: Invalid value: at least one of the fields in [requests tokens] must be set", yaml: tenantWith(`
   namespaceSelector: {matchLabels: {tenant: a}}
   models: {allow: [claude-*]}
   limits: [{name: ns, key: Namespace, window: Hour}]
