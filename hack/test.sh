@@ -54,7 +54,7 @@ phase "go test"
 # Tests that need a server (a control plane, the node, OpenBao, SPIRE, Redis) carry the integration build
 # tag; `make test-unit` runs the rest.
 go test -count=1 -race -tags integration ./sidecar/... ./internal/...
-go test -count=1 -tags integration $(go list ./... | grep -v -e /sidecar/ -e /internal/)
+go test -count=1 -tags integration $(go list -tags integration ./... | grep -v -e /sidecar/ -e /internal/)
 done_phase
 
 phase "make demo (the README's main job, end to end)"
