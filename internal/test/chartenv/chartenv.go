@@ -7,6 +7,8 @@
 package chartenv
 
 import (
+	"github.com/claude-guard/claude-guard/internal/test/repo"
+
 	"bytes"
 	"fmt"
 	"os"
@@ -23,31 +25,10 @@ import (
 // Chart is the chart's directory.
 func Chart() string { return filepath.Join(testenv.RepoRoot(), "charts", "claude-guard") }
 
-var (
-	helmOnce sync.Once
-	helmPath string
-	helmErr  error
-)
+var helm = sync.OnceValues(func() (string, error) { return repo.Tool("CLAUDE_GUARD_HELM", "helm.sh") })
 
 // HelmBinary returns the pinned helm: $CLAUDE_GUARD_HELM, or what hack/helm.sh builds (and caches).
-func HelmBinary() (string, error) {
-	helmOnce.Do(func() {
-		if p := os.Getenv("CLAUDE_GUARD_HELM"); p != "" {
-			helmPath = p
-			return
-		}
-		var stderr bytes.Buffer
-		cmd := exec.Command(filepath.Join(testenv.RepoRoot(), "hack", "helm.sh"))
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			helmErr = fmt.Errorf("failed to build helm with hack/helm.sh: %w\n%s", err, stderr.String())
-			return
-		}
-		helmPath = strings.TrimSpace(string(out))
-	})
-	return helmPath, helmErr
-}
+func HelmBinary() (string, error) { return helm() }
 
 // Helm runs helm against one cluster.
 type Helm struct {

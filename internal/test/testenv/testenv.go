@@ -3,12 +3,9 @@
 package testenv
 
 import (
-	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 
 	"k8s.io/apimachinery/pkg/runtime"
@@ -24,33 +21,11 @@ import (
 // RepoRoot is the repository's top directory.
 func RepoRoot() string { return repo.Root() }
 
-var (
-	assetsOnce sync.Once
-	assetsDir  string
-	assetsErr  error
-)
+var assets = sync.OnceValues(func() (string, error) { return repo.Tool("KUBEBUILDER_ASSETS", "envtest.sh") })
 
 // Assets returns the directory holding kube-apiserver, etcd and kubectl: $KUBEBUILDER_ASSETS, or what
 // hack/envtest.sh builds (and caches) when it is unset, so `go test ./...` works on a fresh clone too.
-func Assets() (string, error) {
-	assetsOnce.Do(func() {
-		if d := os.Getenv("KUBEBUILDER_ASSETS"); d != "" {
-			assetsDir = d
-			return
-		}
-		var stderr bytes.Buffer
-		cmd := exec.Command(filepath.Join(RepoRoot(), "hack", "envtest.sh"))
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			assetsErr = fmt.Errorf("failed to build envtest assets with hack/envtest.sh: %w\n%s", err, stderr.String())
-			return
-		}
-		assetsDir = strings.TrimSpace(string(out))
-		os.Setenv("KUBEBUILDER_ASSETS", assetsDir)
-	})
-	return assetsDir, assetsErr
-}
+func Assets() (string, error) { return assets() }
 
 // Kubectl returns the path of the kubectl that matches the test control plane.
 func Kubectl() (string, error) {

@@ -6,15 +6,12 @@
 package testservers
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -27,24 +24,8 @@ import (
 // repoRoot is the repository's top directory (the hack scripts live under it).
 func repoRoot() string { return repo.Root() }
 
-// ToolDir returns $env when set, else the directory printed by hack/<script>, which builds the binaries
-// on first use and caches them, so `go test ./...` works on a fresh clone too. The variable is set after
-// the first build so that child processes of the test (and later calls) skip the script.
-func ToolDir(env, script string) (string, error) {
-	if d := os.Getenv(env); d != "" {
-		return d, nil
-	}
-	var stderr bytes.Buffer
-	cmd := exec.Command(filepath.Join(repoRoot(), "hack", script))
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("failed to build test server binaries with hack/%s: %w\n%s", script, err, stderr.String())
-	}
-	dir := strings.TrimSpace(string(out))
-	_ = os.Setenv(env, dir)
-	return dir, nil
-}
+// ToolDir is repo.Tool: $env, else what hack/<script> builds.
+func ToolDir(env, script string) (string, error) { return repo.Tool(env, script) }
 
 var (
 	openBaoDir = sync.OnceValues(func() (string, error) { return ToolDir("CLAUDE_GUARD_OPENBAO_DIR", "openbao.sh") })
