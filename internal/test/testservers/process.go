@@ -21,9 +21,6 @@ import (
 	"github.com/claude-guard/claude-guard/internal/test/repo"
 )
 
-// repoRoot is the repository's top directory (the hack scripts live under it).
-func repoRoot() string { return repo.Root() }
-
 // ToolDir is repo.Tool: $env, else what hack/<script> builds.
 func ToolDir(env, script string) (string, error) { return repo.Tool(env, script) }
 
