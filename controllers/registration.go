@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -39,6 +40,9 @@ type RegistrationReconciler struct {
 	Recorder  events.EventRecorder
 	Inject    inject.Config
 	Entries   spireentry.Options
+	// CRDPoll is how often the manager looks for the ClusterStaticEntry kind while the SPIRE Controller
+	// Manager's CRDs are not installed (SetupRegistration); zero means 20 s.
+	CRDPoll time.Duration
 
 	// refused remembers the UID of each pod whose sidecar failed verification, so its status churn is
 	// not re-read and re-reported; it is forgotten when the pod goes.

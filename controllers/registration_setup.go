@@ -23,9 +23,8 @@ import (
 	"github.com/claude-guard/claude-guard/internal/wellknown"
 )
 
-// registrationCRDPoll is how often the manager looks for the ClusterStaticEntry kind while the SPIRE
-// Controller Manager's CRDs are not installed.
-var registrationCRDPoll = 20 * time.Second
+// defaultCRDPoll is RegistrationReconciler.CRDPoll's default.
+const defaultCRDPoll = 20 * time.Second
 
 // SetupRegistration registers the SPIFFE registration controller once the cluster serves
 // ClusterStaticEntry. SPIRE may be installed after claude-guard: until its CRDs exist the manager runs
@@ -36,7 +35,11 @@ func SetupRegistration(mgr ctrl.Manager, r *RegistrationReconciler) error {
 	}
 	return mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
 		log := ctrl.Log.WithName("spire-registration")
-		t := time.NewTicker(registrationCRDPoll)
+		poll := r.CRDPoll
+		if poll == 0 {
+			poll = defaultCRDPoll
+		}
+		t := time.NewTicker(poll)
 		defer t.Stop()
 		for {
 			log.Error(nil, "The cluster does not serve "+spireentry.GVK.GroupKind().String()+": no injected pod gets a SPIFFE ID until the SPIRE Controller Manager's CRDs are installed (docs/install.md)")

@@ -5,6 +5,7 @@ package controllers_test
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,10 +16,15 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/claude-guard/claude-guard/api/v1alpha1"
+	"github.com/claude-guard/claude-guard/controllers"
+	"github.com/claude-guard/claude-guard/internal/effective"
 	"github.com/claude-guard/claude-guard/internal/inject"
 	"github.com/claude-guard/claude-guard/internal/spireentry"
+	"github.com/claude-guard/claude-guard/internal/test/testenv"
+	"github.com/claude-guard/claude-guard/internal/test/testservers"
 	"github.com/claude-guard/claude-guard/internal/test/wait"
 	"github.com/claude-guard/claude-guard/internal/wellknown"
 )
@@ -273,4 +279,55 @@ func eventFor(ctx context.Context, obj client.Object, reason string) (string, er
 		}
 	}
 	return "", fmt.Errorf("no %s event for %s", reason, obj.GetName())
+}
+
+// TestRegistrationStartsWhenTheCRDsAppear: a manager started before the SPIRE Controller Manager's CRDs
+// exist registers pods once they are installed, without a restart.
+func TestRegistrationStartsWhenTheCRDsAppear(t *testing.T) {
+	ctx := context.Background()
+	env, err := testenv.Start() // without the SPIRE CRDs
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = env.Stop() }()
+	c := env.Client
+	stop, err := env.StartManager(testenv.ManagerOptions{
+		Effective:    effective.Options{NoTenant: effective.NoTenantDeny, VaultAddress: "https://vault.test:8200", Upstream: "https://api.anthropic.com"},
+		Registration: &controllers.RegistrationReconciler{Inject: registrationInject, Entries: registrationEntries, CRDPoll: 200 * time.Millisecond},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = stop() }()
+
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "late-crds", Labels: map[string]string{"tenant": "late"}}}
+	tn := newTenant("late", func(tn *v1alpha1.ClaudeTenant) { tn.Spec.SPIFFE = &v1alpha1.TenantSPIFFE{TrustDomain: registrationTD} })
+	p := newPolicy(ns.Name, "chat")
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "late-node"}}
+	for _, o := range []client.Object{ns, tn, p, node} {
+		if err := c.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wait.For(t, 20*time.Second, "the policy's rendered config", func() error {
+		return c.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: wellknown.ConfigMapName("chat")}, &corev1.ConfigMap{})
+	})
+	w := &registrationWorld{ns: ns.Name, policy: p, node: node}
+	pod := w.injectedPod(t, "chat-1")
+	if err := c.Create(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+
+	dir, err := testservers.SPIREDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := envtest.InstallCRDs(env.Config, envtest.CRDInstallOptions{Paths: []string{filepath.Join(dir, "crds")}}); err != nil {
+		t.Fatal(err)
+	}
+	wait.For(t, 30*time.Second, "the pod's entry after the CRDs appeared", func() error {
+		e := &unstructured.Unstructured{}
+		e.SetGroupVersionKind(spireentry.GVK)
+		return c.Get(ctx, client.ObjectKey{Name: spireentry.Name(pod.UID)}, e)
+	})
 }

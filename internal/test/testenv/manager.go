@@ -1,6 +1,9 @@
 package testenv
 
 import (
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+
 	"context"
 	"fmt"
 	"path/filepath"
@@ -49,6 +52,8 @@ func (e *Env) StartManager(o ManagerOptions) (func() error, error) {
 		Scheme:  scheme,
 		Cache:   controllers.CacheOptions(),
 		Metrics: metricsserver.Options{BindAddress: "0"},
+		// A test binary may run more than one manager (each with its own control plane).
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 	}
 	if o.Inject != nil {
 		w := e.WebhookInstallOptions
