@@ -24,10 +24,19 @@ type podView struct {
 }
 
 func listPodMetadata(ctx context.Context, c client.Reader, namespace string) ([]metav1.PartialObjectMetadata, error) {
+	items, err := listPods(ctx, c, client.InNamespace(namespace))
+	if err != nil {
+		return nil, fmt.Errorf("failed to list pods in %s: %w", namespace, err)
+	}
+	return items, nil
+}
+
+// listPods lists the metadata of the pods matching opts (from the cache).
+func listPods(ctx context.Context, c client.Reader, opts ...client.ListOption) ([]metav1.PartialObjectMetadata, error) {
 	list := &metav1.PartialObjectMetadataList{}
 	list.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("PodList"))
-	if err := c.List(ctx, list, client.InNamespace(namespace)); err != nil {
-		return nil, fmt.Errorf("failed to list pods in %s: %w", namespace, err)
+	if err := c.List(ctx, list, opts...); err != nil {
+		return nil, err
 	}
 	return list.Items, nil
 }

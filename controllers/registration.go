@@ -68,7 +68,13 @@ func (r *RegistrationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		}
 		pod = nil
 	}
-	owed, why, err := r.owed(ctx, pod)
+	var current *unstructured.Unstructured
+	if pod != nil {
+		if i := slices.IndexFunc(existing, func(e unstructured.Unstructured) bool { return e.GetName() == spireentry.Name(pod.UID) }); i >= 0 {
+			current = &existing[i]
+		}
+	}
+	owed, why, err := r.owed(ctx, pod, current)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -90,27 +96,25 @@ func (r *RegistrationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		r.forget(req.NamespacedName)
 		return ctrl.Result{}, nil
 	}
-	if owed == nil {
+	if owed == nil || owed.entry == current || (current != nil && spireentry.SameSpec(current, owed.entry)) {
 		return ctrl.Result{}, nil
-	}
-	if i := slices.IndexFunc(existing, func(e unstructured.Unstructured) bool { return e.GetName() == keep }); i >= 0 {
-		if spireentry.SameSpec(&existing[i], owed.entry) {
-			return ctrl.Result{}, nil
-		}
 	}
 	return ctrl.Result{}, r.register(ctx, pod, owed)
 }
 
-// owedEntry is an entry a pod should have, and the policy whose render its sidecar must match.
+// owedEntry is an entry a pod should have, and the policy whose render its sidecar must match. entry is
+// the pod's current entry itself when that one is up to date.
 type owedEntry struct {
 	entry  *unstructured.Unstructured
 	policy *v1alpha1.ClaudeAccessPolicy
 	full   *corev1.Pod
 }
 
-// owed returns the entry pod should have, or nil and why it should have none. It reads the full pod
-// (and its node) only when the answer depends on them.
-func (r *RegistrationReconciler) owed(ctx context.Context, pod *metav1.PartialObjectMetadata) (*owedEntry, string, error) {
+// owed returns the entry pod should have, or nil and why it should have none. current is the entry
+// written for this pod (its UID), if any. It reads the full pod and its node from the API server only
+// when there is no current entry for the trust domain and cluster settings: the status churn of a
+// registered pod costs no API call.
+func (r *RegistrationReconciler) owed(ctx context.Context, pod *metav1.PartialObjectMetadata, current *unstructured.Unstructured) (*owedEntry, string, error) {
 	switch {
 	case pod == nil:
 		return nil, "the pod was deleted", nil
@@ -142,6 +146,9 @@ func (r *RegistrationReconciler) owed(ctx context.Context, pod *metav1.PartialOb
 	td, err := r.trustDomain(ctx, policy)
 	if err != nil || td == "" {
 		return nil, "its policy renders no SPIFFE trust domain", err
+	}
+	if current != nil && spireentry.Current(current, r.Entries, td) {
+		return &owedEntry{entry: current, policy: policy}, "", nil
 	}
 	full := &corev1.Pod{}
 	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(pod), full); err != nil {

@@ -106,15 +106,14 @@ func podOfEntry(_ context.Context, o client.Object) []reconcile.Request {
 
 // injectedPods lists the injected pods matching opts, keeping those keep accepts.
 func (r *RegistrationReconciler) injectedPods(ctx context.Context, keep func(*metav1.PartialObjectMetadata) bool, opts ...client.ListOption) []reconcile.Request {
-	list := &metav1.PartialObjectMetadataList{}
-	list.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("PodList"))
-	if err := r.List(ctx, list, opts...); err != nil {
+	pods, err := listPods(ctx, r.Client, opts...)
+	if err != nil {
 		ctrl.LoggerFrom(ctx).Error(err, "Failed to list pods for a watch event")
 		return nil
 	}
 	var out []reconcile.Request
-	for i := range list.Items {
-		p := &list.Items[i]
+	for i := range pods {
+		p := &pods[i]
 		if isInjected(p) && (keep == nil || keep(p)) {
 			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(p)})
 		}

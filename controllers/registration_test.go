@@ -117,6 +117,28 @@ func TestRegistrationFollowsPods(t *testing.T) {
 		return err
 	})
 
+	// An entry edited by hand is written again (the pod's own status churn alone reads nothing).
+	edited, err := entryOf(ctx, pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unstructured.SetNestedStringSlice(edited.Object, []string{"k8s:ns:" + w.ns}, "spec", "selectors"); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Update(ctx, edited); err != nil {
+		t.Fatal(err)
+	}
+	wait.For(t, 20*time.Second, "the edited entry written again", func() error {
+		got, err := entryOf(ctx, pod)
+		if err != nil {
+			return err
+		}
+		if !spireentry.SameSpec(got, want) {
+			return fmt.Errorf("entry spec %v", got.Object["spec"])
+		}
+		return nil
+	})
+
 	if err := k.Delete(ctx, pod, client.GracePeriodSeconds(0)); err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,8 @@
 package spireentry
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"strings"
 
@@ -29,6 +31,8 @@ const (
 	LabelPodNamespace = wellknown.Prefix + "pod-namespace"
 	LabelPodUID       = wellknown.Prefix + "pod-uid"
 	AnnotationPodName = wellknown.Prefix + "pod-name"
+	// AnnotationSpecHash is the hash of the spec as written, so an entry edited since is told apart.
+	AnnotationSpecHash = wellknown.Prefix + "spec-hash"
 	// AnnotationPolicy (wellknown.AnnotationPolicy) names the policy that injected the pod.
 )
 
@@ -100,7 +104,12 @@ func Entry(o Options, p Pod) *unstructured.Unstructured {
 		LabelPodNamespace:              p.Namespace,
 		LabelPodUID:                    string(p.UID),
 	})
-	u.SetAnnotations(map[string]string{AnnotationPodName: p.Name, wellknown.AnnotationPolicy: p.Policy})
+	u.Object["spec"] = spec(o, p)
+	u.SetAnnotations(map[string]string{AnnotationPodName: p.Name, wellknown.AnnotationPolicy: p.Policy, AnnotationSpecHash: specHash(u)})
+	return u
+}
+
+func spec(o Options, p Pod) map[string]any {
 	spec := map[string]any{
 		"spiffeID":  SPIFFEID(p.TrustDomain, p.Namespace, p.ServiceAccount),
 		"parentID":  AgentID(p.TrustDomain, o.ClusterName, p.NodeUID),
@@ -110,12 +119,31 @@ func Entry(o Options, p Pod) *unstructured.Unstructured {
 	if o.ClassName != "" {
 		spec["className"] = o.ClassName
 	}
-	u.Object["spec"] = spec
-	return u
+	return spec
+}
+
+// Current reports whether e, an entry written for a pod, still names the trust domain and the cluster
+// settings o: the rest of an entry (the pod's UID, service account, node and verified image) never
+// changes for a pod, so such an entry needs neither the pod nor its node read again.
+func Current(e *unstructured.Unstructured, o Options, trustDomain string) bool {
+	if e.GetAnnotations()[AnnotationSpecHash] != specHash(e) {
+		return false // edited since it was written: it is written again
+	}
+	id, _, _ := unstructured.NestedString(e.Object, "spec", "spiffeID")
+	parent, _, _ := unstructured.NestedString(e.Object, "spec", "parentID")
+	class, _, _ := unstructured.NestedString(e.Object, "spec", "className")
+	return strings.HasPrefix(id, "spiffe://"+trustDomain+"/") &&
+		strings.HasPrefix(parent, AgentID(trustDomain, o.ClusterName, "")) && class == o.ClassName
 }
 
 // SameSpec reports whether two entries ask SPIRE for the same registration.
 func SameSpec(a, b *unstructured.Unstructured) bool { return specKey(a) == specKey(b) }
+
+// specHash is a short hash of specKey.
+func specHash(u *unstructured.Unstructured) string {
+	sum := sha256.Sum256([]byte(specKey(u)))
+	return hex.EncodeToString(sum[:8])
+}
 
 // specKey is the part of an entry's spec that Entry writes, as one comparable string.
 func specKey(u *unstructured.Unstructured) string {

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 )
 
@@ -81,5 +82,30 @@ func TestOptionsValidate(t *testing.T) {
 	}
 	if err := (Options{ClusterName: "claude-guard"}).Validate(); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestCurrent: an entry as written is current for its trust domain and cluster settings; an edited one,
+// or one for another trust domain, cluster or class, is not (the controller then reads the pod again).
+func TestCurrent(t *testing.T) {
+	o := Options{ClusterName: "claude-guard"}
+	edited := Entry(o, pod)
+	if err := unstructured.SetNestedStringSlice(edited.Object, []string{"k8s:ns:shop"}, "spec", "selectors"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		current bool
+		want    bool
+	}{
+		{"as written", Current(Entry(o, pod), o, pod.TrustDomain), true},
+		{"selectors edited", Current(edited, o, pod.TrustDomain), false},
+		{"another trust domain", Current(Entry(o, pod), o, "prod.example"), false},
+		{"another cluster", Current(Entry(o, pod), Options{ClusterName: "eu"}, pod.TrustDomain), false},
+		{"another class", Current(Entry(o, pod), Options{ClusterName: "claude-guard", ClassName: "c"}, pod.TrustDomain), false},
+	} {
+		if tc.current != tc.want {
+			t.Errorf("%s: Current = %v, want %v", tc.name, tc.current, tc.want)
+		}
 	}
 }
