@@ -36,16 +36,17 @@ func Run(ctx context.Context, o *Options) error {
 
 // sidecar is everything Run builds from the options and the config it started with.
 type sidecar struct {
-	log     *slog.Logger
-	cfg     *config.Compiled // the config at start
-	store   *config.Store
-	wiring  *wiring
-	tls     *tls.Config
-	metrics *metrics.Metrics
-	limiter limiter
-	users   *endUsers
-	audit   *audit.Logger
-	handler http.Handler
+	log      *slog.Logger
+	cfg      *config.Compiled // the config at start
+	store    *config.Store
+	wiring   *wiring
+	tls      *tls.Config
+	upstream *url.URL
+	metrics  *metrics.Metrics
+	limiter  limiter
+	users    *endUsers
+	audit    *audit.Logger
+	handler  http.Handler
 	// restart is closed when a reload changed settings that apply only at start.
 	restart     chan struct{}
 	restartOnce sync.Once
@@ -96,9 +97,9 @@ func build(ctx context.Context, o *Options) (_ *sidecar, err error) {
 		s.closers = append(s.closers, s.audit.Close)
 		s.metrics.WatchAuditFailures(s.audit.Failed)
 	}
-	upstream, _ := url.Parse(c.Server.Upstream) // validated with the config
+	s.upstream, _ = url.Parse(c.Server.Upstream) // validated with the config
 	s.handler = proxy.New(proxy.Options{
-		Upstream: upstream, Policy: s.store.Policy, Credentials: s.wiring.creds, EndUser: s.users.get,
+		Upstream: s.upstream, Policy: s.store.Policy, Credentials: s.wiring.creds, EndUser: s.users.get,
 		Limiter: s.limiter, Audit: s.audit, Metrics: s.metrics, Log: s.log,
 		Workload: s.wiring.workload(o.Workload), Caller: caller(o),
 	})
@@ -220,9 +221,8 @@ func (s *sidecar) serve(ctx context.Context, o *Options, l listeners) error {
 	go func() { errc <- proxySrv.Serve(l.proxy) }()
 	go func() { errc <- metricsSrv.Serve(l.metrics) }()
 	c := s.cfg.Policy.Config
-	upstream, _ := url.Parse(c.Server.Upstream)
 	s.log.Info("Sidecar serving", "listen", l.proxy.Addr().String(), "metricsListen", l.metrics.Addr().String(),
-		"upstream", upstream.Redacted(), "policy", c.Policy.Namespace+"/"+c.Policy.Name, "hash", s.cfg.Policy.Hash,
+		"upstream", s.upstream.Redacted(), "policy", c.Policy.Namespace+"/"+c.Policy.Name, "hash", s.cfg.Policy.Hash,
 		"limits", s.cfg.Rules.Describe(), "shadowMode", c.ShadowMode, "gateway", o.Gateway, "tls", s.tls != nil)
 	if o.Ready != nil {
 		o.Ready(l.proxy.Addr().String(), l.metrics.Addr().String())

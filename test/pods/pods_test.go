@@ -4,7 +4,6 @@ package pods
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -24,14 +23,6 @@ import (
 	"github.com/claude-guard/claude-guard/internal/test/wait"
 	"github.com/claude-guard/claude-guard/internal/wellknown"
 )
-
-// result is the JSON line claudeclient prints for one call.
-type result struct {
-	Model  string `json:"model"`
-	Status int    `json:"status"`
-	Text   string `json:"text"`
-	Error  string `json:"error"`
-}
 
 // TestRealPods is one story, step by step: each step needs the ones before it.
 func TestRealPods(t *testing.T) {
@@ -137,36 +128,20 @@ func (s *story) applyPolicy(t *testing.T) {
 	s.kubectl(t, "", "wait", "--for=condition=Ready", "--timeout=60s", "-n", tenantNS, "cap/storefront")
 }
 
-// call execs one call into the storefront pod's app container. An exec that printed no result (the API
-// server or kubelet busy) comes back as status 0 with the output as the error, so polling callers retry.
-func (s *story) call(t *testing.T, model string) result {
+// call execs one call into the storefront pod's app container (cluster.Call).
+func (s *story) call(t *testing.T, model string) cluster.ClientResult {
 	t.Helper()
-	out, _ := c.Run(s.ctx, "", "exec", "-n", tenantNS, s.pod, "-c", "app", "--", cluster.ClientBinary, "call", "-model", model)
-	r, ok := findResult(out)
-	if !ok {
-		r.Error = out
-	}
-	return r
+	return c.Call(s.ctx, tenantNS, s.pod, model)
 }
 
 // parseResult returns the result line in a log, or fails the test.
-func parseResult(t *testing.T, out string) result {
+func parseResult(t *testing.T, out string) cluster.ClientResult {
 	t.Helper()
-	r, ok := findResult(out)
+	r, ok := cluster.FindClientResult(out)
 	if !ok {
 		t.Fatalf("no result line in %q", out)
 	}
 	return r
-}
-
-func findResult(out string) (result, bool) {
-	for _, line := range strings.Split(out, "\n") {
-		var r result
-		if json.Unmarshal([]byte(line), &r) == nil && r.Model != "" {
-			return r, true
-		}
-	}
-	return result{}, false
 }
 
 func (s *story) deployment(t *testing.T) {

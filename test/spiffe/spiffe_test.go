@@ -4,7 +4,6 @@ package spiffe
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -374,23 +373,9 @@ func (s *story) runningPod(t *testing.T, ns string) *corev1.Pod {
 	return nil
 }
 
-// result is the JSON line claudeclient prints for one call.
-type result struct {
-	Model  string `json:"model"`
-	Status int    `json:"status"`
-	Error  string `json:"error"`
-}
-
-func (s *story) call(t *testing.T, ns, pod string) result {
+func (s *story) call(t *testing.T, ns, pod string) cluster.ClientResult {
 	t.Helper()
-	out, _ := c.Run(s.ctx, "", "exec", "-n", ns, pod, "-c", "app", "--", cluster.ClientBinary, "call", "-model", allowed)
-	for _, line := range strings.Split(out, "\n") {
-		var r result
-		if json.Unmarshal([]byte(line), &r) == nil && r.Model != "" {
-			return r
-		}
-	}
-	return result{Error: out}
+	return c.Call(s.ctx, ns, pod, allowed)
 }
 
 func (s *story) dump(t *testing.T) {

@@ -2,9 +2,11 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"runtime"
+	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -124,4 +126,35 @@ spec:
         imagePullPolicy: Never
         args: [serve, -call-at-start, %[4]s]
 `, ns, name, ClientImage, model)
+}
+
+// ClientResult is the JSON line ClientImage prints for one call.
+type ClientResult struct {
+	Model  string `json:"model"`
+	Status int    `json:"status"`
+	Text   string `json:"text"`
+	Error  string `json:"error"`
+}
+
+// FindClientResult returns the first result line in out (a log or an exec's output).
+func FindClientResult(out string) (ClientResult, bool) {
+	for _, line := range strings.Split(out, "\n") {
+		var r ClientResult
+		if json.Unmarshal([]byte(line), &r) == nil && r.Model != "" {
+			return r, true
+		}
+	}
+	return ClientResult{}, false
+}
+
+// Call execs one call of model into the app container of pod ns/name. An exec that printed no result
+// (the API server or kubelet busy) comes back as status 0 with the output as the error, so polling
+// callers retry.
+func (c *Cluster) Call(ctx context.Context, ns, pod, model string) ClientResult {
+	out, _ := c.Run(ctx, "", "exec", "-n", ns, pod, "-c", "app", "--", ClientBinary, "call", "-model", model)
+	r, ok := FindClientResult(out)
+	if !ok {
+		r.Error = out
+	}
+	return r
 }

@@ -130,7 +130,7 @@ func (c *Cluster) InstallSPIRE(ctx context.Context) (SPIRE, error) {
 		}
 	}
 	for _, ds := range []string{"spire-agent", "spiffe-csi-driver"} {
-		if err := c.waitDaemonSet(ctx, SPIRENamespace, ds, 2*time.Minute); err != nil {
+		if err := c.WaitDaemonSet(ctx, SPIRENamespace, ds, 2*time.Minute); err != nil {
 			return s, err
 		}
 	}
@@ -176,8 +176,8 @@ func (c *Cluster) waitBundle(ctx context.Context, timeout time.Duration) (string
 	return cm.Data["bundle.crt"], nil
 }
 
-// waitDaemonSet waits until every pod of DaemonSet ns/name is updated and ready.
-func (c *Cluster) waitDaemonSet(ctx context.Context, ns, name string, timeout time.Duration) error {
+// WaitDaemonSet waits until every pod of DaemonSet ns/name is updated and ready.
+func (c *Cluster) WaitDaemonSet(ctx context.Context, ns, name string, timeout time.Duration) error {
 	err := wait.Until(ctx, timeout, func() error {
 		var d appsv1.DaemonSet
 		if err := c.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &d); err != nil {
@@ -194,11 +194,6 @@ func (c *Cluster) waitDaemonSet(ctx context.Context, ns, name string, timeout ti
 		return fmt.Errorf("DaemonSet %s/%s not ready: %w\n%s", ns, name, err, c.podLogs(ctx, ns, "app.kubernetes.io/name="+name))
 	}
 	return nil
-}
-
-// WaitDaemonSet is waitDaemonSet for tests (a DaemonSet rolled out again).
-func (c *Cluster) WaitDaemonSet(ctx context.Context, ns, name string, timeout time.Duration) error {
-	return c.waitDaemonSet(ctx, ns, name, timeout)
 }
 
 // podLogs returns the last log lines of the pods matching selector, for failure messages.
