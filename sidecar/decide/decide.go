@@ -47,6 +47,9 @@ type Denial struct {
 	Status  int
 	Type    string
 	Message string
+	// Shadow is set when shadow mode lets the request through despite this denial: it is recorded
+	// (audit decision shadow_deny), never returned. Every stage that refuses sets it the same way.
+	Shadow bool
 }
 
 // Policy is a compiled config. It is immutable; a reload compiles a new one.
@@ -93,10 +96,8 @@ type User struct {
 // Decision is the outcome for one request.
 type Decision struct {
 	// Denial is the first rule that refused the request; nil when it may go upstream. In shadow mode
-	// it is set but Enforced is false.
+	// it is set with Denial.Shadow.
 	Denial *Denial
-	// Enforced is true when Denial must be returned to the client (not in shadow mode).
-	Enforced bool
 	// Body is the body to forward (rewritten when Aliased or Clamped).
 	Body []byte
 	// Fields are what the body scan found (after rewrites).
@@ -111,9 +112,6 @@ type Decision struct {
 	// ClampedFrom is the client's max_tokens when it was clamped, else 0.
 	ClampedFrom int64
 }
-
-// Blocked reports whether the request must not be forwarded.
-func (d *Decision) Blocked() bool { return d.Denial != nil && d.Enforced }
 
 // modelPathPrefix starts the path of a call that names a model in its path (GET /v1/models/{id}).
 const modelPathPrefix = policyconfig.PathModels + "/"
@@ -132,8 +130,8 @@ func hasModelBody(path string) bool {
 func (p *Policy) Decide(r Request) Decision {
 	d := Decision{Body: r.Body}
 	refuse := func(dn *Denial) Decision {
+		dn.Shadow = p.Config.ShadowMode
 		d.Denial = dn
-		d.Enforced = !p.Config.ShadowMode
 		return d
 	}
 	deny := func(rule string, status int, typ, format string, args ...any) Decision {
@@ -143,7 +141,7 @@ func (p *Policy) Decide(r Request) Decision {
 	if c.Deny != nil {
 		// A deny-all config fails closed even in shadow mode: it means the policy itself is not admitted.
 		d = deny(RuleDeny, http.StatusForbidden, TypePermission, "claude-guard: all requests are denied by policy (rule deny): %s", c.Deny.Reason)
-		d.Enforced = true
+		d.Denial.Shadow = false
 		return d
 	}
 	if !p.endpointAllowed(r.Path) {
@@ -179,7 +177,7 @@ func (p *Policy) Decide(r Request) Decision {
 		// Malformed input is refused even in shadow mode: forwarding it would mean the upstream might
 		// read a request the policy never saw.
 		d = deny(RuleBody, http.StatusBadRequest, TypeInvalidRequest, "claude-guard: request body refused: %v (rule body)", err)
-		d.Enforced = true
+		d.Denial.Shadow = false
 		return d
 	}
 	d.Fields = f

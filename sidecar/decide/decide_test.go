@@ -117,8 +117,8 @@ func TestDecide(t *testing.T) {
 				if d.Denial == nil {
 					t.Fatalf("allowed, want denial by %s", c.rule)
 				}
-				if d.Denial.Rule != c.rule || d.Denial.Status != c.status || d.Enforced != c.enforced {
-					t.Fatalf("denial %+v enforced=%v, want rule %s status %d enforced=%v", d.Denial, d.Enforced, c.rule, c.status, c.enforced)
+				if d.Denial.Rule != c.rule || d.Denial.Status != c.status || d.Denial.Shadow == c.enforced {
+					t.Fatalf("denial %+v, want rule %s status %d enforced=%v", d.Denial, c.rule, c.status, c.enforced)
 				}
 				if !strings.Contains(d.Denial.Message, "rule "+c.rule) && c.rule != RuleModelRequired {
 					t.Errorf("message %q does not name rule %s", d.Denial.Message, c.rule)

@@ -62,8 +62,8 @@ type Request struct {
 	// no tokens (count_tokens, models).
 	InputTokens  int64
 	OutputTokens int64
-	// Force reserves even when a rule is exceeded (shadow mode): Reserve then returns both a
-	// Reservation and the *Denied that would have applied.
+	// Force reserves even when a rule is exceeded (shadow mode): Reserve then returns a Reservation
+	// whose Exceeded is the *Denied that would have applied, and no error.
 	Force bool
 }
 
@@ -90,7 +90,7 @@ func (d *Denied) Error() string {
 
 // Limiter reserves, settles and refunds. Implementations are safe for concurrent use.
 type Limiter interface {
-	// Reserve takes the request's reservation or returns a *Denied (or a backend error).
+	// Reserve takes the request's reservation or returns a *Denied (or a backend error); never both.
 	Reserve(ctx context.Context, r Request) (*Reservation, error)
 	// Settle replaces the reservation with real usage.
 	Settle(ctx context.Context, res *Reservation, u usage.Usage) error
@@ -105,6 +105,8 @@ type Reservation struct {
 	rules  *Rules
 	holds  []hold
 	status Status
+	// exceeded is the rule a forced reservation went past.
+	exceeded *Denied
 	// local is set when a Redis limiter took the reservation on its local fallback (fail-open): it is
 	// settled there too.
 	local bool
@@ -118,6 +120,14 @@ func (r *Reservation) Status() Status {
 		return Status{}
 	}
 	return r.status
+}
+
+// Exceeded is the rule a forced reservation (Request.Force) went past, nil when every rule had room.
+func (r *Reservation) Exceeded() *Denied {
+	if r == nil {
+		return nil
+	}
+	return r.exceeded
 }
 
 // hold is what a reservation took from one rule's counter in one window.

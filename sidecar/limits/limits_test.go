@@ -194,8 +194,8 @@ func TestForceReservesInShadow(t *testing.T) {
 			t.Fatal(err)
 		}
 		res, err := m.Reserve(ctx, Request{Force: true})
-		if res == nil || asDenied(err) == nil {
-			t.Fatalf("Force: res=%v err=%v; want both", res, err)
+		if err != nil || res.Exceeded() == nil || res.Exceeded().Rule != "policy/rpm" {
+			t.Fatalf("Force: res=%v err=%v; want a reservation that exceeded policy/rpm", res, err)
 		}
 		// The forced request was counted (shadow mode still counts), and refunding it gives it back.
 		if r, _ := m.counter(t, rs, 0, Keys{}, *now); r != 2 {

@@ -88,7 +88,7 @@ func (m *Memory) Reserve(_ context.Context, r Request) (*Reservation, error) {
 	res.status = statusOf(rs, counts)
 	if denied != nil {
 		denied.Status = res.status
-		return res, denied
+		res.exceeded = denied
 	}
 	return res, nil
 }

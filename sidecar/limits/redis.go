@@ -253,8 +253,8 @@ func (l *Redis) Reserve(ctx context.Context, r Request) (*Reservation, error) {
 	if !r.Force {
 		return nil, d
 	}
-	res.status = status
-	return res, d
+	res.status, res.exceeded = status, d
+	return res, nil
 }
 
 // Settle implements Limiter.

@@ -20,15 +20,15 @@ func WithAudit(l *audit.Logger, next http.Handler) http.Handler {
 
 func writeAudit(l *audit.Logger, r *http.Request) {
 	ex := FromContext(r.Context())
-	ex.Status = ex.w.code()
 	c := ex.Policy.Config
 	rule, reason := ex.rule()
+	up := &ex.Upstream
 	rec := audit.Record{
 		Time:              ex.Start,
 		Policy:            c.Policy.Namespace + "/" + c.Policy.Name,
 		ConfigHash:        ex.Policy.Hash,
-		Workload:          ex.Workload,
-		Namespace:         ex.Namespace,
+		Workload:          ex.Caller.Workload,
+		Namespace:         ex.Caller.Namespace,
 		Method:            r.Method,
 		Path:              r.URL.Path,
 		Model:             ex.Decision.Model,
@@ -37,20 +37,20 @@ func writeAudit(l *audit.Logger, r *http.Request) {
 		Decision:          ex.decisionLabel(),
 		Rule:              rule,
 		Reason:            reason,
-		Status:            ex.Status,
-		InputTokens:       ex.Usage.InputTokens,
-		OutputTokens:      ex.Usage.OutputTokens,
-		CacheReadTokens:   ex.Usage.CacheReadInputTokens,
-		CacheWriteTokens:  ex.Usage.CacheCreationInputTokens,
+		Status:            ex.w.code(),
+		InputTokens:       up.Usage.InputTokens,
+		OutputTokens:      up.Usage.OutputTokens,
+		CacheReadTokens:   up.Usage.CacheReadInputTokens,
+		CacheWriteTokens:  up.Usage.CacheCreationInputTokens,
 		ClampedFrom:       ex.Decision.ClampedFrom,
 		Latency:           time.Since(ex.Start),
-		UpstreamLatency:   ex.UpstreamLatency,
-		UpstreamRequestID: ex.UpstreamRequestID,
-		StreamError:       ex.StreamError,
+		UpstreamLatency:   up.Latency,
+		UpstreamRequestID: up.RequestID,
+		StreamError:       up.StreamError,
 		ClientAborted:     ex.ClientAborted || r.Context().Err() != nil,
 	}
 	if !c.Audit.OmitEndUser {
-		rec.EndUser = ex.EndUser
+		rec.EndUser = ex.Caller.EndUser()
 	}
 	if c.Audit.Disabled {
 		return

@@ -14,13 +14,13 @@ func WithCredentials(src credentials.Source, next http.Handler) http.Handler {
 		ex := FromContext(r.Context())
 		key, err := src.Get(r.Context())
 		if err != nil {
-			ex.deny(w, &decide.Denial{Rule: "credentials", Status: http.StatusServiceUnavailable, Type: decide.TypeAPI,
+			ex.refuse(w, &decide.Denial{Rule: "credentials", Status: http.StatusServiceUnavailable, Type: decide.TypeAPI,
 				Message: "claude-guard: no API key is available to the proxy yet"}, true, 0)
 			return
 		}
-		ex.Key = key
+		ex.cred.key = key
 		if b, ok := src.(credentials.BearerSource); ok && b.Bearer() {
-			ex.Bearer = true
+			ex.cred.bearer = true
 		}
 		next.ServeHTTP(w, r)
 	})

@@ -30,37 +30,34 @@ func WithEndUser(auth func() *enduser.Authenticator, log *slog.Logger, next http
 		}
 		p, f := a.Authenticate(r.Context(), r.Header)
 		if f != nil {
-			dn := &decide.Denial{Rule: f.Rule, Status: f.Status, Type: TypeAuthentication, Message: f.Message}
+			dn := &decide.Denial{Rule: f.Rule, Status: f.Status, Type: TypeAuthentication, Message: f.Message,
+				Shadow: ex.Policy.Config.ShadowMode}
 			if f.Status >= 500 {
 				dn.Type = decide.TypeAPI
 			}
-			if !ex.Policy.Config.ShadowMode {
-				ex.deny(w, dn, f.Status >= 500, 0)
+			if ex.refuse(w, dn, f.Status >= 500, 0) {
 				return
 			}
-			ex.Shadowed, ex.ShadowDenial = true, dn
 			log.Info("Shadow mode: end-user token would have been refused", "rule", f.Rule)
 		}
-		if p != nil {
-			ex.User = p
-			ex.EndUser = p.Subject
-		}
+		ex.Caller.User = p
 		next.ServeHTTP(w, r)
 	})
 }
 
 // decisionUser is what the scope rules see of the exchange's end user.
 func (ex *Exchange) decisionUser() *decide.User {
-	if ex.User == nil {
+	u := ex.Caller.User
+	if u == nil {
 		return nil
 	}
-	return &decide.User{Scopes: ex.User.Scopes, Groups: ex.User.Groups}
+	return &decide.User{Scopes: u.Scopes, Groups: u.Groups}
 }
 
 // endUserKey is the EndUser limit key: issuer-qualified, "" without a verified user.
 func (ex *Exchange) endUserKey() string {
-	if ex.User == nil {
+	if ex.Caller.User == nil {
 		return ""
 	}
-	return ex.User.Key()
+	return ex.Caller.User.Key()
 }

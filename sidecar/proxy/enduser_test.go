@@ -236,3 +236,56 @@ func TestEndUserShadowMode(t *testing.T) {
 		t.Fatalf("audit record: %v", recs[0])
 	}
 }
+
+// A shadowed request is recorded with the rule enforcement would have returned: each stage's refusal
+// is one denial, and the first one wins in both modes (a refused token before a model rule before a
+// limit).
+func TestShadowRecordsTheRuleEnforcementReturns(t *testing.T) {
+	is := oidctest.Start(t)
+	expired := is.Claims("erin", "claude-assistant", "basic")
+	expired["exp"] = time.Now().Add(-time.Hour).Unix()
+	expiredToken, basic := is.Sign(expired), is.Sign(is.Claims("alice", "claude-assistant", "basic"))
+	opus := anthropic.MessageNewParams{Model: "claude-opus-4-1", MaxTokens: 10, Messages: userMsg("hi")}
+	limit := "limits: {rules: [{name: rpm, key: Namespace, window: Minute, requests: 1}]}\n"
+	cases := []struct {
+		name   string
+		token  string
+		params anthropic.MessageNewParams
+		rule   string
+	}{
+		{"refused token before model rule", expiredToken, opus, "endUser.token"},
+		{"model rule before limit", basic, opus, "models.allow"},
+		{"limit", basic, haiku(10), "limits/policy/rpm"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			for _, shadow := range []bool{false, true} {
+				e := newEnv(t, tierConfig(is, limit+fmt.Sprintf("shadowMode: %v\n", shadow)), withEndUsers(t, nil))
+				// The first call takes the limit's one request.
+				if _, err := e.client.Messages.New(context.Background(), haiku(10), option.WithAuthToken(basic)); err != nil {
+					t.Fatalf("shadow=%v: first call: %v", shadow, err)
+				}
+				var hdr http.Header
+				_, err := e.client.Messages.New(context.Background(), c.params, option.WithAuthToken(c.token),
+					option.WithMiddleware(func(r *http.Request, next option.MiddlewareNext) (*http.Response, error) {
+						resp, err := next(r)
+						if resp != nil {
+							hdr = resp.Header
+						}
+						return resp, err
+					}))
+				rec := e.audit.records(t)[1]
+				want := map[bool]string{false: "deny", true: "shadow_deny"}[shadow]
+				if rec["rule"] != c.rule || rec["decision"] != want {
+					t.Fatalf("shadow=%v: audit rule %v decision %v, want %s %s", shadow, rec["rule"], rec["decision"], c.rule, want)
+				}
+				switch {
+				case shadow && err != nil:
+					t.Fatalf("shadow mode refused the call: %v", err)
+				case !shadow && (err == nil || hdr.Get(proxy.HeaderRule) != c.rule):
+					t.Fatalf("enforced: err %v, rule header %q; want %s", err, hdr.Get(proxy.HeaderRule), c.rule)
+				}
+			}
+		})
+	}
+}

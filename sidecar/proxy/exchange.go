@@ -11,39 +11,65 @@ import (
 	"github.com/claude-guard/claude-guard/sidecar/usage"
 )
 
-// Exchange is the state of one request as it moves through the chain.
+// Exchange is the state of one request as it moves through the chain. Each stage writes its own part
+// and reads what earlier stages wrote.
 type Exchange struct {
-	Start    time.Time
-	Policy   *decide.Policy
-	Decision decide.Decision
+	Start  time.Time
+	Policy *decide.Policy
+	// Caller is who the request is charged to and recorded as (WithExchange, WithEndUser).
+	Caller Caller
+	// Body is the request body as read (WithBody), then as decided on (WithDecision).
 	Body     []byte
-	// Denial is set by whichever wrapper refused the request (policy, limit, proxy error).
-	Denial   *decide.Denial
-	Shadowed bool // a rule would have denied but shadow mode let the request through
-	// ShadowDenial is an end-user refusal that shadow mode let through.
-	ShadowDenial *decide.Denial
-	// Outcome of forwarding.
-	Forwarded bool
-	// Status is the response status, set when the response is done.
-	Status            int
-	UpstreamStart     time.Time
-	UpstreamLatency   time.Duration
-	UpstreamRequestID string
-	Usage             usage.Usage
-	UsageSeen         bool
-	StreamError       string
-	ClientAborted     bool
-	// Key is the API key injected upstream; it lives only here and in the outbound header.
-	Key string
-	// Bearer says Key is an OAuth access token (Authorization: Bearer), not an API key (x-api-key).
-	Bearer    bool
+	Decision decide.Decision
+	// Denial is the exchange's one refusal: the error the client got (from any stage, or a proxy
+	// error), or in shadow mode (Denial.Shadow) the first rule that would have refused while the
+	// request went on. An enforced denial replaces a shadowed one; a later shadowed one is dropped.
+	Denial *decide.Denial
+	// Upstream is what forwarding saw.
+	Upstream Upstream
+	// ClientAborted is set when the client went away before the response was done.
+	ClientAborted bool
+
+	// cred is the credential injected upstream; it lives only here and in the outbound header.
+	cred credential
+	w    *statusWriter
+}
+
+// Caller is the request's workload and verified end user.
+type Caller struct {
 	Workload  string
 	Namespace string
-	// User is the verified end user (nil without one); EndUser is its subject for audit and metrics.
-	User    *enduser.Principal
-	EndUser string
+	// User is the verified end user, nil without one.
+	User *enduser.Principal
+}
 
-	w *statusWriter
+// EndUser is the verified end user's subject for audit and metrics, "" without one.
+func (c *Caller) EndUser() string {
+	if c.User == nil {
+		return ""
+	}
+	return c.User.Subject
+}
+
+// Upstream is the forwarded request's side of the exchange.
+type Upstream struct {
+	// Forwarded is set once the request was handed to the upstream transport.
+	Forwarded bool
+	Start     time.Time
+	Latency   time.Duration
+	RequestID string
+	// Usage is what the response reported, when UsageSeen.
+	Usage     usage.Usage
+	UsageSeen bool
+	// StreamError is the type of an error event in a streamed response.
+	StreamError string
+}
+
+// credential is the key sent upstream: an API key (x-api-key) or, when bearer, an OAuth access token
+// (Authorization: Bearer).
+type credential struct {
+	key    string
+	bearer bool
 }
 
 type ctxKey struct{}
@@ -59,15 +85,14 @@ func FromContext(ctx context.Context) *Exchange {
 func WithExchange(policy func() *decide.Policy, workload string, caller func(*http.Request) string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := policy()
-		ex := &Exchange{Start: time.Now(), Policy: p, Workload: workload}
+		ex := &Exchange{Start: time.Now(), Policy: p, Caller: Caller{Workload: workload, Namespace: p.Config.Identity.Namespace}}
 		if caller != nil {
 			if id := caller(r); id != "" {
-				ex.Workload = id
+				ex.Caller.Workload = id
 			}
 		}
-		ex.Namespace = p.Config.Identity.Namespace
-		if ex.Namespace == "" {
-			ex.Namespace = p.Config.Policy.Namespace
+		if ex.Caller.Namespace == "" {
+			ex.Caller.Namespace = p.Config.Policy.Namespace
 		}
 		ex.w = &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(ex.w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, ex)))
@@ -81,7 +106,7 @@ type statusWriter struct {
 	status int
 }
 
-// status is the response status so far (200 once anything was written without an explicit status).
+// code is the response status so far (200 once anything was written without an explicit status).
 func (s *statusWriter) code() int {
 	if s.status == 0 {
 		return http.StatusOK
@@ -111,36 +136,38 @@ func (s *statusWriter) Flush() {
 
 func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
-// deny writes a denial and records it.
-func (ex *Exchange) deny(w http.ResponseWriter, d *decide.Denial, retryable bool, retryAfter time.Duration) {
+// refuse records a denial and reports whether it ended the request. An enforced denial is written to
+// the client (true); a shadowed one (shadow mode) is kept when it is the first, and the request goes on.
+func (ex *Exchange) refuse(w http.ResponseWriter, d *decide.Denial, retryable bool, retryAfter time.Duration) bool {
+	if d.Shadow {
+		if ex.Denial == nil {
+			ex.Denial = d
+		}
+		return false
+	}
 	ex.Denial = d
 	WriteError(w, d, retryable, retryAfter)
+	return true
 }
 
 // decisionLabel is the audit and metric decision of a finished exchange.
 func (ex *Exchange) decisionLabel() string {
-	switch {
-	case ex.Denial != nil && ex.Denial.Status >= 500:
-		return audit.DecisionError
-	case ex.Denial != nil:
-		return audit.DecisionDeny
-	case ex.Shadowed:
-		return audit.DecisionShadowDeny
-	default:
+	switch d := ex.Denial; {
+	case d == nil:
 		return audit.DecisionAllow
+	case d.Shadow:
+		return audit.DecisionShadowDeny
+	case d.Status >= 500:
+		return audit.DecisionError
+	default:
+		return audit.DecisionDeny
 	}
 }
 
 // rule returns the rule that denied (or would have), and its message.
 func (ex *Exchange) rule() (string, string) {
-	if ex.Denial != nil {
-		return ex.Denial.Rule, ex.Denial.Message
+	if ex.Denial == nil {
+		return "", ""
 	}
-	if ex.Decision.Denial != nil {
-		return ex.Decision.Denial.Rule, ex.Decision.Denial.Message
-	}
-	if ex.ShadowDenial != nil {
-		return ex.ShadowDenial.Rule, ex.ShadowDenial.Message
-	}
-	return "", ""
+	return ex.Denial.Rule, ex.Denial.Message
 }

@@ -78,11 +78,11 @@ func newForwarder(o Options) http.Handler {
 				out.Header.Del(eu.Header)
 			}
 			out.Header.Del("Accept-Encoding")
-			if ex.Bearer {
-				out.Header.Set("Authorization", "Bearer "+ex.Key)
+			if ex.cred.bearer {
+				out.Header.Set("Authorization", "Bearer "+ex.cred.key)
 				addBeta(out.Header, credentials.OAuthBeta)
 			} else {
-				out.Header.Set("X-Api-Key", ex.Key)
+				out.Header.Set("X-Api-Key", ex.cred.key)
 			}
 			if ex.Body != nil {
 				out.Body = io.NopCloser(bytes.NewReader(ex.Body))
@@ -91,13 +91,13 @@ func newForwarder(o Options) http.Handler {
 				body := ex.Body
 				out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 			}
-			ex.Forwarded = true
-			ex.UpstreamStart = time.Now()
+			ex.Upstream.Forwarded = true
+			ex.Upstream.Start = time.Now()
 		},
 		ModifyResponse: func(resp *http.Response) error {
 			ex := FromContext(resp.Request.Context())
-			ex.UpstreamLatency = time.Since(ex.UpstreamStart)
-			ex.UpstreamRequestID = resp.Header.Get("request-id")
+			ex.Upstream.Latency = time.Since(ex.Upstream.Start)
+			ex.Upstream.RequestID = resp.Header.Get("request-id")
 			if resp.StatusCode == http.StatusUnauthorized {
 				// The key may have been rotated: re-read it before the next request.
 				creds.Invalidate()
@@ -124,7 +124,7 @@ func newForwarder(o Options) http.Handler {
 			if errors.Is(err, context.DeadlineExceeded) {
 				status = http.StatusGatewayTimeout
 			}
-			ex.deny(w, &decide.Denial{Rule: "upstream", Status: status, Type: decide.TypeAPI,
+			ex.refuse(w, &decide.Denial{Rule: "upstream", Status: status, Type: decide.TypeAPI,
 				Message: "claude-guard: the upstream API could not be reached"}, true, 0)
 		},
 	}

@@ -25,32 +25,32 @@ func WithMetrics(m *metrics.Metrics, next http.Handler) http.Handler {
 
 func observe(m *metrics.Metrics, r *http.Request) {
 	ex := FromContext(r.Context())
-	ex.Status = ex.w.code()
+	status, up := ex.w.code(), &ex.Upstream
 	ep := endpointLabel(r.URL.Path)
 	// The model label is client-chosen text: use it only once the upstream accepted it as a model, so
 	// a client cannot grow the label set without bound.
 	model := "-"
 	if ex.Decision.Model != "" {
 		model = "other"
-		if ex.Forwarded && ex.Status < 400 {
+		if up.Forwarded && status < 400 {
 			model = ex.Decision.Model
 		}
 	}
 	stream := strconv.FormatBool(ex.Decision.Fields.Stream)
-	m.Requests.WithLabelValues(ep, ex.decisionLabel(), model, strconv.Itoa(ex.Status)).Inc()
+	m.Requests.WithLabelValues(ep, ex.decisionLabel(), model, strconv.Itoa(status)).Inc()
 	m.Duration.WithLabelValues(ep, stream).Observe(time.Since(ex.Start).Seconds())
-	if ex.Forwarded && ex.UpstreamLatency > 0 {
-		m.UpstreamDuration.WithLabelValues(ep, stream).Observe(ex.UpstreamLatency.Seconds())
+	if up.Forwarded && up.Latency > 0 {
+		m.UpstreamDuration.WithLabelValues(ep, stream).Observe(up.Latency.Seconds())
 	}
-	if ex.EndUser != "" && ex.Policy.Config.Audit.EndUserMetricLabel {
-		m.EndUserRequests.WithLabelValues(ex.EndUser, ex.decisionLabel()).Inc()
-		if ex.UsageSeen {
-			m.EndUserTokens.WithLabelValues(ex.EndUser, "input").Add(float64(ex.Usage.TotalInput()))
-			m.EndUserTokens.WithLabelValues(ex.EndUser, "output").Add(float64(ex.Usage.OutputTokens))
+	if eu := ex.Caller.EndUser(); eu != "" && ex.Policy.Config.Audit.EndUserMetricLabel {
+		m.EndUserRequests.WithLabelValues(eu, ex.decisionLabel()).Inc()
+		if up.UsageSeen {
+			m.EndUserTokens.WithLabelValues(eu, "input").Add(float64(up.Usage.TotalInput()))
+			m.EndUserTokens.WithLabelValues(eu, "output").Add(float64(up.Usage.OutputTokens))
 		}
 	}
-	if ex.UsageSeen {
-		u := ex.Usage
+	if up.UsageSeen {
+		u := up.Usage
 		m.Tokens.WithLabelValues("input", model).Add(float64(u.InputTokens))
 		m.Tokens.WithLabelValues("output", model).Add(float64(u.OutputTokens))
 		m.Tokens.WithLabelValues("cache_read", model).Add(float64(u.CacheReadInputTokens))

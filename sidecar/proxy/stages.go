@@ -24,7 +24,7 @@ func WithBody(next http.Handler) http.Handler {
 		ex := FromContext(r.Context())
 		max := ex.Policy.Config.MaxRequestBytes
 		if r.ContentLength > max {
-			ex.deny(w, tooLarge(r.ContentLength, max), false, 0)
+			ex.refuse(w, tooLarge(r.ContentLength, max), false, 0)
 			return
 		}
 		if r.Body != nil && r.Body != http.NoBody {
@@ -36,12 +36,12 @@ func WithBody(next http.Handler) http.Handler {
 			n, err := buf.ReadFrom(io.LimitReader(r.Body, max+1))
 			r.Body.Close()
 			if err != nil {
-				ex.deny(w, &decide.Denial{Rule: decide.RuleBody, Status: http.StatusBadRequest, Type: decide.TypeInvalidRequest,
+				ex.refuse(w, &decide.Denial{Rule: decide.RuleBody, Status: http.StatusBadRequest, Type: decide.TypeInvalidRequest,
 					Message: "claude-guard: failed to read the request body"}, false, 0)
 				return
 			}
 			if n > max {
-				ex.deny(w, tooLarge(n, max), false, 0)
+				ex.refuse(w, tooLarge(n, max), false, 0)
 				return
 			}
 			ex.Body = buf.Bytes()
@@ -63,13 +63,11 @@ func WithDecision(log *slog.Logger, next http.Handler) http.Handler {
 		path := r.URL.EscapedPath()
 		ex.Decision = ex.Policy.Decide(decide.Request{Method: r.Method, Path: path, Body: ex.Body, User: ex.decisionUser()})
 		d := &ex.Decision
-		if d.Denial != nil {
-			if d.Enforced {
-				ex.deny(w, d.Denial, false, 0)
+		if dn := d.Denial; dn != nil {
+			if ex.refuse(w, dn, false, 0) {
 				return
 			}
-			ex.Shadowed = true
-			log.Info("Shadow mode: request would have been denied", "rule", d.Denial.Rule, "path", r.URL.Path, "model", d.Model)
+			log.Info("Shadow mode: request would have been denied", "rule", dn.Rule, "path", r.URL.Path, "model", d.Model)
 		}
 		ex.Body = d.Body
 		next.ServeHTTP(w, r)
@@ -86,7 +84,7 @@ func WithLimits(l limits.Limiter, m *metrics.Metrics, log *slog.Logger, next htt
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ex := FromContext(r.Context())
 		req := limits.Request{
-			Keys:  limits.Keys{Workload: ex.Workload, EndUser: ex.endUserKey(), Namespace: ex.Namespace},
+			Keys:  limits.Keys{Workload: ex.Caller.Workload, EndUser: ex.endUserKey(), Namespace: ex.Caller.Namespace},
 			Model: ex.Decision.Model,
 			Force: ex.Policy.Config.ShadowMode,
 		}
@@ -100,38 +98,17 @@ func WithLimits(l limits.Limiter, m *metrics.Metrics, log *slog.Logger, next htt
 		case errors.As(err, &denied):
 			// Set before anything is written: the forwarder adds the upstream's headers to these.
 			setRateLimitHeaders(w.Header(), denied.Status)
-			if m != nil {
-				m.LimiterRejected.WithLabelValues(denied.Rule).Inc()
-			}
-			dn := &decide.Denial{Rule: "limits/" + denied.Rule, Status: http.StatusTooManyRequests, Type: decide.TypeRateLimit,
-				Message: fmt.Sprintf("claude-guard: %s (rule limits %q)", denied.Error(), denied.Rule)}
-			if res == nil {
-				// Retrying helps only when the window resets soon and the request can fit at all.
-				retry := !denied.Never && denied.RetryAfter <= time.Minute
-				ex.deny(w, dn, retry, denied.RetryAfter)
-				return
-			}
-			ex.Shadowed = true
-			if ex.Decision.Denial == nil {
-				ex.Decision.Denial = dn
-			}
-			log.Info("Shadow mode: request would have been rate limited", "rule", denied.Rule)
+			// Retrying helps only when the window resets soon and the request can fit at all.
+			retry := !denied.Never && denied.RetryAfter <= time.Minute
+			ex.refuse(w, limitDenial(m, denied, false), retry, denied.RetryAfter)
+			return
 		case err != nil:
-			if m != nil {
-				m.LimiterErrors.WithLabelValues("reserve").Inc()
-			}
-			// A shared backend logs each outage once (ErrUnavailable); anything else is logged here.
-			lvl := slog.LevelWarn
-			if errors.Is(err, limits.ErrUnavailable) {
-				lvl = slog.LevelDebug
-			}
-			if ex.Policy.Config.Limits.FailureMode != policyconfig.FailOpen {
-				log.Log(r.Context(), lvl, "Rate limiter unavailable, refusing the request", "error", err)
-				ex.deny(w, &decide.Denial{Rule: "limits", Status: http.StatusServiceUnavailable, Type: decide.TypeAPI,
-					Message: "claude-guard: the rate limiter is unavailable, so the policy (failureMode FailClosed) refuses requests; retry shortly"}, true, time.Second)
+			if !limiterUnavailable(w, r, ex, m, log, err) {
 				return
 			}
-			log.Log(r.Context(), lvl, "Rate limiter unavailable, failing open", "error", err)
+		case res.Exceeded() != nil:
+			ex.refuse(w, limitDenial(m, res.Exceeded(), true), false, 0)
+			log.Info("Shadow mode: request would have been rate limited", "rule", res.Exceeded().Rule)
 		}
 		if res != nil {
 			setRateLimitHeaders(w.Header(), res.Status())
@@ -139,6 +116,36 @@ func WithLimits(l limits.Limiter, m *metrics.Metrics, log *slog.Logger, next htt
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// limitDenial is a limit's refusal as the proxy's denial, counted.
+func limitDenial(m *metrics.Metrics, d *limits.Denied, shadow bool) *decide.Denial {
+	if m != nil {
+		m.LimiterRejected.WithLabelValues(d.Rule).Inc()
+	}
+	return &decide.Denial{Rule: "limits/" + d.Rule, Status: http.StatusTooManyRequests, Type: decide.TypeRateLimit,
+		Message: fmt.Sprintf("claude-guard: %s (rule limits %q)", d.Error(), d.Rule), Shadow: shadow}
+}
+
+// limiterUnavailable handles a limiter that could not answer: the policy's failure mode refuses the
+// request (false) or lets it through unmetered (true).
+func limiterUnavailable(w http.ResponseWriter, r *http.Request, ex *Exchange, m *metrics.Metrics, log *slog.Logger, err error) bool {
+	if m != nil {
+		m.LimiterErrors.WithLabelValues("reserve").Inc()
+	}
+	// A shared backend logs each outage once (ErrUnavailable); anything else is logged here.
+	lvl := slog.LevelWarn
+	if errors.Is(err, limits.ErrUnavailable) {
+		lvl = slog.LevelDebug
+	}
+	if ex.Policy.Config.Limits.FailureMode == policyconfig.FailOpen {
+		log.Log(r.Context(), lvl, "Rate limiter unavailable, failing open", "error", err)
+		return true
+	}
+	log.Log(r.Context(), lvl, "Rate limiter unavailable, refusing the request", "error", err)
+	ex.refuse(w, &decide.Denial{Rule: "limits", Status: http.StatusServiceUnavailable, Type: decide.TypeAPI,
+		Message: "claude-guard: the rate limiter is unavailable, so the policy (failureMode FailClosed) refuses requests; retry shortly"}, true, time.Second)
+	return false
 }
 
 // settle settles or refunds a reservation once the response is done. The response is already sent, so
@@ -152,11 +159,11 @@ func settle(l limits.Limiter, m *metrics.Metrics, log *slog.Logger, res *limits.
 	// A context that outlives the client: the reservation must be released.
 	ctx := context.WithoutCancel(r.Context())
 	op, err := "refund", error(nil)
-	if !ex.Forwarded {
+	if !ex.Upstream.Forwarded {
 		err = l.Refund(ctx, res)
 	} else {
-		u := ex.Usage
-		if st := ex.w.status; !ex.UsageSeen && (ex.ClientAborted || r.Context().Err() != nil) && st < 300 {
+		u := ex.Upstream.Usage
+		if st := ex.w.status; !ex.Upstream.UsageSeen && (ex.ClientAborted || r.Context().Err() != nil) && st < 300 {
 			// The client left before any usage arrived: the upstream has the prompt and will bill it.
 			u.InputTokens = req.InputTokens
 		}
@@ -213,10 +220,11 @@ func (m *meter) finish() {
 		return
 	}
 	m.done = true
+	up := &m.ex.Upstream
 	switch {
 	case m.sse != nil:
-		m.ex.Usage, m.ex.UsageSeen, m.ex.StreamError = m.sse.Usage, m.sse.Seen, m.sse.ErrorType
+		up.Usage, up.UsageSeen, up.StreamError = m.sse.Usage, m.sse.Seen, m.sse.ErrorType
 	case m.json != nil:
-		m.ex.Usage, m.ex.UsageSeen = usage.FromJSON(m.json.Bytes())
+		up.Usage, up.UsageSeen = usage.FromJSON(m.json.Bytes())
 	}
 }
