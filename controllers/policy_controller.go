@@ -5,6 +5,8 @@ package controllers
 
 import (
 	"github.com/claude-guard/claude-guard/internal/conditions"
+	"github.com/claude-guard/claude-guard/internal/render"
+	"github.com/claude-guard/claude-guard/internal/wellknown"
 
 	"context"
 	"errors"
@@ -99,34 +101,18 @@ func (r *PolicyReconciler) reconcileDelete(ctx context.Context, p *v1alpha1.Clau
 }
 
 func (r *PolicyReconciler) reconcileNormal(ctx context.Context, p *v1alpha1.ClaudeAccessPolicy) error {
-	ten, err := tenancyOf(ctx, r.Client, p.Namespace)
+	res, err := render.Policy(ctx, r.Client, p, r.Options)
 	if err != nil {
 		return err
 	}
-	tenantName := ""
-	if ten.tenant != nil {
-		tenantName = ten.tenant.Name
-	}
-	cfg, violations := effective.Compute(effective.Input{Policy: p, Tenant: ten.tenant, ConflictingTenants: ten.conflicting}, r.Options)
-	if _, err := metav1.LabelSelectorAsSelector(&p.Spec.PodSelector); err != nil {
-		// Found before rendering, so the policy renders deny-all and Ready is written once, here.
-		violations = append([]effective.Violation{{Reason: v1alpha1.ReasonInvalidSelector, Message: "spec.podSelector is invalid: " + err.Error()}}, violations...)
-	}
-	if len(violations) > 0 {
-		// Fail closed: running pods get a deny-all config rather than keep rules no longer admitted.
-		cfg = effective.Deny(p, tenantName, violations, r.Options)
-	}
-	rendered, err := renderConfig(p, cfg)
-	if err != nil {
-		return err
-	}
+	rendered := renderedConfigMap{name: wellknown.ConfigMapName(p.Name), hash: res.Hash, data: res.Data}
 	if err := applyConfigMap(ctx, r.Client, p, rendered); err != nil {
 		return err
 	}
-	p.Status.Tenant = tenantName
+	p.Status.Tenant = res.Tenant
 	p.Status.Models = effective.ModelsSummary(p)
 	p.Status.RenderedConfig = &v1alpha1.RenderedConfigRef{Name: rendered.name, Hash: rendered.hash}
-	r.setReady(p, violations, cfg)
+	r.setReady(p, res.Violations, res.Config)
 	return r.updatePods(ctx, p)
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/claude-guard/claude-guard/api/v1alpha1"
 	"github.com/claude-guard/claude-guard/internal/inject"
 	"github.com/claude-guard/claude-guard/internal/policyconfig"
+	"github.com/claude-guard/claude-guard/internal/render"
 	"github.com/claude-guard/claude-guard/internal/spireentry"
 	"github.com/claude-guard/claude-guard/internal/wellknown"
 )
@@ -107,7 +108,9 @@ func (r *RegistrationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 type owedEntry struct {
 	entry  *unstructured.Unstructured
 	policy *v1alpha1.ClaudeAccessPolicy
-	full   *corev1.Pod
+	// plan is what the sidecar mounts under the policy's rendered config.
+	plan inject.Plan
+	full *corev1.Pod
 }
 
 // owed returns the entry pod should have, or nil and why it should have none. current is the entry
@@ -136,19 +139,20 @@ func (r *RegistrationReconciler) owed(ctx context.Context, pod *metav1.PartialOb
 	if policy.DeletionTimestamp != nil {
 		return nil, "its policy is being deleted", nil
 	}
-	ten, err := tenancyOf(ctx, r.Client, pod.Namespace)
+	ten, err := render.Of(ctx, r.Client, pod.Namespace)
 	if err != nil {
 		return nil, "", err
 	}
-	if ten.tenant == nil {
+	if ten.Tenant == nil {
 		return nil, "no single ClaudeTenant selects namespace " + pod.Namespace, nil
 	}
-	td, err := r.trustDomain(ctx, policy)
-	if err != nil || td == "" {
+	rendered, err := r.renderedConfig(ctx, policy)
+	if err != nil || rendered == nil || rendered.Identity.TrustDomain == "" {
 		return nil, "its policy renders no SPIFFE trust domain", err
 	}
+	td, plan := rendered.Identity.TrustDomain, inject.PlanFor(rendered, r.Inject)
 	if current != nil && spireentry.Current(current, r.Entries, td) {
-		return &owedEntry{entry: current, policy: policy}, "", nil
+		return &owedEntry{entry: current, policy: policy, plan: plan}, "", nil
 	}
 	full := &corev1.Pod{}
 	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(pod), full); err != nil {
@@ -174,26 +178,27 @@ func (r *RegistrationReconciler) owed(ctx context.Context, pod *metav1.PartialOb
 		Namespace: pod.Namespace, Name: pod.Name, ServiceAccount: full.Spec.ServiceAccountName,
 		UID: pod.UID, NodeUID: node.UID, Image: image, Policy: policy.Name, TrustDomain: td,
 	})
-	return &owedEntry{entry: e, policy: policy, full: full}, "", nil
+	return &owedEntry{entry: e, policy: policy, plan: plan, full: full}, "", nil
 }
 
-// trustDomain reads identity.trustDomain from the policy's rendered config, the document its sidecars
-// obey (the tenant's or the operator's default, or none when the controller rendered deny-all).
-func (r *RegistrationReconciler) trustDomain(ctx context.Context, p *v1alpha1.ClaudeAccessPolicy) (string, error) {
+// renderedConfig reads the policy's rendered config, the document its sidecars obey: its trust domain
+// (the tenant's or the operator's default, or none when the controller rendered deny-all) and what the
+// sidecar mounts. nil when the controller has not written it yet.
+func (r *RegistrationReconciler) renderedConfig(ctx context.Context, p *v1alpha1.ClaudeAccessPolicy) (*policyconfig.Config, error) {
 	cm := &corev1.ConfigMap{}
 	if err := r.Get(ctx, types.NamespacedName{Namespace: p.Namespace, Name: wellknown.ConfigMapName(p.Name)}, cm); err != nil {
-		return "", client.IgnoreNotFound(err)
+		return nil, client.IgnoreNotFound(err)
 	}
 	cfg, err := policyconfig.Decode([]byte(cm.Data[wellknown.ConfigKey]))
 	if err != nil {
-		return "", fmt.Errorf("failed to decode the rendered config of policy %s/%s: %w", p.Namespace, p.Name, err)
+		return nil, fmt.Errorf("failed to decode the rendered config of policy %s/%s: %w", p.Namespace, p.Name, err)
 	}
-	return cfg.Identity.TrustDomain, nil
+	return cfg, nil
 }
 
 // register verifies the stored pod's sidecar and, if it is the webhook's, writes its entry.
 func (r *RegistrationReconciler) register(ctx context.Context, pod *metav1.PartialObjectMetadata, o *owedEntry) error {
-	if err := inject.Verify(o.full, o.policy, r.Inject); err != nil {
+	if err := inject.Verify(o.full, o.policy, o.plan, r.Inject); err != nil {
 		r.refuse(pod)
 		r.Recorder.Eventf(o.full, nil, corev1.EventTypeWarning, v1alpha1.ReasonSidecarNotVerified, "Register",
 			"No SPIFFE ID for this pod: %v", err)

@@ -22,6 +22,7 @@ import (
 	"github.com/claude-guard/claude-guard/controllers"
 	"github.com/claude-guard/claude-guard/internal/effective"
 	"github.com/claude-guard/claude-guard/internal/inject"
+	"github.com/claude-guard/claude-guard/internal/policyconfig"
 	"github.com/claude-guard/claude-guard/internal/spireentry"
 	"github.com/claude-guard/claude-guard/internal/test/testenv"
 	"github.com/claude-guard/claude-guard/internal/test/testservers"
@@ -39,6 +40,8 @@ const registrationTD = "registration.test"
 
 // registrationWorld is a tenant namespace with a SPIFFE trust domain, a policy and a node.
 type registrationWorld struct {
+	// c reads the world's objects (default: the suite's client).
+	c      client.Client
 	ns     string
 	policy *v1alpha1.ClaudeAccessPolicy
 	node   *corev1.Node
@@ -48,7 +51,7 @@ func newRegistrationWorld(t *testing.T) *registrationWorld {
 	t.Helper()
 	ctx := context.Background()
 	name := fmt.Sprintf("reg-%d", time.Now().UnixNano()%1e9)
-	w := &registrationWorld{ns: newNamespace(t, name, map[string]string{"tenant": name})}
+	w := &registrationWorld{c: k, ns: newNamespace(t, name, map[string]string{"tenant": name})}
 	create(t, newTenant(name, func(tn *v1alpha1.ClaudeTenant) {
 		tn.Spec.SPIFFE = &v1alpha1.TenantSPIFFE{TrustDomain: registrationTD}
 	}))
@@ -73,7 +76,15 @@ func (w *registrationWorld) injectedPod(t *testing.T, name string) *corev1.Pod {
 		Spec: corev1.PodSpec{NodeName: w.node.Name, ServiceAccountName: "default",
 			Containers: []corev1.Container{{Name: "app", Image: "registry.test/chat:1"}}},
 	}
-	if r := inject.Apply(pod, w.policy, registrationInject); r.Outcome != inject.Injected {
+	cm := &corev1.ConfigMap{}
+	if err := w.c.Get(context.Background(), client.ObjectKey{Namespace: w.ns, Name: wellknown.ConfigMapName(w.policy.Name)}, cm); err != nil {
+		t.Fatal(err)
+	}
+	rendered, err := policyconfig.Decode([]byte(cm.Data[wellknown.ConfigKey]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := inject.Apply(pod, w.policy, inject.PlanFor(rendered, registrationInject), registrationInject); r.Outcome != inject.Injected {
 		t.Fatalf("Apply: %+v", r)
 	}
 	return pod
@@ -334,7 +345,7 @@ func TestRegistrationStartsWhenTheCRDsAppear(t *testing.T) {
 	wait.For(t, 20*time.Second, "the policy's rendered config", func() error {
 		return c.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: wellknown.ConfigMapName("chat")}, &corev1.ConfigMap{})
 	})
-	w := &registrationWorld{ns: ns.Name, policy: p, node: node}
+	w := &registrationWorld{c: c, ns: ns.Name, policy: p, node: node}
 	pod := w.injectedPod(t, "chat-1")
 	if err := c.Create(ctx, pod); err != nil {
 		t.Fatal(err)

@@ -11,7 +11,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/claude-guard/claude-guard/api/v1alpha1"
-	"github.com/claude-guard/claude-guard/internal/policyconfig"
 	"github.com/claude-guard/claude-guard/internal/wellknown"
 )
 
@@ -22,14 +21,6 @@ const FieldOwner = client.FieldOwner("claude-guard")
 type renderedConfigMap struct {
 	name, hash string
 	data       []byte
-}
-
-func renderConfig(p *v1alpha1.ClaudeAccessPolicy, cfg *policyconfig.Config) (renderedConfigMap, error) {
-	data, err := policyconfig.Marshal(cfg)
-	if err != nil {
-		return renderedConfigMap{}, err
-	}
-	return renderedConfigMap{name: wellknown.ConfigMapName(p.Name), hash: policyconfig.Hash(data), data: data}, nil
 }
 
 // applyConfigMap writes the rendered config with server-side apply, unless the cached copy already holds

@@ -32,10 +32,10 @@ const staleWindow = 3 * time.Minute
 // renders remembers when each policy's rendered hash last changed (in this process).
 type renders struct {
 	mu sync.Mutex
-	at map[types.NamespacedName]render
+	at map[types.NamespacedName]renderedAt
 }
 
-type render struct {
+type renderedAt struct {
 	hash string
 	at   time.Time
 }
@@ -45,11 +45,11 @@ func (rs *renders) recent(key types.NamespacedName, hash string, now time.Time) 
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	if rs.at == nil {
-		rs.at = map[types.NamespacedName]render{}
+		rs.at = map[types.NamespacedName]renderedAt{}
 	}
 	r, ok := rs.at[key]
 	if !ok || r.hash != hash {
-		r = render{hash: hash, at: now}
+		r = renderedAt{hash: hash, at: now}
 		rs.at[key] = r
 	}
 	return now.Sub(r.at) < staleWindow

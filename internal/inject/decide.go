@@ -1,9 +1,12 @@
 package inject
 
 import (
+	"fmt"
+
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/claude-guard/claude-guard/api/v1alpha1"
+	"github.com/claude-guard/claude-guard/internal/policyconfig"
 	"github.com/claude-guard/claude-guard/internal/wellknown"
 )
 
@@ -13,6 +16,8 @@ type Namespace struct {
 	Labels map[string]string
 	// Policies are the ClaudeAccessPolicies in the namespace.
 	Policies []v1alpha1.ClaudeAccessPolicy
+	// Render returns a policy's rendered config (internal/render), which decides the sidecar's mounts.
+	Render func(*v1alpha1.ClaudeAccessPolicy) (*policyconfig.Config, error)
 }
 
 // Operator is what the decision needs to know of the operator.
@@ -31,28 +36,38 @@ type Decision struct {
 // Mutate decides whether pod is injected and mutates it accordingly. A pod is injected when its
 // namespace is opted in (label claudeguard.io/inject=enabled) or a policy there selects it, unless the
 // pod opted out (label claudeguard.io/inject=false). kube-system, the operator's namespace and
-// namespaces labelled claudeguard.io/inject=false or =disabled are never touched. A pod nobody asked to inject is returned unchanged with an empty Outcome.
-func Mutate(pod *corev1.Pod, ns Namespace, op Operator) Decision {
+// namespaces labelled claudeguard.io/inject=false or =disabled are never touched. A pod nobody asked to
+// inject is returned unchanged with an empty Outcome. The error is the policy's render failing: the pod
+// is then left unchanged, and the webhook refuses it rather than inject mounts it cannot know.
+func Mutate(pod *corev1.Pod, ns Namespace, op Operator) (Decision, error) {
 	if ns.Name == "kube-system" || ns.Name == op.Namespace {
-		return Decision{}
+		return Decision{}, nil
 	}
 	if v := ns.Labels[wellknown.LabelInject]; v == "false" || v == "disabled" {
-		return Decision{}
+		return Decision{}, nil
 	}
 	policy := SelectPolicy(pod.Labels, ns.Policies)
 	nsEnabled := ns.Labels[wellknown.LabelInject] == "enabled"
 	if policy == nil && !nsEnabled {
-		return Decision{}
+		return Decision{}, nil
 	}
 	name := ""
 	if policy != nil {
 		name = policy.Name
 	}
 	if pod.Labels[wellknown.LabelInject] == "false" {
-		return Decision{Result: Skip(pod, name, "the pod opted out with label "+wellknown.LabelInject+"=false"), Policy: policy}
+		return Decision{Result: Skip(pod, name, "the pod opted out with label "+wellknown.LabelInject+"=false"), Policy: policy}, nil
 	}
 	if policy == nil {
-		return Decision{Result: Skip(pod, "", "namespace "+ns.Name+" asks for injection but no ClaudeAccessPolicy there selects this pod")}
+		return Decision{Result: Skip(pod, "", "namespace "+ns.Name+" asks for injection but no ClaudeAccessPolicy there selects this pod")}, nil
 	}
-	return Decision{Result: Apply(pod, policy, op.Config), Policy: policy}
+	if hasContainer(pod.Spec.InitContainers, wellknown.SidecarContainerName) {
+		// Re-invocation: Apply adds no mounts, so the config is not needed.
+		return Decision{Result: Apply(pod, policy, Plan{}, op.Config), Policy: policy}, nil
+	}
+	cfg, err := ns.Render(policy)
+	if err != nil {
+		return Decision{}, fmt.Errorf("failed to render ClaudeAccessPolicy %s/%s, which selects this pod: %w", ns.Name, policy.Name, err)
+	}
+	return Decision{Result: Apply(pod, policy, PlanFor(cfg, op.Config), op.Config), Policy: policy}, nil
 }

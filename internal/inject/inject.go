@@ -75,9 +75,10 @@ func Skip(pod *corev1.Pod, policy, reason string) Result {
 	return Result{Outcome: Skipped, Reason: reason}
 }
 
-// Apply injects the sidecar for policy p into pod, or records why it cannot. It never overwrites a field
-// the pod already sets and is idempotent: applying it to its own output changes nothing.
-func Apply(pod *corev1.Pod, p *v1alpha1.ClaudeAccessPolicy, cfg Config) Result {
+// Apply injects the sidecar for policy p, with the mounts of plan (PlanFor of p's rendered config), into
+// pod, or records why it cannot. It never overwrites a field the pod already sets and is idempotent:
+// applying it to its own output changes nothing.
+func Apply(pod *corev1.Pod, p *v1alpha1.ClaudeAccessPolicy, plan Plan, cfg Config) Result {
 	if hasContainer(pod.Spec.InitContainers, wellknown.SidecarContainerName) {
 		setAppEnv(pod, cfg.Port)
 		return Result{Outcome: AlreadyInjected}
@@ -85,7 +86,7 @@ func Apply(pod *corev1.Pod, p *v1alpha1.ClaudeAccessPolicy, cfg Config) Result {
 	if reason := blocker(pod, cfg.Port); reason != "" {
 		return Skip(pod, p.Name, reason)
 	}
-	vols, mounts := volumes(p, cfg)
+	vols, mounts := volumes(p.Name, plan, cfg)
 	for _, v := range vols {
 		if hasVolume(pod.Spec.Volumes, v.Name) {
 			return Skip(pod, p.Name, fmt.Sprintf("the pod already has a volume named %s", v.Name))
@@ -95,13 +96,13 @@ func Apply(pod *corev1.Pod, p *v1alpha1.ClaudeAccessPolicy, cfg Config) Result {
 	// First among the init containers, so later init containers can use the proxy too.
 	sc := sidecar(cfg, mounts)
 	// Mounted credential files are named in the arguments, so the pod spec says exactly what runs.
-	if p.Spec.Credentials.SecretRef != nil {
+	if plan.Secret != nil {
 		sc.Args = append(sc.Args, "--secret-dir="+wellknown.SecretMountDir)
 	}
-	if v := p.Spec.Credentials.Vault; v != nil && v.AuthMethod == v1alpha1.VaultAuthKubernetes {
+	if plan.VaultToken {
 		sc.Args = append(sc.Args, "--vault-token-file="+wellknown.ServiceAccountTokenFile)
 	}
-	if usesRedisUser(p, cfg) {
+	if plan.RedisUser {
 		sc.Args = append(sc.Args, "--redis-password-file="+wellknown.RedisPasswordFile)
 	}
 	pod.Spec.InitContainers = append([]corev1.Container{sc}, pod.Spec.InitContainers...)
@@ -185,29 +186,28 @@ func sidecar(cfg Config, mounts []corev1.VolumeMount) corev1.Container {
 
 // volumes returns the volumes the sidecar needs and their mounts. Credentials are mounted into the
 // sidecar only: app containers never see them.
-func volumes(p *v1alpha1.ClaudeAccessPolicy, cfg Config) ([]corev1.Volume, []corev1.VolumeMount) {
+func volumes(policy string, plan Plan, cfg Config) ([]corev1.Volume, []corev1.VolumeMount) {
 	vols := []corev1.Volume{{
 		Name: VolumeConfig,
 		VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
-			LocalObjectReference: corev1.LocalObjectReference{Name: wellknown.ConfigMapName(p.Name)},
+			LocalObjectReference: corev1.LocalObjectReference{Name: wellknown.ConfigMapName(policy)},
 			Items:                []corev1.KeyToPath{{Key: wellknown.ConfigKey, Path: wellknown.ConfigKey}},
 		}},
 	}}
 	mounts := []corev1.VolumeMount{{Name: VolumeConfig, MountPath: wellknown.ConfigMountDir, ReadOnly: true}}
 
-	cr := p.Spec.Credentials
 	// Secret files are world-readable (0444): the pod sets no fsGroup (it is the tenant's), so the kubelet
 	// writes them owned by root, and 0440 would lock out the sidecar's non-root user. Only the sidecar
 	// container mounts these volumes; no other container of the pod sees the files.
-	if cr.SecretRef != nil {
+	if s := plan.Secret; s != nil {
 		vols = append(vols, corev1.Volume{Name: VolumeSecret, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
-			SecretName:  cr.SecretRef.Name,
-			Items:       []corev1.KeyToPath{{Key: cr.SecretRef.Key, Path: "api-key"}},
+			SecretName:  s.Name,
+			Items:       []corev1.KeyToPath{{Key: s.Key, Path: "api-key"}},
 			DefaultMode: ptr.To[int32](0o444),
 		}}})
 		mounts = append(mounts, corev1.VolumeMount{Name: VolumeSecret, MountPath: wellknown.SecretMountDir, ReadOnly: true})
 	}
-	if cr.Vault != nil && cr.Vault.AuthMethod == v1alpha1.VaultAuthKubernetes {
+	if plan.VaultToken {
 		vols = append(vols, corev1.Volume{Name: VolumeToken, VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
 			Sources: []corev1.VolumeProjection{{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{
 				Audience: cfg.VaultAudience, ExpirationSeconds: ptr.To[int64](3600), Path: "token",
@@ -215,7 +215,7 @@ func volumes(p *v1alpha1.ClaudeAccessPolicy, cfg Config) ([]corev1.Volume, []cor
 		}}})
 		mounts = append(mounts, corev1.VolumeMount{Name: VolumeToken, MountPath: wellknown.ServiceAccountTokenDir, ReadOnly: true})
 	}
-	if usesRedisUser(p, cfg) {
+	if plan.RedisUser {
 		// Optional: the controller creates the Secret once the policy is admitted (an unadmitted policy
 		// renders no limits at all), and the pod must not wait for it. The kubelet fills the volume in
 		// when the Secret appears, and the sidecar reads the file for every new Redis connection.
@@ -241,13 +241,6 @@ func volumes(p *v1alpha1.ClaudeAccessPolicy, cfg Config) ([]corev1.Volume, []cor
 		mounts = append(mounts, corev1.VolumeMount{Name: VolumeSPIFFE, MountPath: wellknown.SPIFFESocketDir, ReadOnly: true})
 	}
 	return vols, mounts
-}
-
-// usesRedisUser reports whether the sidecar of p authenticates to Redis as its namespace's user. The
-// policy's own backend decides: a tenant cannot switch it, and without an operator Redis the controller
-// renders Local and the (optional) volume stays unused.
-func usesRedisUser(p *v1alpha1.ClaudeAccessPolicy, cfg Config) bool {
-	return cfg.RedisPassword && p.Spec.Limits != nil && p.Spec.Limits.Backend == v1alpha1.LimitBackendRedis
 }
 
 // setAppEnv points every app container at the proxy, unless the container already sets the variable.

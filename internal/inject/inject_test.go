@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +15,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/claude-guard/claude-guard/api/v1alpha1"
+	"github.com/claude-guard/claude-guard/internal/effective"
+	"github.com/claude-guard/claude-guard/internal/policyconfig"
 )
 
 // Set UPDATE_GOLDEN=1 to rewrite testdata/*.injected.yaml from the current code.
@@ -38,6 +41,19 @@ var t0 = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 
 func teamA(policies ...v1alpha1.ClaudeAccessPolicy) Namespace {
 	return Namespace{Name: "team-a", Policies: policies}
+}
+
+// renderOptions are the operator settings the tests render policies with: no tenant needed, a Vault
+// and a Redis configured.
+var renderOptions = effective.Options{NoTenant: effective.NoTenantAllow, VaultAddress: "https://vault.example:8200", RedisURL: "redis://redis.example:6379", RedisUsers: true}
+
+// testRender renders a policy as the controller does (without a tenant), deny-all when not admitted.
+func testRender(p *v1alpha1.ClaudeAccessPolicy) (*policyconfig.Config, error) {
+	c, vs := effective.Compute(effective.Input{Policy: p}, renderOptions)
+	if len(vs) > 0 {
+		return effective.Deny(p, "", vs, renderOptions), nil
+	}
+	return c, nil
 }
 
 func TestGolden(t *testing.T) {
@@ -86,8 +102,12 @@ func TestGolden(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			c.ns.Render = testRender
 			pod := readPod(t, filepath.Join("testdata", c.name+".yaml"))
-			d := Mutate(pod, c.ns, c.op)
+			d, err := Mutate(pod, c.ns, c.op)
+			if err != nil {
+				t.Fatal(err)
+			}
 			if d.Outcome != c.want {
 				t.Fatalf("outcome = %q (%s), want %q", d.Outcome, d.Reason, c.want)
 			}
@@ -108,7 +128,9 @@ func TestGolden(t *testing.T) {
 
 			// Re-invocation of the webhook on its own output changes nothing.
 			again := pod.DeepCopy()
-			Mutate(again, c.ns, c.op)
+			if _, err := Mutate(again, c.ns, c.op); err != nil {
+				t.Fatal(err)
+			}
 			if b := render(t, again, d); !bytes.Equal(b, got) {
 				t.Fatalf("second application changed the pod:\n%s", b)
 			}
@@ -184,7 +206,11 @@ func TestRedisPasswordOnlyInTheSidecar(t *testing.T) {
 			cfg := DefaultConfig()
 			cfg.RedisPassword = c.operator
 			pod := &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app"}}}}
-			if r := Apply(pod, &p, cfg); r.Outcome != Injected {
+			rendered, err := testRender(&p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r := Apply(pod, &p, PlanFor(rendered, cfg), cfg); r.Outcome != Injected {
 				t.Fatalf("outcome %s: %s", r.Outcome, r.Reason)
 			}
 			got := hasVolume(pod.Spec.Volumes, VolumeRedis)
@@ -196,6 +222,68 @@ func TestRedisPasswordOnlyInTheSidecar(t *testing.T) {
 					if m.Name == VolumeRedis {
 						t.Fatalf("app container %s mounts the Redis password", ctr.Name)
 					}
+				}
+			}
+		})
+	}
+}
+
+// TestMountsFollowTheRenderedConfig: the sidecar mounts what its rendered config uses, not what the
+// policy's spec names. A policy that is not admitted renders deny-all and its sidecar gets no
+// credential; a Redis policy on an operator without Redis renders the Local backend and gets no Redis
+// password.
+func TestMountsFollowTheRenderedConfig(t *testing.T) {
+	secretRef := func(p *v1alpha1.ClaudeAccessPolicy) {
+		p.Spec.Credentials = v1alpha1.CredentialSource{SecretRef: &v1alpha1.SecretKeyRef{Name: "anthropic", Key: "api-key"}}
+	}
+	vaultK8s := func(p *v1alpha1.ClaudeAccessPolicy) {
+		p.Spec.Credentials.Vault.AuthMethod = v1alpha1.VaultAuthKubernetes
+	}
+	redis := func(p *v1alpha1.ClaudeAccessPolicy) {
+		p.Spec.Limits = &v1alpha1.LimitPolicy{Backend: v1alpha1.LimitBackendRedis}
+	}
+	noTenant := renderOptions
+	noTenant.NoTenant = effective.NoTenantDeny
+	noRedis := renderOptions
+	noRedis.RedisURL, noRedis.RedisUsers = "", false
+	cases := []struct {
+		name   string
+		policy v1alpha1.ClaudeAccessPolicy
+		o      effective.Options
+		want   []string // the sidecar's volumes besides its config and the SPIFFE socket
+	}{
+		{"secret, admitted", policy("chat", t0, secretRef), renderOptions, []string{VolumeSecret}},
+		{"secret, not admitted", policy("chat", t0, secretRef), noTenant, nil},
+		{"vault kubernetes, admitted", policy("chat", t0, vaultK8s), renderOptions, []string{VolumeToken}},
+		{"vault kubernetes, not admitted", policy("chat", t0, vaultK8s), noTenant, nil},
+		{"redis, operator has Redis", policy("chat", t0, redis), renderOptions, []string{VolumeRedis}},
+		{"redis, operator has none (rendered Local)", policy("chat", t0, redis), noRedis, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.RedisPassword = true
+			rendered, vs := effective.Compute(effective.Input{Policy: &c.policy}, c.o)
+			if len(vs) > 0 {
+				rendered = effective.Deny(&c.policy, "", vs, c.o)
+			}
+			pod := &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app"}}}}
+			if r := Apply(pod, &c.policy, PlanFor(rendered, cfg), cfg); r.Outcome != Injected {
+				t.Fatalf("outcome %s: %s", r.Outcome, r.Reason)
+			}
+			var got []string
+			for _, v := range pod.Spec.Volumes {
+				if v.Name != VolumeConfig && v.Name != VolumeSPIFFE {
+					got = append(got, v.Name)
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(c.want) {
+				t.Fatalf("volumes %v, want %v", got, c.want)
+			}
+			args := fmt.Sprint(pod.Spec.InitContainers[0].Args)
+			for flag, vol := range map[string]string{"--secret-dir=": VolumeSecret, "--vault-token-file=": VolumeToken, "--redis-password-file=": VolumeRedis} {
+				if strings.Contains(args, flag) != hasVolume(pod.Spec.Volumes, vol) {
+					t.Fatalf("args %s disagree with volume %s", args, vol)
 				}
 			}
 		})

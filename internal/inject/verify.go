@@ -14,7 +14,8 @@ import (
 	"github.com/claude-guard/claude-guard/internal/wellknown"
 )
 
-// Verify reports whether the stored pod's sidecar is exactly what Apply renders for policy p under cfg:
+// Verify reports whether the stored pod's sidecar is exactly what Apply renders for policy p, with the
+// mounts of plan (PlanFor of p's rendered config), under cfg:
 // the same container (image, command, arguments, environment, mounts, probes, hooks, security context)
 // and the same sources behind each volume it mounts. The SPIRE registration controller issues a
 // workload identity only to a sidecar that passes, so a tenant who writes a container named like the
@@ -22,7 +23,7 @@ import (
 //
 // Fields the API server defaults (probe schemes, termination message path, default file modes) are
 // compared after the same defaulting. The error names the first field that differs.
-func Verify(pod *corev1.Pod, p *v1alpha1.ClaudeAccessPolicy, cfg Config) error {
+func Verify(pod *corev1.Pod, p *v1alpha1.ClaudeAccessPolicy, plan Plan, cfg Config) error {
 	i := slices.IndexFunc(pod.Spec.InitContainers, func(c corev1.Container) bool { return c.Name == wellknown.SidecarContainerName })
 	if i < 0 {
 		return fmt.Errorf("the pod has no init container named %s", wellknown.SidecarContainerName)
@@ -33,7 +34,7 @@ func Verify(pod *corev1.Pod, p *v1alpha1.ClaudeAccessPolicy, cfg Config) error {
 	want := pod.DeepCopy()
 	want.Spec.InitContainers = slices.Delete(want.Spec.InitContainers, i, i+1)
 	want.Spec.Volumes = slices.DeleteFunc(want.Spec.Volumes, func(v corev1.Volume) bool { return slices.Contains(sidecarVolumes, v.Name) })
-	if r := Apply(want, p, cfg); r.Outcome != Injected {
+	if r := Apply(want, p, plan, cfg); r.Outcome != Injected {
 		return fmt.Errorf("policy %s would not inject this pod now: %s", p.Name, r.Reason)
 	}
 	wantC := want.Spec.InitContainers[0]

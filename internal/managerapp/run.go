@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/claude-guard/claude-guard/controllers"
+	"github.com/claude-guard/claude-guard/internal/effective"
 	"github.com/claude-guard/claude-guard/internal/inject"
 	cgwebhook "github.com/claude-guard/claude-guard/internal/webhook"
 )
@@ -26,12 +27,18 @@ func Run(ctx context.Context, o *Options) error {
 	if err != nil {
 		return err
 	}
-	closeRedis, err := setupControllers(ctx, mgr, o)
+	// One set of render settings for the policy controller and the webhook: both render a policy the
+	// same way (internal/render).
+	eff, err := o.Effective()
+	if err != nil {
+		return err
+	}
+	closeRedis, err := setupControllers(ctx, mgr, o, eff)
 	if err != nil {
 		return err
 	}
 	defer closeRedis()
-	wh, err := setupWebhook(mgr, o)
+	wh, err := setupWebhook(mgr, o, eff)
 	if err != nil {
 		return err
 	}
@@ -67,12 +74,8 @@ func newManager(o *Options) (ctrl.Manager, error) {
 
 // setupControllers registers the policy, tenant, Redis user and SPIFFE registration controllers, and
 // returns what closes the Redis admin connection.
-func setupControllers(ctx context.Context, mgr ctrl.Manager, o *Options) (func(), error) {
+func setupControllers(ctx context.Context, mgr ctrl.Manager, o *Options, eff effective.Options) (func(), error) {
 	noop := func() {}
-	eff, err := o.Effective()
-	if err != nil {
-		return noop, err
-	}
 	redisUsers, err := o.redisUsersOptions(ctx, mgr)
 	if err != nil {
 		return noop, err
@@ -125,7 +128,7 @@ func (w *injectionWebhook) check(req *http.Request) error {
 
 // setupWebhook adds the certificate rotation (unless cert-manager provides the certificate) and the
 // injection webhook.
-func setupWebhook(mgr ctrl.Manager, o *Options) (*injectionWebhook, error) {
+func setupWebhook(mgr ctrl.Manager, o *Options, eff effective.Options) (*injectionWebhook, error) {
 	ready := make(chan struct{})
 	if o.CertRotation {
 		if err := addCertRotator(mgr, o, ready); err != nil {
@@ -138,7 +141,7 @@ func setupWebhook(mgr ctrl.Manager, o *Options) (*injectionWebhook, error) {
 		close(ready)
 	}
 	injector := &cgwebhook.PodInjector{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("claude-guard-injector"),
-		Operator: inject.Operator{Namespace: o.OperatorNamespace, Config: o.Inject()}}
+		Operator: inject.Operator{Namespace: o.OperatorNamespace, Config: o.Inject()}, Render: eff}
 	w := &injectionWebhook{
 		srv:     webhook.NewServer(webhook.Options{Host: o.WebhookHost, Port: o.WebhookPort, CertDir: o.WebhookCertDir}),
 		handler: injector.Handler(mgr.GetScheme()),

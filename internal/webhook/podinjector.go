@@ -1,5 +1,6 @@
 // Package webhook serves the pod injection webhook. It gathers what the decision needs from the
-// manager's cache (the namespace's labels and policies), then hands the pod to the pure inject.Mutate;
+// manager's cache (the namespace's labels and policies, and the selected policy rendered as the
+// controller renders it), then hands the pod to the pure inject.Mutate;
 // controller-runtime computes the JSON patch from the typed pod.
 package webhook
 
@@ -21,7 +22,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/claude-guard/claude-guard/api/v1alpha1"
+	"github.com/claude-guard/claude-guard/internal/effective"
 	"github.com/claude-guard/claude-guard/internal/inject"
+	"github.com/claude-guard/claude-guard/internal/policyconfig"
+	"github.com/claude-guard/claude-guard/internal/render"
 )
 
 // Path is where the pod injection webhook is served (controller-runtime's path for core/v1 Pod).
@@ -47,6 +51,9 @@ type PodInjector struct {
 	Client   client.Reader
 	Recorder events.EventRecorder
 	Operator inject.Operator
+	// Render are the operator's settings for rendering a policy, the policy controller's own: the
+	// webhook renders the selected policy as the controller does to decide the sidecar's mounts.
+	Render effective.Options
 }
 
 // SetupWithManager registers the webhook on the manager's webhook server (before the manager starts).
@@ -81,7 +88,14 @@ func (w *PodInjector) Default(ctx context.Context, pod *corev1.Pod) error {
 	if err := w.load(ctx, &ns); err != nil {
 		return err
 	}
-	d := inject.Mutate(pod, ns, w.Operator)
+	ns.Render = func(p *v1alpha1.ClaudeAccessPolicy) (*policyconfig.Config, error) {
+		res, err := render.Policy(ctx, w.Client, p, w.Render)
+		return res.Config, err
+	}
+	d, err := inject.Mutate(pod, ns, w.Operator)
+	if err != nil {
+		return err
+	}
 	outcome := string(d.Outcome)
 	if outcome == "" {
 		outcome = "None"

@@ -285,3 +285,55 @@ func TestPolicyChangeUpdatesTheMountedConfig(t *testing.T) {
 		return nil
 	})
 }
+
+// TestMountsFollowTheRenderedConfig: the webhook mounts what the policy's rendered config uses. A
+// policy that names a Secret its tenant does not allow is not admitted and renders deny-all, so its
+// sidecar gets no Secret mounted, though the spec names one; an admitted one gets it.
+func TestMountsFollowTheRenderedConfig(t *testing.T) {
+	ctx := context.Background()
+	vaultOnly := namespace(t, "vault-only", nil)
+	if err := k.Patch(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: vaultOnly, Labels: map[string]string{"tenant": vaultOnly}}}, client.Merge); err != nil {
+		t.Fatal(err)
+	}
+	tenant := &v1alpha1.ClaudeTenant{
+		ObjectMeta: metav1.ObjectMeta{Name: vaultOnly},
+		Spec: v1alpha1.ClaudeTenantSpec{
+			NamespaceSelector: metav1.LabelSelector{MatchLabels: map[string]string{"tenant": vaultOnly}},
+			Models:            v1alpha1.TenantModels{Allow: []v1alpha1.ModelPattern{"claude-haiku-*"}},
+			Credentials:       v1alpha1.TenantCredentials{Vault: &v1alpha1.TenantVault{PathPrefix: "tenants/" + vaultOnly, Roles: []string{"team"}}},
+		},
+	}
+	if err := k.Create(ctx, tenant); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = k.Delete(ctx, tenant) })
+	open := namespace(t, "no-tenant", nil)
+	for _, c := range []struct {
+		ns        string
+		wantMount bool
+	}{{vaultOnly, false}, {open, true}} {
+		policy(t, c.ns, "chat", map[string]string{"app": "chat"})
+		// The webhook's cache must see the tenant before the pod is created.
+		var pod *corev1.Pod
+		wait.For(t, 10*time.Second, "the webhook to render with the tenant", func() error {
+			pod = createPod(t, c.ns, fmt.Sprintf("chat-%d", time.Now().UnixNano()), map[string]string{"app": "chat"})
+			if got := hasVolume(pod, inject.VolumeSecret); got != c.wantMount {
+				return fmt.Errorf("namespace %s: Secret volume mounted = %v, want %v", c.ns, got, c.wantMount)
+			}
+			return nil
+		})
+		hasArg := strings.Contains(strings.Join(sidecarOf(pod).Args, " "), "--secret-dir=")
+		if hasArg != c.wantMount {
+			t.Fatalf("namespace %s: --secret-dir in the sidecar's args = %v, want %v", c.ns, hasArg, c.wantMount)
+		}
+	}
+}
+
+func hasVolume(pod *corev1.Pod, name string) bool {
+	for _, v := range pod.Spec.Volumes {
+		if v.Name == name {
+			return true
+		}
+	}
+	return false
+}

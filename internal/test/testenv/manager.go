@@ -81,7 +81,8 @@ func (e *Env) StartManager(o ManagerOptions) (func() error, error) {
 		}
 	}
 	if o.Inject != nil {
-		injector := &cgwebhook.PodInjector{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("claude-guard-injector"), Operator: *o.Inject}
+		injector := &cgwebhook.PodInjector{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("claude-guard-injector"), Operator: *o.Inject,
+			Render: o.Effective}
 		if err := injector.SetupWithManager(mgr); err != nil {
 			return nil, err
 		}

@@ -1,4 +1,4 @@
-package controllers
+package render
 
 import (
 	"context"
@@ -13,17 +13,17 @@ import (
 	"github.com/claude-guard/claude-guard/api/v1alpha1"
 )
 
-// tenancy is the outcome of asking which ClaudeTenant owns a namespace.
-type tenancy struct {
-	// tenant is the one tenant selecting the namespace, or nil.
-	tenant *v1alpha1.ClaudeTenant
-	// conflicting names every tenant selecting it when there is more than one.
-	conflicting []string
+// Tenancy is the outcome of asking which ClaudeTenant owns a namespace.
+type Tenancy struct {
+	// Tenant is the one tenant selecting the namespace, or nil.
+	Tenant *v1alpha1.ClaudeTenant
+	// Conflicting names every tenant selecting it when there is more than one.
+	Conflicting []string
 }
 
-// tenantsSelecting lists the tenants whose namespaceSelector matches ns, sorted by name. A tenant with an
+// TenantsSelecting lists the tenants whose namespaceSelector matches ns, sorted by name. A tenant with an
 // invalid selector selects nothing (its own status says so).
-func tenantsSelecting(ctx context.Context, c client.Reader, ns *metav1.PartialObjectMetadata) ([]v1alpha1.ClaudeTenant, error) {
+func TenantsSelecting(ctx context.Context, c client.Reader, ns *metav1.PartialObjectMetadata) ([]v1alpha1.ClaudeTenant, error) {
 	var list v1alpha1.ClaudeTenantList
 	if err := c.List(ctx, &list); err != nil {
 		return nil, fmt.Errorf("failed to list ClaudeTenants: %w", err)
@@ -42,27 +42,27 @@ func tenantsSelecting(ctx context.Context, c client.Reader, ns *metav1.PartialOb
 	return out, nil
 }
 
-// tenancyOf resolves the tenant of namespace name.
-func tenancyOf(ctx context.Context, c client.Reader, name string) (tenancy, error) {
+// Of resolves the tenant of namespace name.
+func Of(ctx context.Context, c client.Reader, name string) (Tenancy, error) {
 	ns := &metav1.PartialObjectMetadata{}
 	ns.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
 	if err := c.Get(ctx, client.ObjectKey{Name: name}, ns); err != nil {
-		return tenancy{}, fmt.Errorf("failed to get namespace %s: %w", name, err)
+		return Tenancy{}, fmt.Errorf("failed to get namespace %s: %w", name, err)
 	}
-	ts, err := tenantsSelecting(ctx, c, ns)
+	ts, err := TenantsSelecting(ctx, c, ns)
 	if err != nil {
-		return tenancy{}, err
+		return Tenancy{}, err
 	}
 	switch len(ts) {
 	case 0:
-		return tenancy{}, nil
+		return Tenancy{}, nil
 	case 1:
-		return tenancy{tenant: &ts[0]}, nil
+		return Tenancy{Tenant: &ts[0]}, nil
 	default:
 		names := make([]string, len(ts))
 		for i := range ts {
 			names[i] = ts[i].Name
 		}
-		return tenancy{conflicting: names}, nil
+		return Tenancy{Conflicting: names}, nil
 	}
 }
