@@ -11,7 +11,9 @@ SHELL := /usr/bin/env bash -o pipefail
 GO        ?= go
 TOOLS     := $(GO) tool -modfile=hack/tools/go.mod
 CONTROLLER_GEN := $(TOOLS) controller-gen
-GOLANGCI_LINT  := $(GO) tool -modfile=hack/tools/lint/go.mod golangci-lint
+# golangci-lint with the Kube API Linter built in (sigs.k8s.io/kube-api-linter's own build of it, at the
+# golangci-lint version hack/tools/lint/go.mod pins): one binary for both configurations.
+GOLANGCI_LINT  := $(GO) tool -modfile=hack/tools/lint/go.mod golangci-lint-kube-api-linter
 # Helm v3 from its own tools module (hack/tools/helm), built and cached by hack/helm.sh.
 HELM       = $(shell hack/helm.sh)
 # The kubectl that matches the test control plane (built by hack/envtest.sh), not whatever is on PATH.
@@ -49,8 +51,9 @@ vet: ## Run go vet (the integration tests too).
 	$(GO) vet -tags integration ./...
 
 .PHONY: lint
-lint: ## Run golangci-lint (config: .golangci.yml).
+lint: ## Run golangci-lint (config: .golangci.yml) and the Kube API Linter on api/ (.golangci-kal.yml).
 	$(GOLANGCI_LINT) run ./...
+	$(GOLANGCI_LINT) run -c .golangci-kal.yml ./api/...
 
 .PHONY: chart-lint
 chart-lint: ## helm lint the chart (test/chart also lints it with non-default values).

@@ -43,8 +43,8 @@ phase "go vet"
 go vet -tags integration ./...
 done_phase
 
-phase "golangci-lint"
-go tool -modfile=hack/tools/lint/go.mod golangci-lint run ./...
+phase "golangci-lint and the Kube API Linter"
+make lint
 done_phase
 
 phase "go test"

@@ -344,7 +344,7 @@ type EndUserPolicy struct {
 	// +optional
 	ReplayProtection bool `json:"replayProtection,omitempty"`
 
-	// replayWindow, when set, accepts a jti once per window instead of once per token lifetime.
+	// replayWindow accepts a jti once per window, when set, instead of once per token lifetime.
 	// +optional
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="must be at least 1s"
 	ReplayWindow *metav1.Duration `json:"replayWindow,omitempty"`
@@ -385,14 +385,14 @@ type OIDCIssuer struct {
 // ScopeRule grants models and a max_tokens ceiling to tokens carrying any of its scopes or groups.
 // +kubebuilder:validation:XValidation:rule="(has(self.scopes) && size(self.scopes) > 0) || (has(self.groups) && size(self.groups) > 0)",message="at least one of scopes or groups must be set"
 type ScopeRule struct {
-	// scopes, any of which grants the rule (from the scope or scp claim).
+	// scopes grant the rule: any one of them in the token (from the scope or scp claim).
 	// +optional
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=16
 	// +kubebuilder:validation:items:MaxLength=128
 	Scopes []string `json:"scopes,omitempty"`
 
-	// groups, any of which grants the rule (from groupsClaim).
+	// groups grant the rule: any one of them in the token (from groupsClaim).
 	// +optional
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=16
@@ -471,7 +471,7 @@ type AuditPolicy struct {
 
 // ClaudeAccessPolicyStatus is the observed state of a ClaudeAccessPolicy.
 type ClaudeAccessPolicyStatus struct {
-	// conditions: Ready says whether the policy is in force and, if not, exactly why.
+	// conditions are the policy's observations: Ready says whether it is in force and, if not, exactly why.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -502,21 +502,27 @@ type ClaudeAccessPolicyStatus struct {
 // RenderedConfigRef points at a rendered config.
 type RenderedConfigRef struct {
 	// name of the ConfigMap.
+	// +required
 	Name string `json:"name"`
 	// hash of its content.
+	// +required
 	Hash string `json:"hash"`
 }
 
 // PodCounts counts pods a policy selects.
 type PodCounts struct {
 	// selected pods that the policy's podSelector matches.
+	// +required
 	Selected int32 `json:"selected"`
 	// injected pods that carry this policy's sidecar.
+	// +required
 	Injected int32 `json:"injected"`
 	// notInjected pods that are selected but run without the sidecar (created before the policy, opted
 	// out, or skipped by the webhook).
+	// +required
 	NotInjected int32 `json:"notInjected"`
 	// conflicting pods that another policy in the namespace also selects.
+	// +optional
 	Conflicting int32 `json:"conflicting,omitempty"`
 	// notInjectedReasons groups the selected pods running without this policy's sidecar by why.
 	// +optional
@@ -541,10 +547,13 @@ type PodCounts struct {
 // NotInjectedReason is one reason selected pods run without the policy's sidecar.
 type NotInjectedReason struct {
 	// reason the pods were not injected.
+	// +required
 	Reason string `json:"reason"`
 	// pods with this reason.
+	// +required
 	Pods int32 `json:"pods"`
 	// example is one such pod.
+	// +required
 	Example string `json:"example"`
 }
 
@@ -562,7 +571,9 @@ type NotInjectedReason struct {
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 63",message="metadata.name must be at most 63 characters (it names the rendered ConfigMap)"
 type ClaudeAccessPolicy struct {
-	metav1.TypeMeta   `json:",inline"`
+	metav1.TypeMeta `json:",inline"`
+	// metadata is the object's metadata.
+	// +optional
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
 	// spec is what the tenant allows.

@@ -132,7 +132,7 @@ type TenantSPIFFE struct {
 
 // ClaudeTenantStatus is the observed state of a ClaudeTenant.
 type ClaudeTenantStatus struct {
-	// conditions: Ready says whether the tenant is in force and, if not, why.
+	// conditions are the tenant's observations: Ready says whether it is in force and, if not, why.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -162,7 +162,9 @@ type ClaudeTenantStatus struct {
 // +kubebuilder:printcolumn:name="Policies",type=integer,JSONPath=`.status.policies`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type ClaudeTenant struct {
-	metav1.TypeMeta   `json:",inline"`
+	metav1.TypeMeta `json:",inline"`
+	// metadata is the object's metadata.
+	// +optional
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
 	// spec is the tenant's ceiling.
