@@ -22,6 +22,7 @@ import (
 	"github.com/anthropics/anthropic-sdk-go/v2/option"
 
 	"github.com/claude-guard/claude-guard/internal/test/fakeupstream"
+	"github.com/claude-guard/claude-guard/internal/test/logbuf"
 	"github.com/claude-guard/claude-guard/internal/wellknown"
 	"github.com/claude-guard/claude-guard/sidecar/audit"
 	"github.com/claude-guard/claude-guard/sidecar/config"
@@ -61,22 +62,10 @@ type env struct {
 	creds   *countingSource
 }
 
+// syncBuffer collects a log or the audit trail; flush, when set, writes out the audit logger's buffer.
 type syncBuffer struct {
-	mu    sync.Mutex
-	b     bytes.Buffer
+	logbuf.Buffer
 	flush func()
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // records decodes the audit lines.

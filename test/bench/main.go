@@ -96,92 +96,38 @@ func (f figure) met() bool { return f.Value <= f.Target }
 func run(o options) error {
 	ctx, cancel := context.WithTimeout(context.Background(), o.maxDuration)
 	defer cancel()
-
-	fake := fakeupstream.New(key)
-	upLn, err := net.Listen("tcp", "127.0.0.1:0")
+	upURL, stopUpstream, err := startUpstream()
 	if err != nil {
 		return err
 	}
-	up := &http.Server{Handler: fake, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute}
-	go func() {
-		// Serve returns ErrServerClosed after Close; anything else leaves the upstream down and every
-		// request failing, which the figures report, so say why here.
-		if err := up.Serve(upLn); !errors.Is(err, http.ErrServerClosed) {
-			fmt.Fprintln(os.Stderr, "bench: fake upstream stopped:", err)
-		}
-	}()
-	defer up.Close()
-	upURL := "http://" + upLn.Addr().String()
-
+	defer stopUpstream()
 	sc, err := startSidecar(ctx, o.sidecar, upURL, o.procs)
 	if err != nil {
 		return err
 	}
 	defer sc.stop()
+	b := &bench{o: o, upURL: upURL, sc: sc,
+		client: &http.Client{Transport: &http.Transport{MaxIdleConns: 4096, MaxIdleConnsPerHost: 4096, IdleConnTimeout: time.Minute,
+			ResponseHeaderTimeout: 30 * time.Second, DisableCompression: true}, Timeout: time.Minute}}
 
-	client := &http.Client{Transport: &http.Transport{MaxIdleConns: 4096, MaxIdleConnsPerHost: 4096, IdleConnTimeout: time.Minute,
-		ResponseHeaderTimeout: 30 * time.Second, DisableCompression: true}, Timeout: time.Minute}
-
-	var figs []figure
 	// Idle RSS: started, ready, one request served, then left alone.
-	if _, err := call(ctx, client, sc.url, body2KB, false); err != nil {
+	if _, err := call(ctx, b.client, sc.url, body2KB, false); err != nil {
 		return fmt.Errorf("warm-up request failed: %w", err)
 	}
 	time.Sleep(2 * time.Second)
 	idle := sc.rssMiB()
-
-	// Latency at a fixed rate: warm both paths, then measure direct and via the sidecar in turn.
-	warm := min(o.duration, time.Second)
-	paced(ctx, client, upURL, o.rate, warm)
-	paced(ctx, client, sc.url, o.rate, warm)
-	var direct, via []time.Duration
-	var derr, verr int
-	var sidecarCPU time.Duration
-	for round := 0; round < 2; round++ { // interleave to spread out noise from other load on the host
-		d, de := paced(ctx, client, upURL, o.rate, o.duration/2)
-		cpu0 := sc.cpu()
-		v, ve := paced(ctx, client, sc.url, o.rate, o.duration/2)
-		sidecarCPU += sc.cpu() - cpu0
-		direct, via = append(direct, d...), append(via, v...)
-		derr, verr = derr+de, verr+ve
+	figs, err := b.latency(ctx)
+	if err != nil {
+		return err
 	}
-	if len(direct) == 0 || len(via) == 0 {
-		return errors.New("latency test completed no request")
-	}
-	dp50, dp99 := pct(direct, 50), pct(direct, 99)
-	vp50, vp99 := pct(via, 50), pct(via, 99)
-	note := fmt.Sprintf("direct p50 %s p99 %s, via sidecar p50 %s p99 %s, %d+%d requests, errors %d/%d; sidecar CPU %s per request; host load average %s",
-		us(dp50), us(dp99), us(vp50), us(vp99), len(direct), len(via), derr, verr, us(sidecarCPU/time.Duration(len(via)+verr)), loadavg())
-	figs = append(figs,
-		figure{Name: fmt.Sprintf("added latency p50 @ %d req/s, 2 KB", o.rate), Value: float64(vp50-dp50) / 1e3, Unit: "µs", Target: 100, Note: note},
-		figure{Name: fmt.Sprintf("added latency p99 @ %d req/s, 2 KB", o.rate), Value: float64(vp99-dp99) / 1e3, Unit: "µs", Target: 1000},
-	)
 	rssLoad := sc.rssMiB()
-
-	if o.lowRate > 0 {
-		d, _ := paced(ctx, client, upURL, o.lowRate, o.duration/2)
-		v, _ := paced(ctx, client, sc.url, o.lowRate, o.duration/2)
-		if len(d) > 0 && len(v) > 0 {
-			figs = append(figs, figure{Name: fmt.Sprintf("(diagnostic) added latency p50 @ %d req/s", o.lowRate), Value: float64(pct(v, 50)-pct(d, 50)) / 1e3, Unit: "µs", Target: 100,
-				Note: fmt.Sprintf("direct p50 %s p99 %s, via sidecar p50 %s p99 %s", us(pct(d, 50)), us(pct(d, 99)), us(pct(v, 50)), us(pct(v, 99)))})
-		}
+	figs = append(figs, b.lowRateLatency(ctx)...)
+	ttfb, err := b.ttfb(ctx)
+	if err != nil {
+		return err
 	}
-
-	// Streaming time to first byte.
-	dt, de := ttfb(ctx, client, upURL, o.streams/2, o.streamRate)
-	vt, ve := ttfb(ctx, client, sc.url, o.streams/2, o.streamRate)
-	dt2, de2 := ttfb(ctx, client, upURL, o.streams/2, o.streamRate)
-	vt2, ve2 := ttfb(ctx, client, sc.url, o.streams/2, o.streamRate)
-	dt, vt = append(dt, dt2...), append(vt, vt2...)
-	if len(dt) == 0 || len(vt) == 0 {
-		return errors.New("TTFB test completed no stream")
-	}
-	figs = append(figs, figure{Name: "streaming TTFB overhead p99", Value: float64(pct(vt, 99)-pct(dt, 99)) / 1e3, Unit: "µs", Target: 1000,
-		Note: fmt.Sprintf("direct p50 %s p99 %s, via sidecar p50 %s p99 %s, %d+%d streams, errors %d/%d",
-			us(pct(dt, 50)), us(pct(dt, 99)), us(pct(vt, 50)), us(pct(vt, 99)), len(dt), len(vt), de+de2, ve+ve2)})
-
-	// RSS with many concurrent streams.
-	peak, okStreams, err := concurrentStreams(ctx, client, sc, o.concurrent)
+	figs = append(figs, ttfb)
+	peak, okStreams, err := concurrentStreams(ctx, b.client, sc, o.concurrent)
 	if err != nil {
 		return err
 	}
@@ -190,7 +136,101 @@ func run(o options) error {
 			Note: fmt.Sprintf("%d/%d streams completed; RSS after the latency test %.1f MiB", okStreams, o.concurrent, rssLoad)},
 		figure{Name: "idle RSS", Value: idle, Unit: "MiB", Target: 25},
 	)
+	return report(figs, o.jsonOut)
+}
 
+// bench is one run: the fake upstream's URL, the sidecar in front of it and the client of both.
+type bench struct {
+	o      options
+	upURL  string
+	sc     *sidecar
+	client *http.Client
+}
+
+// startUpstream serves the fake Anthropic API on a loopback port.
+func startUpstream() (string, func(), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	up := &http.Server{Handler: fakeupstream.New(key), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute}
+	go func() {
+		// Serve returns ErrServerClosed after Close; anything else leaves the upstream down and every
+		// request failing, which the figures report, so say why here.
+		if err := up.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			fmt.Fprintln(os.Stderr, "bench: fake upstream stopped:", err)
+		}
+	}()
+	return "http://" + ln.Addr().String(), func() { _ = up.Close() }, nil
+}
+
+// latency measures the latency the sidecar adds at a fixed rate: both paths warmed, then direct and via
+// the sidecar in turn, twice, to spread out noise from other load on the host.
+func (b *bench) latency(ctx context.Context) ([]figure, error) {
+	o := b.o
+	warm := min(o.duration, time.Second)
+	paced(ctx, b.client, b.upURL, o.rate, warm)
+	paced(ctx, b.client, b.sc.url, o.rate, warm)
+	var direct, via []time.Duration
+	var derr, verr int
+	var sidecarCPU time.Duration
+	for range 2 {
+		d, de := paced(ctx, b.client, b.upURL, o.rate, o.duration/2)
+		cpu0 := b.sc.cpu()
+		v, ve := paced(ctx, b.client, b.sc.url, o.rate, o.duration/2)
+		sidecarCPU += b.sc.cpu() - cpu0
+		direct, via = append(direct, d...), append(via, v...)
+		derr, verr = derr+de, verr+ve
+	}
+	if len(direct) == 0 || len(via) == 0 {
+		return nil, errors.New("latency test completed no request")
+	}
+	dp50, dp99 := pct(direct, 50), pct(direct, 99)
+	vp50, vp99 := pct(via, 50), pct(via, 99)
+	note := fmt.Sprintf("direct p50 %s p99 %s, via sidecar p50 %s p99 %s, %d+%d requests, errors %d/%d; sidecar CPU %s per request; host load average %s",
+		us(dp50), us(dp99), us(vp50), us(vp99), len(direct), len(via), derr, verr, us(sidecarCPU/time.Duration(len(via)+verr)), loadavg())
+	return []figure{
+		{Name: fmt.Sprintf("added latency p50 @ %d req/s, 2 KB", o.rate), Value: float64(vp50-dp50) / 1e3, Unit: "µs", Target: 100, Note: note},
+		{Name: fmt.Sprintf("added latency p99 @ %d req/s, 2 KB", o.rate), Value: float64(vp99-dp99) / 1e3, Unit: "µs", Target: 1000},
+	}, nil
+}
+
+// lowRateLatency is the diagnostic figure at a low rate, when asked for.
+func (b *bench) lowRateLatency(ctx context.Context) []figure {
+	o := b.o
+	if o.lowRate <= 0 {
+		return nil
+	}
+	d, _ := paced(ctx, b.client, b.upURL, o.lowRate, o.duration/2)
+	v, _ := paced(ctx, b.client, b.sc.url, o.lowRate, o.duration/2)
+	if len(d) == 0 || len(v) == 0 {
+		return nil
+	}
+	return []figure{{Name: fmt.Sprintf("(diagnostic) added latency p50 @ %d req/s", o.lowRate), Value: float64(pct(v, 50)-pct(d, 50)) / 1e3, Unit: "µs", Target: 100,
+		Note: fmt.Sprintf("direct p50 %s p99 %s, via sidecar p50 %s p99 %s", us(pct(d, 50)), us(pct(d, 99)), us(pct(v, 50)), us(pct(v, 99)))}}
+}
+
+// ttfb measures the streaming time to first byte the sidecar adds, direct and via the sidecar in turn.
+func (b *bench) ttfb(ctx context.Context) (figure, error) {
+	o := b.o
+	var dt, vt []time.Duration
+	var derr, verr int
+	for range 2 {
+		d, de := ttfb(ctx, b.client, b.upURL, o.streams/2, o.streamRate)
+		v, ve := ttfb(ctx, b.client, b.sc.url, o.streams/2, o.streamRate)
+		dt, vt = append(dt, d...), append(vt, v...)
+		derr, verr = derr+de, verr+ve
+	}
+	if len(dt) == 0 || len(vt) == 0 {
+		return figure{}, errors.New("TTFB test completed no stream")
+	}
+	return figure{Name: "streaming TTFB overhead p99", Value: float64(pct(vt, 99)-pct(dt, 99)) / 1e3, Unit: "µs", Target: 1000,
+		Note: fmt.Sprintf("direct p50 %s p99 %s, via sidecar p50 %s p99 %s, %d+%d streams, errors %d/%d",
+			us(pct(dt, 50)), us(pct(dt, 99)), us(pct(vt, 50)), us(pct(vt, 99)), len(dt), len(vt), derr, verr)}, nil
+}
+
+// report prints the figures against their targets and writes them as JSON when asked to.
+func report(figs []figure, jsonOut string) error {
 	for _, f := range figs {
 		status := "MET"
 		if !f.met() {
@@ -201,13 +241,14 @@ func run(o options) error {
 			fmt.Printf("    %s\n", f.Note)
 		}
 	}
-	if o.jsonOut != "" {
-		b, _ := json.MarshalIndent(figs, "", "  ")
-		if err := os.WriteFile(o.jsonOut, b, 0o644); err != nil {
-			return err
-		}
+	if jsonOut == "" {
+		return nil
 	}
-	return nil
+	b, err := json.MarshalIndent(figs, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(jsonOut, b, 0o644)
 }
 
 func us(d time.Duration) string { return fmt.Sprintf("%.0fµs", float64(d)/1e3) }

@@ -86,14 +86,34 @@ func run(rate int, duration time.Duration) error {
 	defer probe.Close()
 
 	ctx := context.Background()
+	figs, red, err := limiterFigures(ctx, rl, limits.NewMemory(rs), probe, rate, duration)
+	if err != nil {
+		return err
+	}
+	e2e, err := endToEndFigures(ctx, url, rate, duration)
+	if err != nil {
+		return err
+	}
+	for _, f := range append(figs, e2e...) {
+		fmt.Println(f)
+	}
+	if red.achieved < 0.95*float64(rate) {
+		fmt.Printf("!! achieved %.0f req/s of %d: the machine could not keep the pace\n", red.achieved, rate)
+	}
+	return nil
+}
+
+// limiterFigures measures Reserve+Settle on the Redis limiter against the Memory one and two bare
+// round trips, and counts the scripts each request runs.
+func limiterFigures(ctx context.Context, rl *limits.Redis, mem limits.Limiter, probe *redis.Client, rate int, duration time.Duration) ([]figure, result, error) {
 	// Warm up: connections, and the scripts in Redis's cache.
 	for range 200 {
 		r, err := rl.Reserve(ctx, request(0))
 		if err != nil {
-			return fmt.Errorf("warm-up: %w", err)
+			return nil, result{}, fmt.Errorf("warm-up: %w", err)
 		}
 		if err := rl.Settle(ctx, r, usage.Usage{InputTokens: 800, OutputTokens: 300}); err != nil {
-			return fmt.Errorf("warm-up: %w", err)
+			return nil, result{}, fmt.Errorf("warm-up: %w", err)
 		}
 	}
 	// The floor under the same load: two bare round trips (PING) paced like Reserve+Settle.
@@ -104,51 +124,48 @@ func run(rate int, duration time.Duration) error {
 		}
 		return time.Since(t0), probe.Ping(ctx).Err()
 	})
-	mem := pacedLimiter(ctx, limits.NewMemory(rs), rate, duration)
+	m := pacedLimiter(ctx, mem, rate, duration)
 	before, err := evalshaCalls(ctx, probe)
 	if err != nil {
-		return err
+		return nil, result{}, err
 	}
 	red := pacedLimiter(ctx, rl, rate, duration)
 	after, err := evalshaCalls(ctx, probe)
 	if err != nil {
-		return err
+		return nil, result{}, err
 	}
 	perReserve := float64(after-before-int64(red.n)) / float64(red.n) // each request is one Reserve and one Settle
 	if red.errors > 0 {
 		fmt.Printf("!! %d of %d Redis-backed requests failed (timeouts or errors)\n", red.errors, red.n)
 	}
 	note := fmt.Sprintf("  (Memory: p50 %.1f µs, p99 %.1f µs; two bare PINGs paced alike: p50 %.1f µs, p99 %.1f µs)",
-		us(pct(mem.total, 50)), us(pct(mem.total, 99)), us(pct(ping.total, 50)), us(pct(ping.total, 99)))
-	figs := []figure{
+		us(pct(m.total, 50)), us(pct(m.total, 99)), us(pct(ping.total, 50)), us(pct(ping.total, 99)))
+	return []figure{
 		{name: fmt.Sprintf("Redis Reserve+Settle p50 @ %d req/s", rate), value: us(pct(red.total, 50)), unit: "µs", target: 500, note: note},
 		{name: fmt.Sprintf("Redis Reserve+Settle p99 @ %d req/s", rate), value: us(pct(red.total, 99)), unit: "µs", target: 2000},
 		{name: fmt.Sprintf("Redis Reserve (before forwarding) p99 @ %d", rate), value: us(pct(red.reserve, 99)), unit: "µs", target: 1000},
 		{name: "Redis round trips per Reserve", value: perReserve, unit: "", target: 1,
 			note: fmt.Sprintf("  (%d EVALSHA for %d Reserve+Settle pairs)", after-before, red.n)},
-	}
+	}, red, nil
+}
+
+// endToEndFigures compares Redis and Memory through the sidecar. Diagnostic only: the load generator,
+// two sidecar handlers, the fake upstream and Redis share this machine's cores, so the tail says as
+// much about the host as about Redis. test/bench measures the proxy's own overhead with targets.
+func endToEndFigures(ctx context.Context, url string, rate int, duration time.Duration) ([]figure, error) {
 	mp, rp, errs, err := endToEnd(ctx, url, rate, duration)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if errs > 0 {
 		fmt.Printf("!! %d end-to-end requests failed\n", errs)
 	}
-	e2eNote := fmt.Sprintf("  (through the sidecar: Memory p50 %.0f µs p99 %.0f µs, Redis p50 %.0f µs p99 %.0f µs)",
+	note := fmt.Sprintf("  (through the sidecar: Memory p50 %.0f µs p99 %.0f µs, Redis p50 %.0f µs p99 %.0f µs)",
 		us(pct(mp, 50)), us(pct(mp, 99)), us(pct(rp, 50)), us(pct(rp, 99)))
-	// Diagnostic only: the load generator, two sidecar handlers, the fake upstream and Redis share this
-	// machine's cores, so the tail says as much about the host as about Redis. test/bench measures the
-	// proxy's own overhead with targets.
-	figs = append(figs,
-		figure{name: fmt.Sprintf("through the sidecar, Redis minus Memory p50 @ %d", rate), value: us(pct(rp, 50) - pct(mp, 50)), unit: "µs", note: e2eNote},
-		figure{name: fmt.Sprintf("through the sidecar, Redis minus Memory p99 @ %d", rate), value: us(pct(rp, 99) - pct(mp, 99)), unit: "µs"})
-	for _, f := range figs {
-		fmt.Println(f)
-	}
-	if red.achieved < 0.95*float64(rate) {
-		fmt.Printf("!! achieved %.0f req/s of %d: the machine could not keep the pace\n", red.achieved, rate)
-	}
-	return nil
+	return []figure{
+		{name: fmt.Sprintf("through the sidecar, Redis minus Memory p50 @ %d", rate), value: us(pct(rp, 50) - pct(mp, 50)), unit: "µs", note: note},
+		{name: fmt.Sprintf("through the sidecar, Redis minus Memory p99 @ %d", rate), value: us(pct(rp, 99) - pct(mp, 99)), unit: "µs"},
+	}, nil
 }
 
 // benchConfig is a realistic policy: six counters per request (workload, end user, namespace; a tenant

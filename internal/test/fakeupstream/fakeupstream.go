@@ -10,6 +10,7 @@ package fakeupstream
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -251,18 +252,17 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request, body []byte, i
 		writeError(w, http.StatusBadRequest, "invalid_request_error", "invalid request body")
 		return
 	}
-	in, out, cw, cr := Usage(body, req.MaxTokens)
-	msgID := fmt.Sprintf("msg_fake_%06d", id)
-	deltas := 3
+	m := message{id: fmt.Sprintf("msg_fake_%06d", id), model: req.Model, deltas: 3}
+	m.in, m.out, m.cacheWrite, m.cacheRead = Usage(body, req.MaxTokens)
 	if v, err := strconv.Atoi(r.Header.Get(EventsHeader)); err == nil && v >= 0 {
-		deltas = v
+		m.deltas = v
 	}
 	if !req.Stream {
 		writeJSON(w, http.StatusOK, map[string]any{
-			"id": msgID, "type": "message", "role": "assistant", "model": req.Model,
-			"content":     []any{map[string]any{"type": "text", "text": strings.Join(Text(deltas), "")}},
+			"id": m.id, "type": "message", "role": "assistant", "model": m.model,
+			"content":     []any{map[string]any{"type": "text", "text": strings.Join(Text(m.deltas), "")}},
 			"stop_reason": "end_turn", "stop_sequence": nil,
-			"usage":                  map[string]any{"input_tokens": in, "output_tokens": out, "cache_creation_input_tokens": cw, "cache_read_input_tokens": cr},
+			"usage":                  m.usage(m.out),
 			"x_unknown_future_field": map[string]any{"kept": true},
 		})
 		return
@@ -271,13 +271,98 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request, body []byte, i
 	if r.Header.Get(ScenarioHeader) == ScenarioSlow {
 		delay, _ = time.ParseDuration(r.Header.Get(DelayHeader))
 	}
+	if !stream(r.Context(), w, delay, m.events(r.Header.Get(ScenarioHeader) == ScenarioMidStreamError)) && r.Context().Err() != nil {
+		s.Cancelled.Add(1)
+	}
+}
+
+// message is one fake completion.
+type message struct {
+	id, model                      string
+	deltas                         int
+	in, out, cacheWrite, cacheRead int64
+}
+
+func (m message) usage(out int64) map[string]any {
+	return map[string]any{"input_tokens": m.in, "output_tokens": out, "cache_creation_input_tokens": m.cacheWrite, "cache_read_input_tokens": m.cacheRead}
+}
+
+// sseEvent is one server-sent event: its name and its JSON data.
+type sseEvent struct {
+	name string
+	data map[string]any
+}
+
+func event(data map[string]any) sseEvent { return sseEvent{name: data["type"].(string), data: data} }
+
+func blockStart(i int, block map[string]any) sseEvent {
+	return event(map[string]any{"type": "content_block_start", "index": i, "content_block": block})
+}
+
+func blockDelta(i int, delta map[string]any) sseEvent {
+	return event(map[string]any{"type": "content_block_delta", "index": i, "delta": delta})
+}
+
+func blockStop(i int) sseEvent {
+	return event(map[string]any{"type": "content_block_stop", "index": i})
+}
+
+var ping = event(map[string]any{"type": "ping"})
+
+// events is the stream of a completion with every block type a client meets: thinking (with its
+// signature), text (with a citation), a tool call streamed as partial JSON, cumulative usage, and an
+// event type from the future; or, with midStreamError, an overloaded error after the text.
+func (m message) events(midStreamError bool) []sseEvent {
+	evs := []sseEvent{
+		event(map[string]any{"type": "message_start", "message": map[string]any{
+			"id": m.id, "type": "message", "role": "assistant", "model": m.model, "content": []any{},
+			"stop_reason": nil, "stop_sequence": nil, "usage": m.usage(1)}}),
+		ping,
+		blockStart(0, map[string]any{"type": "thinking", "thinking": "", "signature": ""}),
+		blockDelta(0, map[string]any{"type": "thinking_delta", "thinking": "Let me think."}),
+		blockDelta(0, map[string]any{"type": "signature_delta", "signature": "c2lnbmF0dXJl"}),
+		blockStop(0),
+		blockStart(1, map[string]any{"type": "text", "text": ""}),
+	}
+	for i, t := range Text(m.deltas) {
+		evs = append(evs, blockDelta(1, map[string]any{"type": "text_delta", "text": t}))
+		if i == 0 {
+			evs = append(evs,
+				blockDelta(1, map[string]any{"type": "citations_delta", "citation": map[string]any{"type": "char_location",
+					"cited_text": "chunk", "document_index": 0, "document_title": "Fake document", "start_char_index": 0, "end_char_index": 5}}),
+				// An event type from the future: clients and proxies must pass it and ignore it.
+				event(map[string]any{"type": "x_future_event", "detail": "ignore me"}),
+				ping)
+		}
+	}
+	if midStreamError {
+		return append(evs, event(map[string]any{"type": "error", "error": map[string]any{"type": "overloaded_error", "message": "Overloaded"}}))
+	}
+	return append(evs,
+		blockStop(1),
+		// A tool_use block streamed as input_json_delta.
+		blockStart(2, map[string]any{"type": "tool_use", "id": "toolu_fake", "name": "get_weather", "input": map[string]any{}}),
+		blockDelta(2, map[string]any{"type": "input_json_delta", "partial_json": `{"city": "Par`}),
+		blockDelta(2, map[string]any{"type": "input_json_delta", "partial_json": `is"}`}),
+		blockStop(2),
+		// message_delta usage is cumulative: the first is a running total, the second the final one.
+		event(map[string]any{"type": "message_delta", "delta": map[string]any{"stop_reason": nil, "stop_sequence": nil},
+			"usage": map[string]any{"output_tokens": max(m.out-1, 1)}}),
+		event(map[string]any{"type": "message_delta", "delta": map[string]any{"stop_reason": "tool_use", "stop_sequence": nil},
+			"usage": map[string]any{"output_tokens": m.out}}),
+		event(map[string]any{"type": "message_stop"}),
+	)
+}
+
+// stream writes the events, each flushed, delay apart; false when the client went away or a write
+// failed.
+func stream(ctx context.Context, w http.ResponseWriter, delay time.Duration, evs []sseEvent) bool {
 	h := w.Header()
 	h.Set("content-type", "text/event-stream; charset=utf-8")
 	h.Set("cache-control", "no-cache")
 	w.WriteHeader(http.StatusOK)
 	fl, _ := w.(http.Flusher)
-	ctx := r.Context()
-	send := func(event string, data any) bool {
+	for _, ev := range evs {
 		if delay > 0 {
 			select {
 			case <-time.After(delay):
@@ -285,106 +370,18 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request, body []byte, i
 				return false
 			}
 		}
-		b, _ := json.Marshal(data)
-		if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, b); err != nil {
+		b, _ := json.Marshal(ev.data)
+		if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", ev.name, b); err != nil {
 			return false
 		}
 		if fl != nil {
 			fl.Flush()
 		}
-		return ctx.Err() == nil
-	}
-	steps := []func() bool{
-		func() bool {
-			return send("message_start", map[string]any{"type": "message_start", "message": map[string]any{
-				"id": msgID, "type": "message", "role": "assistant", "model": req.Model, "content": []any{},
-				"stop_reason": nil, "stop_sequence": nil,
-				"usage": map[string]any{"input_tokens": in, "output_tokens": 1, "cache_creation_input_tokens": cw, "cache_read_input_tokens": cr}}})
-		},
-		func() bool { return send("ping", map[string]any{"type": "ping"}) },
-		// A thinking block: thinking_delta then signature_delta.
-		func() bool {
-			return send("content_block_start", map[string]any{"type": "content_block_start", "index": 0,
-				"content_block": map[string]any{"type": "thinking", "thinking": "", "signature": ""}})
-		},
-		func() bool {
-			return send("content_block_delta", map[string]any{"type": "content_block_delta", "index": 0,
-				"delta": map[string]any{"type": "thinking_delta", "thinking": "Let me think."}})
-		},
-		func() bool {
-			return send("content_block_delta", map[string]any{"type": "content_block_delta", "index": 0,
-				"delta": map[string]any{"type": "signature_delta", "signature": "c2lnbmF0dXJl"}})
-		},
-		func() bool {
-			return send("content_block_stop", map[string]any{"type": "content_block_stop", "index": 0})
-		},
-		func() bool {
-			return send("content_block_start", map[string]any{"type": "content_block_start", "index": 1,
-				"content_block": map[string]any{"type": "text", "text": ""}})
-		},
-	}
-	for i, t := range Text(deltas) {
-		steps = append(steps, func() bool {
-			return send("content_block_delta", map[string]any{"type": "content_block_delta", "index": 1,
-				"delta": map[string]any{"type": "text_delta", "text": t}})
-		})
-		if i == 0 {
-			steps = append(steps, func() bool {
-				return send("content_block_delta", map[string]any{"type": "content_block_delta", "index": 1,
-					"delta": map[string]any{"type": "citations_delta", "citation": map[string]any{"type": "char_location",
-						"cited_text": "chunk", "document_index": 0, "document_title": "Fake document", "start_char_index": 0, "end_char_index": 5}}})
-			})
-			// An event type from the future: clients and proxies must pass it and ignore it.
-			steps = append(steps, func() bool {
-				return send("x_future_event", map[string]any{"type": "x_future_event", "detail": "ignore me"})
-			}, func() bool { return send("ping", map[string]any{"type": "ping"}) })
+		if ctx.Err() != nil {
+			return false
 		}
 	}
-	if r.Header.Get(ScenarioHeader) == ScenarioMidStreamError {
-		steps = append(steps, func() bool {
-			return send("error", map[string]any{"type": "error", "error": map[string]any{"type": "overloaded_error", "message": "Overloaded"}})
-		})
-	} else {
-		steps = append(steps,
-			func() bool {
-				return send("content_block_stop", map[string]any{"type": "content_block_stop", "index": 1})
-			},
-			// A tool_use block streamed as input_json_delta.
-			func() bool {
-				return send("content_block_start", map[string]any{"type": "content_block_start", "index": 2,
-					"content_block": map[string]any{"type": "tool_use", "id": "toolu_fake", "name": "get_weather", "input": map[string]any{}}})
-			},
-			func() bool {
-				return send("content_block_delta", map[string]any{"type": "content_block_delta", "index": 2,
-					"delta": map[string]any{"type": "input_json_delta", "partial_json": `{"city": "Par`}})
-			},
-			func() bool {
-				return send("content_block_delta", map[string]any{"type": "content_block_delta", "index": 2,
-					"delta": map[string]any{"type": "input_json_delta", "partial_json": `is"}`}})
-			},
-			func() bool {
-				return send("content_block_stop", map[string]any{"type": "content_block_stop", "index": 2})
-			},
-			// message_delta usage is cumulative: the first is a running total, the second the final one.
-			func() bool {
-				return send("message_delta", map[string]any{"type": "message_delta", "delta": map[string]any{"stop_reason": nil, "stop_sequence": nil},
-					"usage": map[string]any{"output_tokens": max(out-1, 1)}})
-			},
-			func() bool {
-				return send("message_delta", map[string]any{"type": "message_delta", "delta": map[string]any{"stop_reason": "tool_use", "stop_sequence": nil},
-					"usage": map[string]any{"output_tokens": out}})
-			},
-			func() bool { return send("message_stop", map[string]any{"type": "message_stop"}) },
-		)
-	}
-	for _, step := range steps {
-		if !step() {
-			if ctx.Err() != nil {
-				s.Cancelled.Add(1)
-			}
-			return
-		}
-	}
+	return true
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -79,13 +79,15 @@ func StartSPIRE(t testing.TB, o SPIREOptions) *SPIRE {
 	}
 	s.SocketAddr = "unix://" + s.agentSock
 	port := freePort(t)
+	s.startServer(t, port, o.JWTIssuer)
+	s.writeAgentConfig(t, port, s.joinToken(t))
+	s.StartAgent(t)
+	return s
+}
 
-	issuer := ""
-	if o.JWTIssuer != "" {
-		issuer = fmt.Sprintf("jwt_issuer = %q", o.JWTIssuer)
-	}
-	serverConf := filepath.Join(dir, "server.conf")
-	writeFile(t, serverConf, fmt.Sprintf(`server {
+// serverConfig is the SPIRE server's configuration: sqlite, join-token node attestation, in-memory keys,
+// entries visible to agents within a second.
+const serverConfig = `server {
   bind_address = "127.0.0.1"
   bind_port = "%d"
   socket_path = %q
@@ -111,34 +113,10 @@ plugins {
     plugin_data {}
   }
 }
-`, port, s.serverSock, td.Name(), filepath.Join(dir, "server"), issuer, filepath.Join(dir, "server", "datastore.sqlite3")))
+`
 
-	s.server, err = startProcess("spire-server", filepath.Join(dir, "server.log"), baseEnv(dir),
-		filepath.Join(binDir, "spire-server"), "run", "-config", serverConf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.server.stop)
-	s.server.logOnFailure(t)
-	if err := waitFor(s.server, 60*time.Second, "spire-server to be healthy", func() error {
-		_, err := s.serverCLI("healthcheck", "-shallow")
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-
-	out, err := s.serverCLI("token", "generate", "-spiffeID", s.NodeID.String(), "-ttl", "3600")
-	if err != nil {
-		t.Fatalf("failed to generate a join token: %v", err)
-	}
-	token, ok := strings.CutPrefix(strings.TrimSpace(string(out)), "Token: ")
-	if !ok {
-		t.Fatalf("unexpected output of spire-server token generate: %q", out)
-	}
-
-	// The agent keeps its key on disk so that StopAgent/StartAgent resumes with the same identity: the
-	// join token is single-use and cannot attest the agent twice.
-	writeFile(t, s.agentConf, fmt.Sprintf(`agent {
+// agentConfig is the agent's: join token, keys on disk, unix workload attestation, a 1 s sync.
+const agentConfig = `agent {
   data_dir = %q
   log_level = "WARN"
   server_address = "127.0.0.1"
@@ -164,9 +142,55 @@ plugins {
     plugin_data {}
   }
 }
-`, filepath.Join(dir, "agent"), port, s.agentSock, td.Name(), token, filepath.Join(dir, "agent")))
-	s.StartAgent(t)
-	return s
+`
+
+// startServer starts spire-server on port and waits until it is healthy.
+func (s *SPIRE) startServer(t testing.TB, port int, jwtIssuer string) {
+	t.Helper()
+	issuer := ""
+	if jwtIssuer != "" {
+		issuer = fmt.Sprintf("jwt_issuer = %q", jwtIssuer)
+	}
+	conf := filepath.Join(s.dir, "server.conf")
+	writeFile(t, conf, fmt.Sprintf(serverConfig, port, s.serverSock, s.TrustDomain.Name(), filepath.Join(s.dir, "server"), issuer,
+		filepath.Join(s.dir, "server", "datastore.sqlite3")))
+	var err error
+	s.server, err = startProcess("spire-server", filepath.Join(s.dir, "server.log"), baseEnv(s.dir),
+		filepath.Join(s.binDir, "spire-server"), "run", "-config", conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.server.stop)
+	s.server.logOnFailure(t)
+	if err := waitFor(s.server, 60*time.Second, "spire-server to be healthy", func() error {
+		_, err := s.serverCLI("healthcheck", "-shallow")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// joinToken generates the single-use token that attests the agent as NodeID.
+func (s *SPIRE) joinToken(t testing.TB) string {
+	t.Helper()
+	out, err := s.serverCLI("token", "generate", "-spiffeID", s.NodeID.String(), "-ttl", "3600")
+	if err != nil {
+		t.Fatalf("failed to generate a join token: %v", err)
+	}
+	token, ok := strings.CutPrefix(strings.TrimSpace(string(out)), "Token: ")
+	if !ok {
+		t.Fatalf("unexpected output of spire-server token generate: %q", out)
+	}
+	return token
+}
+
+// writeAgentConfig writes the agent's configuration. The agent keeps its key on disk so that
+// StopAgent/StartAgent resumes with the same identity: the join token is single-use and cannot attest
+// the agent twice.
+func (s *SPIRE) writeAgentConfig(t testing.TB, port int, token string) {
+	t.Helper()
+	writeFile(t, s.agentConf, fmt.Sprintf(agentConfig, filepath.Join(s.dir, "agent"), port, s.agentSock, s.TrustDomain.Name(), token,
+		filepath.Join(s.dir, "agent")))
 }
 
 // StartAgent starts the agent (again, after StopAgent) and waits until its Workload API is healthy.
