@@ -102,6 +102,9 @@ func notInjectedReason(p *v1alpha1.ClaudeAccessPolicy, pod *metav1.PartialObject
 		return fmt.Sprintf("injected with ClaudeAccessPolicy %s, which is older", policy)
 	case strings.HasPrefix(status, wellknown.StatusSkipped+": "):
 		return strings.TrimPrefix(status, wellknown.StatusSkipped+": ")
+	case pod.Labels[wellknown.LabelInject] == "false":
+		// The webhook's object selector leaves such pods out, so they carry no skip annotation.
+		return "the pod opted out with label " + wellknown.LabelInject + "=false"
 	default:
 		return "created before this policy selected it, or while the webhook was unreachable; recreate the pod to inject it"
 	}

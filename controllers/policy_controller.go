@@ -113,6 +113,7 @@ func (r *PolicyReconciler) reconcileNormal(ctx context.Context, p *v1alpha1.Clau
 	p.Status.Models = effective.ModelsSummary(p)
 	p.Status.RenderedConfig = &v1alpha1.RenderedConfigRef{Name: rendered.name, Hash: rendered.hash}
 	r.setReady(p, res.Violations, res.Config)
+	setDegraded(p, res)
 	return r.updatePods(ctx, p)
 }
 
@@ -129,6 +130,26 @@ func (r *PolicyReconciler) setReady(p *v1alpha1.ClaudeAccessPolicy, vs []effecti
 		}
 		cond.Status, cond.Reason = metav1.ConditionFalse, vs[0].Reason
 		cond.Message = strings.Join(msgs, "; ") + "; selected pods are denied every request until this is fixed"
+	}
+	conditions.Set(p, cond)
+}
+
+// setDegraded reports, on an admitted policy, what does not take effect as written (effective.Warnings):
+// the tenant admin cannot read the rendered config, so this is where they learn of it. A policy that is
+// not admitted has no Degraded condition: Ready says why nothing applies.
+func setDegraded(p *v1alpha1.ClaudeAccessPolicy, res render.Result) {
+	if len(res.Violations) > 0 {
+		meta.RemoveStatusCondition(&p.Status.Conditions, v1alpha1.ConditionDegraded)
+		return
+	}
+	cond := metav1.Condition{Type: v1alpha1.ConditionDegraded, Status: metav1.ConditionFalse, Reason: v1alpha1.ReasonAsWritten,
+		Message: "Every rule takes effect as written"}
+	if ws := res.Warnings; len(ws) > 0 {
+		msgs := make([]string, len(ws))
+		for i, w := range ws {
+			msgs[i] = w.Message
+		}
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionTrue, ws[0].Reason, strings.Join(msgs, "; ")
 	}
 	conditions.Set(p, cond)
 }

@@ -45,6 +45,8 @@ func run(m *testing.M) int {
 	ctrl.SetLogger(zap.New(zap.UseDevMode(true), zap.WriteTo(os.Stderr), zap.Level(zapLevel())))
 	stop, err := env.StartManager(testenv.ManagerOptions{Effective: effective.Options{
 		NoTenant: effective.NoTenantDeny, VaultAddress: "https://vault.test:8200", Upstream: "https://api.anthropic.com",
+		// The Vault cert auth of the suite's policies needs a SPIFFE identity.
+		TrustDomain: "cluster.test",
 	}, Registration: &controllers.RegistrationReconciler{Inject: registrationInject, Entries: registrationEntries}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -564,6 +564,7 @@ type NotInjectedReason struct {
 // +kubebuilder:resource:shortName=cap,categories=claude-guard
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Degraded",type=string,JSONPath=`.status.conditions[?(@.type=="Degraded")].status`,priority=1
 // +kubebuilder:printcolumn:name="Models",type=string,JSONPath=`.status.models`
 // +kubebuilder:printcolumn:name="Pods",type=integer,JSONPath=`.status.pods.selected`
 // +kubebuilder:printcolumn:name="Injected",type=integer,JSONPath=`.status.pods.injected`,priority=1

@@ -7,6 +7,9 @@ const (
 	// ConditionConflict on a ClaudeAccessPolicy is True when another policy in the namespace selects
 	// some of the same pods.
 	ConditionConflict = "Conflict"
+	// ConditionDegraded on an admitted ClaudeAccessPolicy is True when part of it does not take effect
+	// as written: a rule no call can reach, or a setting the operator had to downgrade.
+	ConditionDegraded = "Degraded"
 )
 
 // Reasons of the conditions and events the operator writes: one list, so what a user can see in
@@ -20,6 +23,13 @@ const (
 	ReasonExceedsTenantCeiling  = "ExceedsTenantCeiling"
 	ReasonCredentialsNotAllowed = "CredentialsNotAllowed"
 	ReasonInvalidSelector       = "InvalidSelector"
+	// The credential needs a SPIFFE identity (Vault cert or jwt auth, federation) and none applies.
+	ReasonSPIFFERequired = "SPIFFERequired"
+
+	// ClaudeAccessPolicy Degraded.
+	ReasonAsWritten        = "AsWritten"
+	ReasonLimitsDowngraded = "LimitsDowngraded"
+	ReasonRuleHasNoEffect  = "RuleHasNoEffect"
 
 	// ClaudeAccessPolicy Conflict.
 	ReasonNoConflict        = "NoConflict"
@@ -32,6 +42,9 @@ const (
 	// Events of the Redis user controller, on a namespace's Redis-backed policies.
 	ReasonSharedLimitsUnavailable = "SharedLimitsUnavailable"
 	ReasonSharedLimitsReady       = "SharedLimitsReady"
+
+	// Event of the injection webhook, on a skipped pod's controller (or its policy, for a bare pod).
+	ReasonInjectionSkipped = "InjectionSkipped"
 
 	// Events of the SPIFFE registration controller, on pods.
 	ReasonSidecarNotVerified = "SidecarNotVerified"

@@ -82,6 +82,7 @@ func Compute(in Input, o Options) (*policyconfig.Config, []Violation) {
 		c.Policy.Tenant = t.Name
 		vs = append(vs, narrow(c, p, t)...)
 	}
+	vs = append(vs, identity(c, p, in.Tenant)...)
 	if len(vs) > 0 {
 		return nil, vs
 	}

@@ -220,7 +220,7 @@ func TestComputeVaultAuthMount(t *testing.T) {
 }
 
 func TestComputeNoTenantAllow(t *testing.T) {
-	cfg, vs := Compute(Input{Policy: policy()}, Options{NoTenant: NoTenantAllow})
+	cfg, vs := Compute(Input{Policy: policy()}, Options{NoTenant: NoTenantAllow, TrustDomain: "cluster.local"})
 	if len(vs) != 0 {
 		t.Fatalf("unexpected violations: %+v", vs)
 	}

@@ -100,3 +100,31 @@ func AnyCovers(wides []string, narrow string) bool {
 	}
 	return false
 }
+
+// Overlaps reports whether some name matches both a and b: false means a rule granting a can never apply
+// to a call that b admits. It is exact for this language, by dynamic programming over the two patterns
+// (a '*' may absorb a character or a '*' of the other pattern, or nothing).
+func Overlaps(a, b string) bool {
+	seen := make([]int8, (len(a)+1)*(len(b)+1)) // 0 unknown, 1 yes, -1 no
+	var rec func(i, j int) bool
+	rec = func(i, j int) bool {
+		k := i*(len(b)+1) + j
+		if seen[k] != 0 {
+			return seen[k] > 0
+		}
+		var ok bool
+		switch {
+		case i == len(a) && j == len(b):
+			ok = true
+		case i < len(a) && a[i] == '*':
+			ok = rec(i+1, j) || j < len(b) && rec(i, j+1)
+		case j < len(b) && b[j] == '*':
+			ok = rec(i, j+1) || i < len(a) && rec(i+1, j)
+		case i < len(a) && j < len(b):
+			ok = a[i] == b[j] && rec(i+1, j+1)
+		}
+		seen[k] = map[bool]int8{true: 1, false: -1}[ok]
+		return ok
+	}
+	return rec(0, 0)
+}

@@ -106,3 +106,48 @@ func containsStar(s string) bool {
 	}
 	return false
 }
+
+// TestOverlaps checks Overlaps against brute force: every pair of patterns over {a, b, *} up to four
+// characters, against every name over {a, b} up to eight (long enough to witness any overlap of two such
+// patterns).
+func TestOverlaps(t *testing.T) {
+	var patterns, names []string
+	var grow func(prefix string, alphabet string, max int, out *[]string)
+	grow = func(prefix, alphabet string, max int, out *[]string) {
+		*out = append(*out, prefix)
+		if len(prefix) == max {
+			return
+		}
+		for _, c := range alphabet {
+			grow(prefix+string(c), alphabet, max, out)
+		}
+	}
+	grow("", "ab*", 4, &patterns)
+	grow("", "ab", 8, &names)
+	for _, a := range patterns {
+		for _, b := range patterns {
+			want := false
+			for _, n := range names {
+				if Match(a, n) && Match(b, n) {
+					want = true
+					break
+				}
+			}
+			if got := Overlaps(a, b); got != want {
+				t.Fatalf("Overlaps(%q, %q) = %v, want %v", a, b, got, want)
+			}
+		}
+	}
+	for _, c := range []struct {
+		a, b string
+		want bool
+	}{
+		{"claude-haiku-*", "claude-*-4-5", true},
+		{"claude-opus-*", "claude-haiku-*", false},
+		{"claude-sonnet-4-5", "claude-sonnet-*", true},
+	} {
+		if got := Overlaps(c.a, c.b); got != c.want {
+			t.Errorf("Overlaps(%q, %q) = %v, want %v", c.a, c.b, got, c.want)
+		}
+	}
+}

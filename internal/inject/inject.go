@@ -94,7 +94,7 @@ func Apply(pod *corev1.Pod, p *v1alpha1.ClaudeAccessPolicy, plan Plan, cfg Confi
 	}
 	pod.Spec.Volumes = append(pod.Spec.Volumes, vols...)
 	// First among the init containers, so later init containers can use the proxy too.
-	sc := sidecar(cfg, mounts)
+	sc := sidecar(cfg, plan, mounts)
 	// Mounted credential files are named in the arguments, so the pod spec says exactly what runs.
 	if plan.Secret != nil {
 		sc.Args = append(sc.Args, "--secret-dir="+wellknown.SecretMountDir)
@@ -131,7 +131,7 @@ func blocker(pod *corev1.Pod, proxyPort int32) string {
 	return ""
 }
 
-func sidecar(cfg Config, mounts []corev1.VolumeMount) corev1.Container {
+func sidecar(cfg Config, plan Plan, mounts []corev1.VolumeMount) corev1.Container {
 	metrics := intstr.FromInt32(wellknown.SidecarMetricsPort)
 	probe := func(path string, period, failures int32) *corev1.Probe {
 		return &corev1.Probe{
@@ -147,7 +147,7 @@ func sidecar(cfg Config, mounts []corev1.VolumeMount) corev1.Container {
 		{Name: "POD_SERVICE_ACCOUNT", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "spec.serviceAccountName"}}},
 		{Name: EnvWorkload, Value: "ns/$(POD_NAMESPACE)/sa/$(POD_SERVICE_ACCOUNT)"},
 	}
-	if cfg.Socket != SocketNone {
+	if plan.SPIFFE {
 		env = append(env, corev1.EnvVar{Name: wellknown.EnvSPIFFESocket, Value: "unix://" + wellknown.SPIFFESocketDir + "/" + cfg.SocketFile})
 	}
 	return corev1.Container{
@@ -227,17 +227,18 @@ func volumes(policy string, plan Plan, cfg Config) ([]corev1.Volume, []corev1.Vo
 		}}})
 		mounts = append(mounts, corev1.VolumeMount{Name: VolumeRedis, MountPath: wellknown.RedisPasswordDir, ReadOnly: true})
 	}
-	switch cfg.Socket {
-	case SocketCSI:
+	switch {
+	case !plan.SPIFFE:
+	case cfg.Socket == SocketCSI:
 		vols = append(vols, corev1.Volume{Name: VolumeSPIFFE, VolumeSource: corev1.VolumeSource{CSI: &corev1.CSIVolumeSource{
 			Driver: cfg.CSIDriver, ReadOnly: ptr.To(true),
 		}}})
-	case SocketHostPath:
+	case cfg.Socket == SocketHostPath:
 		vols = append(vols, corev1.Volume{Name: VolumeSPIFFE, VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{
 			Path: cfg.HostPath, Type: ptr.To(corev1.HostPathDirectory),
 		}}})
 	}
-	if cfg.Socket != SocketNone {
+	if plan.SPIFFE {
 		mounts = append(mounts, corev1.VolumeMount{Name: VolumeSPIFFE, MountPath: wellknown.SPIFFESocketDir, ReadOnly: true})
 	}
 	return vols, mounts

@@ -17,6 +17,7 @@ import (
 	"github.com/claude-guard/claude-guard/api/v1alpha1"
 	"github.com/claude-guard/claude-guard/internal/effective"
 	"github.com/claude-guard/claude-guard/internal/policyconfig"
+	"github.com/claude-guard/claude-guard/internal/wellknown"
 )
 
 // Set UPDATE_GOLDEN=1 to rewrite testdata/*.injected.yaml from the current code.
@@ -44,8 +45,9 @@ func teamA(policies ...v1alpha1.ClaudeAccessPolicy) Namespace {
 }
 
 // renderOptions are the operator settings the tests render policies with: no tenant needed, a Vault
-// and a Redis configured.
-var renderOptions = effective.Options{NoTenant: effective.NoTenantAllow, VaultAddress: "https://vault.example:8200", RedisURL: "redis://redis.example:6379", RedisUsers: true}
+// a Redis and a SPIFFE trust domain configured.
+var renderOptions = effective.Options{NoTenant: effective.NoTenantAllow, VaultAddress: "https://vault.example:8200", RedisURL: "redis://redis.example:6379",
+	RedisUsers: true, TrustDomain: "cluster.example"}
 
 // testRender renders a policy as the controller does (without a tenant), deny-all when not admitted.
 func testRender(p *v1alpha1.ClaudeAccessPolicy) (*policyconfig.Config, error) {
@@ -246,18 +248,21 @@ func TestMountsFollowTheRenderedConfig(t *testing.T) {
 	noTenant.NoTenant = effective.NoTenantDeny
 	noRedis := renderOptions
 	noRedis.RedisURL, noRedis.RedisUsers = "", false
+	noSPIFFE := renderOptions
+	noSPIFFE.TrustDomain = ""
 	cases := []struct {
 		name   string
 		policy v1alpha1.ClaudeAccessPolicy
 		o      effective.Options
-		want   []string // the sidecar's volumes besides its config and the SPIFFE socket
+		want   []string // the sidecar's volumes besides its config
 	}{
-		{"secret, admitted", policy("chat", t0, secretRef), renderOptions, []string{VolumeSecret}},
+		{"secret, admitted", policy("chat", t0, secretRef), renderOptions, []string{VolumeSecret, VolumeSPIFFE}},
 		{"secret, not admitted", policy("chat", t0, secretRef), noTenant, nil},
-		{"vault kubernetes, admitted", policy("chat", t0, vaultK8s), renderOptions, []string{VolumeToken}},
+		{"secret, no trust domain", policy("chat", t0, secretRef), noSPIFFE, []string{VolumeSecret}},
+		{"vault kubernetes, admitted", policy("chat", t0, vaultK8s), renderOptions, []string{VolumeToken, VolumeSPIFFE}},
 		{"vault kubernetes, not admitted", policy("chat", t0, vaultK8s), noTenant, nil},
-		{"redis, operator has Redis", policy("chat", t0, redis), renderOptions, []string{VolumeRedis}},
-		{"redis, operator has none (rendered Local)", policy("chat", t0, redis), noRedis, nil},
+		{"redis, operator has Redis", policy("chat", t0, redis), renderOptions, []string{VolumeRedis, VolumeSPIFFE}},
+		{"redis, operator has none (rendered Local)", policy("chat", t0, redis), noRedis, []string{VolumeSPIFFE}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -273,7 +278,7 @@ func TestMountsFollowTheRenderedConfig(t *testing.T) {
 			}
 			var got []string
 			for _, v := range pod.Spec.Volumes {
-				if v.Name != VolumeConfig && v.Name != VolumeSPIFFE {
+				if v.Name != VolumeConfig {
 					got = append(got, v.Name)
 				}
 			}
@@ -286,6 +291,18 @@ func TestMountsFollowTheRenderedConfig(t *testing.T) {
 					t.Fatalf("args %s disagree with volume %s", args, vol)
 				}
 			}
+			if _, ok := envOf(pod.Spec.InitContainers[0], wellknown.EnvSPIFFESocket); ok != hasVolume(pod.Spec.Volumes, VolumeSPIFFE) {
+				t.Fatalf("%s set = %v, but the SPIFFE volume present = %v", wellknown.EnvSPIFFESocket, ok, !ok)
+			}
 		})
 	}
+}
+
+func envOf(c corev1.Container, name string) (string, bool) {
+	for _, e := range c.Env {
+		if e.Name == name {
+			return e.Value, true
+		}
+	}
+	return "", false
 }

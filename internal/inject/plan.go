@@ -15,6 +15,10 @@ type Plan struct {
 	VaultToken bool
 	// RedisUser mounts the namespace's Redis password: the Redis backend, with per-namespace users.
 	RedisUser bool
+	// SPIFFE mounts the Workload API socket: the config names a trust domain and the operator delivers
+	// the socket (Config.Socket). Without one no SPIFFE volume is added, so a pod of a tenant without
+	// SPIFFE never waits for a CSI driver the cluster may not have.
+	SPIFFE bool
 }
 
 // PlanFor returns the mounts the sidecar needs to obey c under the operator's settings op.
@@ -24,6 +28,7 @@ func PlanFor(c *policyconfig.Config, op Config) Plan {
 		// A deny-all config refuses every call: its sidecar holds no credential at all.
 		return p
 	}
+	p.SPIFFE = op.Socket != SocketNone && c.Identity.TrustDomain != ""
 	cr := &c.Credentials
 	if cr.Secret != nil {
 		s := *cr.Secret

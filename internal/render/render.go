@@ -25,6 +25,8 @@ type Result struct {
 	Config *policyconfig.Config
 	// Violations are why the policy is not admitted; Config is then the deny-all config.
 	Violations []effective.Violation
+	// Warnings are what an admitted policy asks for that does not take effect as written.
+	Warnings []effective.Violation
 	// Tenant is the ClaudeTenant that applied, "" when none did.
 	Tenant string
 	// Data is Config as the ConfigMap carries it; Hash identifies it.
@@ -50,6 +52,8 @@ func Policy(ctx context.Context, c client.Reader, p *v1alpha1.ClaudeAccessPolicy
 	if len(res.Violations) > 0 {
 		// Fail closed: running pods get a deny-all config rather than keep rules no longer admitted.
 		res.Config = effective.Deny(p, res.Tenant, res.Violations, o)
+	} else {
+		res.Warnings = effective.Warnings(p, res.Config)
 	}
 	if res.Data, err = policyconfig.Marshal(res.Config); err != nil {
 		return Result{}, fmt.Errorf("failed to marshal the rendered config of %s/%s: %w", p.Namespace, p.Name, err)

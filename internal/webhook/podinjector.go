@@ -107,7 +107,10 @@ func (w *PodInjector) Default(ctx context.Context, pod *corev1.Pod) error {
 		log.V(1).Info("Injected sidecar", "policy", d.Policy.Name)
 	case inject.Skipped:
 		log.Info("Skipped sidecar injection", "reason", d.Reason)
-		w.event(pod, ns.Name, d)
+		// The webhook declares no side effects: a dry run (kubectl --dry-run=server) records nothing.
+		if req.DryRun == nil || !*req.DryRun {
+			w.event(pod, ns.Name, d)
+		}
 	}
 	return nil
 }
@@ -129,8 +132,14 @@ func (w *PodInjector) load(ctx context.Context, ns *inject.Namespace) error {
 }
 
 // event records a skipped injection on the pod's controller (the pod itself does not exist yet), or on
-// the policy when the pod has no owner.
+// the policy when the pod has no owner. A pod with a name is the event's related object: the recorder
+// folds events with the same regarding, reason and related object into one series that keeps the first
+// message, and without it the skips of two bare pods of one policy would read as the first pod's.
 func (w *PodInjector) event(pod *corev1.Pod, namespace string, d inject.Decision) {
+	var related runtime.Object
+	if pod.Name != "" {
+		related = &corev1.ObjectReference{APIVersion: "v1", Kind: "Pod", Namespace: namespace, Name: pod.Name}
+	}
 	var regarding runtime.Object
 	if owner := metav1.GetControllerOf(pod); owner != nil {
 		o := &metav1.PartialObjectMetadata{
@@ -144,7 +153,7 @@ func (w *PodInjector) event(pod *corev1.Pod, namespace string, d inject.Decision
 	if regarding == nil {
 		return
 	}
-	w.Recorder.Eventf(regarding, nil, corev1.EventTypeWarning, "InjectionSkipped", "Inject",
+	w.Recorder.Eventf(regarding, related, corev1.EventTypeWarning, v1alpha1.ReasonInjectionSkipped, "Inject",
 		"Pod %s was created without the claude-guard sidecar: %s", podName(pod), d.Reason)
 }
 

@@ -337,3 +337,47 @@ func hasVolume(pod *corev1.Pod, name string) bool {
 	}
 	return false
 }
+
+// TestSkipEventsPerPodAndNoneInDryRun: two bare pods of one policy skipped for different reasons get
+// an event each with their own message (the recorder would fold them into the first one's series
+// otherwise), and a server-side dry run records no event, as the webhook declares no side effects.
+func TestSkipEventsPerPodAndNoneInDryRun(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t, "skip-events", nil)
+	policy(t, ns, "chat", map[string]string{"app": "chat"})
+	port := func(pod *corev1.Pod) {
+		pod.Spec.Containers[0].Ports = []corev1.ContainerPort{{ContainerPort: inject.DefaultConfig().Port}}
+	}
+	dry := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "dry", Labels: map[string]string{"app": "chat"}},
+		Spec: corev1.PodSpec{HostNetwork: true, Containers: []corev1.Container{{Name: "app", Image: "example.com/app:1"}}}}
+	if err := k.Create(ctx, dry, client.DryRunAll); err != nil {
+		t.Fatal(err)
+	}
+	createPod(t, ns, "host", map[string]string{"app": "chat"}, func(pod *corev1.Pod) { pod.Spec.HostNetwork = true })
+	createPod(t, ns, "clash", map[string]string{"app": "chat"}, port)
+	want := map[string]string{"host": "hostNetwork pods", "clash": "uses port"}
+	wait.For(t, 10*time.Second, "an event per skipped pod", func() error {
+		var list eventsv1.EventList
+		if err := k.List(ctx, &list, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		seen := map[string]bool{}
+		for _, e := range list.Items {
+			if e.Reason != v1alpha1.ReasonInjectionSkipped {
+				continue
+			}
+			if strings.Contains(e.Note, "Pod dry ") {
+				t.Fatalf("a dry-run pod recorded an event: %s", e.Note)
+			}
+			for pod, text := range want {
+				if e.Related != nil && e.Related.Name == pod && strings.Contains(e.Note, "Pod "+pod+" ") && strings.Contains(e.Note, text) {
+					seen[pod] = true
+				}
+			}
+		}
+		if len(seen) != len(want) {
+			return fmt.Errorf("events for %v, want one for each of %v", seen, want)
+		}
+		return nil
+	})
+}

@@ -132,7 +132,7 @@ func TestSamplesApplyAndReportStatus(t *testing.T) {
 		return nil
 	})
 	out := mustKubectl(t, "get", "cap", "chat", "-n", "team-a", "-o", "wide")
-	if !regexp.MustCompile(`READY\s+REASON\s+MODELS\s+PODS\s+INJECTED\s+TENANT\s+AGE`).MatchString(out) || !strings.Contains(out, "Admitted") {
+	if !regexp.MustCompile(`READY\s+REASON\s+DEGRADED\s+MODELS\s+PODS\s+INJECTED\s+TENANT\s+AGE`).MatchString(out) || !strings.Contains(out, "Admitted") {
 		t.Errorf("wide output lacks the extra columns:\n%s", out)
 	}
 	out = mustKubectl(t, "get", "configmap", "claude-guard-chat", "-n", "team-a", "-o", "jsonpath={.data.config\\.json}")

@@ -68,7 +68,7 @@ func TestRedisUsers(t *testing.T) {
 	k := env.Client
 	stop, err := env.StartManager(testenv.ManagerOptions{
 		Effective: effective.Options{NoTenant: effective.NoTenantAllow, VaultAddress: "https://vault.test:8200",
-			Upstream: "https://api.anthropic.test", RedisURL: public, RedisUsers: true},
+			Upstream: "https://api.anthropic.test", RedisURL: public, RedisUsers: true, TrustDomain: "cluster.test"},
 		RedisUsers: &controllers.RedisUsersOptions{Admin: admin, Resync: time.Second},
 	})
 	if err != nil {
