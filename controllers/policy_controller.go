@@ -114,6 +114,10 @@ func (r *PolicyReconciler) reconcileNormal(ctx context.Context, p *v1alpha1.Clau
 	p.Status.RenderedConfig = &v1alpha1.RenderedConfigRef{Name: rendered.name, Hash: rendered.hash}
 	r.setReady(p, res.Violations, res.Config)
 	setDegraded(p, res)
+	p.Status.Effective = nil
+	if len(res.Violations) == 0 {
+		p.Status.Effective = effective.Summary(res.Config)
+	}
 	return r.updatePods(ctx, p)
 }
 

@@ -92,6 +92,13 @@ func TestAdmittedPolicyIsRendered(t *testing.T) {
 	if p.Status.Tenant != "render" || p.Status.Models != "claude-haiku-*,claude-sonnet-4-5" {
 		t.Errorf("status tenant=%q models=%q", p.Status.Tenant, p.Status.Models)
 	}
+	// A tenant admin reads the tenant's ceiling in the policy's own status.
+	e := p.Status.Effective
+	wantCeiling := v1alpha1.EffectiveCeiling{Model: "*", Limit: 8192, Action: "Reject", Source: "tenant"}
+	if e == nil || len(e.MaxTokens) == 0 || e.MaxTokens[len(e.MaxTokens)-1] != wantCeiling || e.LimitsBackend != "Local" ||
+		strings.Join(e.Models, ",") != "claude-haiku-*,claude-sonnet-4-5" {
+		t.Errorf("status.effective = %+v, want the models, Local counting and the tenant's ceiling %+v last", e, wantCeiling)
+	}
 }
 
 func TestPolicyExceedingTenantIsNotRendered(t *testing.T) {
@@ -101,9 +108,12 @@ func TestPolicyExceedingTenantIsNotRendered(t *testing.T) {
 
 	p := readyIs(t, ns, "greedy", metav1.ConditionFalse, "ExceedsTenantCeiling")
 	c := meta.FindStatusCondition(p.Status.Conditions, v1alpha1.ConditionReady)
-	want := `spec.models.allow[1] "claude-opus-*" is not allowed by ClaudeTenant exceed; selected pods are denied every request until this is fixed`
+	want := `spec.models.allow[1] "claude-opus-*" is not allowed by ClaudeTenant exceed (it allows claude-haiku-*, claude-sonnet-*); selected pods are denied every request until this is fixed`
 	if c.Message != want {
 		t.Errorf("message\n got: %s\nwant: %s", c.Message, want)
+	}
+	if p.Status.Effective != nil {
+		t.Errorf("a policy that is not admitted shows an effective policy: %+v", p.Status.Effective)
 	}
 	_, cfg := renderedConfig(t, ns, "greedy")
 	if cfg.Deny == nil || len(cfg.Models.Allow) != 0 || cfg.Credentials.Vault != nil {

@@ -497,6 +497,103 @@ type ClaudeAccessPolicyStatus struct {
 	// pods counts the pods this policy selects.
 	// +optional
 	Pods *PodCounts `json:"pods,omitempty"`
+
+	// effective is what the selected pods' sidecars enforce while the policy is admitted: the policy
+	// narrowed by its tenant, with the tenant's own ceilings and limits, for tenant admins, who cannot
+	// read the ClaudeTenant. Not set while the policy is not admitted (every call is then refused).
+	// +optional
+	Effective *EffectivePolicy `json:"effective,omitempty"`
+}
+
+// EffectivePolicy is the part of a rendered config a tenant admin needs to predict a call's outcome.
+type EffectivePolicy struct {
+	// models are the model patterns the sidecars allow.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=128
+	Models []string `json:"models,omitempty"`
+	// deniedModels are refused even when allowed.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=128
+	DeniedModels []string `json:"deniedModels,omitempty"`
+	// maxTokens are the max_tokens ceilings in the order they apply (the first whose model matches);
+	// the tenant's ceiling is the last.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
+	MaxTokens []EffectiveCeiling `json:"maxTokens,omitempty"`
+	// maxRequestBytes is the largest request body accepted.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	MaxRequestBytes int64 `json:"maxRequestBytes,omitempty"`
+	// limitsBackend is where limits and budgets count: Local (each pod on its own) or Redis (shared).
+	// +optional
+	// +kubebuilder:validation:MaxLength=16
+	LimitsBackend string `json:"limitsBackend,omitempty"`
+	// limits are the rate limits, the policy's and the tenant's; a call must pass all of them.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
+	Limits []EffectiveLimit `json:"limits,omitempty"`
+	// budgets are the token and USD allowances, the policy's and the tenant's.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
+	Budgets []EffectiveLimit `json:"budgets,omitempty"`
+}
+
+// EffectiveCeiling is one max_tokens ceiling.
+type EffectiveCeiling struct {
+	// model is the glob the ceiling applies to.
+	// +required
+	// +kubebuilder:validation:MaxLength=128
+	Model string `json:"model"`
+	// limit is the largest max_tokens allowed.
+	// +required
+	Limit int64 `json:"limit"`
+	// action is Reject or Clamp.
+	// +required
+	// +kubebuilder:validation:MaxLength=16
+	Action string `json:"action"`
+	// source is policy or tenant: whose ceiling it is.
+	// +required
+	// +kubebuilder:validation:MaxLength=16
+	Source string `json:"source"`
+}
+
+// EffectiveLimit is one rate limit or budget.
+type EffectiveLimit struct {
+	// name of the rule in its source.
+	// +required
+	// +kubebuilder:validation:MaxLength=63
+	Name string `json:"name"`
+	// source is policy or tenant: who set the rule.
+	// +required
+	// +kubebuilder:validation:MaxLength=16
+	Source string `json:"source"`
+	// key is who the rule counts per: Workload, EndUser or Namespace.
+	// +required
+	// +kubebuilder:validation:MaxLength=16
+	Key string `json:"key"`
+	// window is the calendar window (Minute, Hour, Day, Week, Month).
+	// +required
+	// +kubebuilder:validation:MaxLength=16
+	Window string `json:"window"`
+	// requests per window, when the rule counts requests.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	Requests int64 `json:"requests,omitempty"`
+	// tokens per window, when the rule counts tokens.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	Tokens int64 `json:"tokens,omitempty"`
+	// usd per window, for a USD budget.
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	USD string `json:"usd,omitempty"`
 }
 
 // RenderedConfigRef points at a rendered config.

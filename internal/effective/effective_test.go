@@ -75,7 +75,7 @@ func TestComputeViolations(t *testing.T) {
 			}), Tenant: tenant()},
 			opts:    opts,
 			reason:  v1alpha1.ReasonExceedsTenantCeiling,
-			message: `spec.models.allow[2] "claude-opus-*" is not allowed by ClaudeTenant team-a`,
+			message: `spec.models.allow[2] "claude-opus-*" is not allowed by ClaudeTenant team-a (it allows claude-haiku-*, claude-sonnet-*)`,
 		},
 		{
 			name: "glob wider than tenant",
@@ -110,7 +110,7 @@ func TestComputeViolations(t *testing.T) {
 			in:      Input{Policy: policy(func(p *v1alpha1.ClaudeAccessPolicy) { p.Spec.Credentials.Vault.Role = "team-b" }), Tenant: tenant()},
 			opts:    opts,
 			reason:  v1alpha1.ReasonCredentialsNotAllowed,
-			message: `spec.credentials.vault.role "team-b" is not allowed by ClaudeTenant team-a`,
+			message: `spec.credentials.vault.role "team-b" is not allowed by ClaudeTenant team-a (allowed roles: team-a)`,
 		},
 		{
 			name:    "vault mount not allowed",
@@ -176,7 +176,7 @@ func TestComputeNarrowsToTenant(t *testing.T) {
 	if got := cfg.Credentials.Vault.Address; got != opts.VaultAddress {
 		t.Errorf("vault address = %q", got)
 	}
-	wantMT := []policyconfig.MaxTokensRule{{Model: "claude-haiku-*", Limit: 4096, Action: "Clamp"}, {Model: "*", Limit: 8192, Action: "Reject"}}
+	wantMT := []policyconfig.MaxTokensRule{{Model: "claude-haiku-*", Limit: 4096, Action: "Clamp"}, {Model: "*", Limit: 8192, Action: "Reject", Source: "tenant"}}
 	if len(cfg.Models.MaxTokens) != 2 || cfg.Models.MaxTokens[0] != wantMT[0] || cfg.Models.MaxTokens[1] != wantMT[1] {
 		t.Errorf("maxTokens = %+v, want %+v", cfg.Models.MaxTokens, wantMT)
 	}

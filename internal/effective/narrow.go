@@ -3,6 +3,7 @@ package effective
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/claude-guard/claude-guard/api/v1alpha1"
 	"github.com/claude-guard/claude-guard/internal/policyconfig"
@@ -80,7 +81,7 @@ func vault(c *policyconfig.Config, p *v1alpha1.ClaudeAccessPolicy, t *v1alpha1.C
 	}
 	var vs []Violation
 	if !slices.Contains(tv.Roles, v.Role) {
-		vs = append(vs, Violation{v1alpha1.ReasonCredentialsNotAllowed, fmt.Sprintf("spec.credentials.vault.role %q is not allowed by ClaudeTenant %s", v.Role, t.Name)})
+		vs = append(vs, Violation{v1alpha1.ReasonCredentialsNotAllowed, fmt.Sprintf("spec.credentials.vault.role %q is not allowed by ClaudeTenant %s (allowed roles: %s)", v.Role, t.Name, strings.Join(tv.Roles, ", "))})
 	}
 	tenantMount := tv.Mount
 	if tenantMount == "" {
@@ -108,7 +109,7 @@ func narrow(c *policyconfig.Config, p *v1alpha1.ClaudeAccessPolicy, t *v1alpha1.
 	s := &p.Spec
 	for i, a := range s.Models.Allow {
 		if !coveredBy(t, string(a)) {
-			exceeds("spec.models.allow[%d] %q is not allowed by ClaudeTenant %s", i, a, t.Name)
+			exceeds("spec.models.allow[%d] %q is not allowed by ClaudeTenant %s (it allows %s)", i, a, t.Name, tenantModels(t))
 		}
 	}
 	ceiling := t.Spec.Models.MaxTokens
@@ -119,13 +120,13 @@ func narrow(c *policyconfig.Config, p *v1alpha1.ClaudeAccessPolicy, t *v1alpha1.
 			}
 		}
 		// The tenant ceiling is the last rule, so models no policy rule names are capped too.
-		c.Models.MaxTokens = append(c.Models.MaxTokens, policyconfig.MaxTokensRule{Model: "*", Limit: *ceiling, Action: policyconfig.ActionReject})
+		c.Models.MaxTokens = append(c.Models.MaxTokens, policyconfig.MaxTokensRule{Model: "*", Limit: *ceiling, Action: policyconfig.ActionReject, Source: policyconfig.SourceTenant})
 	}
 	if e := s.EndUser; e != nil {
 		for i, r := range e.Rules {
 			for j, m := range r.Models {
 				if !coveredBy(t, string(m)) {
-					exceeds("spec.endUser.rules[%d].models[%d] %q is not allowed by ClaudeTenant %s", i, j, m, t.Name)
+					exceeds("spec.endUser.rules[%d].models[%d] %q is not allowed by ClaudeTenant %s (it allows %s)", i, j, m, t.Name, tenantModels(t))
 				}
 			}
 			if ceiling != nil && r.MaxTokens != nil && *r.MaxTokens > *ceiling {
@@ -150,4 +151,9 @@ func narrow(c *policyconfig.Config, p *v1alpha1.ClaudeAccessPolicy, t *v1alpha1.
 	c.Limits.Rules = append(c.Limits.Rules, limitRules(t.Spec.Limits, policyconfig.SourceTenant)...)
 	c.Budgets = append(c.Budgets, budgets(t.Spec.Budgets, policyconfig.SourceTenant)...)
 	return vs
+}
+
+// tenantModels lists the model patterns a tenant allows, for messages.
+func tenantModels(t *v1alpha1.ClaudeTenant) string {
+	return strings.Join(patterns(t.Spec.Models.Allow), ", ")
 }

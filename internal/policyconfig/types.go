@@ -180,6 +180,8 @@ type MaxTokensRule struct {
 	Model  string `json:"model"`
 	Limit  int64  `json:"limit"`
 	Action string `json:"action"`
+	// Source says whether the ceiling is the policy's or its tenant's (refusals name it).
+	Source string `json:"source,omitempty"`
 }
 
 // End-user modes.

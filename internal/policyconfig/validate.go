@@ -189,6 +189,9 @@ func (v *validator) models(m *Models) {
 			v.add(f+".limit", "must be at least 1, got %d", r.Limit)
 		}
 		v.oneOf(f+".action", r.Action, ActionReject, ActionClamp)
+		if r.Source != "" {
+			v.oneOf(f+".source", r.Source, SourcePolicy, SourceTenant)
+		}
 	}
 }
 

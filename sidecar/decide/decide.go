@@ -206,7 +206,11 @@ func (p *Policy) Decide(r Request) Decision {
 				continue
 			}
 			action = mt.Action
-			if dn := p.ceiling(&d, mt.Limit, mt.Action, "the policy's ceiling of %d for model %q (rule models.maxTokens %q)", RuleMaxTokens, mt.Limit, safeModel(d.Model), mt.Model); dn != nil {
+			what := "the policy's ceiling of %d for model %q (rule models.maxTokens %q)"
+			if mt.Source == policyconfig.SourceTenant {
+				what = "the tenant's ceiling of %d for model %q (rule models.maxTokens %q)"
+			}
+			if dn := p.ceiling(&d, mt.Limit, mt.Action, what, RuleMaxTokens, mt.Limit, safeModel(d.Model), mt.Model); dn != nil {
 				return refuse(dn)
 			}
 			break

@@ -309,3 +309,23 @@ func TestScopeRules(t *testing.T) {
 		})
 	}
 }
+
+// TestCeilingRefusalsNameWhoseCeiling: a refusal by the tenant's max_tokens ceiling says it is the
+// tenant's, not the policy's, and gives its value.
+func TestCeilingRefusalsNameWhoseCeiling(t *testing.T) {
+	p := policy(t, func(c *policyconfig.Config) {
+		c.Models.MaxTokens = []policyconfig.MaxTokensRule{
+			{Model: "claude-sonnet-*", Limit: 8192, Action: policyconfig.ActionReject},
+			{Model: "*", Limit: 2048, Action: policyconfig.ActionReject, Source: policyconfig.SourceTenant},
+		}
+	})
+	for model, want := range map[string]string{
+		"claude-sonnet-4-5": "max_tokens 9000 exceeds the policy's ceiling of 8192",
+		"claude-haiku-4-5":  "max_tokens 9000 exceeds the tenant's ceiling of 2048",
+	} {
+		d := p.Decide(Request{Method: "POST", Path: "/v1/messages", Body: msg(model, 9000, "")})
+		if d.Denial == nil || !strings.Contains(d.Denial.Message, want) {
+			t.Errorf("%s: denial %+v, want a message with %q", model, d.Denial, want)
+		}
+	}
+}

@@ -1,0 +1,35 @@
+package effective
+
+import (
+	"github.com/claude-guard/claude-guard/api/v1alpha1"
+	"github.com/claude-guard/claude-guard/internal/policyconfig"
+)
+
+// Summary is the part of an admitted policy's rendered config c that its status shows (status.effective):
+// what the sidecars enforce, ceilings and the tenant's rules included, for tenant admins who can read
+// neither the ClaudeTenant nor, under the chart's RBAC sample, the rendered ConfigMap.
+func Summary(c *policyconfig.Config) *v1alpha1.EffectivePolicy {
+	e := &v1alpha1.EffectivePolicy{
+		Models:          c.Models.Allow,
+		DeniedModels:    c.Models.Deny,
+		MaxRequestBytes: c.MaxRequestBytes,
+		LimitsBackend:   c.Limits.Backend,
+	}
+	if e.LimitsBackend == "" {
+		e.LimitsBackend = policyconfig.BackendLocal
+	}
+	for _, mt := range c.Models.MaxTokens {
+		source := mt.Source
+		if source == "" {
+			source = policyconfig.SourcePolicy
+		}
+		e.MaxTokens = append(e.MaxTokens, v1alpha1.EffectiveCeiling{Model: mt.Model, Limit: mt.Limit, Action: mt.Action, Source: source})
+	}
+	for _, r := range c.Limits.Rules {
+		e.Limits = append(e.Limits, v1alpha1.EffectiveLimit{Name: r.Name, Source: r.Source, Key: r.Key, Window: r.Window, Requests: r.Requests, Tokens: r.Tokens})
+	}
+	for _, b := range c.Budgets {
+		e.Budgets = append(e.Budgets, v1alpha1.EffectiveLimit{Name: b.Name, Source: b.Source, Key: b.Key, Window: b.Window, Tokens: b.Tokens, USD: b.USD})
+	}
+	return e
+}
