@@ -2,6 +2,8 @@
 package main
 
 import (
+	"flag"
+	"fmt"
 	"os"
 
 	// The image has no /etc/ssl (an empty base, docs/images.md): these roots, compiled in, verify a
@@ -12,11 +14,30 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/claude-guard/claude-guard/internal/managerapp"
+	"github.com/claude-guard/claude-guard/internal/version"
 )
+
+const usage = `claude-guard manager: the controllers (ClaudeAccessPolicy, ClaudeTenant, per-namespace Redis
+users, SPIFFE registration) and the sidecar injection webhook.
+
+It runs in the cluster, installed by the Helm chart (charts/claude-guard), which sets these flags from
+its values: docs/install.md lists each value, docs/chart.md how the chart is built.
+
+Flags:
+`
 
 func main() {
 	opts := managerapp.NewOptions()
+	showVersion := flag.Bool("version", false, "print the version, commit and Go version, then exit")
+	flag.Usage = func() {
+		fmt.Fprint(flag.CommandLine.Output(), usage)
+		flag.PrintDefaults()
+	}
 	opts.BindFlags()
+	if *showVersion {
+		fmt.Println(version.Get().String("claude-guard manager"))
+		return
+	}
 	if err := opts.Validate(); err != nil {
 		ctrl.Log.Error(err, "Invalid options")
 		os.Exit(2)

@@ -17,13 +17,37 @@ import (
 	// when the system has none, so a CA bundle mounted at the usual paths (or SSL_CERT_FILE) still wins.
 	_ "golang.org/x/crypto/x509roots/fallback"
 
+	"github.com/claude-guard/claude-guard/internal/version"
 	"github.com/claude-guard/claude-guard/sidecar/app"
 )
+
+const usage = `claude-guard sidecar: the policy-enforcing proxy in front of the Anthropic API.
+
+Injected by the claude-guard webhook next to a workload (every flag set for you), as a shared gateway
+(--gateway), or standalone from a config file:
+
+  CLAUDE_GUARD_API_KEY=sk-ant-... sidecar --config config/samples/sidecar-standalone.yaml
+
+Then point an SDK at it: ANTHROPIC_BASE_URL=http://127.0.0.1:8787, with any placeholder
+ANTHROPIC_API_KEY (the sidecar strips it and sends the real key).
+Config reference: docs/sidecar-config.md; standalone use: README.md; gateway mode: docs/gateway.md.
+
+Flags:
+`
 
 func main() {
 	var o app.Options
 	o.BindFlags(flag.CommandLine)
+	showVersion := flag.Bool("version", false, "print the version, commit and Go version, then exit")
+	flag.Usage = func() {
+		fmt.Fprint(flag.CommandLine.Output(), usage)
+		flag.PrintDefaults()
+	}
 	flag.Parse()
+	if *showVersion {
+		fmt.Println(version.Get().String("claude-guard sidecar"))
+		return
+	}
 	o.Complete()
 	if err := o.Validate(); err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -154,7 +154,7 @@ func (o *Options) platformImages(ctx context.Context, selected []RepoImage, meta
 	defer os.RemoveAll(tmp)
 	images := make([][]v1.Image, len(selected))
 	for _, p := range o.Platforms {
-		bins, err := o.goBuild(ctx, p, filepath.Join(tmp, strings.ReplaceAll(p.String(), "/", "-")), selected)
+		bins, err := o.goBuild(ctx, p, filepath.Join(tmp, strings.ReplaceAll(p.String(), "/", "-")), selected, meta)
 		if err != nil {
 			return nil, err
 		}
@@ -249,9 +249,13 @@ func (o *Options) complete(ctx context.Context) error {
 	return nil
 }
 
+// versionPkg is where the binaries' --version reads the release and the revision the image labels carry
+// (set with -X: the build itself has no VCS stamp, so that it depends on the tree only).
+const versionPkg = "github.com/claude-guard/claude-guard/internal/version"
+
 // goBuild builds the images' packages for p into dir, in one go build (they share most packages), and
 // returns the binaries in the order of images.
-func (o *Options) goBuild(ctx context.Context, p v1.Platform, dir string, images []RepoImage) ([][]byte, error) {
+func (o *Options) goBuild(ctx context.Context, p v1.Platform, dir string, images []RepoImage, meta Metadata) ([][]byte, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -259,7 +263,8 @@ func (o *Options) goBuild(ctx context.Context, p v1.Platform, dir string, images
 	if err != nil {
 		return nil, err
 	}
-	args := []string{"build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid=", "-o", dir + string(filepath.Separator)}
+	ldflags := fmt.Sprintf("-s -w -buildid= -X %s.release=%s -X %s.revision=%s", versionPkg, meta.Version, versionPkg, meta.Revision)
+	args := []string{"build", "-trimpath", "-buildvcs=false", "-ldflags=" + ldflags, "-o", dir + string(filepath.Separator)}
 	for _, ri := range images {
 		args = append(args, ri.Package)
 	}

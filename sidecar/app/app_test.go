@@ -1,6 +1,8 @@
 package app
 
 import (
+	"github.com/claude-guard/claude-guard/internal/test/logbuf"
+
 	"bufio"
 	"io"
 	"net/http"
@@ -248,5 +250,20 @@ func TestExitsToApplyStartOnlySettings(t *testing.T) {
 	}
 	if !said {
 		t.Error("no log line says the sidecar exits to apply the server change")
+	}
+}
+
+// TestWarnsWithoutAKey: a sidecar whose local key is missing at start says so in its log, once, before
+// any call is refused for it.
+func TestWarnsWithoutAKey(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "config.yaml")
+	writeFile(t, cfgPath, policyYAML("claude-haiku-*"))
+	logs := &logbuf.Buffer{}
+	serve(t, &Options{ConfigPath: cfgPath, Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0", Upstream: "http://127.0.0.1:1",
+		APIKeyFile: filepath.Join(dir, "missing-key"), Workload: "test", ShutdownGrace: time.Second, MaxRequestDuration: time.Minute,
+		LogLevel: "info", Stdout: logs})
+	if out := logs.String(); !strings.Contains(out, "Starting without an API key") || !strings.Contains(out, "missing-key") {
+		t.Fatalf("no warning about the missing key in:\n%s", out)
 	}
 }

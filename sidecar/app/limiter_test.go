@@ -3,10 +3,11 @@
 package app
 
 import (
+	"github.com/claude-guard/claude-guard/internal/test/logbuf"
+
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,26 +16,8 @@ import (
 	"github.com/claude-guard/claude-guard/internal/test/wait"
 )
 
-// logLines collects every log line (the lockedBuf of TestStandalone drops lines when full).
-type logLines struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logLines) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logLines) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // runSidecar runs the sidecar on cfgPath until the test ends and returns its proxy and metrics base URLs.
-func runSidecar(t *testing.T, cfgPath, upstream, keyPath string, logs *logLines) (string, string) {
+func runSidecar(t *testing.T, cfgPath, upstream, keyPath string, logs *logbuf.Buffer) (string, string) {
 	t.Helper()
 	p, m := serve(t, &Options{ConfigPath: cfgPath, Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0", Upstream: upstream, APIKeyFile: keyPath,
 		Workload: "test", ShutdownGrace: time.Second, MaxRequestDuration: time.Minute, LogLevel: "info", Stdout: logs})
@@ -56,11 +39,11 @@ func TestRedisBackendSharedAndReloaded(t *testing.T) {
 			"limits: {backend: Redis, redisURL: \"" + rds.URL + "\", rules: [{name: rpd, key: Namespace, window: Day, requests: " + requests + "}]}\n"
 	}
 	var bases []string
-	var logs []*logLines
+	var logs []*logbuf.Buffer
 	for i := range 2 {
 		p := filepath.Join(dir, "config"+string(rune('a'+i))+".yaml")
 		writeFile(t, p, config("3"))
-		l := &logLines{}
+		l := &logbuf.Buffer{}
 		base, metricsBase := runSidecar(t, p, up.URL, keyPath, l)
 		bases, logs = append(bases, base), append(logs, l)
 		if i == 0 {

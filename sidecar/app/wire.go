@@ -58,6 +58,13 @@ func wire(ctx context.Context, c *policyconfig.Config, o *Options, log *slog.Log
 	default:
 		return nil, errors.New("the config names no credential source")
 	}
+	if cr := c.Credentials; cr.File != nil || cr.Env != nil || cr.Secret != nil {
+		// A local key that is missing now is a setup mistake (an unset variable, a wrong path, a Secret
+		// not created yet): say so at start rather than only in each refused call.
+		if _, err := w.creds.Get(ctx); err != nil {
+			log.Warn("Starting without an API key: calls are refused with 503 until one is available", "error", err.Error())
+		}
+	}
 	return w, nil
 }
 
