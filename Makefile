@@ -97,7 +97,7 @@ images: ## Build the manager and sidecar images (OCI tarballs in bin/images; REG
 	$(GO) run ./hack/images $(IMAGES_FLAGS)
 
 .PHONY: run
-run: ## Run the manager against the cluster in $$KUBECONFIG.
+run: ## Run the manager against the cluster in KUBECONFIG.
 	$(GO) run ./cmd/manager --no-tenant=Deny
 
 .PHONY: demo
@@ -107,15 +107,18 @@ demo: ## Local demo in real pods: images, a local cluster with a real node, the 
 ##@ Deployment
 
 .PHONY: install
-install: ## Install the CRDs into the cluster in $$KUBECONFIG.
+install: ## Install the CRDs into the cluster in KUBECONFIG.
 	$(KUBECTL) apply --server-side -k config/crd
 
 .PHONY: uninstall
-uninstall: ## Remove the CRDs (and with them every policy and tenant).
+uninstall: ## Remove the CRDs: this DELETES every ClaudeAccessPolicy and ClaudeTenant in the cluster (asks first; CONFIRM=yes skips).
+	@echo "make uninstall deletes the claude-guard CRDs and with them every ClaudeAccessPolicy and ClaudeTenant in the cluster:"
+	@$(KUBECTL) get claudeaccesspolicies,claudetenants -A --no-headers 2>/dev/null | sed 's/^/  /' || true
+	@[ "$(CONFIRM)" = yes ] || { printf 'Type yes to go on: '; read answer; [ "$$answer" = yes ]; } || { echo "Nothing deleted."; exit 1; }
 	$(KUBECTL) delete -k config/crd
 
 .PHONY: deploy
-deploy: ## Deploy what the chart deploys with default values (config/default, rendered from it) to the cluster in $$KUBECONFIG.
+deploy: ## Deploy what the chart deploys with default values (config/default, rendered from it) to the cluster in KUBECONFIG.
 	$(KUBECTL) apply --server-side -k config/default
 
 .PHONY: undeploy

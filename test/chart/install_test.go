@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/claude-guard/claude-guard/internal/managerapp"
 	"github.com/claude-guard/claude-guard/internal/test/chartenv"
+	"github.com/claude-guard/claude-guard/internal/test/repo"
 	"github.com/claude-guard/claude-guard/internal/test/testenv"
 	"github.com/claude-guard/claude-guard/internal/test/wait"
 	"github.com/claude-guard/claude-guard/internal/wellknown"
@@ -106,6 +108,10 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 		t.Errorf("a pod created after the upgrade was not injected: %v", p.Annotations)
 	}
 
+	// More policies, in two namespaces, for docs/uninstall.md's leftover-policies block below; the
+	// manager gives each its finalizer.
+	extras := leftoverPolicies(t, k)
+
 	// Uninstall: the operator goes, the API and the tenants' objects stay.
 	stopManager()
 	if _, err := rel.Uninstall(); err != nil {
@@ -118,20 +124,30 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 
 	// docs/uninstall.md: with no manager left, a policy's deletion waits on its finalizer until it is
 	// removed by hand.
-	k.run("delete", "cap", "storefront", "-n", "shop", "--wait=false")
+	k.run("delete", "cap", "--all", "-A", "--wait=false")
 	if out := k.run("get", "cap", "storefront", "-n", "shop", "-o", "jsonpath={.metadata.deletionTimestamp}"); out == "" {
 		t.Error("the policy was deleted without its finalizer running")
 	}
-	k.run("patch", "cap", "storefront", "-n", "shop", "--type=merge", "-p", `{"metadata":{"finalizers":null}}`)
-	k.run("wait", "--for=delete", "cap/storefront", "-n", "shop", "--timeout=30s")
-	// docs/uninstall.md: the admission policy left with the release, so the leftover rendered configs can
-	// be deleted (once the API server has noticed, which takes a moment).
-	wait.For(t, 30*time.Second, "", func() error {
-		if out, err := k.try("delete", "configmap", "-A", "-l", "app.kubernetes.io/managed-by=claude-guard"); err != nil {
-			return fmt.Errorf("deleting the rendered configs after helm uninstall: %w: %s", err, out)
+	// The docs' block, as written: it removes every finalizer left and the rendered configs. The admission
+	// policy left with the release, but the API server notices a moment later: until then the block's
+	// last command is refused, and the docs say to repeat it.
+	block, err := repo.DocBlock("docs/uninstall.md", "leftover-policies")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait.For(t, 30*time.Second, "docs/uninstall.md's leftover-policies block", func() error {
+		if out, err := k.shell(block); err != nil {
+			return fmt.Errorf("%w: %s", err, out)
 		}
 		return nil
 	})
+	for _, p := range append(extras, "shop/storefront") {
+		ns, name, _ := strings.Cut(p, "/")
+		k.run("wait", "--for=delete", "cap/"+name, "-n", ns, "--timeout=30s")
+	}
+	if out := k.run("get", "configmap", "-A", "-l", "app.kubernetes.io/managed-by=claude-guard", "-o", "name"); strings.TrimSpace(out) != "" {
+		t.Errorf("rendered configs left after the docs' block: %s", out)
+	}
 	for _, gone := range []string{"mutatingwebhookconfiguration/claude-guard-injector", "clusterrole/claude-guard-manager", "deployment/claude-guard-manager -n claude-guard-system",
 		"validatingadmissionpolicy/claude-guard-config-protection", "validatingadmissionpolicybinding/claude-guard-config-protection"} {
 		if out, err := k.try(append([]string{"get"}, strings.Fields(gone)...)...); err == nil || !strings.Contains(out, "NotFound") {
@@ -281,6 +297,38 @@ func get(url string) (int, string) {
 }
 
 // kubectl runs the kubectl that matches the test control plane.
+// leftoverPolicies copies policy shop/storefront twice into shop and once into a second namespace, waits
+// until the manager has given each its finalizer, and returns them as namespace/name.
+func leftoverPolicies(t *testing.T, k *kubectl) []string {
+	t.Helper()
+	k.run("create", "namespace", "shop-b")
+	spec := k.run("get", "cap", "storefront", "-n", "shop", "-o", "jsonpath={.spec}")
+	var out []string
+	for _, p := range []string{"shop/storefront-a", "shop/storefront-b", "shop-b/storefront"} {
+		ns, name, _ := strings.Cut(p, "/")
+		k.apply(fmt.Sprintf("{\"apiVersion\": \"claudeguard.io/v1alpha1\", \"kind\": \"ClaudeAccessPolicy\", \"metadata\": {\"name\": %q, \"namespace\": %q}, \"spec\": %s}", name, ns, spec))
+		out = append(out, p)
+	}
+	for _, p := range out {
+		ns, name, _ := strings.Cut(p, "/")
+		wait.For(t, 20*time.Second, "the finalizer of "+p, func() error {
+			if f := k.run("get", "cap", name, "-n", ns, "-o", "jsonpath={.metadata.finalizers}"); !strings.Contains(f, "claudeguard.io/cleanup") {
+				return fmt.Errorf("finalizers %q", f)
+			}
+			return nil
+		})
+	}
+	return out
+}
+
+// shell runs a docs block with bash, kubectl on PATH pointed at the test's API server.
+func (k *kubectl) shell(script string) (string, error) {
+	cmd := exec.Command("bash", "-euo", "pipefail", "-c", script)
+	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(k.bin)+":"+os.Getenv("PATH"), "KUBECONFIG="+k.kconf)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
 type kubectl struct {
 	t          *testing.T
 	bin, kconf string

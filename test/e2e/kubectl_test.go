@@ -183,3 +183,28 @@ spec:
 		t.Errorf("kubectl output lacks %q:\n%s", want, out)
 	}
 }
+
+// TestTenantAdminRBACSampleAppliesAsIs: config/samples/tenant-admin-rbac.yaml applies as written, and
+// binds exactly what its header promises: policies and their status in acme, nothing of ClaudeTenants,
+// ConfigMaps or another namespace.
+func TestTenantAdminRBACSampleAppliesAsIs(t *testing.T) {
+	mustKubectl(t, "apply", "-f", filepath.Join(testenv.RepoRoot(), "config", "samples", "tenant-admin-rbac.yaml"))
+	as := []string{"--as=alice", "--as-group=acme-admins"}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"create", "claudeaccesspolicies", "-n", "acme"}, "yes"},
+		{[]string{"get", "claudeaccesspolicies/status", "-n", "acme"}, "yes"},
+		{[]string{"list", "events", "-n", "acme"}, "yes"},
+		{[]string{"get", "claudetenants"}, "no"},
+		{[]string{"get", "configmaps", "-n", "acme"}, "no"},
+		{[]string{"create", "claudeaccesspolicies", "-n", "team-a"}, "no"},
+	} {
+		out, _ := kubectl(append(append([]string{"auth", "can-i"}, c.args...), as...)...)
+		lines := strings.Split(strings.TrimSpace(out), "\n") // a warning may come first
+		if got := lines[len(lines)-1]; got != c.want {
+			t.Errorf("can-i %s: %q, want %s", strings.Join(c.args, " "), got, c.want)
+		}
+	}
+}
