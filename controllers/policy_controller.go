@@ -4,6 +4,8 @@
 package controllers
 
 import (
+	"time"
+
 	"github.com/claude-guard/claude-guard/internal/conditions"
 	"github.com/claude-guard/claude-guard/internal/render"
 	"github.com/claude-guard/claude-guard/internal/wellknown"
@@ -53,6 +55,7 @@ type PolicyReconciler struct {
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=pods;namespaces,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups="",resources=events,verbs=get;list;watch
 
 // Reconcile brings one policy's rendered config and status up to date.
 func (r *PolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -79,6 +82,10 @@ func (r *PolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	if pc := p.Status.Pods; pc != nil && pc.StaleConfig > 0 {
 		// Nothing else changes when the kubelet refreshes the pods' ConfigMaps: look again.
 		res.RequeueAfter = staleRecheck
+	}
+	if c := meta.FindStatusCondition(p.Status.Conditions, v1alpha1.ConditionReady); c != nil && c.Reason == v1alpha1.ReasonSidecarVolumeUnavailable && res.RequeueAfter == 0 {
+		// No event says that a blocked pod started (its Secret was created): look again.
+		res.RequeueAfter = mountFailureRecheck
 	}
 	return res, errors.Join(err, r.patchStatus(ctx, orig, p))
 }
@@ -112,22 +119,35 @@ func (r *PolicyReconciler) reconcileNormal(ctx context.Context, p *v1alpha1.Clau
 	p.Status.Tenant = res.Tenant
 	p.Status.Models = effective.ModelsSummary(p)
 	p.Status.RenderedConfig = &v1alpha1.RenderedConfigRef{Name: rendered.name, Hash: rendered.hash}
-	r.setReady(p, res.Violations, res.Config)
+	pods, err := listPodMetadata(ctx, r.Client, p.Namespace)
+	if err != nil {
+		return err
+	}
+	blocked, err := r.mountFailures(ctx, p, pods, time.Now())
+	if err != nil {
+		return err
+	}
+	r.setReady(p, res.Violations, res.Config, blocked)
 	setDegraded(p, res)
 	p.Status.Effective = nil
 	if len(res.Violations) == 0 {
 		p.Status.Effective = effective.Summary(res.Config)
 	}
-	return r.updatePods(ctx, p)
+	return r.updatePods(ctx, p, pods)
 }
 
 // setReady records whether the policy is admitted, and why not, in the Ready condition.
-func (r *PolicyReconciler) setReady(p *v1alpha1.ClaudeAccessPolicy, vs []effective.Violation, cfg *policyconfig.Config) {
+// An admitted policy whose injected pods cannot start (blocked: their sidecar's volumes do not mount) is
+// not Ready either, with the kubelet's reason and the fix.
+func (r *PolicyReconciler) setReady(p *v1alpha1.ClaudeAccessPolicy, vs []effective.Violation, cfg *policyconfig.Config, blocked []mountFailure) {
 	cond := metav1.Condition{Type: v1alpha1.ConditionReady}
-	if len(vs) == 0 {
+	switch {
+	case len(vs) == 0 && len(blocked) > 0:
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, v1alpha1.ReasonSidecarVolumeUnavailable, mountFailureMessage(p, blocked)
+	case len(vs) == 0:
 		cond.Status, cond.Reason = metav1.ConditionTrue, v1alpha1.ReasonAdmitted
 		cond.Message = fmt.Sprintf("Rendered into ConfigMap %s (models: %s)", p.Status.RenderedConfig.Name, strings.Join(cfg.Models.Allow, ", "))
-	} else {
+	default:
 		msgs := make([]string, len(vs))
 		for i, v := range vs {
 			msgs[i] = v.Message
@@ -158,11 +178,7 @@ func setDegraded(p *v1alpha1.ClaudeAccessPolicy, res render.Result) {
 	conditions.Set(p, cond)
 }
 
-func (r *PolicyReconciler) updatePods(ctx context.Context, p *v1alpha1.ClaudeAccessPolicy) error {
-	pods, err := listPodMetadata(ctx, r.Client, p.Namespace)
-	if err != nil {
-		return err
-	}
+func (r *PolicyReconciler) updatePods(ctx context.Context, p *v1alpha1.ClaudeAccessPolicy, pods []metav1.PartialObjectMetadata) error {
 	var siblings v1alpha1.ClaudeAccessPolicyList
 	if err := r.List(ctx, &siblings, client.InNamespace(p.Namespace)); err != nil {
 		return fmt.Errorf("failed to list policies in %s: %w", p.Namespace, err)

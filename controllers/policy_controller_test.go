@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/claude-guard/claude-guard/api/v1alpha1"
+	"github.com/claude-guard/claude-guard/internal/inject"
 	"github.com/claude-guard/claude-guard/internal/policyconfig"
 	"github.com/claude-guard/claude-guard/internal/test/wait"
 	"github.com/claude-guard/claude-guard/internal/wellknown"
@@ -338,4 +339,64 @@ func hasEvent(ns, name, eventType, reason string) error {
 		}
 	}
 	return fmt.Errorf("no %s event %s for %s/%s among %d events", eventType, reason, ns, name, len(list.Items))
+}
+
+// TestPodsThatCannotMountTheirSidecarVolumes: when the kubelet reports that an injected pod's sidecar
+// Secret does not mount (a secretRef to a Secret that does not exist), the policy is Ready=False with the
+// kubelet's cause and the fix; once the failure is old (the pod started), it is Ready again.
+func TestPodsThatCannotMountTheirSidecarVolumes(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t, "mount", map[string]string{"tenant": "mount"})
+	create(t, newTenant("mount", func(tn *v1alpha1.ClaudeTenant) {
+		tn.Spec.Credentials.AllowedSources = []v1alpha1.CredentialSourceKind{v1alpha1.SourceSecretRef}
+	}))
+	create(t, newPolicy(ns, "chat", func(p *v1alpha1.ClaudeAccessPolicy) {
+		p.Spec.Credentials = v1alpha1.CredentialSource{SecretRef: &v1alpha1.SecretKeyRef{Name: "anthropic", Key: "api-key"}}
+	}))
+	readyIs(t, ns, "chat", metav1.ConditionTrue, v1alpha1.ReasonAdmitted)
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "chat-1", Labels: map[string]string{"app": "chat"},
+			Annotations: map[string]string{wellknown.AnnotationStatus: wellknown.StatusInjected, wellknown.AnnotationPolicy: "chat"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.test/chat:1"}}},
+	}
+	create(t, pod)
+	// What the kubelet writes when the Secret volume cannot be set up.
+	ev := &corev1.Event{
+		ObjectMeta:     metav1.ObjectMeta{Namespace: ns, Name: "chat-1.failedmount"},
+		InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: ns, Name: "chat-1", UID: pod.UID, APIVersion: "v1"},
+		Reason:         "FailedMount", Type: corev1.EventTypeWarning, Count: 3,
+		Message:        `MountVolume.SetUp failed for volume "` + inject.VolumeSecret + `" : secret "anthropic" not found`,
+		Source:         corev1.EventSource{Component: "kubelet", Host: "node-1"},
+		FirstTimestamp: metav1.NewTime(time.Now().Add(-time.Minute)), LastTimestamp: metav1.Now(),
+	}
+	create(t, ev)
+	p := readyIs(t, ns, "chat", metav1.ConditionFalse, v1alpha1.ReasonSidecarVolumeUnavailable)
+	msg := meta.FindStatusCondition(p.Status.Conditions, v1alpha1.ConditionReady).Message
+	for _, want := range []string{`pod chat-1 cannot start`, `secret "anthropic" not found`, "create Secret anthropic with key api-key in namespace " + ns} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("Ready message %q does not say %q", msg, want)
+		}
+	}
+	// An old failure does not count: the kubelet repeats a failing mount every couple of minutes.
+	ev.LastTimestamp = metav1.NewTime(time.Now().Add(-time.Hour))
+	if err := k.Update(ctx, ev); err != nil {
+		t.Fatal(err)
+	}
+	readyIs(t, ns, "chat", metav1.ConditionTrue, v1alpha1.ReasonAdmitted)
+	ev.LastTimestamp, ev.Count = metav1.Now(), ev.Count+1
+	if err := k.Update(ctx, ev); err != nil {
+		t.Fatal(err)
+	}
+	readyIs(t, ns, "chat", metav1.ConditionFalse, v1alpha1.ReasonSidecarVolumeUnavailable)
+	// The Secret appeared and the kubelet started the sidecar: Ready again, though the event is fresh.
+	pod.Status.InitContainerStatuses = []corev1.ContainerStatus{{Name: wellknown.SidecarContainerName, Image: "sidecar",
+		State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.Now()}}}}
+	if err := k.Status().Update(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	ev.Count++
+	if err := k.Update(ctx, ev); err != nil { // a watch event, instead of waiting for the recheck
+		t.Fatal(err)
+	}
+	readyIs(t, ns, "chat", metav1.ConditionTrue, v1alpha1.ReasonAdmitted)
 }

@@ -49,7 +49,22 @@ func (r *PolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		WatchesMetadata(&corev1.Pod{}, delayedMap{fn: r.policiesInPodNamespace, delay: PodCountDelay},
 			builder.WithPredicates(podMetadataChanged{})).
+		// The kubelet cannot mount a sidecar volume of a pod (mountfailures.go).
+		Watches(&corev1.Event{}, delayedMap{fn: r.policiesInPodNamespace, delay: PodCountDelay},
+			builder.WithPredicates(sidecarMountFailed{})).
 		Complete(r)
+}
+
+// sidecarMountFailed passes the kubelet's FailedMount events about a sidecar volume of a pod.
+type sidecarMountFailed struct{ predicate.Funcs }
+
+func (sidecarMountFailed) Create(e event.CreateEvent) bool { return isSidecarMountFailure(e.Object) }
+func (sidecarMountFailed) Update(e event.UpdateEvent) bool { return isSidecarMountFailure(e.ObjectNew) }
+func (sidecarMountFailed) Delete(event.DeleteEvent) bool   { return false }
+
+func isSidecarMountFailure(o client.Object) bool {
+	e, ok := o.(*corev1.Event)
+	return ok && e.Reason == reasonFailedMount && e.InvolvedObject.Kind == "Pod" && failedVolume(e.Message) != ""
 }
 
 // deleting passes updates that start a deletion, which do not change the generation of every kind.

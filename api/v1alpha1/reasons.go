@@ -25,6 +25,9 @@ const (
 	ReasonInvalidSelector       = "InvalidSelector"
 	// The credential needs a SPIFFE identity (Vault cert or jwt auth, federation) and none applies.
 	ReasonSPIFFERequired = "SPIFFERequired"
+	// ClaudeAccessPolicy Ready, False, although admitted: injected pods cannot start because a volume
+	// of their sidecar does not mount (a secretRef Secret that does not exist, no SPIFFE CSI driver).
+	ReasonSidecarVolumeUnavailable = "SidecarVolumeUnavailable"
 
 	// ClaudeAccessPolicy Degraded.
 	ReasonAsWritten        = "AsWritten"

@@ -33,7 +33,7 @@ func Verify(pod *corev1.Pod, p *v1alpha1.ClaudeAccessPolicy, plan Plan, cfg Conf
 	// What the webhook writes for this pod: Apply on a copy without the sidecar and its volumes.
 	want := pod.DeepCopy()
 	want.Spec.InitContainers = slices.Delete(want.Spec.InitContainers, i, i+1)
-	want.Spec.Volumes = slices.DeleteFunc(want.Spec.Volumes, func(v corev1.Volume) bool { return slices.Contains(sidecarVolumes, v.Name) })
+	want.Spec.Volumes = slices.DeleteFunc(want.Spec.Volumes, func(v corev1.Volume) bool { return slices.Contains(SidecarVolumes, v.Name) })
 	if r := Apply(want, p, plan, cfg); r.Outcome != Injected {
 		return fmt.Errorf("policy %s would not inject this pod now: %s", p.Name, r.Reason)
 	}
@@ -85,8 +85,8 @@ func isServiceAccountMount(m corev1.VolumeMount, vols []corev1.Volume) bool {
 		ns != nil && len(ns.Items) == 1 && ns.Items[0].Path == "namespace" && ns.Items[0].FieldRef != nil && ns.Items[0].FieldRef.FieldPath == "metadata.namespace"
 }
 
-// sidecarVolumes are the volumes Apply may add.
-var sidecarVolumes = []string{VolumeConfig, VolumeSecret, VolumeToken, VolumeSPIFFE, VolumeRedis}
+// SidecarVolumes are the volumes Apply may add.
+var SidecarVolumes = []string{VolumeConfig, VolumeSecret, VolumeToken, VolumeSPIFFE, VolumeRedis}
 
 func volume(vs []corev1.Volume, name string) *corev1.Volume {
 	if i := slices.IndexFunc(vs, func(v corev1.Volume) bool { return v.Name == name }); i >= 0 {

@@ -84,3 +84,19 @@ spec:
         imagePullPolicy: Never
         args: [call, -model, %s]
 `, tenantNS, cluster.ClientImage, allowed)
+
+// noKey is a policy whose secretRef names a Secret that does not exist, and a Deployment it selects: its
+// pod cannot mount the sidecar's Secret, and the policy's status says so.
+var noKey = fmt.Sprintf(`apiVersion: claudeguard.io/v1alpha1
+kind: ClaudeAccessPolicy
+metadata: {name: nokey, namespace: %[1]s}
+spec:
+  podSelector: {matchLabels: {app: nokey}}
+  credentials: {secretRef: {name: absent, key: api-key}}
+  models: {allow: ["claude-haiku-*"]}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: nokey, namespace: %[1]s}
+---
+`, tenantNS) + cluster.ClientDeployment(tenantNS, "nokey", allowed)

@@ -14,6 +14,7 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -36,6 +37,7 @@ func TestRealPods(t *testing.T) {
 		cluster.Step{Name: "deployment gets the native sidecar and calls Claude", Run: s.deployment},
 		cluster.Step{Name: "one hash names the config in status, audit records and metrics", Run: s.oneHash},
 		cluster.Step{Name: "job with the sidecar completes", Run: s.job},
+		cluster.Step{Name: "a pod whose Secret is missing shows in the policy's status", Run: s.missingSecret},
 		cluster.Step{Name: "policy edit reaches the running sidecar", Run: s.reload},
 		cluster.Step{Name: "kubectl logs show the audit records", Run: s.auditLogs},
 		cluster.Step{Name: "helm upgrade rolls the manager without failed admissions", Run: s.upgrade},
@@ -239,6 +241,37 @@ func (s *story) job(t *testing.T) {
 	if r := parseResult(t, logs); r.Status != 200 {
 		t.Fatalf("the job's call: %+v, want 200", r)
 	}
+}
+
+// missingSecret: the kubelet cannot mount the sidecar's Secret of a policy whose secretRef names none;
+// the policy says which pod, the kubelet's cause and the fix, and is Ready once the Secret exists.
+func (s *story) missingSecret(t *testing.T) {
+	t0 := time.Now()
+	s.kubectl(t, noKey, "apply", "-f", "-")
+	cond := func(want metav1.ConditionStatus, reason string) func() error {
+		return func() error {
+			p := &v1alpha1.ClaudeAccessPolicy{}
+			if err := c.Client.Get(s.ctx, client.ObjectKey{Namespace: tenantNS, Name: "nokey"}, p); err != nil {
+				return err
+			}
+			r := meta.FindStatusCondition(p.Status.Conditions, v1alpha1.ConditionReady)
+			if r == nil || r.Status != want || r.Reason != reason {
+				return fmt.Errorf("Ready: %+v", r)
+			}
+			if want == metav1.ConditionFalse && (!strings.Contains(r.Message, `secret "absent" not found`) || !strings.Contains(r.Message, "create Secret absent with key api-key")) {
+				return fmt.Errorf("Ready message %q lacks the kubelet's cause or the fix", r.Message)
+			}
+			return nil
+		}
+	}
+	wait.For(t, 90*time.Second, "the policy to report the pod that cannot mount its Secret", cond(metav1.ConditionFalse, v1alpha1.ReasonSidecarVolumeUnavailable))
+	figures.Duration("pod with a missing Secret -> policy Ready=False, SidecarVolumeUnavailable", time.Since(t0))
+	t1 := time.Now()
+	s.kubectl(t, fmt.Sprintf("apiVersion: v1\nkind: Secret\nmetadata: {name: absent, namespace: %s}\nstringData: {api-key: %s}\n", tenantNS, upstreamKey), "apply", "-f", "-")
+	s.available(t, tenantNS, "nokey", 3*time.Minute)
+	wait.For(t, 90*time.Second, "the policy to be Ready once the pod started", cond(metav1.ConditionTrue, v1alpha1.ReasonAdmitted))
+	figures.Duration("Secret created -> pod Available and policy Ready", time.Since(t1))
+	s.kubectl(t, "", "delete", "-n", tenantNS, "deployment/nokey", "cap/nokey", "secret/absent", "serviceaccount/nokey", "--wait=false")
 }
 
 func (s *story) reload(t *testing.T) {

@@ -7,12 +7,16 @@
 - apiGroups: [""]
   resources: [configmaps]
   verbs: [create, delete, get, list, patch, update, watch]
+# events: The policy controller reads the kubelet's FailedMount events (its cache holds only those) to
+# report in a policy's status an injected pod that cannot start because its sidecar's volume does not
+# mount (a secretRef Secret that does not exist, a missing SPIFFE CSI driver): the manager may not
+# read the tenants' Secrets to find out otherwise.
 # namespaces: Tenants select namespaces by label, and the webhook reads a pod's namespace labels
 # (opt-in/opt-out).
 # pods: The policy controller counts the pods each policy selects and how many were injected (metadata
 # only). It never writes pods: injection happens in the admission webhook.
 - apiGroups: [""]
-  resources: [namespaces, pods]
+  resources: [events, namespaces, pods]
   verbs: [get, list, watch]
 {{- if and (eq .Values.spiffe.registration.mode "ClusterStaticEntry") (ne .Values.spiffe.socket.mode "None") }}
 # nodes: SPIFFE registration only: an entry's parent is the SPIRE agent of the pod's node, whose
