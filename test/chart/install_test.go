@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -136,7 +135,7 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 		t.Fatal(err)
 	}
 	wait.For(t, 30*time.Second, "docs/uninstall.md's leftover-policies block", func() error {
-		if out, err := k.shell(block); err != nil {
+		if out, err := (&testenv.KubectlCLI{Path: k.bin, Kubeconfig: k.kconf}).Shell(block); err != nil {
 			return fmt.Errorf("%w: %s", err, out)
 		}
 		return nil
@@ -319,14 +318,6 @@ func leftoverPolicies(t *testing.T, k *kubectl) []string {
 		})
 	}
 	return out
-}
-
-// shell runs a docs block with bash, kubectl on PATH pointed at the test's API server.
-func (k *kubectl) shell(script string) (string, error) {
-	cmd := exec.Command("bash", "-euo", "pipefail", "-c", script)
-	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(k.bin)+":"+os.Getenv("PATH"), "KUBECONFIG="+k.kconf)
-	out, err := cmd.CombinedOutput()
-	return string(out), err
 }
 
 type kubectl struct {

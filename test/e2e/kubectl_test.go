@@ -18,6 +18,7 @@ import (
 	"github.com/claude-guard/claude-guard/internal/effective"
 	"github.com/claude-guard/claude-guard/internal/inject"
 	"github.com/claude-guard/claude-guard/internal/test/fakeupstream"
+	"github.com/claude-guard/claude-guard/internal/test/repo"
 	"github.com/claude-guard/claude-guard/internal/test/testenv"
 	"github.com/claude-guard/claude-guard/internal/test/wait"
 )
@@ -131,6 +132,20 @@ func TestSamplesApplyAndReportStatus(t *testing.T) {
 		}
 		return nil
 	})
+	// docs/tenants.md's commands, as written, on the samples (its examples are team-a's chat policy).
+	for _, block := range []string{"read-status", "skip-events"} {
+		script, err := repo.DocBlock("docs/tenants.md", block)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := cli.Shell(script)
+		if err != nil {
+			t.Fatalf("docs/tenants.md block %s: %v\n%s", block, err, out)
+		}
+		if block == "read-status" && (!strings.Contains(out, "effective:") || !strings.Contains(out, "source: tenant")) {
+			t.Errorf("docs/tenants.md block %s does not show status.effective with the tenant's ceiling:\n%s", block, out)
+		}
+	}
 	out := mustKubectl(t, "get", "cap", "chat", "-n", "team-a", "-o", "wide")
 	if !regexp.MustCompile(`READY\s+REASON\s+DEGRADED\s+MODELS\s+PODS\s+INJECTED\s+TENANT\s+AGE`).MatchString(out) || !strings.Contains(out, "Admitted") {
 		t.Errorf("wide output lacks the extra columns:\n%s", out)

@@ -2,7 +2,9 @@ package testenv
 
 import (
 	"bytes"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 )
 
@@ -33,4 +35,13 @@ func (k *KubectlCLI) Run(stdin string, args ...string) (string, error) {
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
 	return out.String(), err
+}
+
+// Shell runs a shell script (a docs block, repo.DocBlock) with bash -euo pipefail, this kubectl first on
+// PATH and KUBECONFIG pointing at the Env, as a reader of the docs would run it.
+func (k *KubectlCLI) Shell(script string) (string, error) {
+	cmd := exec.Command("bash", "-euo", "pipefail", "-c", script)
+	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(k.Path)+":"+os.Getenv("PATH"), "KUBECONFIG="+k.Kubeconfig)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
 }
