@@ -55,7 +55,14 @@ func TestStatusTellsWhatWillNotWork(t *testing.T) {
 			Issuers: []v1alpha1.OIDCIssuer{{URL: "https://issuer.example", Audiences: []string{"claude"}}},
 			Rules:   []v1alpha1.ScopeRule{{Scopes: []string{"pro"}, Models: []v1alpha1.ModelPattern{"claude-opus-*"}}}}
 	})
-	for _, o := range []client.Object{ns, tn, cert, redis, dead} {
+	denyAll := newPolicy(ns.Name, "deny-all", k8sAuth, withSelector(map[string]string{"app": "batch"}), func(p *v1alpha1.ClaudeAccessPolicy) {
+		p.Spec.Models.Deny = []v1alpha1.ModelPattern{"claude-*"}
+	})
+	// A pod that opted out: the webhook never saw it, and the policy says so.
+	optedOut := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "batch-0",
+		Labels: map[string]string{"app": "batch", "claudeguard.io/inject": "false"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.test/batch:1"}}}}
+	for _, o := range []client.Object{ns, tn, cert, redis, dead, denyAll, optedOut} {
 		if err := c.Create(ctx, o); err != nil {
 			t.Fatal(err)
 		}
@@ -71,6 +78,8 @@ func TestStatusTellsWhatWillNotWork(t *testing.T) {
 		{"redis", v1alpha1.ConditionDegraded, metav1.ConditionTrue, v1alpha1.ReasonLimitsDowngraded,
 			[]string{"spec.limits.backend is Redis, but the operator has no Redis"}},
 		{"redis", v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonAdmitted, nil},
+		{"deny-all", v1alpha1.ConditionDegraded, metav1.ConditionTrue, v1alpha1.ReasonRuleHasNoEffect,
+			[]string{"spec.models.deny covers every pattern of the allowed models (claude-haiku-*)"}},
 		{"dead", v1alpha1.ConditionDegraded, metav1.ConditionTrue, v1alpha1.ReasonRuleHasNoEffect,
 			[]string{"spec.models.aliases[0] best -> claude-opus-4-1", "spec.endUser.rules[0].models[0] \"claude-opus-*\" matches no allowed model"}},
 	}
@@ -92,4 +101,15 @@ func TestStatusTellsWhatWillNotWork(t *testing.T) {
 			return nil
 		})
 	}
+	wait.For(t, 15*time.Second, "the opted-out pod in the deny-all policy's counts", func() error {
+		p := &v1alpha1.ClaudeAccessPolicy{}
+		if err := c.Get(ctx, client.ObjectKeyFromObject(denyAll), p); err != nil {
+			return err
+		}
+		if pc := p.Status.Pods; pc == nil || pc.NotInjected != 1 || len(pc.NotInjectedReasons) != 1 ||
+			pc.NotInjectedReasons[0].Reason != "the pod opted out with label claudeguard.io/inject=false" {
+			return fmt.Errorf("pods = %+v", pc)
+		}
+		return nil
+	})
 }

@@ -326,6 +326,11 @@ func TestMountsFollowTheRenderedConfig(t *testing.T) {
 		if hasArg != c.wantMount {
 			t.Fatalf("namespace %s: --secret-dir in the sidecar's args = %v, want %v", c.ns, hasArg, c.wantMount)
 		}
+		// This operator sets no SPIFFE trust domain and the tenant none either: no CSI volume, which a
+		// cluster without the SPIFFE CSI driver could never mount.
+		if hasVolume(pod, inject.VolumeSPIFFE) {
+			t.Fatalf("namespace %s: the pod got the SPIFFE volume without a trust domain", c.ns)
+		}
 	}
 }
 
