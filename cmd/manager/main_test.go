@@ -1,45 +1,24 @@
 package main
 
 import (
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/claude-guard/claude-guard/internal/test/cmdtest"
 )
 
-// TestMain runs main itself when the test binary is re-run with CG_RUN_MAIN set: the tests below
-// check what the real command line prints.
-func TestMain(m *testing.M) {
-	if os.Getenv("CG_RUN_MAIN") != "" {
-		os.Args = append([]string{"manager"}, strings.Fields(os.Getenv("CG_RUN_MAIN"))...)
-		main()
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { cmdtest.Main(m, "manager", main) }
 
-func run(t *testing.T, args string) string {
-	t.Helper()
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), "CG_RUN_MAIN="+args)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("manager %s: %v\n%s", args, err, out)
-	}
-	return string(out)
-}
-
+// TestVersionAndHelp checks what the real command line prints: the version line, and a help that says
+// where the docs are and gives flags with their defaults.
 func TestVersionAndHelp(t *testing.T) {
-	if out := run(t, "--version"); !strings.HasPrefix(out, "claude-guard manager ") || !strings.Contains(out, ", commit ") || !strings.Contains(out, "go1.") {
+	if out := cmdtest.Run(t, "--version"); !strings.HasPrefix(out, "claude-guard manager ") || !strings.Contains(out, ", commit ") || !strings.Contains(out, "go1.") {
 		t.Errorf("--version printed %q", out)
 	}
-	help := run(t, "--help")
-	for _, want := range helpWants {
+	help := cmdtest.Run(t, "--help")
+	for _, want := range []string{"docs/install.md", "-no-tenant string", "-version", `(default "Deny")`} {
 		if !strings.Contains(help, want) {
 			t.Errorf("--help lacks %q:\n%s", want, help)
 		}
 	}
 }
-
-// helpWants: what the help must say: where the docs are, and flags with their defaults.
-var helpWants = []string{"docs/install.md", "-no-tenant string", "-version", `(default "Deny")`}
