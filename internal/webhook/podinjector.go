@@ -89,7 +89,7 @@ func (w *PodInjector) Default(ctx context.Context, pod *corev1.Pod) error {
 		return err
 	}
 	ns.Render = func(p *v1alpha1.ClaudeAccessPolicy) (*policyconfig.Config, error) {
-		res, err := render.Policy(ctx, w.Client, p, w.Render)
+		res, err := render.Config(ctx, w.Client, p, w.Render)
 		return res.Config, err
 	}
 	d, err := inject.Mutate(pod, ns, w.Operator)
