@@ -4,16 +4,11 @@
 package controllers
 
 import (
-	"time"
-
-	"github.com/claude-guard/claude-guard/internal/conditions"
-	"github.com/claude-guard/claude-guard/internal/render"
-	"github.com/claude-guard/claude-guard/internal/wellknown"
-
 	"context"
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -27,8 +22,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/claude-guard/claude-guard/api/v1alpha1"
+	"github.com/claude-guard/claude-guard/internal/conditions"
 	"github.com/claude-guard/claude-guard/internal/effective"
 	"github.com/claude-guard/claude-guard/internal/policyconfig"
+	"github.com/claude-guard/claude-guard/internal/render"
+	"github.com/claude-guard/claude-guard/internal/wellknown"
 )
 
 // Finalizer lets the policy reconciler remove the rendered config before the policy disappears.
@@ -123,9 +121,12 @@ func (r *PolicyReconciler) reconcileNormal(ctx context.Context, p *v1alpha1.Clau
 	if err != nil {
 		return err
 	}
-	blocked, err := r.mountFailures(ctx, p, pods, time.Now())
-	if err != nil {
-		return err
+	var blocked []mountFailure
+	if len(res.Violations) == 0 {
+		// Only an admitted policy's pods are worth the look: Ready already says why the others fail.
+		if blocked, err = r.mountFailures(ctx, p, pods, time.Now()); err != nil {
+			return err
+		}
 	}
 	r.setReady(p, res.Violations, res.Config, blocked)
 	setDegraded(p, res)
@@ -148,12 +149,8 @@ func (r *PolicyReconciler) setReady(p *v1alpha1.ClaudeAccessPolicy, vs []effecti
 		cond.Status, cond.Reason = metav1.ConditionTrue, v1alpha1.ReasonAdmitted
 		cond.Message = fmt.Sprintf("Rendered into ConfigMap %s (models: %s)", p.Status.RenderedConfig.Name, strings.Join(cfg.Models.Allow, ", "))
 	default:
-		msgs := make([]string, len(vs))
-		for i, v := range vs {
-			msgs[i] = v.Message
-		}
 		cond.Status, cond.Reason = metav1.ConditionFalse, vs[0].Reason
-		cond.Message = strings.Join(msgs, "; ") + "; selected pods are denied every request until this is fixed"
+		cond.Message = effective.Messages(vs) + "; selected pods are denied every request until this is fixed"
 	}
 	conditions.Set(p, cond)
 }
@@ -169,11 +166,7 @@ func setDegraded(p *v1alpha1.ClaudeAccessPolicy, res render.Result) {
 	cond := metav1.Condition{Type: v1alpha1.ConditionDegraded, Status: metav1.ConditionFalse, Reason: v1alpha1.ReasonAsWritten,
 		Message: "Every rule takes effect as written"}
 	if ws := res.Warnings; len(ws) > 0 {
-		msgs := make([]string, len(ws))
-		for i, w := range ws {
-			msgs[i] = w.Message
-		}
-		cond.Status, cond.Reason, cond.Message = metav1.ConditionTrue, ws[0].Reason, strings.Join(msgs, "; ")
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionTrue, ws[0].Reason, effective.Messages(ws)
 	}
 	conditions.Set(p, cond)
 }

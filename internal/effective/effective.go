@@ -102,20 +102,26 @@ func server(o Options) policyconfig.Server {
 // Deny returns the fail-closed config rendered for a policy that is not admitted: it denies every call,
 // and serves where an admitted config would (the kubelet probes its metrics address).
 func Deny(p *v1alpha1.ClaudeAccessPolicy, tenant string, vs []Violation, o Options) *policyconfig.Config {
-	msgs := make([]string, 0, len(vs))
-	for _, v := range vs {
-		msgs = append(msgs, v.Message)
-	}
 	c := &policyconfig.Config{
 		APIVersion: policyconfig.APIVersion,
 		Kind:       policyconfig.Kind,
 		Policy:     ref(p, tenant),
 		Server:     server(o),
-		Deny:       &policyconfig.Deny{Reason: fmt.Sprintf("ClaudeAccessPolicy %s/%s is not admitted: %s", p.Namespace, p.Name, strings.Join(msgs, "; "))},
+		Deny:       &policyconfig.Deny{Reason: fmt.Sprintf("ClaudeAccessPolicy %s/%s is not admitted: %s", p.Namespace, p.Name, Messages(vs))},
 		Models:     policyconfig.Models{Allow: []string{}},
 	}
 	c.ApplyDefaults()
 	return c
+}
+
+// Messages joins the messages of several violations (or warnings), in their order, for one condition
+// message or deny reason.
+func Messages(vs []Violation) string {
+	msgs := make([]string, len(vs))
+	for i, v := range vs {
+		msgs[i] = v.Message
+	}
+	return strings.Join(msgs, "; ")
 }
 
 func ref(p *v1alpha1.ClaudeAccessPolicy, tenant string) policyconfig.PolicyRef {

@@ -123,7 +123,10 @@ func Overlaps(a, b string) bool {
 		case i < len(a) && j < len(b):
 			ok = a[i] == b[j] && rec(i+1, j+1)
 		}
-		seen[k] = map[bool]int8{true: 1, false: -1}[ok]
+		seen[k] = -1
+		if ok {
+			seen[k] = 1
+		}
 		return ok
 	}
 	return rec(0, 0)

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -135,7 +134,7 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 		t.Fatal(err)
 	}
 	wait.For(t, 30*time.Second, "docs/uninstall.md's leftover-policies block", func() error {
-		if out, err := (&testenv.KubectlCLI{Path: k.bin, Kubeconfig: k.kconf}).Shell(block); err != nil {
+		if out, err := k.cli.Shell(block); err != nil {
 			return fmt.Errorf("%w: %s", err, out)
 		}
 		return nil
@@ -320,9 +319,10 @@ func leftoverPolicies(t *testing.T, k *kubectl) []string {
 	return out
 }
 
+// kubectl is testenv's kubectl runner with the test's *testing.T, for the must-succeed calls.
 type kubectl struct {
-	t          *testing.T
-	bin, kconf string
+	t   *testing.T
+	cli *testenv.KubectlCLI
 }
 
 func kubectlFor(t *testing.T, kubeconfig string) *kubectl {
@@ -331,16 +331,11 @@ func kubectlFor(t *testing.T, kubeconfig string) *kubectl {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &kubectl{t: t, bin: bin, kconf: kubeconfig}
+	return &kubectl{t: t, cli: &testenv.KubectlCLI{Path: bin, Kubeconfig: kubeconfig}}
 }
 
 func (k *kubectl) tryStdin(stdin string, args ...string) (string, error) {
-	cmd := exec.Command(k.bin, append([]string{"--kubeconfig", k.kconf}, args...)...)
-	cmd.Stdin = strings.NewReader(stdin)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	return out.String(), err
+	return k.cli.Run(stdin, args...)
 }
 
 func (k *kubectl) try(args ...string) (string, error) { return k.tryStdin("", args...) }
