@@ -18,6 +18,7 @@ import (
 	"github.com/claude-guard/claude-guard/internal/inject"
 	"github.com/claude-guard/claude-guard/internal/managerapp"
 	"github.com/claude-guard/claude-guard/internal/test/chartenv"
+	"github.com/claude-guard/claude-guard/internal/wellknown"
 )
 
 // Set UPDATE_GOLDEN=1 to rewrite testdata/*.golden.yaml from the current chart.
@@ -234,9 +235,10 @@ func helmCLI(t *testing.T) *chartenv.Helm {
 	return h
 }
 
-// TestConfigProtectionNeedsKubernetes130: on a cluster without ValidatingAdmissionPolicy v1 the chart
-// refuses to install rather than leave the rendered configs silently unprotected, and says what to do.
-func TestConfigProtectionNeedsKubernetes130(t *testing.T) {
+// TestAdmissionPoliciesNeedKubernetes130: on a cluster without ValidatingAdmissionPolicy v1 the chart
+// refuses to install rather than leave the rendered configs or the sidecar silently unprotected, and
+// says what to do.
+func TestAdmissionPoliciesNeedKubernetes130(t *testing.T) {
 	h := helmCLI(t)
 	out, err := h.Run("template", "claude-guard", chartenv.Chart(), "--kube-version", "1.29.4")
 	const want = "configProtection.enabled needs Kubernetes 1.30 or later (ValidatingAdmissionPolicy v1) and the cluster is v1.29.4"
@@ -244,8 +246,25 @@ func TestConfigProtectionNeedsKubernetes130(t *testing.T) {
 		t.Fatalf("helm template for Kubernetes 1.29: want %q, got %v:\n%s", want, err, out)
 	}
 	out, err = h.Run("template", "claude-guard", chartenv.Chart(), "--kube-version", "1.29.4", "--set", "configProtection.enabled=false")
+	const wantSidecar = "sidecarProtection.enabled needs Kubernetes 1.30 or later (ValidatingAdmissionPolicy v1) and the cluster is v1.29.4"
+	if err == nil || !strings.Contains(out, wantSidecar) {
+		t.Fatalf("helm template for Kubernetes 1.29: want %q, got %v:\n%s", wantSidecar, err, out)
+	}
+	out, err = h.Run("template", "claude-guard", chartenv.Chart(), "--kube-version", "1.29.4", "--set", "configProtection.enabled=false", "--set", "sidecarProtection.enabled=false")
 	if err != nil || strings.Contains(out, "ValidatingAdmissionPolicy") {
-		t.Fatalf("with configProtection.enabled=false the chart must install on 1.29 without the policy: %v\n%s", err, out)
+		t.Fatalf("with both protections off the chart must install on 1.29 without the policies: %v\n%s", err, out)
+	}
+}
+
+// TestSidecarProtectionNamesTheInjectedContainer: the admission policy protects the container the webhook
+// injects, by its name.
+func TestSidecarProtectionNamesTheInjectedContainer(t *testing.T) {
+	out, err := helmCLI(t).Run("template", "claude-guard", chartenv.Chart(), "--show-only", "templates/admission/sidecar-protection.yaml")
+	if err != nil {
+		t.Fatalf("helm template: %v\n%s", err, out)
+	}
+	if want := `expression: "'` + wellknown.SidecarContainerName + `'"`; !strings.Contains(out, want) {
+		t.Errorf("the sidecar protection does not name container %s (want %s):\n%s", wellknown.SidecarContainerName, want, out)
 	}
 }
 

@@ -28,11 +28,12 @@ const (
 	releaseName       = "claude-guard"
 	releaseNamespace  = "claude-guard-system"
 	protectionTpl     = "templates/admission/config-protection.yaml"
+	sidecarTpl        = "templates/admission/sidecar-protection.yaml"
 	serviceAccountTpl = "templates/manager/serviceaccount.yaml"
 )
 
-// installConfigProtection applies the chart's config protection to the test API server, waits until the
-// API server enforces it, and returns the user the manager must run as: the chart's manager
+// installConfigProtection applies the chart's config and sidecar protection to the test API server,
+// waits until the API server enforces the first (the second is loaded with it), and returns the user the manager must run as: the chart's manager
 // ServiceAccount (in the cluster-admin group, as this suite is about tenants; test/chart runs the manager
 // with the chart's RBAC).
 func installConfigProtection(dir string) (*envtest.User, error) {
@@ -40,12 +41,14 @@ func installConfigProtection(dir string) (*envtest.User, error) {
 	if helm, err = chartenv.NewHelm(cli.Kubeconfig, filepath.Join(dir, "helm")); err != nil {
 		return nil, err
 	}
-	policy, err := render(protectionTpl)
-	if err != nil {
-		return nil, err
-	}
-	if out, err := kubectl(policy, "apply", "-f", "-"); err != nil {
-		return nil, fmt.Errorf("failed to apply the config protection: %w\n%s", err, out)
+	for _, tpl := range []string{protectionTpl, sidecarTpl} {
+		policy, err := render(tpl)
+		if err != nil {
+			return nil, err
+		}
+		if out, err := kubectl(policy, "apply", "-f", "-"); err != nil {
+			return nil, fmt.Errorf("failed to apply %s: %w\n%s", tpl, err, out)
+		}
 	}
 	saDoc, err := render(serviceAccountTpl)
 	if err != nil {

@@ -35,6 +35,9 @@ rendered policy ConfigMaps are cluster-wide.
 {{- define "claude-guard.metricsServiceName" -}}{{ include "claude-guard.resourceName" (dict "ctx" . "suffix" "metrics") }}{{- end }}
 {{- define "claude-guard.leaderElectionName" -}}{{ include "claude-guard.resourceName" (dict "ctx" . "suffix" "leader-election") }}{{- end }}
 {{- define "claude-guard.configProtectionName" -}}{{ include "claude-guard.resourceName" (dict "ctx" . "suffix" "config-protection") }}{{- end }}
+{{- define "claude-guard.sidecarProtectionName" -}}{{ include "claude-guard.resourceName" (dict "ctx" . "suffix" "sidecar-protection") }}{{- end }}
+{{- /* The injected container's name (internal/wellknown.SidecarContainerName; test/chart compares them). */ -}}
+{{- define "claude-guard.sidecarContainerName" -}}claude-guard-sidecar{{- end }}
 {{- define "claude-guard.gatewayName" -}}{{ include "claude-guard.resourceName" (dict "ctx" . "suffix" "gateway") }}{{- end }}
 {{- define "claude-guard.vaultCAName" -}}{{ include "claude-guard.resourceName" (dict "ctx" . "suffix" "vault-ca") }}{{- end }}
 

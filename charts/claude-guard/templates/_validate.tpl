@@ -30,6 +30,9 @@ and `helm template` with a message that names the values to change.
 {{- if and .Values.configProtection.enabled (semverCompare "<1.30.0-0" .Capabilities.KubeVersion.Version) }}
 {{- fail (printf "configProtection.enabled needs Kubernetes 1.30 or later (ValidatingAdmissionPolicy v1) and the cluster is %s: upgrade it, or set configProtection.enabled=false and bind tenants' admins the policy editor role instead of \"admin\" or \"edit\" (both can write the rendered sidecar ConfigMaps)" .Capabilities.KubeVersion.Version) }}
 {{- end }}
+{{- if and .Values.sidecarProtection.enabled (semverCompare "<1.30.0-0" .Capabilities.KubeVersion.Version) }}
+{{- fail (printf "sidecarProtection.enabled needs Kubernetes 1.30 or later (ValidatingAdmissionPolicy v1) and the cluster is %s: upgrade it, or set sidecarProtection.enabled=false knowing that every namespace admin who may exec into pods can then read their namespace's Anthropic key (docs/threat-model.md)" .Capabilities.KubeVersion.Version) }}
+{{- end }}
 {{- $ports := list (int .Values.webhook.port) 8081 }}
 {{- if ne (int .Values.metrics.port) 0 }}{{ $ports = append $ports (int .Values.metrics.port) }}{{ end }}
 {{- if ne (len $ports) (len (uniq $ports)) }}
