@@ -2,6 +2,7 @@ package inject
 
 import (
 	"fmt"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -43,6 +44,9 @@ func Mutate(pod *corev1.Pod, ns Namespace, op Operator) (Decision, error) {
 	if ns.Name == "kube-system" || ns.Name == op.Namespace {
 		return Decision{}, nil
 	}
+	if err := checkReserved(pod, op.Config.Image, func() error { return verifyOwn(pod, ns, op) }); err != nil {
+		return Decision{}, err
+	}
 	if v := ns.Labels[wellknown.LabelInject]; v == "false" || v == "disabled" {
 		return Decision{}, nil
 	}
@@ -62,7 +66,7 @@ func Mutate(pod *corev1.Pod, ns Namespace, op Operator) (Decision, error) {
 		return Decision{Result: Skip(pod, "", "namespace "+ns.Name+" asks for injection but no ClaudeAccessPolicy there selects this pod")}, nil
 	}
 	if hasContainer(pod.Spec.InitContainers, wellknown.SidecarContainerName) {
-		// Re-invocation: Apply adds no mounts, so the config is not needed.
+		// Re-invocation (checkReserved verified the sidecar): Apply adds no mounts.
 		return Decision{Result: Apply(pod, policy, Plan{}, op.Config), Policy: policy}, nil
 	}
 	cfg, err := ns.Render(policy)
@@ -70,4 +74,20 @@ func Mutate(pod *corev1.Pod, ns Namespace, op Operator) (Decision, error) {
 		return Decision{}, fmt.Errorf("failed to render ClaudeAccessPolicy %s/%s, which selects this pod: %w", ns.Name, policy.Name, err)
 	}
 	return Decision{Result: Apply(pod, policy, PlanFor(cfg, op.Config), op.Config), Policy: policy}, nil
+}
+
+// verifyOwn checks that the pod's sidecar is exactly what injection wrote for the policy the pod names:
+// the webhook sees its own output again when it is re-invoked, and anything else is a look-alike.
+func verifyOwn(pod *corev1.Pod, ns Namespace, op Operator) error {
+	name := pod.Annotations[wellknown.AnnotationPolicy]
+	i := slices.IndexFunc(ns.Policies, func(p v1alpha1.ClaudeAccessPolicy) bool { return p.Name == name })
+	if name == "" || i < 0 {
+		return fmt.Errorf("the pod names no ClaudeAccessPolicy of namespace %s in annotation %s", ns.Name, wellknown.AnnotationPolicy)
+	}
+	p := &ns.Policies[i]
+	cfg, err := ns.Render(p)
+	if err != nil {
+		return fmt.Errorf("failed to render ClaudeAccessPolicy %s: %w", p.Name, err)
+	}
+	return Verify(pod, p, PlanFor(cfg, op.Config), op.Config)
 }

@@ -3,6 +3,7 @@ package inject
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -87,11 +88,6 @@ func Apply(pod *corev1.Pod, p *v1alpha1.ClaudeAccessPolicy, plan Plan, cfg Confi
 		return Skip(pod, p.Name, reason)
 	}
 	vols, mounts := volumes(p.Name, plan, cfg)
-	for _, v := range vols {
-		if hasVolume(pod.Spec.Volumes, v.Name) {
-			return Skip(pod, p.Name, fmt.Sprintf("the pod already has a volume named %s", v.Name))
-		}
-	}
 	pod.Spec.Volumes = append(pod.Spec.Volumes, vols...)
 	// First among the init containers, so later init containers can use the proxy too.
 	sc := sidecar(cfg, plan, mounts)
@@ -120,6 +116,22 @@ func Apply(pod *corev1.Pod, p *v1alpha1.ClaudeAccessPolicy, plan Plan, cfg Confi
 func blocker(pod *corev1.Pod, proxyPort int32) string {
 	if pod.Spec.HostNetwork {
 		return "hostNetwork pods share the node's loopback, so the proxy would be reachable by every hostNetwork pod on the node"
+	}
+	// A process namespace shared with the app, or the node's, lets other processes read the sidecar's
+	// memory and files through /proc, and with them the API key.
+	if pod.Spec.HostPID {
+		return "hostPID pods share the node's process namespace, where the sidecar's memory and files, and its API key, are readable through /proc"
+	}
+	if ptr.Deref(pod.Spec.ShareProcessNamespace, false) {
+		return "shareProcessNamespace lets the pod's other containers read the sidecar's memory and files, and its API key, through /proc"
+	}
+	for _, v := range pod.Spec.Volumes {
+		if strings.HasPrefix(v.Name, ReservedVolumePrefix) {
+			return fmt.Sprintf("the pod already has a volume named %s; volume names starting with %s are reserved for the sidecar's", v.Name, ReservedVolumePrefix)
+		}
+	}
+	if m := mountsReserved(pod); m != "" {
+		return fmt.Sprintf("container %s mounts a volume named like the sidecar's (%s*), which would give it the sidecar's credentials", m, ReservedVolumePrefix)
 	}
 	for _, c := range slices.Concat(pod.Spec.InitContainers, pod.Spec.Containers) {
 		for _, port := range c.Ports {

@@ -2,6 +2,7 @@ package inject
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -86,6 +87,9 @@ func TestGolden(t *testing.T) {
 		{"opted-out", teamA(chat), op, Skipped},
 		{"host-network", teamA(chat), op, Skipped},
 		{"port-clash", teamA(chat), op, Skipped},
+		{"host-pid", teamA(chat), op, Skipped},
+		{"shared-process-namespace", teamA(chat), op, Skipped},
+		{"mounts-sidecar-volume", teamA(chat), op, Skipped},
 		{"reinvocation", teamA(chat), op, AlreadyInjected},
 		{"not-selected", teamA(chat), op, ""},
 		{"namespace-enabled-no-policy", Namespace{Name: "team-a", Labels: map[string]string{"claudeguard.io/inject": "enabled"}, Policies: []v1alpha1.ClaudeAccessPolicy{chat}}, op, Skipped},
@@ -305,4 +309,96 @@ func envOf(c corev1.Container, name string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// TestLookAlikesAreRefused: a pod that declares what only injection adds is refused, wherever it is
+// and whatever it asks for (opted out included), and the error names the field; the webhook's own
+// output seen again (re-invocation) is not.
+func TestLookAlikesAreRefused(t *testing.T) {
+	op := Operator{Namespace: "claude-guard-system", Config: DefaultConfig()}
+	ns := teamA(policy("chat", t0))
+	ns.Render = testRender
+	injected := readPod(t, filepath.Join("testdata", "plain-pod.yaml"))
+	if d, err := Mutate(injected, ns, op); err != nil || d.Outcome != Injected {
+		t.Fatalf("setup: %v %v", d, err)
+	}
+	app := corev1.Container{Name: "app", Image: "example.com/chat:1.0"}
+	pod := func(mut func(p *corev1.Pod)) *corev1.Pod {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "chat", Namespace: "team-a", Labels: map[string]string{"app": "chat"}},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{app}}}
+		mut(p)
+		return p
+	}
+	tampered := func(mut func(c *corev1.Container)) *corev1.Pod {
+		p := injected.DeepCopy()
+		mut(&p.Spec.InitContainers[0])
+		return p
+	}
+	own := op.Config.Image
+	cases := []struct {
+		name string
+		pod  *corev1.Pod
+		// want is the refusal's text; "" means admitted.
+		want string
+	}{
+		{"the webhook's own output", injected.DeepCopy(), ""},
+		{"an app container named like the sidecar", pod(func(p *corev1.Pod) { p.Spec.Containers[0].Name = wellknown.SidecarContainerName }),
+			"spec.containers[0].name: the name claude-guard-sidecar is reserved"},
+		{"a hand-written sidecar", pod(func(p *corev1.Pod) {
+			p.Spec.InitContainers = []corev1.Container{{Name: wellknown.SidecarContainerName, Image: own, Args: []string{"--upstream=https://attacker.example"}}}
+		}), "spec.initContainers[0]: the name claude-guard-sidecar is reserved for the sidecar claude-guard injects, and this container is not that sidecar"},
+		{"a hand-written sidecar in an opted-out pod", pod(func(p *corev1.Pod) {
+			p.Labels[wellknown.LabelInject] = "false"
+			p.Spec.InitContainers = []corev1.Container{{Name: wellknown.SidecarContainerName, Image: own}}
+		}), "spec.initContainers[0]: the name claude-guard-sidecar is reserved"},
+		{"the injected sidecar with an argument added", tampered(func(c *corev1.Container) { c.Args = append(c.Args, "--upstream=https://attacker.example") }),
+			"field args differs from what injection renders"},
+		{"the injected sidecar with another image", tampered(func(c *corev1.Container) { c.Image = "example.com/printer:1" }),
+			"field image differs"},
+		{"the injected sidecar with an extra mount", tampered(func(c *corev1.Container) {
+			c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: "host", MountPath: "/host"})
+		}), "field volumeMounts differs"},
+		{"the sidecar image under another name", pod(func(p *corev1.Pod) {
+			p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: "helper", Image: own})
+		}),
+			"spec.containers[1].image: container helper runs " + own + ", claude-guard's sidecar image"},
+		{"another tag of the sidecar image", pod(func(p *corev1.Pod) {
+			p.Spec.InitContainers = []corev1.Container{{Name: "setup", Image: "ghcr.io/claude-guard/sidecar:latest"}}
+		}), "spec.initContainers[0].image: container setup runs ghcr.io/claude-guard/sidecar:latest"},
+		{"an image of a similar name", pod(func(p *corev1.Pod) { p.Spec.Containers[0].Image = "ghcr.io/claude-guard/sidecar-tools:1" }), ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Mutate(tc.pod, ns, op)
+			var r *Refusal
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("want admitted, got %v", err)
+			case tc.want != "" && (!errors.As(err, &r) || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("want a refusal with %q, got %v", tc.want, err)
+			}
+		})
+	}
+}
+
+func TestSameImage(t *testing.T) {
+	const d = "sha256:0123456789abcdef"
+	cases := []struct {
+		a, b string
+		want bool
+	}{
+		{"ghcr.io/claude-guard/sidecar:v1", "ghcr.io/claude-guard/sidecar:v0.1.0", true},
+		{"ghcr.io/claude-guard/sidecar", "ghcr.io/claude-guard/sidecar:v0.1.0", true},
+		{"ghcr.io/claude-guard/sidecar@" + d, "ghcr.io/claude-guard/sidecar:v0.1.0", true},
+		{"mirror.internal/copy@" + d, "ghcr.io/claude-guard/sidecar:v0.1.0@" + d, true},
+		{"mirror.internal/copy:v1", "ghcr.io/claude-guard/sidecar:v0.1.0@" + d, false},
+		{"registry:5000/claude-guard/sidecar", "registry:5000/claude-guard/sidecar:v1", true},
+		{"registry:5000/claude-guard/sidecar-x:v1", "registry:5000/claude-guard/sidecar:v1", false},
+		{"", "ghcr.io/claude-guard/sidecar:v1", false},
+	}
+	for _, tc := range cases {
+		if got := SameImage(tc.a, tc.b); got != tc.want {
+			t.Errorf("SameImage(%q, %q) = %v, want %v", tc.a, tc.b, got, tc.want)
+		}
+	}
 }

@@ -22,13 +22,13 @@ import (
 // sidecar, with its image but other arguments, a lifecycle hook or another config volume, gets none.
 //
 // Fields the API server defaults (probe schemes, termination message path, default file modes) are
-// compared after the same defaulting. The error names the first field that differs.
+// compared after the same defaulting of both sides. The error names the first field that differs.
 func Verify(pod *corev1.Pod, p *v1alpha1.ClaudeAccessPolicy, plan Plan, cfg Config) error {
 	i := slices.IndexFunc(pod.Spec.InitContainers, func(c corev1.Container) bool { return c.Name == wellknown.SidecarContainerName })
 	if i < 0 {
 		return fmt.Errorf("the pod has no init container named %s", wellknown.SidecarContainerName)
 	}
-	got := pod.Spec.InitContainers[i]
+	got := *pod.Spec.InitContainers[i].DeepCopy()
 
 	// What the webhook writes for this pod: Apply on a copy without the sidecar and its volumes.
 	want := pod.DeepCopy()
@@ -41,7 +41,9 @@ func Verify(pod *corev1.Pod, p *v1alpha1.ClaudeAccessPolicy, plan Plan, cfg Conf
 	got.VolumeMounts = slices.DeleteFunc(slices.Clone(got.VolumeMounts), func(m corev1.VolumeMount) bool {
 		return isServiceAccountMount(m, pod.Spec.Volumes)
 	})
+	// Both sides defaulted: a stored pod is, and a pod at admission may not be yet (re-invocation).
 	defaultContainer(&wantC, &got)
+	defaultContainer(&got, &got)
 	if f := firstDifference(wantC, got); f != "" {
 		return fmt.Errorf("initContainers[%d] (%s): field %s differs from what injection renders", i, got.Name, f)
 	}
@@ -50,9 +52,10 @@ func Verify(pod *corev1.Pod, p *v1alpha1.ClaudeAccessPolicy, plan Plan, cfg Conf
 		if gv == nil {
 			return fmt.Errorf("the pod has no volume %s, which the sidecar mounts", m.Name)
 		}
-		w := wv.VolumeSource.DeepCopy()
+		w, g := wv.VolumeSource.DeepCopy(), gv.VolumeSource.DeepCopy()
 		defaultVolume(w)
-		if !equality.Semantic.DeepEqual(*w, gv.VolumeSource) {
+		defaultVolume(g)
+		if !equality.Semantic.DeepEqual(*w, *g) {
 			return fmt.Errorf("volume %s differs from what injection renders", m.Name)
 		}
 	}

@@ -61,6 +61,10 @@ type PolicyRef struct {
 	Tenant     string `json:"tenant,omitempty"`
 }
 
+// Rendered reports whether the operator rendered c from a ClaudeAccessPolicy: it always names the
+// policy's generation (1 or more), which a hand-written standalone config has no reason to.
+func (c *Config) Rendered() bool { return c.Policy.Generation > 0 }
+
 // Deny makes the sidecar refuse everything.
 type Deny struct {
 	// Reason is returned to callers in the error message. It must not contain secrets.

@@ -386,3 +386,50 @@ func TestSkipEventsPerPodAndNoneInDryRun(t *testing.T) {
 		return nil
 	})
 }
+
+// TestLookAlikeSidecarsAreRefused, through the API server with the chart's webhook configuration: a
+// pod declaring the sidecar's container, or running its image under another name, is refused in every
+// namespace and whatever its labels (the reserved entry sees pods the other entries skip); the pod the
+// webhook injected passes the same check, which the API server runs on it after injection, and the
+// namespace's other pods are untouched.
+func TestLookAlikeSidecarsAreRefused(t *testing.T) {
+	ns := namespace(t, "lookalike", nil)
+	policy(t, ns, "chat", map[string]string{"app": "chat"})
+	image := inject.DefaultConfig().Image
+	fake := func(p *corev1.Pod) {
+		p.Spec.InitContainers = []corev1.Container{{Name: wellknown.SidecarContainerName, Image: image, Args: []string{"--upstream=https://attacker.example"}}}
+	}
+	cases := []struct {
+		name   string
+		labels map[string]string
+		mut    func(*corev1.Pod)
+		want   string
+	}{
+		{"a hand-written sidecar in a selected pod", map[string]string{"app": "chat"}, fake,
+			"spec.initContainers[0]: the name claude-guard-sidecar is reserved for the sidecar claude-guard injects"},
+		{"a hand-written sidecar in an opted-out pod", map[string]string{"app": "chat", wellknown.LabelInject: "false"}, fake,
+			"spec.initContainers[0]: the name claude-guard-sidecar is reserved"},
+		{"a hand-written sidecar in a pod no policy selects", map[string]string{"app": "web"}, fake,
+			"spec.initContainers[0]: the name claude-guard-sidecar is reserved"},
+		{"the sidecar image under another name", map[string]string{"app": "web", wellknown.LabelInject: "false"}, func(p *corev1.Pod) {
+			p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: "helper", Image: image})
+		}, "spec.containers[1].image: container helper runs " + image},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("lookalike-%d", i), Labels: tc.labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "example.com/app:1"}}}}
+			tc.mut(pod)
+			err := k.Create(context.Background(), pod)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("want refused with %q, got %v", tc.want, err)
+			}
+		})
+	}
+	if pod := createPod(t, ns, "chat-0", map[string]string{"app": "chat"}); sidecarOf(pod) == nil {
+		t.Errorf("the selected pod was not injected")
+	}
+	if pod := createPod(t, ns, "web-0", map[string]string{"app": "web"}); len(pod.Spec.InitContainers) != 0 {
+		t.Errorf("a pod no policy selects was changed: %v", pod.Spec.InitContainers)
+	}
+}

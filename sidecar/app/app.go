@@ -111,8 +111,12 @@ func (o *Options) Validate() error {
 	return errors.Join(errs...)
 }
 
-// override applies the flags to a decoded config.
-func (o *Options) override(c *policyconfig.Config) {
+// override applies the flags to a decoded config. A config the operator rendered names its upstream,
+// which the platform chose: a flag cannot send that config's key elsewhere.
+func (o *Options) override(c *policyconfig.Config) error {
+	if o.Upstream != "" && c.Rendered() {
+		return fmt.Errorf("--upstream is for standalone use: %s was rendered by claude-guard from ClaudeAccessPolicy %s/%s, and its upstream (server.upstream) is the platform's", o.ConfigPath, c.Policy.Namespace, c.Policy.Name)
+	}
 	if o.Listen != "" {
 		c.Server.Listen = o.Listen
 	}
@@ -128,6 +132,7 @@ func (o *Options) override(c *policyconfig.Config) {
 	case o.apiKeyEnv:
 		c.Credentials = policyconfig.Credentials{Env: &policyconfig.EnvSource{Name: wellknown.EnvSidecarAPIKey}}
 	}
+	return nil
 }
 
 // needsRestart names the settings that differ between the config the sidecar started with and a new

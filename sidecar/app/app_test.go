@@ -1,9 +1,8 @@
 package app
 
 import (
-	"github.com/claude-guard/claude-guard/internal/test/logbuf"
-
 	"bufio"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -15,7 +14,9 @@ import (
 
 	"github.com/claude-guard/claude-guard/internal/policyconfig"
 	"github.com/claude-guard/claude-guard/internal/test/fakeupstream"
+	"github.com/claude-guard/claude-guard/internal/test/logbuf"
 	"github.com/claude-guard/claude-guard/internal/test/wait"
+	"github.com/claude-guard/claude-guard/sidecar/config"
 )
 
 const key = "sk-ant-file-key"
@@ -265,5 +266,30 @@ func TestWarnsWithoutAKey(t *testing.T) {
 		LogLevel: "info", Stdout: logs})
 	if out := logs.String(); !strings.Contains(out, "Starting without an API key") || !strings.Contains(out, "missing-key") {
 		t.Fatalf("no warning about the missing key in:\n%s", out)
+	}
+}
+
+// TestUpstreamFlagOnlyStandalone: --upstream redirects a hand-written config, never one the operator
+// rendered, whose upstream the platform chose (a sidecar started with the flag would send that
+// policy's key to whatever host it names).
+func TestUpstreamFlagOnlyStandalone(t *testing.T) {
+	const doc = "apiVersion: sidecar.claudeguard.io/v1\nkind: SidecarConfig\n%sserver: {upstream: \"https://api.anthropic.com\"}\ncredentials: {env: {name: K}}\nmodels: {allow: [claude-haiku-*]}\n"
+	o := &Options{ConfigPath: "/etc/claude-guard/config.json", Upstream: "https://attacker.example"}
+	for _, tc := range []struct {
+		name, policy, want string
+	}{
+		{"standalone", "", ""},
+		{"rendered", "policy: {namespace: acme, name: chat, generation: 3}\n",
+			"--upstream is for standalone use: /etc/claude-guard/config.json was rendered by claude-guard from ClaudeAccessPolicy acme/chat"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := config.Compile([]byte(fmt.Sprintf(doc, tc.policy)), o.override)
+			switch {
+			case tc.want == "" && (err != nil || c.Policy.Config.Server.Upstream != o.Upstream):
+				t.Fatalf("want the flag's upstream, got %v (%v)", c, err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("want %q, got %v", tc.want, err)
+			}
+		})
 	}
 }

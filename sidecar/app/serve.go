@@ -22,6 +22,9 @@ import (
 // Run serves until ctx is cancelled (or a reload needs a restart), then drains. It is the steps below in
 // order: build everything the config asks for, listen, serve, drain.
 func Run(ctx context.Context, o *Options) error {
+	if err := undumpable(); err != nil {
+		return err
+	}
 	s, err := build(ctx, o)
 	if err != nil {
 		return err

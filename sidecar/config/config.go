@@ -49,8 +49,9 @@ func hash(data []byte, decoded, overridden *policyconfig.Config) (string, error)
 	return policyconfig.Hash(after), nil
 }
 
-// Override adjusts a decoded config before it is validated (command-line flags win over the file).
-type Override func(*policyconfig.Config)
+// Override adjusts a decoded config before it is validated (command-line flags win over the file), or
+// refuses it.
+type Override func(*policyconfig.Config) error
 
 // Load reads, overrides, validates and compiles the file at path.
 func Load(path string, override Override) (*Compiled, error) {
@@ -74,7 +75,9 @@ func Compile(data []byte, override Override) (*Compiled, error) {
 	}
 	decoded.ApplyDefaults()
 	if override != nil {
-		override(c)
+		if err := override(c); err != nil {
+			return nil, err
+		}
 	}
 	c.ApplyDefaults()
 	if err := c.Validate(); err != nil {

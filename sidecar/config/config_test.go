@@ -64,8 +64,9 @@ func TestOverrideAppliesBeforeValidation(t *testing.T) {
 	if _, err := Compile(data, nil); err == nil {
 		t.Fatal("want an error without credentials")
 	}
-	c, err := Compile(data, func(c *policyconfig.Config) {
+	c, err := Compile(data, func(c *policyconfig.Config) error {
 		c.Credentials.File = &policyconfig.FileSource{Path: "/k"}
+		return nil
 	})
 	if err != nil || c.Policy.Hash == "" {
 		t.Fatalf("override: %v", err)
@@ -92,7 +93,10 @@ func TestConcerns(t *testing.T) {
 func TestHashIsTheDocumentsUnlessFlagsChangeIt(t *testing.T) {
 	data := []byte("apiVersion: sidecar.claudeguard.io/v1\nkind: SidecarConfig\nserver: {listen: \"127.0.0.1:8787\", metricsListen: \"0.0.0.0:9787\"}\ncredentials: {env: {name: K}}\nmodels: {allow: [claude-haiku-*]}\n")
 	listen := func(proxy, metrics string) Override {
-		return func(c *policyconfig.Config) { c.Server.Listen, c.Server.MetricsListen = proxy, metrics }
+		return func(c *policyconfig.Config) error {
+			c.Server.Listen, c.Server.MetricsListen = proxy, metrics
+			return nil
+		}
 	}
 	for _, tc := range []struct {
 		name     string
@@ -102,8 +106,9 @@ func TestHashIsTheDocumentsUnlessFlagsChangeIt(t *testing.T) {
 		{"no flags", nil, true},
 		{"the webhook's flags, equal to the document", listen("127.0.0.1:8787", "0.0.0.0:9787"), true},
 		{"another proxy port", listen("127.0.0.1:18787", "0.0.0.0:9787"), false},
-		{"another credential", func(c *policyconfig.Config) {
+		{"another credential", func(c *policyconfig.Config) error {
 			c.Credentials = policyconfig.Credentials{File: &policyconfig.FileSource{Path: "/k"}}
+			return nil
 		}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
