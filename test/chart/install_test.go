@@ -269,8 +269,13 @@ func webhookCABundle(t *testing.T, c client.Client) []byte {
 	if err := c.Get(context.Background(), client.ObjectKey{Name: "claude-guard-injector"}, &wh); err != nil {
 		t.Fatal(err)
 	}
-	if len(wh.Webhooks) != 2 || len(wh.Webhooks[0].ClientConfig.CABundle) == 0 || !bytes.Equal(wh.Webhooks[0].ClientConfig.CABundle, wh.Webhooks[1].ClientConfig.CABundle) {
+	if len(wh.Webhooks) != 3 || len(wh.Webhooks[0].ClientConfig.CABundle) == 0 {
 		t.Fatalf("webhook configuration lacks the manager's caBundle: %+v", wh.Webhooks)
+	}
+	for _, w := range wh.Webhooks[1:] {
+		if !bytes.Equal(w.ClientConfig.CABundle, wh.Webhooks[0].ClientConfig.CABundle) {
+			t.Fatalf("webhook %s has another caBundle than %s", w.Name, wh.Webhooks[0].Name)
+		}
 	}
 	return wh.Webhooks[0].ClientConfig.CABundle
 }

@@ -95,7 +95,8 @@ func render(tpl string, set ...string) (string, error) {
 
 const (
 	protectedMessage = "ConfigMap claude-guard-acme-chat is rendered by claude-guard from ClaudeAccessPolicy acme-chat; edit the policy instead"
-	labelMessage     = "ConfigMaps labelled app.kubernetes.io/managed-by=claude-guard are written only by claude-guard"
+	labelMessage     = "ConfigMaps named claude-guard-* or labelled app.kubernetes.io/managed-by=claude-guard are written only by claude-guard"
+	secretMessage    = "Secrets named claude-guard-* or labelled app.kubernetes.io/managed-by=claude-guard are written only by claude-guard"
 )
 
 // TestNamespaceAdminCannotWriteRenderedConfigs: an admin of acme with Kubernetes' built-in "admin" role
@@ -149,6 +150,12 @@ roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: admin}
 		{"create a fake rendered config", bob, []string{"create", "-f", "-"}, fake("claude-guard-bobs"), "ConfigMap claude-guard-bobs is rendered by claude-guard from ClaudeAccessPolicy acme-chat"},
 		{"label an ordinary ConfigMap as rendered", bob, []string{"label", "configmap", "app-settings", "-n", "acme", "app.kubernetes.io/managed-by=claude-guard"}, "", labelMessage},
 		{"delete an ordinary ConfigMap", bob, []string{"delete", "configmap", "app-settings", "-n", "acme"}, "", ""},
+		// Planted before a policy of that name exists: no label, or immutable, so neither the label rule
+		// nor the controller's apply would catch it.
+		{"plant an unlabelled config under a future policy's name", bob, []string{"create", "configmap", "claude-guard-future", "-n", "acme", "--from-literal=config.json={}"}, "", labelMessage},
+		{"plant an immutable one", bob, []string{"create", "-f", "-"}, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: claude-guard-future, namespace: acme}\nimmutable: true\ndata: {config.json: '{}'}\n", labelMessage},
+		{"plant the namespace's Redis password", bob, []string{"create", "secret", "generic", "claude-guard-redis", "-n", "acme", "--from-literal=password=known"}, "", secretMessage},
+		{"create an ordinary Secret", bob, []string{"create", "secret", "generic", "anthropic-key", "-n", "acme", "--from-literal=api-key=x"}, "", ""},
 		// Not RBAC: the same holds for a cluster admin.
 		{"edit the rendered config as a cluster admin", nil, []string{"patch", "configmap", "claude-guard-acme-chat", "-n", "acme", "-p", `{"data":{"config.json":"{}"}}`}, "", protectedMessage},
 	}

@@ -92,9 +92,9 @@ spec:
 				out, err := kubectl("", append(append([]string{}, carol...), tc.args...)...)
 				switch {
 				case tc.refused != "" && (err == nil || !strings.Contains(out, tc.refused)):
-					return fmt.Errorf("want refused with %q, got %v:\n%s", tc.refused, err, out)
+					return fmt.Errorf("want refused with %q, got %w:\n%s", tc.refused, err, out)
 				case tc.refused == "" && strings.Contains(out, "ValidatingAdmissionPolicy"):
-					return fmt.Errorf("want it let through by the sidecar protection, got %v:\n%s", err, out)
+					return fmt.Errorf("want it let through by the sidecar protection, got %w:\n%s", err, out)
 				case tc.refused == "" && strings.Contains(out, `User "carol" cannot`):
 					return fmt.Errorf("RBAC refused carol, which the test meant to allow:\n%s", out)
 				}
