@@ -108,15 +108,25 @@ func (r *PolicyReconciler) reconcileDelete(ctx context.Context, p *v1alpha1.Clau
 func (r *PolicyReconciler) reconcileNormal(ctx context.Context, p *v1alpha1.ClaudeAccessPolicy) error {
 	res, err := render.Policy(ctx, r.Client, p, r.Options)
 	if err != nil {
-		return err
+		return r.renderFailed(p, err)
 	}
 	rendered := renderedConfigMap{name: wellknown.ConfigMapName(p.Name), hash: res.Hash, data: res.Data}
-	if err := applyConfigMap(ctx, r.Client, p, rendered); err != nil {
-		return err
+	replaced, err := configWriter{Client: r.Client, live: r.APIReader}.apply(ctx, p, rendered)
+	if err != nil {
+		return r.renderFailed(p, err)
 	}
 	p.Status.Tenant = res.Tenant
 	p.Status.Models = effective.ModelsSummary(p)
-	p.Status.RenderedConfig = &v1alpha1.RenderedConfigRef{Name: rendered.name, Hash: rendered.hash}
+	ref := &v1alpha1.RenderedConfigRef{Name: rendered.name, Hash: rendered.hash}
+	if old := p.Status.RenderedConfig; old != nil {
+		ref.ReplacedForeign = old.ReplacedForeign
+	}
+	if replaced != "" {
+		ref.ReplacedForeign = &v1alpha1.ForeignConfig{Time: metav1.Now(), Reason: replaced}
+		r.Recorder.Eventf(p, nil, corev1.EventTypeWarning, v1alpha1.ReasonReplacedForeignConfig, eventActionReconcile,
+			"ConfigMap %s existed and was not claude-guard's (%s): replaced with the rendered config", rendered.name, replaced)
+	}
+	p.Status.RenderedConfig = ref
 	pods, err := listPodMetadata(ctx, r.Client, p.Namespace)
 	if err != nil {
 		return err
@@ -135,6 +145,15 @@ func (r *PolicyReconciler) reconcileNormal(ctx context.Context, p *v1alpha1.Clau
 		p.Status.Effective = effective.Summary(res.Config)
 	}
 	return r.updatePods(ctx, p, pods)
+}
+
+// renderFailed records in Ready that the config could not be rendered or written, and returns err for
+// a retry. status.renderedConfig keeps naming the last config written, which the webhook keeps mounting
+// for new pods; a policy never rendered has none, and its pods are refused.
+func (r *PolicyReconciler) renderFailed(p *v1alpha1.ClaudeAccessPolicy, err error) error {
+	conditions.Set(p, metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: v1alpha1.ReasonRenderFailed,
+		Message: "The sidecar config could not be rendered or written (retrying): " + err.Error()})
+	return err
 }
 
 // setReady records whether the policy is admitted, and why not, in the Ready condition.

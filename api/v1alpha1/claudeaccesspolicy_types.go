@@ -34,10 +34,11 @@ type ClaudeAccessPolicySpec struct {
 	// +kubebuilder:validation:MaxItems=16
 	Budgets []Budget `json:"budgets,omitempty"`
 
-	// endpoints is the allow-list of Claude API endpoints. Every other path is refused. Default:
-	// Messages, CountTokens and Models.
+	// endpoints is the allow-list of Claude API endpoints. Every other path is refused. Default (field
+	// omitted): Messages, CountTokens and Models. An empty list is refused rather than read as the default.
 	// +optional
 	// +listType=set
+	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=8
 	Endpoints []Endpoint `json:"endpoints,omitempty"`
 
@@ -161,6 +162,7 @@ type SecretKeyRef struct {
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="must be a Secret name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"
 	Name string `json:"name"`
 
 	// key in the Secret's data.
@@ -364,6 +366,7 @@ type OIDCIssuer struct {
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=8
 	// +kubebuilder:validation:items:MaxLength=256
+	// +kubebuilder:validation:items:MinLength=1
 	Audiences []string `json:"audiences"`
 
 	// algorithms allowed to sign tokens. Default every asymmetric JWS algorithm; "none" and HMAC are
@@ -390,6 +393,7 @@ type ScopeRule struct {
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=16
 	// +kubebuilder:validation:items:MaxLength=128
+	// +kubebuilder:validation:items:MinLength=1
 	Scopes []string `json:"scopes,omitempty"`
 
 	// groups grant the rule: any one of them in the token (from groupsClaim).
@@ -397,6 +401,7 @@ type ScopeRule struct {
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=16
 	// +kubebuilder:validation:items:MaxLength=256
+	// +kubebuilder:validation:items:MinLength=1
 	Groups []string `json:"groups,omitempty"`
 
 	// models the rule grants.
@@ -604,6 +609,23 @@ type RenderedConfigRef struct {
 	// hash of its content.
 	// +required
 	Hash string `json:"hash"`
+	// replacedForeign says that a ConfigMap of this name existed that claude-guard had not written for
+	// this policy (created before the policy, unlabelled, immutable, or recreated after a deletion), and
+	// that the controller replaced it. No pod mounted it: the webhook mounts only the config this status
+	// vouches for.
+	// +optional
+	ReplacedForeign *ForeignConfig `json:"replacedForeign,omitempty"`
+}
+
+// ForeignConfig is a ConfigMap the controller found under a rendered config's name and replaced.
+type ForeignConfig struct {
+	// time the controller replaced it.
+	// +required
+	Time metav1.Time `json:"time"`
+	// reason it was not the controller's.
+	// +required
+	// +kubebuilder:validation:MaxLength=1024
+	Reason string `json:"reason"`
 }
 
 // PodCounts counts pods a policy selects.

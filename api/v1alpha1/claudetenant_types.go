@@ -8,8 +8,10 @@ import (
 // in a selected namespace can only narrow it.
 type ClaudeTenantSpec struct {
 	// namespaceSelector selects the tenant's namespaces. A namespace selected by two tenants belongs to
-	// neither: its policies are not admitted until the overlap is removed.
+	// neither: its policies are not admitted until the overlap is removed. It must name at least one
+	// label: an empty selector would select every namespace, kube-system and other tenants' included.
 	// +required
+	// +kubebuilder:validation:XValidation:rule="(has(self.matchLabels) && size(self.matchLabels) > 0) || (has(self.matchExpressions) && size(self.matchExpressions) > 0)",message="must select by at least one label (matchLabels or matchExpressions): an empty selector would select every namespace, kube-system and other tenants' included",reason=FieldValueRequired
 	NamespaceSelector metav1.LabelSelector `json:"namespaceSelector"`
 
 	// models bounds the models and max_tokens any policy of the tenant may allow.
@@ -117,6 +119,7 @@ type TenantVault struct {
 	// +kubebuilder:validation:MaxItems=16
 	// +kubebuilder:validation:items:MaxLength=128
 	// +kubebuilder:validation:items:Pattern=`^[A-Za-z0-9_.-]+$`
+	// +kubebuilder:validation:items:MinLength=1
 	Roles []string `json:"roles"`
 }
 

@@ -28,6 +28,13 @@ const (
 	// ClaudeAccessPolicy Ready, False, although admitted: injected pods cannot start because a volume
 	// of their sidecar does not mount (a secretRef Secret that does not exist, no SPIFFE CSI driver).
 	ReasonSidecarVolumeUnavailable = "SidecarVolumeUnavailable"
+	// ClaudeAccessPolicy Ready, False: the controller could not render or write the config (the
+	// message has the API server's answer). The webhook refuses the policy's new pods meanwhile.
+	ReasonRenderFailed = "RenderFailed"
+
+	// Event on a ClaudeAccessPolicy: a ConfigMap under its rendered config's name was not the
+	// controller's, and was replaced (status.renderedConfig.replacedForeign).
+	ReasonReplacedForeignConfig = "ReplacedForeignConfig"
 
 	// ClaudeAccessPolicy Degraded.
 	ReasonAsWritten        = "AsWritten"

@@ -17,7 +17,8 @@ type Namespace struct {
 	Labels map[string]string
 	// Policies are the ClaudeAccessPolicies in the namespace.
 	Policies []v1alpha1.ClaudeAccessPolicy
-	// Render returns a policy's rendered config (internal/render), which decides the sidecar's mounts.
+	// Render returns a policy's rendered config, which decides the sidecar's mounts: in the webhook, the
+	// policy's ConfigMap when its status vouches for it.
 	Render func(*v1alpha1.ClaudeAccessPolicy) (*policyconfig.Config, error)
 }
 
@@ -38,8 +39,9 @@ type Decision struct {
 // namespace is opted in (label claudeguard.io/inject=enabled) or a policy there selects it, unless the
 // pod opted out (label claudeguard.io/inject=false). kube-system, the operator's namespace and
 // namespaces labelled claudeguard.io/inject=false or =disabled are never touched. A pod nobody asked to
-// inject is returned unchanged with an empty Outcome. The error is the policy's render failing: the pod
-// is then left unchanged, and the webhook refuses it rather than inject mounts it cannot know.
+// inject is returned unchanged with an empty Outcome. The error is a Refusal (the pod declares what only
+// injection adds) or the policy's config not being available (Namespace.Render): the pod is then left
+// unchanged, and the webhook refuses it rather than inject mounts it cannot know.
 func Mutate(pod *corev1.Pod, ns Namespace, op Operator) (Decision, error) {
 	if ns.Name == "kube-system" || ns.Name == op.Namespace {
 		return Decision{}, nil
@@ -71,7 +73,7 @@ func Mutate(pod *corev1.Pod, ns Namespace, op Operator) (Decision, error) {
 	}
 	cfg, err := ns.Render(policy)
 	if err != nil {
-		return Decision{}, fmt.Errorf("failed to render ClaudeAccessPolicy %s/%s, which selects this pod: %w", ns.Name, policy.Name, err)
+		return Decision{}, fmt.Errorf("ClaudeAccessPolicy %s/%s selects this pod, and its config cannot be used: %w", ns.Name, policy.Name, err)
 	}
 	return Decision{Result: Apply(pod, policy, PlanFor(cfg, op.Config), op.Config), Policy: policy}, nil
 }
@@ -87,7 +89,7 @@ func verifyOwn(pod *corev1.Pod, ns Namespace, op Operator) error {
 	p := &ns.Policies[i]
 	cfg, err := ns.Render(p)
 	if err != nil {
-		return fmt.Errorf("failed to render ClaudeAccessPolicy %s: %w", p.Name, err)
+		return fmt.Errorf("the config of ClaudeAccessPolicy %s cannot be used: %w", p.Name, err)
 	}
 	return Verify(pod, p, PlanFor(cfg, op.Config), op.Config)
 }

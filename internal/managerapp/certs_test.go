@@ -76,7 +76,7 @@ func TestCertRotatorIssuesCertificateAndPatchesCABundle(t *testing.T) {
 				return false
 			}
 		}
-		return len(wh.Webhooks) == 2
+		return len(wh.Webhooks) == 3
 	})
 	select {
 	case <-ready:

@@ -1,11 +1,10 @@
 // Package render produces the one document a policy's sidecars obey: the policy narrowed by its
 // tenant (internal/effective), or the deny-all config when it is not admitted, marshalled and hashed.
 //
-// The policy controller writes the result of Policy into the policy's ConfigMap; the injection webhook
-// computes the same document with Config (the same steps and cache, without marshalling and hashing it)
-// to decide what the sidecar mounts (inject.PlanFor), so a pod created before the ConfigMap is written
-// still gets the mounts its config will need. The hash is the one the policy's status, the sidecar's audit records and its
-// claude_guard_config_info metric report.
+// The policy controller writes the result of Policy into the policy's ConfigMap and its hash into the
+// policy's status; the injection webhook mounts that ConfigMap only when its content has that hash, and
+// decides the sidecar's mounts from it (inject.PlanFor). The hash is the one the policy's status, the
+// sidecar's audit records and its claude_guard_config_info metric report.
 package render
 
 import (
@@ -37,23 +36,6 @@ type Result struct {
 // Policy renders p with the tenant that selects its namespace, read through c: the document the
 // controller writes into the policy's ConfigMap, with its bytes, hash and warnings.
 func Policy(ctx context.Context, c client.Reader, p *v1alpha1.ClaudeAccessPolicy, o effective.Options) (Result, error) {
-	res, err := Config(ctx, c, p, o)
-	if err != nil {
-		return Result{}, err
-	}
-	if len(res.Violations) == 0 {
-		res.Warnings = effective.Warnings(p, res.Config)
-	}
-	if res.Data, err = policyconfig.Marshal(res.Config); err != nil {
-		return Result{}, fmt.Errorf("failed to marshal the rendered config of %s/%s: %w", p.Namespace, p.Name, err)
-	}
-	res.Hash = policyconfig.Hash(res.Data)
-	return res, nil
-}
-
-// Config is Policy without the bytes, the hash and the warnings: what the injection webhook needs to
-// decide a pod's mounts, on the admission path of every pod.
-func Config(ctx context.Context, c client.Reader, p *v1alpha1.ClaudeAccessPolicy, o effective.Options) (Result, error) {
 	ten, err := Of(ctx, c, p.Namespace)
 	if err != nil {
 		return Result{}, err
@@ -70,6 +52,12 @@ func Config(ctx context.Context, c client.Reader, p *v1alpha1.ClaudeAccessPolicy
 	if len(res.Violations) > 0 {
 		// Fail closed: running pods get a deny-all config rather than keep rules no longer admitted.
 		res.Config = effective.Deny(p, res.Tenant, res.Violations, o)
+	} else {
+		res.Warnings = effective.Warnings(p, res.Config)
 	}
+	if res.Data, err = policyconfig.Marshal(res.Config); err != nil {
+		return Result{}, fmt.Errorf("failed to marshal the rendered config of %s/%s: %w", p.Namespace, p.Name, err)
+	}
+	res.Hash = policyconfig.Hash(res.Data)
 	return res, nil
 }

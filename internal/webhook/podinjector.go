@@ -1,16 +1,18 @@
 // Package webhook serves the pod injection webhook. It gathers what the decision needs from the
-// manager's cache (the namespace's labels and policies, and the selected policy rendered as the
-// controller renders it), then hands the pod to the pure inject.Mutate;
+// manager's cache (the namespace's labels and policies, and the selected policy's rendered config, if
+// the policy's status vouches for it), then hands the pod to the pure inject.Mutate;
 // controller-runtime computes the JSON patch from the typed pod.
 package webhook
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/events"
@@ -22,10 +24,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/claude-guard/claude-guard/api/v1alpha1"
-	"github.com/claude-guard/claude-guard/internal/effective"
 	"github.com/claude-guard/claude-guard/internal/inject"
 	"github.com/claude-guard/claude-guard/internal/policyconfig"
-	"github.com/claude-guard/claude-guard/internal/render"
+	"github.com/claude-guard/claude-guard/internal/wellknown"
 )
 
 // Path is where the pod injection webhook is served (controller-runtime's path for core/v1 Pod).
@@ -51,9 +52,6 @@ type PodInjector struct {
 	Client   client.Reader
 	Recorder events.EventRecorder
 	Operator inject.Operator
-	// Render are the operator's settings for rendering a policy, the policy controller's own: the
-	// webhook renders the selected policy as the controller does to decide the sidecar's mounts.
-	Render effective.Options
 }
 
 // SetupWithManager registers the webhook on the manager's webhook server (before the manager starts).
@@ -88,10 +86,7 @@ func (w *PodInjector) Default(ctx context.Context, pod *corev1.Pod) error {
 	if err := w.load(ctx, &ns); err != nil {
 		return err
 	}
-	ns.Render = func(p *v1alpha1.ClaudeAccessPolicy) (*policyconfig.Config, error) {
-		res, err := render.Config(ctx, w.Client, p, w.Render)
-		return res.Config, err
-	}
+	ns.Render = func(p *v1alpha1.ClaudeAccessPolicy) (*policyconfig.Config, error) { return w.awaitVouched(ctx, p) }
 	d, err := inject.Mutate(pod, ns, w.Operator)
 	if err != nil {
 		return err
@@ -162,4 +157,69 @@ func podName(pod *corev1.Pod) string {
 		return pod.Name
 	}
 	return pod.GenerateName + "<generated>"
+}
+
+// NotRendered is a policy whose rendered config the webhook cannot vouch for yet: the pod is refused,
+// and its controller creates it again (the policy controller renders within a second of a change).
+type NotRendered struct {
+	Policy, Reason string
+}
+
+func (e *NotRendered) Error() string {
+	return fmt.Sprintf("%s; the pod is refused until the controller has rendered it (kubectl describe claudeaccesspolicy %s)", e.Reason, e.Policy)
+}
+
+// renderWait is how long a pod's admission waits for its policy's config to be vouched for: a policy
+// applied together with its pods (one kubectl apply) is rendered within this, well inside the webhook's
+// timeout, and the pods need no retry.
+const renderWait = 2 * time.Second
+
+// awaitVouched is vouched, retried from the cache for up to renderWait while the config is not rendered.
+func (w *PodInjector) awaitVouched(ctx context.Context, p *v1alpha1.ClaudeAccessPolicy) (*policyconfig.Config, error) {
+	deadline := time.Now().Add(renderWait)
+	for {
+		c, err := w.vouched(ctx, p)
+		var nr *NotRendered
+		if !errors.As(err, &nr) || time.Now().After(deadline) {
+			return c, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(50 * time.Millisecond):
+		}
+		// The policy's status, too, comes from the cache.
+		fresh := &v1alpha1.ClaudeAccessPolicy{}
+		if err := w.Client.Get(ctx, client.ObjectKeyFromObject(p), fresh); err == nil && fresh.UID == p.UID {
+			p = fresh
+		}
+	}
+}
+
+// vouched returns the config the pod's sidecar will load: the policy's ConfigMap, from the cache, if its
+// content is what the policy's status says the controller rendered (status.renderedConfig.hash, written
+// only after the controller's own write succeeded). The webhook mounts nothing else: a ConfigMap of
+// that name that the controller did not write (planted before the policy, left by a failing apply)
+// never reaches a sidecar, and the mounts follow the very document the sidecar obeys.
+func (w *PodInjector) vouched(ctx context.Context, p *v1alpha1.ClaudeAccessPolicy) (*policyconfig.Config, error) {
+	ref := p.Status.RenderedConfig
+	if ref == nil || ref.Hash == "" {
+		return nil, &NotRendered{Policy: p.Name, Reason: "it has not been rendered yet (status.renderedConfig is empty)"}
+	}
+	cm := &corev1.ConfigMap{}
+	if err := w.Client.Get(ctx, client.ObjectKey{Namespace: p.Namespace, Name: wellknown.ConfigMapName(p.Name)}, cm); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, &NotRendered{Policy: p.Name, Reason: "its ConfigMap " + wellknown.ConfigMapName(p.Name) + " does not exist"}
+		}
+		return nil, fmt.Errorf("failed to read ConfigMap %s/%s: %w", p.Namespace, wellknown.ConfigMapName(p.Name), err)
+	}
+	data := []byte(cm.Data[wellknown.ConfigKey])
+	if h := policyconfig.Hash(data); h != ref.Hash {
+		return nil, &NotRendered{Policy: p.Name, Reason: fmt.Sprintf("ConfigMap %s does not hold the config its status vouches for (content hash %s, status.renderedConfig.hash %s)", cm.Name, h, ref.Hash)}
+	}
+	c, err := policyconfig.Decode(data)
+	if err != nil {
+		return nil, fmt.Errorf("ConfigMap %s/%s: %w", cm.Namespace, cm.Name, err)
+	}
+	return c, nil
 }

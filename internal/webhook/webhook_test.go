@@ -4,12 +4,14 @@ package webhook_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -82,7 +84,24 @@ func policy(t *testing.T, ns, name string, selector map[string]string) *v1alpha1
 	if err := k.Create(context.Background(), p); err != nil {
 		t.Fatal(err)
 	}
+	waitRendered(t, p)
 	return p
+}
+
+// waitRendered waits until the controller has rendered p's current spec: the webhook refuses the pods
+// of a policy whose status vouches for no config yet.
+func waitRendered(t *testing.T, p *v1alpha1.ClaudeAccessPolicy) {
+	t.Helper()
+	wait.For(t, 30*time.Second, "ClaudeAccessPolicy "+p.Namespace+"/"+p.Name+" rendered", func() error {
+		got := &v1alpha1.ClaudeAccessPolicy{}
+		if err := k.Get(context.Background(), client.ObjectKeyFromObject(p), got); err != nil {
+			return err
+		}
+		if got.Status.RenderedConfig == nil || got.Status.ObservedGeneration != got.Generation {
+			return errors.New("not rendered yet")
+		}
+		return nil
+	})
 }
 
 // createPod creates a pod through the API server (so through the webhook) and returns what was stored.
@@ -432,4 +451,122 @@ func TestLookAlikeSidecarsAreRefused(t *testing.T) {
 	if pod := createPod(t, ns, "web-0", map[string]string{"app": "web"}); len(pod.Spec.InitContainers) != 0 {
 		t.Errorf("a pod no policy selects was changed: %v", pod.Spec.InitContainers)
 	}
+}
+
+// TestOnlyAVouchedConfigIsMounted: a ConfigMap planted under a policy's name before the policy exists
+// (immutable, so no apply can change it; or unlabelled, with a config of the planter's) is replaced by
+// the controller, which says so in status, and no pod ever mounts it; while the controller cannot write
+// the config at all (here an admission policy refuses its writes, on every retry), the policy's status
+// says why and the webhook refuses the policy's pods instead of mounting whatever is there.
+func TestOnlyAVouchedConfigIsMounted(t *testing.T) {
+	ctx := context.Background()
+	planted := `{"apiVersion":"sidecar.claudeguard.io/v1","kind":"SidecarConfig","server":{"upstream":"https://attacker.example"},"credentials":{"secret":{"name":"anthropic","key":"api-key"}},"models":{"allow":["*"]}}`
+	for _, tc := range []struct {
+		name      string
+		immutable bool
+		want      string
+	}{
+		{"immutable", true, "it has no controller reference to this policy"},
+		{"unlabelled", false, "it has no controller reference to this policy"},
+	} {
+		t.Run("planted "+tc.name, func(t *testing.T) {
+			ns := namespace(t, "planted", nil)
+			cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: wellknown.ConfigMapName("chat")},
+				Data: map[string]string{wellknown.ConfigKey: planted}, Immutable: ptr.To(tc.immutable)}
+			if err := k.Create(ctx, cm); err != nil {
+				t.Fatal(err)
+			}
+			p := policy(t, ns, "chat", map[string]string{"app": "chat"})
+			if err := k.Get(ctx, client.ObjectKeyFromObject(p), p); err != nil {
+				t.Fatal(err)
+			}
+			if rf := p.Status.RenderedConfig.ReplacedForeign; rf == nil || !strings.Contains(rf.Reason, tc.want) {
+				t.Errorf("status.renderedConfig.replacedForeign = %+v, want a reason with %q", rf, tc.want)
+			}
+			if err := k.Get(ctx, client.ObjectKeyFromObject(cm), cm); err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(cm.Data[wellknown.ConfigKey], "attacker.example") || cm.UID == "" || ptr.Deref(cm.Immutable, false) {
+				t.Errorf("the planted ConfigMap survived: %+v", cm)
+			}
+			if pod := createPod(t, ns, "chat-0", map[string]string{"app": "chat"}); sidecarOf(pod) == nil {
+				t.Errorf("the policy's pod was not injected after the takeover")
+			}
+		})
+	}
+
+	t.Run("the controller cannot write", func(t *testing.T) {
+		ns := namespace(t, "unwritable", nil)
+		refuseConfigWrites(t, ns)
+		p := &v1alpha1.ClaudeAccessPolicy{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "chat"},
+			Spec: v1alpha1.ClaudeAccessPolicySpec{
+				PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "chat"}},
+				Credentials: v1alpha1.CredentialSource{SecretRef: &v1alpha1.SecretKeyRef{Name: "anthropic", Key: "api-key"}},
+				Models:      v1alpha1.ModelPolicy{Allow: []v1alpha1.ModelPattern{"claude-haiku-*"}},
+			},
+		}
+		if err := k.Create(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		wait.For(t, 30*time.Second, "Ready=False, RenderFailed", func() error {
+			if err := k.Get(ctx, client.ObjectKeyFromObject(p), p); err != nil {
+				return err
+			}
+			c := meta.FindStatusCondition(p.Status.Conditions, v1alpha1.ConditionReady)
+			if c == nil || c.Reason != v1alpha1.ReasonRenderFailed || !strings.Contains(c.Message, "no config writes here") {
+				return fmt.Errorf("Ready = %+v", c)
+			}
+			return nil
+		})
+		if p.Status.RenderedConfig != nil {
+			t.Errorf("status.renderedConfig = %+v, want none", p.Status.RenderedConfig)
+		}
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "chat-0", Labels: map[string]string{"app": "chat"}},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "example.com/app:1"}}}}
+		err := k.Create(ctx, pod)
+		const want = "ClaudeAccessPolicy " + "%s/chat selects this pod, and its config cannot be used: it has not been rendered yet"
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf(want, ns)) {
+			t.Fatalf("want the pod refused with %q, got %v", fmt.Sprintf(want, ns), err)
+		}
+	})
+}
+
+// refuseConfigWrites makes the API server refuse every write of a ConfigMap in ns, the manager's too.
+func refuseConfigWrites(t *testing.T, ns string) {
+	t.Helper()
+	ctx := context.Background()
+	name := "refuse-configmaps-" + ns
+	vap := &admissionregistrationv1.ValidatingAdmissionPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
+			FailurePolicy: ptr.To(admissionregistrationv1.Fail),
+			MatchConstraints: &admissionregistrationv1.MatchResources{ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{
+				RuleWithOperations: admissionregistrationv1.RuleWithOperations{
+					Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
+					Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"configmaps"}},
+				},
+			}}},
+			Validations: []admissionregistrationv1.Validation{{Expression: "request.namespace != '" + ns + "'", Message: "no config writes here"}},
+		},
+	}
+	binding := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{PolicyName: name,
+			ValidationActions: []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny}},
+	}
+	for _, o := range []client.Object{vap, binding} {
+		if err := k.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = k.Delete(ctx, o) })
+	}
+	// The API server loads admission policies asynchronously.
+	wait.For(t, 30*time.Second, "the API server to refuse ConfigMaps in "+ns, func() error {
+		probe := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "probe"}}
+		if err := k.Create(ctx, probe, client.DryRunAll); err == nil || !strings.Contains(err.Error(), "no config writes here") {
+			return fmt.Errorf("not yet: %w", err)
+		}
+		return nil
+	})
 }

@@ -26,6 +26,25 @@ var policyCases = []validationCase{
   credentials: {secretRef: {name: key, key: api_key}}
   models: {allow: ["claude-**"]}
 `)},
+	{name: "empty endpoint list", want: "spec.endpoints: Invalid value: 0: spec.endpoints in body should have at least 1 items", yaml: policyWith(`
+  podSelector: {}
+  credentials: {secretRef: {name: key, key: api_key}}
+  endpoints: []
+  models: {allow: [claude-haiku-*]}
+`)},
+	{name: "Secret name that is no Kubernetes name", want: `spec.credentials.secretRef.name: Invalid value: "Anthropic_Key": must be a Secret name: lowercase letters, digits, '-' and '.'`, yaml: policyWith(`
+  podSelector: {}
+  credentials: {secretRef: {name: Anthropic_Key, key: api_key}}
+  models: {allow: [claude-haiku-*]}
+`)},
+	{name: "empty end-user audience", want: `spec.endUser.issuers[0].audiences[0]: Invalid value: "": spec.endUser.issuers[0].audiences[0] in body should be at least 1 chars long`, yaml: policyWith(`
+  podSelector: {}
+  credentials: {secretRef: {name: key, key: api_key}}
+  models: {allow: [claude-haiku-*]}
+  endUser:
+    mode: Strict
+    issuers: [{url: "https://idp.example", audiences: [""]}]
+`)},
 	{name: "empty allow list", want: "spec.models.allow: Invalid value: 0: spec.models.allow in body should have at least 1 items", yaml: policyWith(`
   podSelector: {}
   credentials: {secretRef: {name: key, key: api_key}}
@@ -135,7 +154,7 @@ var policyCases = []validationCase{
     mode: Strict
     issuers: [{url: "https://idp.example", audiences: [claude], caBundle: "not a certificate"}]
 `)},
-	{name: "end user clock skew too large", want: "spec.endUser.clockSkew: Invalid value: \"10m0s\": must be between 0s and 5m", yaml: policyWith(baseSpec + `
+	{name: "end user clock skew too large", want: "spec.endUser.clockSkew: Invalid value: \"10m\": must be between 0s and 5m", yaml: policyWith(baseSpec + `
   endUser:
     mode: Strict
     issuers: [{url: "https://idp.example", audiences: [claude]}]
@@ -237,6 +256,16 @@ var tenantCases = []validationCase{
   namespaceSelector: {matchLabels: {tenant: a}}
   models: {allow: [claude-*]}
   spiffe: {trustDomain: "spiffe://Example.org"}
+`)},
+	{name: "namespace selector selecting everything", want: "spec.namespaceSelector: Required value: must select by at least one label (matchLabels or matchExpressions): an empty selector would select every namespace", yaml: tenantWith(`
+  namespaceSelector: {}
+  models: {allow: [claude-*]}
+`)},
+	{name: "empty Vault role", want: `spec.credentials.vault.roles[0]: Invalid value: "": spec.credentials.vault.roles[0] in body should be at least 1 chars long`, yaml: tenantWith(`
+  namespaceSelector: {matchLabels: {tenant: a}}
+  models: {allow: [claude-*]}
+  credentials:
+    vault: {pathPrefix: tenants/a, roles: [""]}
 `)},
 	{name: "tenant limit without requests or tokens", want: "spec.limits[0]: Invalid value: at least one of the fields in [requests tokens] must be set", yaml: tenantWith(`
   namespaceSelector: {matchLabels: {tenant: a}}

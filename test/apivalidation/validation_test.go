@@ -14,6 +14,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -78,7 +79,12 @@ func runCases(t *testing.T, newObj func() client.Object, cases []validationCase)
 			if err := yaml.UnmarshalStrict([]byte(doc), obj); err != nil {
 				t.Fatalf("test YAML does not decode: %v", err)
 			}
-			err := env.Client.Create(context.Background(), obj)
+			// Sent as written, as kubectl sends it: the typed object would drop an empty list.
+			u := &unstructured.Unstructured{}
+			if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
+				t.Fatal(err)
+			}
+			err := env.Client.Create(context.Background(), u)
 			switch {
 			case c.want == "" && err != nil:
 				t.Fatalf("valid object rejected: %v", err)

@@ -81,8 +81,7 @@ func (e *Env) StartManager(o ManagerOptions) (func() error, error) {
 		}
 	}
 	if o.Inject != nil {
-		injector := &cgwebhook.PodInjector{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("claude-guard-injector"), Operator: *o.Inject,
-			Render: o.Effective}
+		injector := &cgwebhook.PodInjector{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("claude-guard-injector"), Operator: *o.Inject}
 		if err := injector.SetupWithManager(mgr); err != nil {
 			return nil, err
 		}
