@@ -93,6 +93,33 @@ type TenantCredentials struct {
 	// vault confines the tenant's Vault use.
 	// +optional
 	Vault *TenantVault `json:"vault,omitempty"`
+
+	// workloadIdentityFederation bounds where the tenant's policies may send their JWT-SVIDs. Without
+	// it, a policy may exchange only at the upstream's own token endpoint.
+	// +optional
+	WorkloadIdentityFederation *TenantFederation `json:"workloadIdentityFederation,omitempty"`
+}
+
+// TenantFederation bounds the tenant's workload identity federation: a JWT-SVID sent to a token
+// endpoint is a bearer credential there, so the platform decides which endpoints and audiences.
+type TenantFederation struct {
+	// tokenURLs are the token endpoints the tenant's policies may use (exact URLs). Default: only the
+	// upstream's own, <upstream>/v1/oauth/token.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=8
+	// +kubebuilder:validation:items:MaxLength=2048
+	// +kubebuilder:validation:items:XValidation:rule="isURL(self) && url(self).getScheme() == 'https'",message="must be an https URL"
+	TokenURLs []string `json:"tokenURLs,omitempty"`
+
+	// audiences the tenant's policies may put in their JWT-SVIDs. Default: any, except the audiences the
+	// operator's Vault accepts (the manager's --vault-audiences), which are always refused.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=8
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=256
+	Audiences []string `json:"audiences,omitempty"`
 }
 
 // TenantVault confines a tenant to its own part of Vault.

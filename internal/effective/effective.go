@@ -35,6 +35,10 @@ type Options struct {
 	// for Vaults that mount a method elsewhere than its own name (e.g. one kubernetes mount per
 	// cluster). A method not listed is mounted at its name.
 	VaultAuthMounts map[string]string
+	// VaultAudiences are the JWT audiences the operator's Vault accepts (its jwt roles' bound audiences,
+	// the kubernetes auth audience). A federation audience among them is refused: the token endpoint
+	// would hold a JWT-SVID it could log in to Vault with.
+	VaultAudiences []string
 	// RedisURL is rendered into every policy with backend Redis. With RedisUsers it carries no
 	// credentials: each sidecar then authenticates as its namespace's ACL user (limits.redisUser) with
 	// the password the webhook mounts.

@@ -26,8 +26,51 @@ func credentials(c *policyconfig.Config, p *v1alpha1.ClaudeAccessPolicy, t *v1al
 		w := cr.WorkloadIdentityFederation
 		c.Credentials.WorkloadIdentityFederation = &policyconfig.WIFSource{Audience: w.Audience, TokenURL: w.TokenURL,
 			FederationRuleID: w.FederationRuleID, OrganizationID: w.OrganizationID, ServiceAccountID: w.ServiceAccountID, WorkspaceID: w.WorkspaceID}
+		return federation(w, t, o)
 	}
 	return nil
+}
+
+// federation checks a policy's token endpoint and audience against the tenant's (or, without a tenant
+// or a list, the defaults): the token endpoint receives the workload's JWT-SVID, which must not reach a
+// host the platform did not choose, nor be one Vault would accept.
+func federation(w *v1alpha1.WorkloadIdentityFederation, t *v1alpha1.ClaudeTenant, o Options) []Violation {
+	var bounds v1alpha1.TenantFederation
+	by := "the operator"
+	if t != nil {
+		by = "ClaudeTenant " + t.Name
+		if f := t.Spec.Credentials.WorkloadIdentityFederation; f != nil {
+			bounds = *f
+		}
+	}
+	urls := bounds.TokenURLs
+	if len(urls) == 0 {
+		urls = []string{DefaultTokenURL(o)}
+	}
+	var vs []Violation
+	tokenURL := w.TokenURL
+	if tokenURL == "" {
+		tokenURL = DefaultTokenURL(o)
+	}
+	if !slices.Contains(urls, tokenURL) {
+		vs = append(vs, Violation{v1alpha1.ReasonCredentialsNotAllowed, fmt.Sprintf("spec.credentials.workloadIdentityFederation.tokenURL %q is not allowed by %s (allowed: %s)", tokenURL, by, strings.Join(urls, ", "))})
+	}
+	switch {
+	case slices.Contains(o.VaultAudiences, w.Audience):
+		vs = append(vs, Violation{v1alpha1.ReasonCredentialsNotAllowed, fmt.Sprintf("spec.credentials.workloadIdentityFederation.audience %q is an audience Vault accepts; a JWT-SVID for it must never leave for a token endpoint", w.Audience)})
+	case len(bounds.Audiences) > 0 && !slices.Contains(bounds.Audiences, w.Audience):
+		vs = append(vs, Violation{v1alpha1.ReasonCredentialsNotAllowed, fmt.Sprintf("spec.credentials.workloadIdentityFederation.audience %q is not allowed by %s (allowed: %s)", w.Audience, by, strings.Join(bounds.Audiences, ", "))})
+	}
+	return vs
+}
+
+// DefaultTokenURL is the upstream's own token endpoint, where a policy without tokenURL exchanges.
+func DefaultTokenURL(o Options) string {
+	up := o.Upstream
+	if up == "" {
+		up = policyconfig.DefaultUpstream
+	}
+	return strings.TrimSuffix(up, "/") + policyconfig.FederationTokenPath
 }
 
 func sourceKind(cr *v1alpha1.CredentialSource) (v1alpha1.CredentialSourceKind, string) {

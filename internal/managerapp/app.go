@@ -36,7 +36,10 @@ type Options struct {
 	VaultAddress     string
 	VaultCAFile      string
 	VaultAuthMounts  map[string]string
-	RedisURL         string
+	// VaultJWTAudiences are the audiences Vault's jwt roles accept; with VaultAudience they are the
+	// audiences no federation exchange may use.
+	VaultJWTAudiences []string
+	RedisURL          string
 	// RedisUsers gives every namespace its own Redis ACL user (docs/limits.md, "Security"); off, the
 	// --redis-url is rendered into configs as is, credentials included.
 	RedisUsers         bool
@@ -107,6 +110,7 @@ func NewOptions() *Options {
 		SPIFFEHostPath:    ic.HostPath,
 		SPIFFEFile:        ic.SocketFile,
 		VaultAudience:     ic.VaultAudience,
+		VaultJWTAudiences: []string{"vault"},
 		SPIRERegistration: RegistrationNone,
 		zap:               zap.Options{Development: false, TimeEncoder: zapcore.ISO8601TimeEncoder},
 	}
@@ -142,6 +146,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.NoTenant, "no-tenant", o.NoTenant, "What to do with policies in namespaces no ClaudeTenant selects: Deny (render deny-all) or Allow (admit as written).")
 	fs.StringVar(&o.VaultAddress, "vault-address", o.VaultAddress, "Vault address rendered into sidecar configs that use Vault.")
 	fs.StringVar(&o.VaultCAFile, "vault-ca-file", o.VaultCAFile, "PEM file with the CA bundle that verifies Vault; rendered into sidecar configs (empty: system roots).")
+	fs.Var(listFlag{&o.VaultJWTAudiences}, "vault-jwt-audiences", "Audiences Vault's jwt auth roles accept, separated by commas. With --vault-audience they are refused as workload identity federation audiences (a JWT-SVID for them must not leave for a token endpoint).")
 	fs.Var(mapFlag{&o.VaultAuthMounts}, "vault-auth-mounts", "Vault auth mount paths of methods not mounted at their own name, as method=path pairs separated by commas (e.g. kubernetes=kubernetes-prod).")
 	fs.StringVar(&o.RedisURL, "redis-url", o.RedisURL, "Redis URL of the Redis limit backend. With --redis-per-namespace-users its credentials are the manager's admin connection (allowed to run ACL) and never leave the manager; without, the URL is rendered into sidecar configs as is.")
 	fs.BoolVar(&o.RedisUsers, "redis-per-namespace-users", o.RedisUsers, "Give every namespace with a Redis policy its own Redis ACL user, limited to its own keys, whose password the webhook mounts into the sidecar.")
@@ -247,6 +252,7 @@ func (o *Options) Effective() (effective.Options, error) {
 		VaultAddress:    o.VaultAddress,
 		VaultCACert:     ca,
 		VaultAuthMounts: o.VaultAuthMounts,
+		VaultAudiences:  append(slices.Clone(o.VaultJWTAudiences), o.VaultAudience),
 		RedisURL:        redisURL,
 		RedisUsers:      o.redisUsers(),
 		Upstream:        o.Upstream,

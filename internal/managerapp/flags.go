@@ -86,3 +86,24 @@ func (f int32Flag) Set(s string) error {
 	*f.v = int32(n)
 	return nil
 }
+
+// listFlag is a flag of values separated by commas. Setting it replaces the whole list.
+type listFlag struct{ l *[]string }
+
+func (f listFlag) String() string {
+	if f.l == nil {
+		return ""
+	}
+	return strings.Join(*f.l, ",")
+}
+
+func (f listFlag) Set(s string) error {
+	var l []string
+	for v := range strings.SplitSeq(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			l = append(l, v)
+		}
+	}
+	*f.l = l
+	return nil
+}

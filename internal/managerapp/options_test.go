@@ -22,6 +22,8 @@ func TestParseThreadsFlagsThrough(t *testing.T) {
 		`--sidecar-resources={"requests":{"cpu":"100m","memory":"64Mi"},"limits":{"memory":"256Mi"}}`,
 		"--sidecar-port=18787",
 		"--vault-auth-mounts=kubernetes=kubernetes-prod,cert=spiffe",
+		"--vault-jwt-audiences=vault-jwt, spire-vault",
+		"--vault-audience=vault-k8s",
 		"--no-tenant=Allow",
 	})
 	if err != nil {
@@ -32,7 +34,7 @@ func TestParseThreadsFlagsThrough(t *testing.T) {
 	}
 	ic := o.Inject()
 	want := inject.DefaultConfig()
-	want.Image, want.ImagePullPolicy, want.Port = "registry.internal/sidecar:v2", corev1.PullAlways, 18787
+	want.Image, want.ImagePullPolicy, want.Port, want.VaultAudience = "registry.internal/sidecar:v2", corev1.PullAlways, 18787, "vault-k8s"
 	want.Resources = corev1.ResourceRequirements{
 		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("64Mi")},
 		Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")},
@@ -46,6 +48,9 @@ func TestParseThreadsFlagsThrough(t *testing.T) {
 	}
 	if got := eff.VaultAuthMounts; !reflect.DeepEqual(got, map[string]string{"kubernetes": "kubernetes-prod", "cert": "spiffe"}) {
 		t.Errorf("vault auth mounts = %v", got)
+	}
+	if got := eff.VaultAudiences; !reflect.DeepEqual(got, []string{"vault-jwt", "spire-vault", "vault-k8s"}) {
+		t.Errorf("vault audiences = %v, want the jwt ones and the kubernetes one", got)
 	}
 	if eff.NoTenant != "Allow" {
 		t.Errorf("no-tenant = %q", eff.NoTenant)

@@ -61,6 +61,10 @@ type PolicyRef struct {
 	Tenant     string `json:"tenant,omitempty"`
 }
 
+// FederationTokenPath is the upstream's OAuth token endpoint, under its base URL, where workload
+// identity federation exchanges JWT-SVIDs by default.
+const FederationTokenPath = "/v1/oauth/token"
+
 // Rendered reports whether the operator rendered c from a ClaudeAccessPolicy: it always names the
 // policy's generation (1 or more), which a hand-written standalone config has no reason to.
 func (c *Config) Rendered() bool { return c.Policy.Generation > 0 }

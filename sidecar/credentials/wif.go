@@ -12,13 +12,15 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/claude-guard/claude-guard/internal/policyconfig"
 )
 
 // Wire contract of Anthropic workload identity federation: the OAuth 2.0 jwt-bearer grant (RFC 7523)
 // at the token endpoint; the access token is then sent as a bearer token with the OAuth beta.
 const (
 	// TokenPath is the token endpoint under the API base URL.
-	TokenPath = "/v1/oauth/token"
+	TokenPath = policyconfig.FederationTokenPath
 	// OAuthBeta must accompany API requests authenticated with an OAuth access token.
 	OAuthBeta = "oauth-2025-04-20"
 	// federationBeta accompanies the exchange itself.
@@ -68,6 +70,11 @@ func NewWIF(o WIFOptions) (*WIF, error) {
 	if o.Client == nil {
 		o.Client = &http.Client{Timeout: 15 * time.Second}
 	}
+	// The exchange posts the workload's JWT-SVID: a redirect (307 and 308 resend the body) would hand it
+	// to a host nobody allowed. The 3xx itself is the answer, and an error.
+	c := *o.Client
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	o.Client = &c
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}

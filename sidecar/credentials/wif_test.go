@@ -75,3 +75,25 @@ func TestWIFExchange(t *testing.T) {
 		})
 	}
 }
+
+// TestWIFFollowsNoRedirect: a token endpoint that redirects (308 would resend the body, the JWT-SVID)
+// gets an error back, and the redirect's target never sees a request.
+func TestWIFFollowsNoRedirect(t *testing.T) {
+	var reached bool
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { reached = true }))
+	defer elsewhere.Close()
+	endpoint := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, elsewhere.URL+"/token", http.StatusPermanentRedirect)
+	}))
+	defer endpoint.Close()
+	w, err := NewWIF(WIFOptions{TokenURL: endpoint.URL, Audience: "anthropic", FederationRuleID: "fdrl_1", OrganizationID: "org_1", Identity: assertionOnly("a.b.c")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.exchange(context.Background()); err == nil || !strings.Contains(err.Error(), "the token endpoint answered 308") {
+		t.Fatalf("exchange = %v, want the 308 as an error", err)
+	}
+	if reached {
+		t.Fatal("the redirect was followed: its target received the JWT-SVID")
+	}
+}

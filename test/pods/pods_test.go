@@ -40,6 +40,7 @@ func TestRealPods(t *testing.T) {
 		cluster.Step{Name: "a pod whose Secret is missing shows in the policy's status", Run: s.missingSecret},
 		cluster.Step{Name: "policy edit reaches the running sidecar", Run: s.reload},
 		cluster.Step{Name: "kubectl logs show the audit records", Run: s.auditLogs},
+		cluster.Step{Name: "nobody execs or debugs into the running sidecar", Run: s.sidecarClosed},
 		cluster.Step{Name: "helm upgrade rolls the manager without failed admissions", Run: s.upgrade},
 		cluster.Step{Name: "a new upstream reaches the running sidecar", Run: s.newUpstream},
 		cluster.Step{Name: "helm uninstall leaves tenant pods running", Run: s.uninstall},
@@ -323,6 +324,31 @@ func (s *story) auditLogs(t *testing.T) {
 	if strings.Contains(logs, upstreamKey) {
 		t.Error("the sidecar's logs contain the API key")
 	}
+}
+
+// sidecarClosed: on the real node, with the chart's sidecar protection, exec and a debug container
+// targeting the sidecar are refused, even for the cluster admin this test runs as, while a debug
+// container next to the app starts (exec into the app is how every call of this story is made).
+func (s *story) sidecarClosed(t *testing.T) {
+	refused := func(what string, args ...string) {
+		t.Helper()
+		out, err := c.Run(s.ctx, "", args...)
+		if err == nil || !strings.Contains(out, what) {
+			t.Errorf("kubectl %s: want refused with %q, got %v:\n%s", strings.Join(args, " "), what, err, out)
+		}
+	}
+	refused("the claude-guard sidecar container of pod "+s.pod+" cannot be exec-ed into",
+		"exec", "-n", tenantNS, s.pod, "-c", wellknown.SidecarContainerName, "--", wellknown.SidecarBinary, "--version")
+	refused("an ephemeral container of pod "+s.pod+" cannot target the claude-guard sidecar container",
+		"debug", "-n", tenantNS, s.pod, "--image="+cluster.ClientImage, "--image-pull-policy=Never", "--target="+wellknown.SidecarContainerName, "--container=peek", "--attach=false", "--", cluster.ClientBinary, "--help")
+	s.kubectl(t, "", "debug", "-n", tenantNS, s.pod, "--image="+cluster.ClientImage, "--image-pull-policy=Never", "--target=app", "--container=helper", "--attach=false", "--", cluster.ClientBinary, "--help")
+	wait.For(t, time.Minute, "the debug container next to the app to run", func() error {
+		state := s.kubectl(t, "", "get", "pod", "-n", tenantNS, s.pod, "-o", `jsonpath={.status.ephemeralContainerStatuses[?(@.name=="helper")].state}`)
+		if !strings.Contains(state, "running") && !strings.Contains(state, "terminated") {
+			return fmt.Errorf("state %s", state)
+		}
+		return nil
+	})
 }
 
 // upgrade rolls the manager (a changed pod annotation) while a client keeps asking the API server to
