@@ -296,6 +296,15 @@ const (
 	EndUserDisabled EndUserMode = "Disabled"
 )
 
+// TokenlessMode is what a request without an end-user token gets in Optional mode.
+type TokenlessMode string
+
+// Tokenless modes.
+const (
+	TokenlessLowestTier TokenlessMode = "LowestTier"
+	TokenlessPolicy     TokenlessMode = "Policy"
+)
+
 // EndUserPolicy configures OIDC verification of the person a workload acts for.
 // +kubebuilder:validation:XValidation:rule="self.mode == 'Disabled' || (has(self.issuers) && size(self.issuers) > 0)",message="at least one issuer is required unless mode is Disabled",fieldPath=".issuers",reason=FieldValueRequired
 type EndUserPolicy struct {
@@ -339,6 +348,14 @@ type EndUserPolicy struct {
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=32
 	Rules []ScopeRule `json:"rules,omitempty"`
+
+	// tokenless is what a request without an end-user token gets in Optional mode when there are rules:
+	// LowestTier (default) grants only what every rule grants, under the smallest of their ceilings, so
+	// leaving the token out never gets more than the least-privileged token; Policy grants the workload
+	// policy alone, as if there were no rules.
+	// +optional
+	// +kubebuilder:validation:Enum=LowestTier;Policy
+	Tokenless TokenlessMode `json:"tokenless,omitempty"`
 
 	// replayProtection accepts each token's jti only once until the token expires (or once per
 	// replayWindow). Tokens without a jti are refused. The seen jti values live in the limit backend,

@@ -7,6 +7,7 @@ package effective
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/claude-guard/claude-guard/api/v1alpha1"
@@ -111,11 +112,26 @@ func Deny(p *v1alpha1.ClaudeAccessPolicy, tenant string, vs []Violation, o Optio
 		Kind:       policyconfig.Kind,
 		Policy:     ref(p, tenant),
 		Server:     server(o),
-		Deny:       &policyconfig.Deny{Reason: fmt.Sprintf("ClaudeAccessPolicy %s/%s is not admitted: %s", p.Namespace, p.Name, Messages(vs))},
+		Deny:       &policyconfig.Deny{Reason: denyReason(p, vs)},
 		Models:     policyconfig.Models{Allow: []string{}},
 	}
 	c.ApplyDefaults()
 	return c
+}
+
+// denyReason is what callers of a policy that is not admitted are told: the reasons by name and where
+// to read the rest. The violations' messages name tenants, Vault prefixes and roles, and the platform's
+// ceilings, which the policy's status shows to those who may read it, not to every caller (in gateway
+// mode, any end user).
+func denyReason(p *v1alpha1.ClaudeAccessPolicy, vs []Violation) string {
+	var reasons []string
+	for _, v := range vs {
+		if !slices.Contains(reasons, v.Reason) {
+			reasons = append(reasons, v.Reason)
+		}
+	}
+	return fmt.Sprintf("ClaudeAccessPolicy %s/%s is not admitted (%s); its status says why: kubectl describe claudeaccesspolicy %s -n %s",
+		p.Namespace, p.Name, strings.Join(reasons, ", "), p.Name, p.Namespace)
 }
 
 // Messages joins the messages of several violations (or warnings), in their order, for one condition
@@ -215,7 +231,7 @@ func models(m *v1alpha1.ModelPolicy) policyconfig.Models {
 }
 
 func endUser(e *v1alpha1.EndUserPolicy) *policyconfig.EndUser {
-	out := &policyconfig.EndUser{Mode: string(e.Mode), Header: e.Header, GroupsClaim: e.GroupsClaim, SubjectClaim: e.SubjectClaim}
+	out := &policyconfig.EndUser{Mode: string(e.Mode), Header: e.Header, GroupsClaim: e.GroupsClaim, SubjectClaim: e.SubjectClaim, Tokenless: string(e.Tokenless)}
 	if e.ClockSkew != nil {
 		out.ClockSkew.Duration = e.ClockSkew.Duration
 	}

@@ -229,12 +229,25 @@ func TestComputeNoTenantAllow(t *testing.T) {
 	}
 }
 
+// TestDenyConfigValidates: the deny-all config is valid, and what it tells callers names the reasons
+// and where to read more, never the violations' details (tenant names, Vault roles, ceilings).
 func TestDenyConfigValidates(t *testing.T) {
-	c := Deny(policy(), "team-a", []Violation{{v1alpha1.ReasonNoTenant, "namespace team-a is not selected"}}, Options{})
+	vs := []Violation{
+		{v1alpha1.ReasonCredentialsNotAllowed, `spec.credentials.vault.role "reader" is not allowed by ClaudeTenant acme-private (allowed roles: acme-reader)`},
+		{v1alpha1.ReasonExceedsTenantCeiling, "spec.models.maxTokens[0].limit 9000 exceeds the max_tokens ceiling 4096 of ClaudeTenant acme-private"},
+		{v1alpha1.ReasonCredentialsNotAllowed, `spec.credentials.vault.mount "kv" is not allowed`},
+	}
+	c := Deny(policy(), "acme-private", vs, Options{})
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(c.Deny.Reason, "team-a/chat is not admitted: namespace team-a is not selected") {
-		t.Fatalf("reason = %q", c.Deny.Reason)
+	const want = "ClaudeAccessPolicy team-a/chat is not admitted (CredentialsNotAllowed, ExceedsTenantCeiling); its status says why: kubectl describe claudeaccesspolicy chat -n team-a"
+	if c.Deny.Reason != want {
+		t.Fatalf("reason = %q, want %q", c.Deny.Reason, want)
+	}
+	for _, secret := range []string{"acme-private", "acme-reader", "4096", "kv"} {
+		if strings.Contains(c.Deny.Reason, secret) {
+			t.Errorf("the reason callers see discloses %q", secret)
+		}
 	}
 }

@@ -214,7 +214,18 @@ type EndUser struct {
 	GroupsClaim string      `json:"groupsClaim,omitempty"`
 	Rules       []ScopeRule `json:"rules,omitempty"`
 	Replay      *Replay     `json:"replay,omitempty"`
+	// Tokenless is what a request without a token gets in Optional mode when there are Rules:
+	// TokenlessLowestTier (default) or TokenlessPolicy.
+	Tokenless string `json:"tokenless,omitempty"`
 }
+
+// What a tokenless request gets in Optional mode.
+const (
+	// TokenlessLowestTier: only what every scope rule grants, under the smallest of their ceilings.
+	TokenlessLowestTier = "LowestTier"
+	// TokenlessPolicy: the workload policy alone, as if there were no scope rules.
+	TokenlessPolicy = "Policy"
+)
 
 // Issuer is one trusted OIDC issuer.
 type Issuer struct {

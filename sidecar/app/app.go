@@ -114,6 +114,9 @@ func (o *Options) Validate() error {
 // override applies the flags to a decoded config. A config the operator rendered names its upstream,
 // which the platform chose: a flag cannot send that config's key elsewhere.
 func (o *Options) override(c *policyconfig.Config) error {
+	if err := gatewayEndUsers(o, c); err != nil {
+		return err
+	}
 	if o.Upstream != "" && c.Rendered() {
 		return fmt.Errorf("--upstream is for standalone use: %s was rendered by claude-guard from ClaudeAccessPolicy %s/%s, and its upstream (server.upstream) is the platform's", o.ConfigPath, c.Policy.Namespace, c.Policy.Name)
 	}

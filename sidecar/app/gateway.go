@@ -28,12 +28,19 @@ import (
 //     the workload in audit records.
 
 // checkGateway refuses configs a gateway must not run with.
+// gatewayEndUsers refuses, in gateway mode, a config that does not require an end-user token: the
+// Watcher applies it to every reload too, so a reload that would drop or weaken the requirement is
+// refused and the config in force stays (logged, claude_guard_config_reloads_total{result="failure"}).
+func gatewayEndUsers(o *Options, c *policyconfig.Config) error {
+	if o.Gateway && c.Deny == nil && (c.EndUser == nil || c.EndUser.Mode != policyconfig.EndUserStrict) {
+		return errors.New("gateway mode requires endUser.mode Strict: callers outside the pod are trusted only through their end-user token")
+	}
+	return nil
+}
+
 func checkGateway(o *Options, c *policyconfig.Config) error {
 	if !o.Gateway {
 		return nil
-	}
-	if c.Deny == nil && (c.EndUser == nil || c.EndUser.Mode != policyconfig.EndUserStrict) {
-		return errors.New("gateway mode requires endUser.mode Strict: callers outside the pod are trusted only through their end-user token")
 	}
 	if o.TLSCertFile == "" && o.ClientTrustDomain == "" {
 		return errors.New("gateway mode requires TLS: set --tls-cert-file and --tls-key-file, or --client-trust-domain to serve the gateway's own SVID")

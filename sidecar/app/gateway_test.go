@@ -43,14 +43,14 @@ endUser:
 `, mode, is.URL, is.CACert)
 }
 
-// startGateway runs the sidecar binary's Run in gateway mode and returns its proxy address once
-// /readyz says it is ready (its issuers discovered).
-func startGateway(t *testing.T, o *Options) string {
+// startGateway runs the sidecar binary's Run in gateway mode and returns its proxy and metrics
+// addresses once /readyz says it is ready (its issuers discovered).
+func startGateway(t *testing.T, o *Options) (proxyAddr, metricsAddr string) {
 	t.Helper()
 	o.Stdout = &lockedBuf{ch: make(chan string, 1000)}
 	p, m := serve(t, o)
 	wait.ForTrue(t, 10*time.Second, "", func() bool { status, _ := get(t, "http://"+m+"/readyz"); return status == http.StatusOK })
-	return p
+	return p, m
 }
 
 func TestGatewayServesTheSDKOverTLSWithAJWT(t *testing.T) {
@@ -62,7 +62,7 @@ func TestGatewayServesTheSDKOverTLSWithAJWT(t *testing.T) {
 	writeFile(t, cfgPath, gatewayConfig(is, "Strict"))
 	writeFile(t, keyPath, key)
 	certFile, keyFile, pool := selfSigned(t, dir, "gateway")
-	addr := startGateway(t, &Options{ConfigPath: cfgPath, Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0", Upstream: up.URL,
+	addr, _ := startGateway(t, &Options{ConfigPath: cfgPath, Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0", Upstream: up.URL,
 		APIKeyFile: keyPath, Workload: "gw", ShutdownGrace: time.Second, MaxRequestDuration: time.Minute, LogLevel: "info",
 		Gateway: true, TLSCertFile: certFile, TLSKeyFile: keyFile})
 
@@ -127,5 +127,47 @@ func TestGatewayRefusesUnsafeSettings(t *testing.T) {
 				t.Fatalf("got %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestGatewayRefusesAReloadThatDropsEndUsers: a config edit that would let the gateway serve callers
+// without an end-user token (mode Optional, or no endUser at all) is refused on reload: the config in
+// force stays, a tokenless call is still 401, and the refusal shows in the reload metric.
+func TestGatewayRefusesAReloadThatDropsEndUsers(t *testing.T) {
+	up := httptest.NewServer(fakeupstream.New(key))
+	defer up.Close()
+	is := oidctest.Start(t)
+	dir := t.TempDir()
+	cfgPath, keyPath := filepath.Join(dir, "config.yaml"), filepath.Join(dir, "key")
+	writeFile(t, cfgPath, gatewayConfig(is, "Strict"))
+	writeFile(t, keyPath, key)
+	certFile, keyFile, pool := selfSigned(t, dir, "gateway")
+	o := &Options{ConfigPath: cfgPath, Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0", Upstream: up.URL,
+		APIKeyFile: keyPath, Workload: "gw", ShutdownGrace: time.Second, MaxRequestDuration: time.Minute, LogLevel: "info",
+		Gateway: true, TLSCertFile: certFile, TLSKeyFile: keyFile}
+	addr, metricsAddr := startGateway(t, o)
+	httpc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	tokenless := func() int {
+		req, err := http.NewRequest(http.MethodPost, "https://"+addr+"/v1/messages", strings.NewReader(`{"model":"claude-haiku-4-5","max_tokens":5,"messages":[]}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("anthropic-version", "2023-06-01")
+		resp, err := httpc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode
+	}
+	for i, weaker := range []string{gatewayConfig(is, "Optional"), policyYAML("claude-haiku-*")} {
+		writeFile(t, cfgPath, weaker)
+		wait.ForTrue(t, 10*time.Second, "the refused reload in the metrics", func() bool {
+			_, body := get(t, "http://"+metricsAddr+"/metrics")
+			return strings.Contains(body, fmt.Sprintf(`claude_guard_config_reloads_total{result="failure"} %d`, i+1))
+		})
+		if status := tokenless(); status != http.StatusUnauthorized {
+			t.Fatalf("after a refused reload (%d), a call without an end-user token got %d, want 401", i, status)
+		}
 	}
 }

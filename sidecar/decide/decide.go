@@ -206,11 +206,13 @@ func (p *Policy) Decide(r Request) Decision {
 				continue
 			}
 			action = mt.Action
-			what := "the policy's ceiling of %d for model %q (rule models.maxTokens %q)"
+			what, args := "the policy's ceiling of %d for model %q (rule models.maxTokens %q)", []any{mt.Limit, safeModel(d.Model), mt.Model}
 			if mt.Source == policyconfig.SourceTenant {
-				what = "the tenant's ceiling of %d for model %q (rule models.maxTokens %q)"
+				// The platform's ceilings stay in the policy's status: callers (in gateway mode, any
+				// end user) learn that there is one, not its value.
+				what, args = "the platform's ceiling for model %q (rule models.maxTokens %q)", []any{safeModel(d.Model), mt.Model}
 			}
-			if dn := p.ceiling(&d, mt.Limit, mt.Action, what, RuleMaxTokens, mt.Limit, safeModel(d.Model), mt.Model); dn != nil {
+			if dn := p.ceiling(&d, mt.Limit, mt.Action, what, RuleMaxTokens, args...); dn != nil {
 				return refuse(dn)
 			}
 			break
@@ -271,13 +273,20 @@ type grant struct {
 	by string
 }
 
-// userGrant applies the end-user scope rules to a model. Without rules, or without a verified user
-// (Optional mode and no token), the workload policy alone applies. Otherwise the model must be granted
-// by a rule the user matches; among those, the most permissive ceiling applies.
+// userGrant applies the end-user scope rules to a model. Without rules the workload policy alone
+// applies; without a verified user (Optional mode and no token) the lowest tier does (lowestTier), or
+// the workload policy when the policy says tokenless Policy. Otherwise the model must be granted by a
+// rule the user matches; among those, the most permissive ceiling applies.
 func (p *Policy) userGrant(u *User, model string) (grant, *Denial) {
 	eu := p.Config.EndUser
-	if u == nil || eu == nil || len(eu.Rules) == 0 {
+	if eu == nil || len(eu.Rules) == 0 {
 		return grant{}, nil
+	}
+	if u == nil {
+		if eu.Mode != policyconfig.EndUserOptional || eu.Tokenless == policyconfig.TokenlessPolicy {
+			return grant{}, nil
+		}
+		return lowestTier(eu.Rules, model)
 	}
 	var g grant
 	found := false
@@ -308,6 +317,23 @@ func (p *Policy) userGrant(u *User, model string) (grant, *Denial) {
 		msg = fmt.Sprintf("claude-guard: model %q requires %s; the end-user token carries none of them (rule endUser.rules)", safeModel(model), describeNeed(needScopes, needGroups))
 	}
 	return grant{}, &Denial{Rule: RuleScopes, Status: http.StatusForbidden, Type: TypePermission, Message: msg}
+}
+
+// lowestTier is what a request without an end-user token gets in Optional mode (unless the policy
+// says tokenless Policy): only what every scope rule grants, under the smallest of their ceilings, so
+// leaving the token out never gets more than the least-privileged token would.
+func lowestTier(rules []policyconfig.ScopeRule, model string) (grant, *Denial) {
+	g := grant{by: "lowest tier (the request has no end-user token)"}
+	for _, r := range rules {
+		if !slices.ContainsFunc(r.Models, func(pat string) bool { return glob.Match(pat, model) }) {
+			return grant{}, &Denial{Rule: RuleScopes, Status: http.StatusForbidden, Type: TypePermission,
+				Message: fmt.Sprintf("claude-guard: model %q needs an end-user token: a request without one gets only what every scope rule grants (rule endUser.tokenless)", safeModel(model))}
+		}
+		if r.MaxTokens != 0 && (g.limit == 0 || r.MaxTokens < g.limit) {
+			g.limit = r.MaxTokens
+		}
+	}
+	return g, nil
 }
 
 // matchedBy returns which scope or group of u grants rule r, "" when none does.

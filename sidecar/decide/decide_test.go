@@ -280,7 +280,6 @@ func TestScopeRules(t *testing.T) {
 		{name: "models list needs no scope", user: user(), path: "/v1/models", wantUnused: true},
 		{name: "model in the path is checked", user: user("basic"), path: "/v1/models/claude-opus-4-1", rule: RuleScopes, status: 403},
 		{name: "policy allow-list still applies first", user: user("admin"), body: msg("gpt-4", 10, ""), rule: RuleModelAllow, status: 403},
-		{name: "no user (Optional mode): the workload policy alone", user: nil, body: msg("claude-opus-4-1", 10, ""), wantMax: 10},
 		{name: "policy clamp action applies to the scope ceiling", p: clamp, user: user("basic"), body: msg("claude-haiku-4-5", 9000, ""), wantMax: 4096},
 	}
 	for _, tc := range cases {
@@ -310,8 +309,9 @@ func TestScopeRules(t *testing.T) {
 	}
 }
 
-// TestCeilingRefusalsNameWhoseCeiling: a refusal by the tenant's max_tokens ceiling says it is the
-// tenant's, not the policy's, and gives its value.
+// TestCeilingRefusalsNameWhoseCeiling: a refusal by the policy's own max_tokens ceiling gives its value;
+// one by the platform's (the tenant's) says whose it is but not its value, which stays in the policy's
+// status (callers, in gateway mode any end user, do not learn the platform's limits).
 func TestCeilingRefusalsNameWhoseCeiling(t *testing.T) {
 	p := policy(t, func(c *policyconfig.Config) {
 		c.Models.MaxTokens = []policyconfig.MaxTokensRule{
@@ -319,13 +319,56 @@ func TestCeilingRefusalsNameWhoseCeiling(t *testing.T) {
 			{Model: "*", Limit: 2048, Action: policyconfig.ActionReject, Source: policyconfig.SourceTenant},
 		}
 	})
-	for model, want := range map[string]string{
-		"claude-sonnet-4-5": "max_tokens 9000 exceeds the policy's ceiling of 8192",
-		"claude-haiku-4-5":  "max_tokens 9000 exceeds the tenant's ceiling of 2048",
+	for _, tc := range []struct{ model, want, never string }{
+		{"claude-sonnet-4-5", "max_tokens 9000 exceeds the policy's ceiling of 8192", ""},
+		{"claude-haiku-4-5", `max_tokens 9000 exceeds the platform's ceiling for model "claude-haiku-4-5"`, "2048"},
 	} {
-		d := p.Decide(Request{Method: "POST", Path: "/v1/messages", Body: msg(model, 9000, "")})
-		if d.Denial == nil || !strings.Contains(d.Denial.Message, want) {
-			t.Errorf("%s: denial %+v, want a message with %q", model, d.Denial, want)
+		d := p.Decide(Request{Method: "POST", Path: "/v1/messages", Body: msg(tc.model, 9000, "")})
+		if d.Denial == nil || !strings.Contains(d.Denial.Message, tc.want) || (tc.never != "" && strings.Contains(d.Denial.Message, tc.never)) {
+			t.Errorf("%s: denial %+v, want a message with %q and without %q", tc.model, d.Denial, tc.want, tc.never)
 		}
+	}
+}
+
+// TestTokenlessGetsTheLowestTier: in Optional mode a request without an end-user token gets only what
+// every scope rule grants, under the smallest of their ceilings, never more than the least-privileged
+// token; only a policy that says tokenless Policy gives it the workload policy, as before.
+func TestTokenlessGetsTheLowestTier(t *testing.T) {
+	rules := func(tokenless string) func(c *policyconfig.Config) {
+		return func(c *policyconfig.Config) {
+			c.EndUser = &policyconfig.EndUser{
+				Mode: policyconfig.EndUserOptional, Tokenless: tokenless,
+				Issuers: []policyconfig.Issuer{{URL: "https://idp.example", Audiences: []string{"a"}}},
+				Rules: []policyconfig.ScopeRule{
+					{Scopes: []string{"basic"}, Models: []string{"claude-haiku-*"}, MaxTokens: 1024},
+					{Scopes: []string{"pro"}, Models: []string{"claude-sonnet-*", "claude-haiku-*"}, MaxTokens: 64000},
+				},
+			}
+		}
+	}
+	lowest, open := policy(t, rules("")), policy(t, rules(policyconfig.TokenlessPolicy))
+	cases := []struct {
+		name    string
+		p       *Policy
+		body    []byte
+		want    string // "" when allowed
+		wantMax int64
+	}{
+		{"a model every tier has, within the lowest ceiling", lowest, msg("claude-haiku-4-5", 1024, ""), "", 1024},
+		{"over the lowest ceiling: the policy's Clamp lowers it", lowest, msg("claude-haiku-4-5", 3000, ""), "", 1024},
+		{"a model only a higher tier has", lowest, msg("claude-sonnet-4-5", 10, ""), `model "claude-sonnet-4-5" needs an end-user token`, 0},
+		{"tokenless Policy: the workload policy alone", open, msg("claude-sonnet-4-5", 8000, ""), "", 8000},
+		{"tokenless Policy, the policy's ceiling", open, msg("claude-haiku-4-5", 3000, ""), "", 3000},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := tc.p.Decide(Request{Method: http.MethodPost, Path: "/v1/messages", Body: tc.body})
+			switch {
+			case tc.want == "" && (d.Denial != nil || d.Fields.MaxTokens != tc.wantMax):
+				t.Fatalf("want allowed with max_tokens %d, got %+v (%d)", tc.wantMax, d.Denial, d.Fields.MaxTokens)
+			case tc.want != "" && (d.Denial == nil || d.Denial.Rule != RuleScopes || !strings.Contains(d.Denial.Message, tc.want)):
+				t.Fatalf("want refused by %s with %q, got %+v", RuleScopes, tc.want, d.Denial)
+			}
+		})
 	}
 }
