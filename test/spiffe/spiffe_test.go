@@ -14,6 +14,7 @@ import (
 	"time"
 
 	vaultapi "github.com/hashicorp/vault/api"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -204,8 +205,8 @@ func (s *story) crossTenant(t *testing.T) {
 }
 
 // forged is a tenant writing the sidecar itself: the injected pod's spec, copied, with one argument
-// more (a second listener) and the webhook's annotations. The webhook passes it (it already has the
-// sidecar), and the operator must refuse it an identity.
+// more (a second listener) and the webhook's annotations. The webhook refuses it; and with the webhook
+// out of the way (a cluster admin deleted its configuration), the operator still refuses it an identity.
 func (s *story) forged(t *testing.T) {
 	orig := s.runningPod(t, shop)
 	pod := &corev1.Pod{}
@@ -220,7 +221,14 @@ func (s *story) forged(t *testing.T) {
 	pod.Spec.NodeName = ""
 	sc := &pod.Spec.InitContainers[0]
 	sc.Args = append(sc.Args, "--listen=127.0.0.1:8788")
-	if err := c.Client.Create(s.ctx, pod); err != nil {
+	const refused = "the name claude-guard-sidecar is reserved for the sidecar claude-guard injects, and this container is not that sidecar"
+	if err := c.Client.Create(s.ctx, pod.DeepCopy()); err == nil || !strings.Contains(err.Error(), refused) {
+		t.Fatalf("the webhook admitted the forged pod: want %q, got %v", refused, err)
+	}
+	restore := s.withoutWebhook(t)
+	err := c.Client.Create(s.ctx, pod)
+	restore()
+	if err != nil {
 		t.Fatal(err)
 	}
 	wait.For(t, time.Minute, "a SidecarNotVerified event on the forged pod", func() error {
@@ -253,6 +261,29 @@ func (s *story) forged(t *testing.T) {
 		t.Fatalf("the forged sidecar is ready")
 	}
 	s.kubectl(t, "", "delete", "pod", "-n", shop, forgedPodName, "--wait=false")
+}
+
+// withoutWebhook deletes the injection webhook's configuration, as a cluster admin could, and returns
+// the function that puts it back (the manager keeps its caBundle current).
+func (s *story) withoutWebhook(t *testing.T) (restore func()) {
+	t.Helper()
+	var list admissionregistrationv1.MutatingWebhookConfigurationList
+	if err := c.Client.List(s.ctx, &list); err != nil || len(list.Items) != 1 {
+		t.Fatalf("webhook configurations: %v (%d)", err, len(list.Items))
+	}
+	saved := list.Items[0].DeepCopy()
+	if err := c.Client.Delete(s.ctx, &list.Items[0]); err != nil {
+		t.Fatal(err)
+	}
+	// The API server stops calling a deleted webhook once its informer sees the deletion.
+	time.Sleep(2 * time.Second)
+	return func() {
+		saved.ResourceVersion, saved.UID, saved.ManagedFields = "", "", nil
+		if err := c.Client.Create(s.ctx, saved); err != nil {
+			t.Fatalf("failed to restore the webhook configuration: %v", err)
+		}
+		time.Sleep(2 * time.Second)
+	}
 }
 
 // agentRestart deletes the SPIRE agent's pod (as a rollout or a crash would) while the shop's app keeps
