@@ -50,6 +50,9 @@ type Options struct {
 	// (inject.ProxyListen and inject.MetricsListen, which the webhook also passes as flags). Empty
 	// renders the sidecar's defaults.
 	Listen, MetricsListen string
+	// MetricsTokenSHA256 is rendered into every config (policyconfig.Server): sidecars then serve
+	// /metrics and /readyz's details only to the bearer of the operator's metrics token.
+	MetricsTokenSHA256 string
 	// TrustDomain is used when the tenant does not set one; empty disables SPIFFE.
 	TrustDomain string
 	Prices      []policyconfig.Price
@@ -101,7 +104,7 @@ func Compute(in Input, o Options) (*policyconfig.Config, []Violation) {
 
 // server is the server section every config gets.
 func server(o Options) policyconfig.Server {
-	return policyconfig.Server{Upstream: o.Upstream, Listen: o.Listen, MetricsListen: o.MetricsListen}
+	return policyconfig.Server{Upstream: o.Upstream, Listen: o.Listen, MetricsListen: o.MetricsListen, MetricsTokenSHA256: o.MetricsTokenSHA256}
 }
 
 // Deny returns the fail-closed config rendered for a policy that is not admitted: it denies every call,

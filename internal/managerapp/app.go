@@ -48,14 +48,17 @@ type Options struct {
 	TrustDomain        string
 
 	// Webhook serving and certificates.
-	WebhookHost       string
-	WebhookPort       int
-	WebhookCertDir    string
-	CertRotation      bool
-	WebhookService    string
-	WebhookConfig     string
-	WebhookSecret     string
-	OperatorNamespace string
+	WebhookHost    string
+	WebhookPort    int
+	WebhookCertDir string
+	CertRotation   bool
+	WebhookService string
+	WebhookConfig  string
+	WebhookSecret  string
+	// MetricsTokenSecret is the Secret (in OperatorNamespace) holding the token sidecars require on
+	// /metrics; empty leaves sidecar metrics open.
+	MetricsTokenSecret string
+	OperatorNamespace  string
 
 	// Injection.
 	SidecarImage      string
@@ -88,31 +91,32 @@ func NewOptions() *Options {
 		ns = "claude-guard-system"
 	}
 	return &Options{
-		MetricsAddr:       ":8080",
-		ProbeAddr:         ":8081",
-		NoTenant:          string(effective.NoTenantDeny),
-		Upstream:          policyconfig.DefaultUpstream,
-		RedisUsers:        true,
-		WebhookPort:       9443,
-		WebhookCertDir:    "/tmp/k8s-webhook-server/serving-certs",
-		CertRotation:      true,
-		WebhookService:    "claude-guard-webhook-service",
-		WebhookConfig:     "claude-guard-injector",
-		WebhookSecret:     "claude-guard-webhook-certs",
-		OperatorNamespace: ns,
-		SidecarImage:      ic.Image,
-		SidecarPullPolicy: string(ic.ImagePullPolicy),
-		SidecarCommand:    ic.Command,
-		SidecarResources:  ic.Resources,
-		SidecarPort:       ic.Port,
-		SPIFFESocket:      string(ic.Socket),
-		SPIFFECSI:         ic.CSIDriver,
-		SPIFFEHostPath:    ic.HostPath,
-		SPIFFEFile:        ic.SocketFile,
-		VaultAudience:     ic.VaultAudience,
-		VaultJWTAudiences: []string{"vault"},
-		SPIRERegistration: RegistrationNone,
-		zap:               zap.Options{Development: false, TimeEncoder: zapcore.ISO8601TimeEncoder},
+		MetricsAddr:        ":8080",
+		ProbeAddr:          ":8081",
+		NoTenant:           string(effective.NoTenantDeny),
+		Upstream:           policyconfig.DefaultUpstream,
+		RedisUsers:         true,
+		WebhookPort:        9443,
+		WebhookCertDir:     "/tmp/k8s-webhook-server/serving-certs",
+		CertRotation:       true,
+		WebhookService:     "claude-guard-webhook-service",
+		WebhookConfig:      "claude-guard-injector",
+		WebhookSecret:      "claude-guard-webhook-certs",
+		MetricsTokenSecret: "claude-guard-metrics-token",
+		OperatorNamespace:  ns,
+		SidecarImage:       ic.Image,
+		SidecarPullPolicy:  string(ic.ImagePullPolicy),
+		SidecarCommand:     ic.Command,
+		SidecarResources:   ic.Resources,
+		SidecarPort:        ic.Port,
+		SPIFFESocket:       string(ic.Socket),
+		SPIFFECSI:          ic.CSIDriver,
+		SPIFFEHostPath:     ic.HostPath,
+		SPIFFEFile:         ic.SocketFile,
+		VaultAudience:      ic.VaultAudience,
+		VaultJWTAudiences:  []string{"vault"},
+		SPIRERegistration:  RegistrationNone,
+		zap:                zap.Options{Development: false, TimeEncoder: zapcore.ISO8601TimeEncoder},
 	}
 }
 
@@ -159,6 +163,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&o.CertRotation, "cert-rotation", o.CertRotation, "Create and rotate the webhook's serving certificate and patch the webhook's caBundle (disable when cert-manager provides them).")
 	fs.StringVar(&o.WebhookService, "webhook-service", o.WebhookService, "Name of the webhook Service (the certificate's DNS name).")
 	fs.StringVar(&o.WebhookConfig, "webhook-config", o.WebhookConfig, "Name of the MutatingWebhookConfiguration whose caBundle is kept in sync.")
+	fs.StringVar(&o.MetricsTokenSecret, "metrics-token-secret", o.MetricsTokenSecret, "Secret in the operator namespace whose key token sidecars require on /metrics (filled with a random token when empty); empty leaves sidecar metrics open.")
 	fs.StringVar(&o.WebhookSecret, "webhook-secret", o.WebhookSecret, "Name of the Secret holding the webhook's CA and serving certificate.")
 	fs.StringVar(&o.OperatorNamespace, "operator-namespace", o.OperatorNamespace, "The operator's namespace (never injected; holds the webhook Secret). Default $POD_NAMESPACE.")
 	fs.StringVar(&o.SidecarImage, "sidecar-image", o.SidecarImage, "Image of the injected sidecar.")

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -32,6 +33,16 @@ func Run(ctx context.Context, o *Options) error {
 	eff, err := o.Effective()
 	if err != nil {
 		return err
+	}
+	if o.MetricsTokenSecret != "" {
+		// The manager's cache does not serve before Start: a direct client.
+		c, err := client.New(mgr.GetConfig(), client.Options{Scheme: mgr.GetScheme()})
+		if err != nil {
+			return fmt.Errorf("failed to create a client: %w", err)
+		}
+		if eff.MetricsTokenSHA256, err = metricsTokenHash(ctx, c, o.OperatorNamespace, o.MetricsTokenSecret); err != nil {
+			return err
+		}
 	}
 	closeRedis, err := setupControllers(ctx, mgr, o, eff)
 	if err != nil {

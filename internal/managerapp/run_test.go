@@ -48,6 +48,7 @@ func TestRunWaitsForTheWebhookCertificate(t *testing.T) {
 	for _, obj := range []client.Object{
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: o.OperatorNamespace}},
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: o.OperatorNamespace, Name: o.WebhookSecret}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: o.OperatorNamespace, Name: o.MetricsTokenSecret}},
 	} {
 		if err := env.Client.Create(ctx, obj); err != nil {
 			t.Fatal(err)
@@ -92,4 +93,13 @@ func TestRunWaitsForTheWebhookCertificate(t *testing.T) {
 		}
 	}
 	wait.ForTrue(t, time.Minute, "", func() bool { code, _ := readyz(); return code == http.StatusOK })
+
+	// The empty metrics token Secret the chart creates was filled, once.
+	tok := &corev1.Secret{}
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: o.OperatorNamespace, Name: o.MetricsTokenSecret}, tok); err != nil {
+		t.Fatal(err)
+	}
+	if len(tok.Data[MetricsTokenKey]) != 64 {
+		t.Errorf("metrics token = %d bytes, want 64 hex characters", len(tok.Data[MetricsTokenKey]))
+	}
 }

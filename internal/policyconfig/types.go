@@ -8,6 +8,11 @@
 // it weaker than its author intended. docs/sidecar-config.md documents every field.
 package policyconfig
 
+import (
+	"crypto/sha256"
+	"encoding/hex"
+)
+
 // APIVersion and Kind identify a rendered sidecar config document.
 const (
 	APIVersion = "sidecar.claudeguard.io/v1"
@@ -83,6 +88,16 @@ type Server struct {
 	MetricsListen string `json:"metricsListen,omitempty"`
 	// Upstream is the Anthropic API base URL. Default DefaultUpstream.
 	Upstream string `json:"upstream,omitempty"`
+	// MetricsTokenSHA256 is the hex SHA-256 of the bearer token that /metrics and /readyz's details
+	// require (MetricsTokenHash). Empty leaves them open (standalone). The hash, unlike the token, may
+	// be read by anyone: the operator renders it, and Prometheus holds the token.
+	MetricsTokenSHA256 string `json:"metricsTokenSHA256,omitempty"`
+}
+
+// MetricsTokenHash is what Server.MetricsTokenSHA256 holds for token.
+func MetricsTokenHash(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
 }
 
 // Identity is the workload identity the sidecar expects.

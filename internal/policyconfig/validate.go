@@ -1,6 +1,8 @@
 package policyconfig
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
@@ -24,6 +26,11 @@ func (c *Config) Validate() error {
 		v.add("deny.reason", "must not be empty")
 	}
 	v.url("server.upstream", c.Server.Upstream)
+	if h := c.Server.MetricsTokenSHA256; h != "" {
+		if b, err := hex.DecodeString(h); err != nil || len(b) != sha256.Size {
+			v.add("server.metricsTokenSHA256", "must be a hex SHA-256 (64 hex digits), got %d characters", len(h))
+		}
+	}
 	v.credentials(c)
 	for i, e := range c.Endpoints {
 		if !strings.HasPrefix(e, "/") || strings.Contains(e, "..") || strings.ContainsAny(e, "?#") {

@@ -32,7 +32,10 @@ type Options struct {
 	// RedisPasswordFile holds the password of the config's limits.redisUser (the namespace's Redis ACL
 	// user, whose Secret the webhook mounts).
 	RedisPasswordFile string
-	Workload          string
+	// MetricsTokenFile holds the token /metrics requires, overriding the config's hash (the gateway,
+	// whose config the chart writes, mounts the operator's metrics token Secret).
+	MetricsTokenFile string
+	Workload         string
 	// ShutdownGrace is how long in-flight requests (streams included) may take to finish on shutdown.
 	ShutdownGrace time.Duration
 	// MaxRequestDuration bounds one request, streams included (the server's write timeout).
@@ -64,6 +67,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.RedisPasswordFile, "redis-password-file", wellknown.RedisPasswordFile, "password of the config's limits.redisUser (read again for every new Redis connection)")
 	fs.StringVar(&o.SecretDir, "secret-dir", wellknown.SecretMountDir, "directory where the key of a secretRef credential source is mounted (file api-key)")
 	fs.StringVar(&o.APIKeyFile, "api-key-file", "", "file holding the Anthropic API key; overrides the config's credentials (so does env "+wellknown.EnvSidecarAPIKey+")")
+	fs.StringVar(&o.MetricsTokenFile, "metrics-token-file", "", "file holding the bearer token /metrics and /readyz's details require (default: the config's server.metricsTokenSHA256; neither: open)")
 	fs.StringVar(&o.Workload, "workload", "", "workload identity used in audit records and as the Workload limit key (default: host name)")
 	fs.DurationVar(&o.ShutdownGrace, "shutdown-grace", 25*time.Second, "how long in-flight requests and streams may take to finish on shutdown")
 	fs.DurationVar(&o.MaxRequestDuration, "max-request-duration", 30*time.Minute, "longest a single request or stream may take")
@@ -119,6 +123,17 @@ func (o *Options) override(c *policyconfig.Config) error {
 	}
 	if o.Upstream != "" && c.Rendered() {
 		return fmt.Errorf("--upstream is for standalone use: %s was rendered by claude-guard from ClaudeAccessPolicy %s/%s, and its upstream (server.upstream) is the platform's", o.ConfigPath, c.Policy.Namespace, c.Policy.Name)
+	}
+	if o.MetricsTokenFile != "" {
+		b, err := os.ReadFile(o.MetricsTokenFile)
+		if err != nil {
+			return fmt.Errorf("--metrics-token-file: %w", err)
+		}
+		tok := strings.TrimSpace(string(b))
+		if tok == "" {
+			return fmt.Errorf("--metrics-token-file: %s is empty", o.MetricsTokenFile)
+		}
+		c.Server.MetricsTokenSHA256 = policyconfig.MetricsTokenHash(tok)
 	}
 	if o.Listen != "" {
 		c.Server.Listen = o.Listen

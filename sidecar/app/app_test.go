@@ -293,3 +293,62 @@ func TestUpstreamFlagOnlyStandalone(t *testing.T) {
 		})
 	}
 }
+
+// TestMetricsNeedTheToken: with a metrics token hash in the config (or --metrics-token-file), /metrics
+// and the reason /readyz gives are served only to the token's bearer; the kubelet's probes and the
+// operator's /config need none.
+func TestMetricsNeedTheToken(t *testing.T) {
+	const token = "metrics-token-0123456789"
+	dir := t.TempDir()
+	keyPath, tokenPath := filepath.Join(dir, "key"), filepath.Join(dir, "token")
+	writeFile(t, keyPath, key)
+	writeFile(t, tokenPath, token+"\n")
+	for _, tc := range []struct {
+		name   string
+		config string
+		o      func(*Options)
+	}{
+		{"hash in the config", policyYAML("claude-haiku-*") + "server: {metricsTokenSHA256: " + policyconfig.MetricsTokenHash(token) + "}\n", func(*Options) {}},
+		{"--metrics-token-file", policyYAML("claude-haiku-*"), func(o *Options) { o.MetricsTokenFile = tokenPath }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfgPath := filepath.Join(t.TempDir(), "config.yaml")
+			writeFile(t, cfgPath, tc.config)
+			o := &Options{ConfigPath: cfgPath, Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0", Upstream: "http://127.0.0.1:1",
+				APIKeyFile: keyPath, Workload: "w", ShutdownGrace: time.Second, MaxRequestDuration: time.Minute, LogLevel: "info",
+				Stdout: &lockedBuf{ch: make(chan string, 100)}}
+			tc.o(o)
+			_, m := serve(t, o)
+			fetch := func(path, bearer string) (int, string) {
+				req, err := http.NewRequest(http.MethodGet, "http://"+m+path, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if bearer != "" {
+					req.Header.Set("Authorization", "Bearer "+bearer)
+				}
+				return do(t, req)
+			}
+			cases := []struct {
+				path, bearer string
+				status       int
+			}{
+				{"/metrics", "", http.StatusUnauthorized},
+				{"/metrics", "another-token", http.StatusUnauthorized},
+				{"/metrics", token, http.StatusOK},
+				{"/healthz", "", http.StatusOK},
+				{"/readyz", "", http.StatusOK},
+				{"/config", "", http.StatusOK},
+			}
+			for _, c := range cases {
+				status, body := fetch(c.path, c.bearer)
+				if status != c.status {
+					t.Errorf("GET %s (bearer %q) = %d, want %d", c.path, c.bearer, status, c.status)
+				}
+				if c.status == http.StatusUnauthorized && strings.Contains(body, "claude_guard_") {
+					t.Errorf("GET %s without the token leaks metrics:\n%s", c.path, body)
+				}
+			}
+		})
+	}
+}

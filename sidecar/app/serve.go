@@ -199,7 +199,7 @@ func (s *sidecar) servers(o *Options) (proxySrv, metricsSrv *http.Server) {
 		ErrorLog:          errLog,
 	}
 	metricsSrv = &http.Server{
-		Handler:           s.metrics.Handler(s.ready),
+		Handler:           s.metrics.Handler(s.ready, s.cfg.Policy.Config.Server.MetricsTokenSHA256),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second,

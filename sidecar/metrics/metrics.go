@@ -3,8 +3,12 @@
 package metrics
 
 import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -125,10 +129,24 @@ func (m *Metrics) WatchLimiterBackend(up func() bool) {
 // Ready reports why the sidecar is not ready, or "" when it is.
 type Ready func() string
 
-// Handler serves /metrics, /healthz (the process is up) and /readyz (Ready says so).
-func (m *Metrics) Handler(ready Ready) http.Handler {
+// Handler serves /metrics, /healthz (the process is up), /readyz (Ready says so) and /config (the
+// document in force, by hash). With tokenSHA256 set (policyconfig.Server.MetricsTokenSHA256), /metrics
+// and the reason /readyz gives for not being ready are served only to a request bearing the token: the
+// port listens on the pod's IP, where every pod of the cluster reaches it, and the metrics say which
+// models a tenant uses, how much, and what was refused. Probes (the kubelet) and the operator's
+// stale-config check (/config, a hash) need no token.
+func (m *Metrics) Handler(ready Ready, tokenSHA256 string) http.Handler {
+	authorized := bearerOf(tokenSHA256)
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Timeout: 10 * time.Second}))
+	prom := promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Timeout: 10 * time.Second})
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		if !authorized(r) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="claude-guard-metrics"`)
+			http.Error(w, "the sidecar's metrics need its metrics token (Authorization: Bearer)", http.StatusUnauthorized)
+			return
+		}
+		prom.ServeHTTP(w, r)
+	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeOK(w) })
 	mux.HandleFunc("GET /config", func(w http.ResponseWriter, _ *http.Request) {
 		st := m.config.Load()
@@ -139,14 +157,37 @@ func (m *Metrics) Handler(ready Ready) http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(st)
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		if why := ready(); why != "" {
+			if !authorized(r) {
+				why = "details need the metrics token"
+			}
 			http.Error(w, "not ready: "+why, http.StatusServiceUnavailable)
 			return
 		}
 		writeOK(w)
 	})
 	return mux
+}
+
+// bearerOf returns whether a request carries the token whose SHA-256 is tokenSHA256 (always true when
+// it is empty). Hashes are compared in constant time.
+func bearerOf(tokenSHA256 string) func(*http.Request) bool {
+	if tokenSHA256 == "" {
+		return func(*http.Request) bool { return true }
+	}
+	want, err := hex.DecodeString(tokenSHA256)
+	if err != nil {
+		return func(*http.Request) bool { return false } // validated with the config; fail closed
+	}
+	return func(r *http.Request) bool {
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok {
+			return false
+		}
+		got := sha256.Sum256([]byte(strings.TrimSpace(tok)))
+		return subtle.ConstantTimeCompare(got[:], want) == 1
+	}
 }
 
 func writeOK(w http.ResponseWriter) {

@@ -391,7 +391,7 @@ func TestLimiterReleaseFailuresAreReported(t *testing.T) {
 			want := `claude_guard_limiter_errors_total{op="` + c.op + `"} 1`
 			scrape := func() string {
 				rec := httptest.NewRecorder()
-				e.metrics.Handler(func() string { return "" }).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+				e.metrics.Handler(func() string { return "" }, "").ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 				return rec.Body.String()
 			}
 			for deadline := time.Now().Add(5 * time.Second); !strings.Contains(scrape(), want) && time.Now().Before(deadline); {

@@ -205,7 +205,42 @@ func (s *story) oneHash(t *testing.T) {
 	if err := c.Client.Get(s.ctx, client.ObjectKey{Namespace: tenantNS, Name: s.pod}, &pod); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.Get(fmt.Sprintf("http://%s:%d/metrics", pod.Status.PodIP, wellknown.SidecarMetricsPort))
+	// From this network namespace, as from any other pod: the metrics need the operator's token.
+	metric := `claude_guard_config_info{hash="` + want + `"} 1`
+	if status, body := sidecarMetrics(t, pod.Status.PodIP, ""); status != http.StatusUnauthorized || strings.Contains(body, "claude_guard_") {
+		t.Errorf("GET /metrics without the metrics token: %d, want 401 and no metrics:\n%s", status, body)
+	}
+	if status, body := sidecarMetrics(t, pod.Status.PodIP, s.metricsToken(t)); status != http.StatusOK || !strings.Contains(body, metric) {
+		t.Errorf("GET /metrics with the metrics token: %d, want 200 with %s", status, metric)
+	}
+}
+
+// metricsToken is the token the manager wrote into the chart's metrics token Secret (what Prometheus
+// is given).
+func (s *story) metricsToken(t *testing.T) string {
+	t.Helper()
+	var sec corev1.Secret
+	if err := c.Client.Get(s.ctx, client.ObjectKey{Namespace: releaseNS, Name: "claude-guard-metrics-token"}, &sec); err != nil {
+		t.Fatal(err)
+	}
+	tok := string(sec.Data["token"])
+	if tok == "" {
+		t.Fatal("the manager did not fill the metrics token Secret")
+	}
+	return tok
+}
+
+// sidecarMetrics GETs a sidecar's /metrics on its pod IP, with a bearer token when one is given.
+func sidecarMetrics(t *testing.T, podIP, token string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, fmt.Sprintf("http://%s:%d/metrics", podIP, wellknown.SidecarMetricsPort), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,9 +249,7 @@ func (s *story) oneHash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if metric := `claude_guard_config_info{hash="` + want + `"} 1`; !strings.Contains(string(body), metric) {
-		t.Errorf("the sidecar's metrics lack %s", metric)
-	}
+	return resp.StatusCode, string(body)
 }
 
 func (s *story) job(t *testing.T) {

@@ -181,7 +181,7 @@ func (f *fleet) counter(t *testing.T, pattern string) (requests, amount int64) {
 // scrape returns sidecar i's metrics text.
 func (f *fleet) scrape(i int) string {
 	rec := httptest.NewRecorder()
-	f.Sidecars[i].Metrics.Handler(func() string { return "" }).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	f.Sidecars[i].Metrics.Handler(func() string { return "" }, "").ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	return rec.Body.String()
 }
 

@@ -35,6 +35,7 @@ rendered policy ConfigMaps are cluster-wide.
 {{- define "claude-guard.metricsServiceName" -}}{{ include "claude-guard.resourceName" (dict "ctx" . "suffix" "metrics") }}{{- end }}
 {{- define "claude-guard.leaderElectionName" -}}{{ include "claude-guard.resourceName" (dict "ctx" . "suffix" "leader-election") }}{{- end }}
 {{- define "claude-guard.configProtectionName" -}}{{ include "claude-guard.resourceName" (dict "ctx" . "suffix" "config-protection") }}{{- end }}
+{{- define "claude-guard.metricsTokenSecretName" -}}{{ include "claude-guard.resourceName" (dict "ctx" . "suffix" "metrics-token") }}{{- end }}
 {{- define "claude-guard.sidecarProtectionName" -}}{{ include "claude-guard.resourceName" (dict "ctx" . "suffix" "sidecar-protection") }}{{- end }}
 {{- /* The injected container's name (internal/wellknown.SidecarContainerName; test/chart compares them). */ -}}
 {{- define "claude-guard.sidecarContainerName" -}}claude-guard-sidecar{{- end }}

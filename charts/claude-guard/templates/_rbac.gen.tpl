@@ -95,16 +95,15 @@
 {{- end }}
 
 {{- define "claude-guard.rbac.namespacedRules" -}}
-{{- if not .Values.webhook.certManager.enabled }}
-# secrets: Self-managed certificates only, and in the release namespace only: the manager writes the
-# webhook's CA and serving certificate into the Secret the chart creates (it never creates Secrets and
-# can change no other).
+# secrets: In the release namespace only, two Secrets the chart creates empty (the manager never
+# creates Secrets here and can change no other): with self-managed certificates it writes the
+# webhook's CA and serving certificate into one (list/watch are its informer's), and it writes the
+# random token that sidecars require on /metrics into the other, once.
 - apiGroups: [""]
   resources: [secrets]
   verbs: [list, watch]
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get, patch, update]
-  resourceNames: [{{ include "claude-guard.webhookSecretName" . }}]
-{{- end }}
+  resourceNames: [{{ include "claude-guard.webhookSecretName" . }}, {{ include "claude-guard.metricsTokenSecretName" . }}]
 {{- end }}
