@@ -17,6 +17,7 @@ import (
 	"github.com/claude-guard/claude-guard/api/v1alpha1"
 	"github.com/claude-guard/claude-guard/internal/policyconfig"
 	"github.com/claude-guard/claude-guard/internal/redisacl"
+	"github.com/claude-guard/claude-guard/internal/redislib"
 	"github.com/claude-guard/claude-guard/internal/wellknown"
 )
 
@@ -33,8 +34,9 @@ type RedisUsersOptions struct {
 }
 
 // RedisUserReconciler keeps, for every namespace whose rendered configs use the Redis backend with a
-// namespace user (limits.redisUser), a Redis ACL user restricted to the namespace's keys and the Secret
-// holding its password, and removes both when the namespace's last such config goes.
+// namespace user (limits.redisUser), a Redis ACL user restricted to the namespace's keys and to calling
+// claude-guard's Redis functions, and the Secret holding its password, and removes both when the
+// namespace's last such config goes. It also keeps the function library loaded, which those users call.
 //
 // It works per namespace (requests carry the namespace as Name) and reads the rendered ConfigMaps, not
 // the policies: a config is what sidecars run, and an unadmitted policy renders a deny-all config
@@ -73,7 +75,7 @@ func (r *RedisUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if err := r.applySecret(ctx, ns); err != nil {
 		return ctrl.Result{}, err
 	}
-	if err := r.Admin.EnsureUser(ctx, ns); err != nil {
+	if err := r.prepareRedis(ctx, ns); err != nil {
 		r.reportFailure(ctx, ns, policies, err)
 		// Not returned: an unreachable Redis would otherwise back off exponentially (to many minutes)
 		// and the error would be logged at every retry. A fixed retry heals a restarted Redis quickly.
@@ -81,6 +83,19 @@ func (r *RedisUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	}
 	r.reportRecovery(ctx, ns, policies)
 	return ctrl.Result{RequeueAfter: r.resync()}, nil
+}
+
+// prepareRedis makes sure Redis has the function library the namespace's sidecars call, then their user.
+// Both live in Redis memory: a Redis restarted without persistence has neither until this runs again.
+func (r *RedisUserReconciler) prepareRedis(ctx context.Context, ns string) error {
+	loaded, err := r.Admin.EnsureFunctions(ctx)
+	if err != nil {
+		return err
+	}
+	if loaded {
+		ctrl.LoggerFrom(ctx).Info("Loaded claude-guard's function library into Redis", "library", redislib.Library, "redis", r.Admin.Addr())
+	}
+	return r.Admin.EnsureUser(ctx, ns)
 }
 
 func (r *RedisUserReconciler) resync() time.Duration {
@@ -190,10 +205,10 @@ func (r *RedisUserReconciler) reportFailure(ctx context.Context, ns string, poli
 	if _, already := r.failing.LoadOrStore(ns, true); already {
 		return
 	}
-	ctrl.LoggerFrom(ctx).Error(err, "Failed to set the namespace's Redis user; retrying", "namespace", ns)
+	ctrl.LoggerFrom(ctx).Error(err, "Failed to prepare Redis for the namespace's sidecars; retrying", "namespace", ns)
 	for i := range policies {
 		r.Recorder.Eventf(&policies[i], nil, corev1.EventTypeWarning, v1alpha1.ReasonSharedLimitsUnavailable, eventActionReconcile,
-			"The Redis user %s could not be set, so sidecars may not reach the shared limits (the policy's failureMode applies); retrying: %v",
+			"The Redis user %s or claude-guard's Redis functions could not be set, so sidecars may not reach the shared limits (the policy's failureMode applies); retrying: %v",
 			wellknown.RedisUser(ns), err)
 	}
 }

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/claude-guard/claude-guard/internal/rediskeys"
+	"github.com/claude-guard/claude-guard/internal/redislib"
 	"github.com/claude-guard/claude-guard/internal/wellknown"
 )
 
@@ -18,11 +20,20 @@ import (
 // minutes.
 const DefaultTimeout = 5 * time.Second
 
-// Admin manages the namespace users over the manager's admin connection (a user allowed to run ACL).
+// functionsRecheck is how long EnsureFunctions trusts a library it found in place: every namespace's
+// reconcile asks, and one look at Redis answers them all for that long.
+const functionsRecheck = 5 * time.Second
+
+// Admin manages the namespace users and claude-guard's function library over the manager's admin
+// connection (a user allowed to run ACL and FUNCTION).
 type Admin struct {
 	client *redis.Client
 	master []byte
 	addr   string // scheme://host:port, for logs
+	db     int    // the database of the URL, which sidecars select too
+
+	mu        sync.Mutex
+	functions time.Time // when the library was last found or loaded
 }
 
 // NewAdmin returns an Admin for the Redis at rawURL (the manager's --redis-url) deriving passwords from
@@ -48,7 +59,7 @@ func NewAdmin(rawURL string, master []byte) (*Admin, error) {
 	opt.ContextTimeoutEnabled = true
 	opt.DisableIdentity = true
 	opt.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
-	return &Admin{client: redis.NewClient(opt), master: master, addr: addr}, nil
+	return &Admin{client: redis.NewClient(opt), master: master, addr: addr, db: opt.DB}, nil
 }
 
 // Addr is scheme://host:port of the Redis, without credentials.
@@ -61,7 +72,7 @@ func (a *Admin) Password(namespace string) string { return Password(a.master, na
 // controller runs it periodically: ACL users live in Redis memory and a restarted Redis has none.
 func (a *Admin) EnsureUser(ctx context.Context, namespace string) error {
 	pw := a.Password(namespace)
-	args, err := SetUserArgs(namespace, pw)
+	args, err := SetUserArgs(namespace, pw, a.db)
 	if err != nil {
 		return err
 	}
@@ -69,6 +80,24 @@ func (a *Admin) EnsureUser(ctx context.Context, namespace string) error {
 		return fmt.Errorf("failed to set Redis ACL user %s on %s: %w", wellknown.RedisUser(namespace), a.addr, redact(err, pw))
 	}
 	return nil
+}
+
+// EnsureFunctions loads claude-guard's function library unless Redis has it (redislib.Ensure), and
+// reports whether it loaded it. The library is what sidecars call; Redis keeps it in its RDB and AOF and
+// replicates it, but a Redis without persistence loses it in a restart, so the controller asks at every
+// reconcile. A library found in place is trusted for functionsRecheck.
+func (a *Admin) EnsureFunctions(ctx context.Context) (loaded bool, err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if time.Since(a.functions) < functionsRecheck {
+		return false, nil
+	}
+	loaded, err = redislib.Ensure(ctx, a.client)
+	if err != nil {
+		return false, fmt.Errorf("failed to load claude-guard's functions into Redis %s: %w", a.addr, err)
+	}
+	a.functions = time.Now()
+	return loaded, nil
 }
 
 // DeleteUser removes namespace's user; Redis also closes its connections. A missing user is not an

@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
+	"github.com/claude-guard/claude-guard/internal/redislib"
 	"github.com/claude-guard/claude-guard/internal/test/testservers"
 )
 
@@ -38,11 +39,15 @@ func TestPassword(t *testing.T) {
 }
 
 func TestSetUserArgs(t *testing.T) {
+	const grants = "-@all +fcall|cg_v1_reserve +fcall|cg_v1_adjust +fcall|cg_v1_once +hmget +hincrby +pexpire +hello +auth"
 	cases := []struct {
-		ns, want, wantErr string
+		ns      string
+		db      int
+		want    string
+		wantErr string
 	}{
-		{ns: "team-a", want: "ACL SETUSER cg-team-a reset on >pw ~cg:{team-a}:* resetchannels -@all +evalsha +eval +hmget +hincrby +hset +pexpire +set +hello +auth +select"},
-		{ns: "a", want: "ACL SETUSER cg-a reset on >pw ~cg:{a}:* resetchannels -@all +evalsha +eval +hmget +hincrby +hset +pexpire +set +hello +auth +select"},
+		{ns: "team-a", want: "ACL SETUSER cg-team-a reset on >pw ~cg:{team-a}:* resetchannels " + grants},
+		{ns: "a", db: 3, want: "ACL SETUSER cg-a reset on >pw ~cg:{a}:* resetchannels " + grants + " +select|3"},
 		{ns: "Team-A", wantErr: "not a valid Kubernetes namespace name"},
 		{ns: "a*", wantErr: "not a valid Kubernetes namespace name"},
 		{ns: "a b", wantErr: "not a valid Kubernetes namespace name"},
@@ -50,7 +55,7 @@ func TestSetUserArgs(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.ns, func(t *testing.T) {
-			args, err := SetUserArgs(c.ns, "pw")
+			args, err := SetUserArgs(c.ns, "pw", c.db)
 			if c.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
 					t.Fatalf("err = %v, want %q", err, c.wantErr)
@@ -91,10 +96,10 @@ func TestPublicURL(t *testing.T) {
 	}
 }
 
-// TestAdmin runs the ACL commands against a real Redis whose admin is the password-protected default
-// user, and checks what a namespace user can and cannot do.
+// TestAdmin runs the ACL and FUNCTION commands against a real Redis whose admin is the
+// password-protected default user, and checks what a namespace user can and cannot do.
 func TestAdmin(t *testing.T) {
-	srv := testservers.StartRedis(t, testservers.RedisOptions{Password: "admin-pw"})
+	srv := testservers.StartRedis(t, testservers.RedisOptions{Password: "admin-pw", NoFunctions: true})
 	ctx := context.Background()
 	a, err := NewAdmin(srv.URL, master)
 	if err != nil {
@@ -123,24 +128,16 @@ func TestAdmin(t *testing.T) {
 	o.Username, o.Password = "cg-team-a", a.Password("team-a")
 	user := redis.NewClient(o)
 	defer user.Close()
-	if err := user.Set(ctx, "cg:{team-a}:jti:x", "1", 0).Err(); err != nil {
-		t.Fatalf("SET on its own key: %v", err)
+	if loaded, err := a.EnsureFunctions(ctx); err != nil || !loaded {
+		t.Fatalf("EnsureFunctions on an empty Redis = %v, %v; want loaded", loaded, err)
 	}
-	denied := map[string]func() error{
-		"other namespace's key": func() error {
-			return user.HIncrBy(ctx, "cg:{team-b}:p:x:limit:r:Minute:Namespace=team-b:0", "r", 1).Err()
-		},
-		"key outside cg": func() error { return user.Set(ctx, "x", "1", 0).Err() },
-		"FLUSHALL":       func() error { return user.FlushAll(ctx).Err() },
-		"CONFIG":         func() error { return user.ConfigSet(ctx, "maxmemory", "1").Err() },
-		"ACL":            func() error { return user.Do(ctx, "ACL", "SETUSER", "cg-team-a", "~*").Err() },
-		"DEL":            func() error { return user.Del(ctx, "cg:{team-a}:jti:x").Err() },
+	if loaded, err := a.EnsureFunctions(ctx); err != nil || loaded {
+		t.Fatalf("EnsureFunctions again = %v, %v; want nothing to do", loaded, err)
 	}
-	for name, f := range denied {
-		if err := f(); err == nil || !strings.Contains(err.Error(), "NOPERM") {
-			t.Errorf("%s as cg-team-a: %v, want NOPERM", name, err)
-		}
+	if err := user.FCall(ctx, redislib.Once, []string{"cg:{team-a}:jti:x"}, "60000").Err(); err != nil {
+		t.Fatalf("FCALL on its own key: %v", err)
 	}
+	assertConfined(t, ctx, user, "team-a", "team-b")
 
 	if err := a.DeleteUser(ctx, "team-a"); err != nil {
 		t.Fatal(err)

@@ -1,8 +1,11 @@
 package redislib
 
 import (
+	"maps"
 	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -47,5 +50,18 @@ func TestNames(t *testing.T) {
 		if registered[i] != f {
 			t.Errorf("claudeguard.lua registers %v, Functions = %v", registered, Functions)
 		}
+	}
+}
+
+// TestCommands: Commands lists exactly the commands the functions run.
+func TestCommands(t *testing.T) {
+	seen := map[string]bool{}
+	for _, m := range regexp.MustCompile(`redis\.(?:p?call)\('(\w+)'`).FindAllStringSubmatch(Source, -1) {
+		seen[strings.ToLower(m[1])] = true
+	}
+	got := slices.Sorted(maps.Keys(seen))
+	want := slices.Sorted(slices.Values(Commands))
+	if !slices.Equal(got, want) {
+		t.Fatalf("the functions run %v, Commands = %v", got, want)
 	}
 }

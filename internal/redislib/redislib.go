@@ -39,6 +39,10 @@ const (
 // Functions are the library's functions: all a namespace's Redis user may FCALL.
 var Functions = []string{Reserve, Adjust, Once}
 
+// Commands are the commands the functions run. Redis checks each of them, and its keys, against the
+// ACL of the user calling FCALL, so that user needs them too (internal/redisacl grants them).
+var Commands = []string{"hmget", "hincrby", "pexpire"}
+
 // The bounds the functions enforce; a call beyond them is refused. claudeguard.lua holds the same
 // numbers (TestBoundsMatchTheLibrary).
 const (
@@ -61,7 +65,7 @@ const (
 func Ensure(ctx context.Context, c redis.Cmdable) (loaded bool, err error) {
 	libs, err := c.FunctionList(ctx, redis.FunctionListQuery{LibraryNamePattern: Library, WithCode: true}).Result()
 	if err != nil {
-		return false, fmt.Errorf("failed to list the Redis function library %s: %w", Library, err)
+		return false, fmt.Errorf("failed to list function library %s: %w", Library, err)
 	}
 	for _, l := range libs {
 		if l.Name == Library && l.Code == Source {
@@ -70,10 +74,10 @@ func Ensure(ctx context.Context, c redis.Cmdable) (loaded bool, err error) {
 	}
 	name, err := c.FunctionLoadReplace(ctx, Source).Result()
 	if err != nil {
-		return false, fmt.Errorf("failed to load the Redis function library %s: %w", Library, err)
+		return false, fmt.Errorf("failed to load function library %s: %w", Library, err)
 	}
 	if name != Library {
-		return false, fmt.Errorf("loading the Redis function library %s created library %q", Library, name)
+		return false, fmt.Errorf("loading function library %s created library %q", Library, name)
 	}
 	return true, nil
 }

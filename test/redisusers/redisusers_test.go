@@ -3,8 +3,10 @@
 // Package redisusers proves that shared rate limits keep tenants apart: with a real API server
 // (envtest), the controllers and a real password-protected Redis, every namespace with a Redis policy
 // gets its own Redis ACL user and Secret, the rendered configs carry neither the admin URL nor a
-// password, one namespace's user cannot touch another's keys or administer Redis, the last Redis
-// policy's deletion removes the user, and a Redis restart (which loses every ACL user) is healed.
+// password, one namespace's user can call claude-guard's functions on its own keys and do nothing else
+// (no code of its own, nothing of another namespace, no administration), the last Redis policy's
+// deletion removes the user, and a Redis restart (which loses every ACL user and the function library)
+// is healed.
 package redisusers
 
 import (
@@ -33,6 +35,7 @@ import (
 	"github.com/claude-guard/claude-guard/internal/effective"
 	"github.com/claude-guard/claude-guard/internal/policyconfig"
 	"github.com/claude-guard/claude-guard/internal/redisacl"
+	"github.com/claude-guard/claude-guard/internal/redislib"
 	"github.com/claude-guard/claude-guard/internal/test/testenv"
 	"github.com/claude-guard/claude-guard/internal/test/testservers"
 	"github.com/claude-guard/claude-guard/internal/test/wait"
@@ -50,7 +53,8 @@ func TestMain(m *testing.M) {
 }
 
 func TestRedisUsers(t *testing.T) {
-	srv := testservers.StartRedis(t, testservers.RedisOptions{Password: adminPassword})
+	// Without the function library: the manager loads it.
+	srv := testservers.StartRedis(t, testservers.RedisOptions{Password: adminPassword, NoFunctions: true})
 	admin, err := redisacl.NewAdmin(srv.URL, master)
 	if err != nil {
 		t.Fatal(err)
@@ -128,17 +132,20 @@ func TestRedisUsers(t *testing.T) {
 
 	t.Run("a namespace's user is confined to its keys and commands", func(t *testing.T) {
 		userA := userClient(t, srv, nsA)
-		if err := userA.Set(ctx, "cg:{"+nsA+"}:jti:x", "1", 0).Err(); err != nil {
-			t.Fatalf("SET on its own key: %v", err)
+		if err := once(ctx, userA, nsA, "x"); err != nil {
+			t.Fatalf("FCALL on its own key: %v", err)
 		}
 		denied := map[string]func() error{
 			"HINCRBY on B's counter": func() error {
 				return userA.HIncrBy(ctx, "cg:{"+nsB+"}:p:chat:limit:rpm:Minute:Namespace="+nsB+":0", "r", -1000).Err()
 			},
-			"SET on B's replay key": func() error { return userA.Set(ctx, "cg:{"+nsB+"}:jti:x", "1", 0).Err() },
-			"FLUSHALL":              func() error { return userA.FlushAll(ctx).Err() },
-			"CONFIG SET":            func() error { return userA.ConfigSet(ctx, "requirepass", "").Err() },
-			"ACL SETUSER":           func() error { return userA.Do(ctx, "ACL", "SETUSER", wellknown.RedisUser(nsA), "~*").Err() },
+			"FCALL on B's replay key": func() error { return once(ctx, userA, nsB, "x") },
+			"SET on its own key":      func() error { return userA.Set(ctx, "cg:{"+nsA+"}:jti:x", "1", 0).Err() },
+			"EVAL":                    func() error { return userA.Eval(ctx, "return 1", nil).Err() },
+			"FUNCTION FLUSH":          func() error { return userA.FunctionFlush(ctx).Err() },
+			"FLUSHALL":                func() error { return userA.FlushAll(ctx).Err() },
+			"CONFIG SET":              func() error { return userA.ConfigSet(ctx, "requirepass", "").Err() },
+			"ACL SETUSER":             func() error { return userA.Do(ctx, "ACL", "SETUSER", wellknown.RedisUser(nsA), "~*").Err() },
 		}
 		for name, f := range denied {
 			if err := f(); err == nil || !strings.Contains(err.Error(), "NOPERM") {
@@ -158,10 +165,10 @@ func TestRedisUsers(t *testing.T) {
 		wait.For(t, 30*time.Second, "", func() error {
 			return hasEvent(ctx, k, nsA, policyA.Name, corev1.EventTypeWarning, v1alpha1.ReasonSharedLimitsUnavailable)
 		})
-		srv.Start(t) // empty: no ACL users
+		srv.Start(t) // empty: no ACL users, no function library
 		wait.For(t, 30*time.Second, "", func() error {
-			// The user has no PING: a write to its own keys proves it exists again.
-			return userClient(t, srv, nsA).Set(ctx, "cg:{"+nsA+"}:jti:y", "1", time.Minute).Err()
+			// The user has no PING: a function call on its own keys proves both exist again.
+			return once(ctx, userClient(t, srv, nsA), nsA, "y")
 		})
 		wait.For(t, 30*time.Second, "", func() error {
 			return hasEvent(ctx, k, nsA, policyA.Name, corev1.EventTypeNormal, v1alpha1.ReasonSharedLimitsReady)
@@ -266,6 +273,11 @@ func rendered(t *testing.T, k client.Client, ns, policy string) (string, *policy
 		return err
 	})
 	return raw, cfg
+}
+
+// once calls claude-guard's replay function on key name of namespace ns, as the sidecar does.
+func once(ctx context.Context, c *redis.Client, ns, name string) error {
+	return c.FCall(ctx, redislib.Once, []string{limits.NamespaceKeyPrefix(ns) + "jti:" + name}, "60000").Err()
 }
 
 // userClient logs in as ns's user with the derived password.
