@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"k8s.io/client-go/tools/events"
@@ -70,12 +71,16 @@ func (r *RedisUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if len(policies) == 0 {
 		return ctrl.Result{}, r.remove(ctx, ns)
 	}
-	// The Secret first: pods mount it (optionally) and pick the password up once it exists, and a
-	// Redis outage must not keep it from being written.
-	if err := r.applySecret(ctx, ns); err != nil {
+	uid, err := r.namespaceUID(ctx, ns)
+	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if err := r.prepareRedis(ctx, ns); err != nil {
+	// The Secret first: pods mount it (optionally) and pick the password up once it exists, and a
+	// Redis outage must not keep it from being written.
+	if err := r.applySecret(ctx, ns, uid); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.prepareRedis(ctx, ns, uid); err != nil {
 		r.reportFailure(ctx, ns, policies, err)
 		// Not returned: an unreachable Redis would otherwise back off exponentially (to many minutes)
 		// and the error would be logged at every retry. A fixed retry heals a restarted Redis quickly.
@@ -87,7 +92,7 @@ func (r *RedisUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 
 // prepareRedis makes sure Redis has the function library the namespace's sidecars call, then their user.
 // Both live in Redis memory: a Redis restarted without persistence has neither until this runs again.
-func (r *RedisUserReconciler) prepareRedis(ctx context.Context, ns string) error {
+func (r *RedisUserReconciler) prepareRedis(ctx context.Context, ns, uid string) error {
 	loaded, err := r.Admin.EnsureFunctions(ctx)
 	if err != nil {
 		return err
@@ -95,7 +100,19 @@ func (r *RedisUserReconciler) prepareRedis(ctx context.Context, ns string) error
 	if loaded {
 		ctrl.LoggerFrom(ctx).Info("Loaded claude-guard's function library into Redis", "library", redislib.Library, "redis", r.Admin.Addr())
 	}
-	return r.Admin.EnsureUser(ctx, ns)
+	return r.Admin.EnsureUser(ctx, ns, uid)
+}
+
+// namespaceUID returns the UID of namespace ns, which its Redis password is derived from (a namespace
+// deleted and created again gets a new one). It reads the manager's metadata cache of namespaces.
+func (r *RedisUserReconciler) namespaceUID(ctx context.Context, ns string) (string, error) {
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
+	if err := r.Get(ctx, types.NamespacedName{Name: ns}, m); err != nil {
+		// Not found too: its ConfigMaps are in the cache, so the namespace is too, soon.
+		return "", fmt.Errorf("failed to get namespace %s: %w", ns, err)
+	}
+	return string(m.UID), nil
 }
 
 func (r *RedisUserReconciler) resync() time.Duration {
@@ -144,11 +161,11 @@ func (r *RedisUserReconciler) redisPolicies(ctx context.Context, ns string) ([]v
 
 // applySecret writes the namespace's password Secret with server-side apply: a no-op when unchanged,
 // and a Secret someone edited or deleted is restored at the next resync.
-func (r *RedisUserReconciler) applySecret(ctx context.Context, ns string) error {
+func (r *RedisUserReconciler) applySecret(ctx context.Context, ns, uid string) error {
 	s := corev1ac.Secret(wellknown.RedisSecretName, ns).
 		WithLabels(map[string]string{"app.kubernetes.io/managed-by": wellknown.ManagedBy}).
 		WithType(corev1.SecretTypeOpaque).
-		WithData(map[string][]byte{wellknown.RedisSecretKey: []byte(r.Admin.Password(ns))})
+		WithData(map[string][]byte{wellknown.RedisSecretKey: []byte(r.Admin.Password(ns, uid))})
 	if err := r.Apply(ctx, s, FieldOwner, client.ForceOwnership); err != nil {
 		return fmt.Errorf("failed to apply Secret %s/%s: %w", ns, wellknown.RedisSecretName, err)
 	}

@@ -65,13 +65,17 @@ func NewAdmin(rawURL string, master []byte) (*Admin, error) {
 // Addr is scheme://host:port of the Redis, without credentials.
 func (a *Admin) Addr() string { return a.addr }
 
-// Password returns the password of namespace's user.
-func (a *Admin) Password(namespace string) string { return Password(a.master, namespace) }
+// Password returns the password of the user of namespace, whose UID is uid.
+func (a *Admin) Password(namespace, uid string) string { return Password(a.master, namespace, uid) }
 
-// EnsureUser (re)creates namespace's user with its derived password. It is idempotent and cheap, so the
-// controller runs it periodically: ACL users live in Redis memory and a restarted Redis has none.
-func (a *Admin) EnsureUser(ctx context.Context, namespace string) error {
-	pw := a.Password(namespace)
+// EnsureUser (re)creates the user of namespace (UID uid) with its derived password. It is idempotent and
+// cheap, so the controller runs it periodically: ACL users live in Redis memory and a restarted Redis
+// has none.
+func (a *Admin) EnsureUser(ctx context.Context, namespace, uid string) error {
+	if uid == "" {
+		return fmt.Errorf("namespace %s has no UID to derive its Redis password from", namespace)
+	}
+	pw := a.Password(namespace, uid)
 	args, err := SetUserArgs(namespace, pw, a.db)
 	if err != nil {
 		return err

@@ -132,11 +132,11 @@ func TestSelectOnlyTheManagersDatabase(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	if err := a.EnsureUser(ctx, "team-a"); err != nil {
+	if err := a.EnsureUser(ctx, "team-a", uid); err != nil {
 		t.Fatal(err)
 	}
 	o := srv.Options()
-	o.Username, o.Password, o.DB = "cg-team-a", a.Password("team-a"), 2
+	o.Username, o.Password, o.DB = "cg-team-a", a.Password("team-a", uid), 2
 	user := redis.NewClient(o)
 	defer user.Close()
 	if err := user.FCall(ctx, redislib.Once, []string{"cg:{team-a}:jti:x"}, "60000").Err(); err != nil {

@@ -3,9 +3,10 @@
 // (internal/redislib), which the manager loads. The manager holds the admin connection (--redis-url);
 // sidecars only ever see their namespace's user and password (docs/limits.md, "Security").
 //
-// Passwords are derived, not stored: HMAC-SHA256 of a master secret and the namespace. The operator
-// therefore keeps no per-namespace state and can recreate any user at any time, for instance after a
-// Redis restart lost them all.
+// Passwords are derived, not stored: HMAC-SHA256 of a master secret, the namespace's name and its UID.
+// The operator therefore keeps no per-namespace state and can recreate any user at any time, for
+// instance after a Redis restart lost them all; and a namespace deleted and created again (a new UID)
+// gets a new password.
 package redisacl
 
 import (
@@ -56,10 +57,17 @@ const minMasterLen = 32
 // keys and has no ACL glob character, so the key pattern grants exactly that namespace's keys.
 var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 
-// Password returns the password of namespace's user: hex(HMAC-SHA256(master, "redis-user:"+namespace)).
-func Password(master []byte, namespace string) string {
+// Password returns the password of the user of namespace, whose UID is uid:
+// hex(HMAC-SHA256(master, "redis-user:" + namespace + ":" + uid)). A namespace name has no ':', so no
+// two (namespace, UID) pairs share an input.
+//
+// The UID is what makes a deleted and recreated namespace's password new: the Secret holding the old one
+// was readable in the old namespace (by its admins, by anyone who could mount it), and the user name
+// (cg-<namespace>) stays the same. Deriving from the UID keeps the operator stateless: the UID is in the
+// API server, the same for every manager replica, and needs no read the controller does not do anyway.
+func Password(master []byte, namespace, uid string) string {
 	m := hmac.New(sha256.New, master)
-	m.Write([]byte("redis-user:" + namespace))
+	m.Write([]byte("redis-user:" + namespace + ":" + uid))
 	return hex.EncodeToString(m.Sum(nil))
 }
 

@@ -22,18 +22,24 @@ import (
 
 var master = []byte("0123456789abcdef0123456789abcdef")
 
+// uid is a namespace UID for the tests that need one.
+const uid = "6f1c2a44-0f6e-4b61-9a34-6f0e1c0e5a01"
+
 func TestPassword(t *testing.T) {
-	// The vector is computed independently: python3 -c "import hmac,hashlib;
-	// print(hmac.new(b'0123456789abcdef0123456789abcdef', b'redis-user:team-a', hashlib.sha256).hexdigest())"
-	if got, want := Password(master, "team-a"), "d3e4d3d3e2bd8404dfaaace05df90696af4bb9bd6cdd91d4c9435348d556e1ea"; got != want {
+	// The vector is computed independently: python3 -c "import hmac,hashlib; print(hmac.new(
+	// b'0123456789abcdef0123456789abcdef', b'redis-user:team-a:6f1c2a44-0f6e-4b61-9a34-6f0e1c0e5a01', hashlib.sha256).hexdigest())"
+	if got, want := Password(master, "team-a", uid), "635bfdf6b8057ec76c0dd40d84200092c62e703ce019f9f69581c08ba0489be2"; got != want {
 		t.Fatalf("Password = %s, want %s", got, want)
 	}
-	if Password(master, "team-a") == Password(master, "team-b") {
+	if Password(master, "team-a", uid) == Password(master, "team-b", uid) {
 		t.Fatal("two namespaces share a password")
+	}
+	if Password(master, "team-a", uid) == Password(master, "team-a", "0d3b7e0e-2f7a-4a57-8d0b-1c9a4e6f7b12") {
+		t.Fatal("a namespace recreated (a new UID) keeps its password")
 	}
 	other := append([]byte(nil), master...)
 	other[0] ^= 1
-	if Password(master, "team-a") == Password(other, "team-a") {
+	if Password(master, "team-a", uid) == Password(other, "team-a", uid) {
 		t.Fatal("two master secrets give the same password")
 	}
 }
@@ -108,13 +114,16 @@ func TestAdmin(t *testing.T) {
 	defer a.Close()
 	for range 2 { // idempotent
 		for _, ns := range []string{"team-a", "team-b"} {
-			if err := a.EnsureUser(ctx, ns); err != nil {
+			if err := a.EnsureUser(ctx, ns, uid); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	if err := a.EnsureUser(ctx, "Not_A_Namespace"); err == nil {
+	if err := a.EnsureUser(ctx, "Not_A_Namespace", uid); err == nil {
 		t.Fatal("EnsureUser accepted an invalid namespace")
+	}
+	if err := a.EnsureUser(ctx, "team-c", ""); err == nil {
+		t.Fatal("EnsureUser accepted a namespace without a UID")
 	}
 	got, err := a.Namespaces(ctx)
 	if err != nil {
@@ -125,7 +134,7 @@ func TestAdmin(t *testing.T) {
 	}
 
 	o := srv.Options()
-	o.Username, o.Password = "cg-team-a", a.Password("team-a")
+	o.Username, o.Password = "cg-team-a", a.Password("team-a", uid)
 	user := redis.NewClient(o)
 	defer user.Close()
 	if loaded, err := a.EnsureFunctions(ctx); err != nil || !loaded {
@@ -153,8 +162,8 @@ func TestAdmin(t *testing.T) {
 
 	// Unreachable: the error names the address, never the admin password.
 	srv.Stop()
-	err = a.EnsureUser(ctx, "team-b")
-	if err == nil || strings.Contains(err.Error(), "admin-pw") || strings.Contains(err.Error(), a.Password("team-b")) {
+	err = a.EnsureUser(ctx, "team-b", uid)
+	if err == nil || strings.Contains(err.Error(), "admin-pw") || strings.Contains(err.Error(), a.Password("team-b", uid)) {
 		t.Fatalf("EnsureUser on a stopped Redis: %v", err)
 	}
 }

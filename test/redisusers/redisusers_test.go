@@ -106,7 +106,7 @@ func TestRedisUsers(t *testing.T) {
 		})
 		for _, ns := range []string{nsA, nsB} {
 			s := secret(t, k, ns)
-			if s == nil || string(s.Data[wellknown.RedisSecretKey]) != redisacl.Password(master, ns) ||
+			if s == nil || string(s.Data[wellknown.RedisSecretKey]) != password(t, k, ns) ||
 				s.Labels["app.kubernetes.io/managed-by"] != wellknown.ManagedBy {
 				t.Fatalf("Secret %s/%s = %+v, want the derived password, labelled", ns, wellknown.RedisSecretName, s)
 			}
@@ -119,7 +119,7 @@ func TestRedisUsers(t *testing.T) {
 	t.Run("rendered configs hold no credentials", func(t *testing.T) {
 		for _, ns := range []string{nsA, nsB} {
 			raw, cfg := rendered(t, k, ns, "chat")
-			for _, secret := range []string{adminPassword, redisacl.Password(master, ns), srv.URL} {
+			for _, secret := range []string{adminPassword, password(t, k, ns), srv.URL} {
 				if strings.Contains(raw, secret) {
 					t.Fatalf("the rendered config of %s holds %q", ns, secret)
 				}
@@ -131,7 +131,7 @@ func TestRedisUsers(t *testing.T) {
 	})
 
 	t.Run("a namespace's user is confined to its keys and commands", func(t *testing.T) {
-		userA := userClient(t, srv, nsA)
+		userA := userClient(t, srv, nsA, password(t, k, nsA))
 		if err := once(ctx, userA, nsA, "x"); err != nil {
 			t.Fatalf("FCALL on its own key: %v", err)
 		}
@@ -168,7 +168,7 @@ func TestRedisUsers(t *testing.T) {
 		srv.Start(t) // empty: no ACL users, no function library
 		wait.For(t, 30*time.Second, "", func() error {
 			// The user has no PING: a function call on its own keys proves both exist again.
-			return once(ctx, userClient(t, srv, nsA), nsA, "y")
+			return once(ctx, userClient(t, srv, nsA, password(t, k, nsA)), nsA, "y")
 		})
 		wait.For(t, 30*time.Second, "", func() error {
 			return hasEvent(ctx, k, nsA, policyA.Name, corev1.EventTypeNormal, v1alpha1.ReasonSharedLimitsReady)
@@ -179,7 +179,7 @@ func TestRedisUsers(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, e := range list.Items {
-			if strings.Contains(e.Note, adminPassword) || strings.Contains(e.Note, redisacl.Password(master, nsA)) {
+			if strings.Contains(e.Note, adminPassword) || strings.Contains(e.Note, password(t, k, nsA)) {
 				t.Fatalf("event %s holds a password: %s", e.Reason, e.Note)
 			}
 		}
@@ -204,9 +204,43 @@ func TestRedisUsers(t *testing.T) {
 		})
 	})
 
+	t.Run("a namespace deleted and created again gets a new password", func(t *testing.T) {
+		ns := namespace(t, k, "team-r")
+		p := redisPolicy(ns, "chat", v1alpha1.LimitBackendRedis)
+		if err := k.Create(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		old := waitForPassword(t, k, srv, ns)
+		// What the namespace controller of a real cluster does (envtest has none): the policy goes,
+		// then the namespace.
+		if err := k.Delete(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		wait.For(t, 30*time.Second, "", func() error {
+			if err := k.Get(ctx, client.ObjectKeyFromObject(p), p); !apierrors.IsNotFound(err) {
+				return fmt.Errorf("policy %s/%s is still there: %v", ns, p.Name, err)
+			}
+			return nil
+		})
+		deleteNamespace(t, k, ns)
+		if err := k.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := k.Create(ctx, redisPolicy(ns, "chat", v1alpha1.LimitBackendRedis)); err != nil {
+			t.Fatal(err)
+		}
+		fresh := waitForPassword(t, k, srv, ns)
+		if fresh == old {
+			t.Fatal("the recreated namespace got its old password")
+		}
+		if err := once(ctx, userClient(t, srv, ns, old), ns, "z"); err == nil || !strings.Contains(err.Error(), "WRONGPASS") {
+			t.Fatalf("the old namespace's password against the new one: %v, want WRONGPASS", err)
+		}
+	})
+
 	t.Run("a user left behind is swept", func(t *testing.T) {
 		ghost := namespace(t, k, "ghost")
-		if err := admin.EnsureUser(ctx, ghost); err != nil {
+		if err := admin.EnsureUser(ctx, ghost, namespaceUID(t, k, ghost)); err != nil {
 			t.Fatal(err)
 		}
 		wait.For(t, 30*time.Second, "", func() error {
@@ -219,6 +253,47 @@ func TestRedisUsers(t *testing.T) {
 			}
 			return nil
 		})
+	})
+}
+
+// waitForPassword waits until ns's Secret holds the password derived from ns's current UID and Redis
+// accepts it, and returns it.
+func waitForPassword(t *testing.T, k client.Client, srv *testservers.Redis, ns string) string {
+	t.Helper()
+	want := password(t, k, ns)
+	wait.For(t, 30*time.Second, "", func() error {
+		if s := secret(t, k, ns); s == nil || string(s.Data[wellknown.RedisSecretKey]) != want {
+			return fmt.Errorf("Secret %s/%s does not hold the password of the namespace's UID yet", ns, wellknown.RedisSecretName)
+		}
+		return once(context.Background(), userClient(t, srv, ns, want), ns, "w")
+	})
+	return want
+}
+
+// deleteNamespace deletes ns and, as envtest runs no namespace controller, finalizes it, then waits
+// until it is gone.
+func deleteNamespace(t *testing.T, k client.Client, ns string) {
+	t.Helper()
+	ctx := context.Background()
+	n := &corev1.Namespace{}
+	if err := k.Get(ctx, client.ObjectKey{Name: ns}, n); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Delete(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	wait.For(t, 30*time.Second, "", func() error {
+		if err := k.Get(ctx, client.ObjectKey{Name: ns}, n); err != nil {
+			if apierrors.IsNotFound(err) {
+				return nil
+			}
+			return err
+		}
+		n.Spec.Finalizers = nil
+		if err := k.SubResource("finalize").Update(ctx, n); err != nil {
+			return err
+		}
+		return fmt.Errorf("namespace %s is still there", ns)
 	})
 }
 
@@ -280,11 +355,27 @@ func once(ctx context.Context, c *redis.Client, ns, name string) error {
 	return c.FCall(ctx, redislib.Once, []string{limits.NamespaceKeyPrefix(ns) + "jti:" + name}, "60000").Err()
 }
 
-// userClient logs in as ns's user with the derived password.
-func userClient(t *testing.T, srv *testservers.Redis, ns string) *redis.Client {
+// namespaceUID returns the UID of namespace ns.
+func namespaceUID(t *testing.T, k client.Client, ns string) string {
+	t.Helper()
+	var n corev1.Namespace
+	if err := k.Get(context.Background(), client.ObjectKey{Name: ns}, &n); err != nil {
+		t.Fatal(err)
+	}
+	return string(n.UID)
+}
+
+// password is the password ns's user must have: derived from the master secret, ns and its UID.
+func password(t *testing.T, k client.Client, ns string) string {
+	t.Helper()
+	return redisacl.Password(master, ns, namespaceUID(t, k, ns))
+}
+
+// userClient logs in as ns's user with password pw.
+func userClient(t *testing.T, srv *testservers.Redis, ns, pw string) *redis.Client {
 	t.Helper()
 	o := srv.Options()
-	o.Username, o.Password = wellknown.RedisUser(ns), redisacl.Password(master, ns)
+	o.Username, o.Password = wellknown.RedisUser(ns), pw
 	c := redis.NewClient(o)
 	t.Cleanup(func() { _ = c.Close() })
 	return c
