@@ -298,6 +298,15 @@ func (o *Options) registration(mgr ctrl.Manager) *controllers.RegistrationReconc
 // redisUsers reports whether sidecars authenticate to Redis as per-namespace users.
 func (o *Options) redisUsers() bool { return o.RedisURL != "" && o.RedisUsers }
 
+// redisFunctions returns the connection that keeps claude-guard's function library loaded when sidecars
+// share --redis-url (per-namespace users off; with them, the Redis user controller loads it), or nil.
+func (o *Options) redisFunctions() (*redisacl.Functions, error) {
+	if o.RedisURL == "" || o.redisUsers() {
+		return nil, nil
+	}
+	return redisacl.NewFunctions(o.RedisURL)
+}
+
 // redisUsersOptions builds the admin connection of the Redis user controller, or nil when it is off.
 func (o *Options) redisUsersOptions(ctx context.Context, mgr ctrl.Manager) (*controllers.RedisUsersOptions, error) {
 	if !o.redisUsers() {

@@ -5,35 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
-	"time"
 
-	"github.com/redis/go-redis/v9"
-	"github.com/redis/go-redis/v9/maintnotifications"
-
-	"github.com/claude-guard/claude-guard/internal/rediskeys"
-	"github.com/claude-guard/claude-guard/internal/redislib"
 	"github.com/claude-guard/claude-guard/internal/wellknown"
 )
 
-// DefaultTimeout bounds each admin command, so an unreachable Redis costs a reconcile seconds, not
-// minutes.
-const DefaultTimeout = 5 * time.Second
-
-// functionsRecheck is how long EnsureFunctions trusts a library it found in place: every namespace's
-// reconcile asks, and one look at Redis answers them all for that long.
-const functionsRecheck = 5 * time.Second
-
-// Admin manages the namespace users and claude-guard's function library over the manager's admin
-// connection (a user allowed to run ACL and FUNCTION).
+// Admin manages the namespace users over the manager's admin connection (a user allowed to run ACL),
+// and keeps claude-guard's function library loaded over it (Functions).
 type Admin struct {
-	client *redis.Client
+	*Functions
 	master []byte
-	addr   string // scheme://host:port, for logs
-	db     int    // the database of the URL, which sidecars select too
-
-	mu        sync.Mutex
-	functions time.Time // when the library was last found or loaded
 }
 
 // NewAdmin returns an Admin for the Redis at rawURL (the manager's --redis-url) deriving passwords from
@@ -42,28 +22,12 @@ func NewAdmin(rawURL string, master []byte) (*Admin, error) {
 	if len(master) < minMasterLen {
 		return nil, fmt.Errorf("the Redis ACL master secret must be at least %d bytes, got %d", minMasterLen, len(master))
 	}
-	addr, err := rediskeys.RedactURL(rawURL)
+	f, err := NewFunctions(rawURL)
 	if err != nil {
 		return nil, err
 	}
-	opt, err := redis.ParseURL(rawURL)
-	if err != nil {
-		// go-redis quotes the URL in some parse errors: never repeat it.
-		return nil, fmt.Errorf("failed to parse the Redis URL %s: not a valid redis:// or rediss:// URL", addr)
-	}
-	for _, d := range []*time.Duration{&opt.DialTimeout, &opt.ReadTimeout, &opt.WriteTimeout} {
-		if *d == 0 {
-			*d = DefaultTimeout
-		}
-	}
-	opt.ContextTimeoutEnabled = true
-	opt.DisableIdentity = true
-	opt.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
-	return &Admin{client: redis.NewClient(opt), master: master, addr: addr, db: opt.DB}, nil
+	return &Admin{Functions: f, master: master}, nil
 }
-
-// Addr is scheme://host:port of the Redis, without credentials.
-func (a *Admin) Addr() string { return a.addr }
 
 // Password returns the password of the user of namespace, whose UID is uid.
 func (a *Admin) Password(namespace, uid string) string { return Password(a.master, namespace, uid) }
@@ -84,24 +48,6 @@ func (a *Admin) EnsureUser(ctx context.Context, namespace, uid string) error {
 		return fmt.Errorf("failed to set Redis ACL user %s on %s: %w", wellknown.RedisUser(namespace), a.addr, redact(err, pw))
 	}
 	return nil
-}
-
-// EnsureFunctions loads claude-guard's function library unless Redis has it (redislib.Ensure), and
-// reports whether it loaded it. The library is what sidecars call; Redis keeps it in its RDB and AOF and
-// replicates it, but a Redis without persistence loses it in a restart, so the controller asks at every
-// reconcile. A library found in place is trusted for functionsRecheck.
-func (a *Admin) EnsureFunctions(ctx context.Context) (loaded bool, err error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if time.Since(a.functions) < functionsRecheck {
-		return false, nil
-	}
-	loaded, err = redislib.Ensure(ctx, a.client)
-	if err != nil {
-		return false, fmt.Errorf("failed to load claude-guard's functions into Redis %s: %w", a.addr, err)
-	}
-	a.functions = time.Now()
-	return loaded, nil
 }
 
 // DeleteUser removes namespace's user; Redis also closes its connections. A missing user is not an
@@ -128,9 +74,6 @@ func (a *Admin) Namespaces(ctx context.Context) ([]string, error) {
 	}
 	return out, nil
 }
-
-// Close closes the admin connections.
-func (a *Admin) Close() error { return a.client.Close() }
 
 // redact keeps a password out of an error: Redis quotes a modifier it rejects, and ">password" is one.
 func redact(err error, password string) error {
