@@ -31,9 +31,9 @@ import (
 //     EVAL or EVALSHA, no SCRIPT, no FUNCTION. A user runs no code of its own, so it can neither keep
 //     Redis busy with a loop (every other client would get BUSY) nor unload the library others call;
 //   - the commands those functions run (redislib.Commands): Redis checks them against the caller's ACL
-//     (TestFunctionsNeedTheirCommands), so they cannot be withheld. HINCRBY stores integers only (under
-//     field and key names of the caller's choosing: docs/limits.md, "Security", says what that leaves);
-//     the SET of the replay store and the HSET of the scripts before are no longer needed;
+//     (TestFunctionsNeedTheirCommands), so they cannot be withheld. HINCRBY and INCR store integers
+//     only (under field and key names of the caller's choosing: docs/limits.md, "Security", says what
+//     that leaves); the SET of the replay store and the HSET of the scripts before are no longer needed;
 //   - the connection handshake (HELLO, AUTH), and SELECT of db only (go-redis sends none for 0).
 func Grants(db int) []string {
 	g := make([]string, 0, len(redislib.Functions)+len(redislib.Commands)+3)

@@ -45,7 +45,7 @@ func TestPassword(t *testing.T) {
 }
 
 func TestSetUserArgs(t *testing.T) {
-	const grants = "-@all +fcall|cg_v1_reserve +fcall|cg_v1_adjust +fcall|cg_v1_once +hmget +hincrby +pexpire +hello +auth"
+	const grants = "-@all +fcall|cg_v1_reserve +fcall|cg_v1_adjust +fcall|cg_v1_once +hmget +hincrby +incr +pexpire +hello +auth"
 	cases := []struct {
 		ns      string
 		db      int

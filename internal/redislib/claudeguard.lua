@@ -191,7 +191,8 @@ end
 -- cg_v1_once records a replay key (cg:{<ns>}:jti:...) and reports whether this is the first time it was
 -- seen within its TTL: 1 the first time, 0 after.
 --
--- KEYS[1]   the replay key: a hash whose field n counts the uses.
+-- KEYS[1]   the replay key: an integer counting the uses (INCR: a key that an earlier release wrote with
+--           SET key 1 NX PX counts as seen).
 -- ARGV[1]   TTL of the key in ms, set with the first use.
 local function once(keys, args)
   check_keys(keys, 1, '^jti:', 'replay')
@@ -199,7 +200,7 @@ local function once(keys, args)
     fail('once takes 1 argument')
   end
   check_ttl(args[1], MAX_REPLAY_TTL)
-  local first = redis.call('HINCRBY', keys[1], 'n', 1) == 1
+  local first = redis.call('INCR', keys[1]) == 1
   redis.call('PEXPIRE', keys[1], args[1], 'NX')
   if first then
     return 1

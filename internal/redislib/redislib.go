@@ -41,7 +41,7 @@ var Functions = []string{Reserve, Adjust, Once}
 
 // Commands are the commands the functions run. Redis checks each of them, and its keys, against the
 // ACL of the user calling FCALL, so that user needs them too (internal/redisacl grants them).
-var Commands = []string{"hmget", "hincrby", "pexpire"}
+var Commands = []string{"hmget", "hincrby", "incr", "pexpire"}
 
 // The bounds the functions enforce; a call beyond them is refused. claudeguard.lua holds the same
 // numbers (TestBoundsMatchTheLibrary).

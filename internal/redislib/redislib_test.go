@@ -152,3 +152,24 @@ func TestFunctionsAlwaysSetATTL(t *testing.T) {
 		t.Errorf("budget counter = %v, want 12 (5 + 7)", got)
 	}
 }
+
+// TestOnceSeesMarksOfEarlierReleases: a replay key an earlier release wrote (SET key 1 NX PX) counts as
+// seen, and keeps its TTL.
+func TestOnceSeesMarksOfEarlierReleases(t *testing.T) {
+	srv := testservers.StartRedis(t, testservers.RedisOptions{})
+	ctx := context.Background()
+	c := srv.Client(t)
+	const mark = "cg:{t}:jti:old"
+	if err := c.SetNX(ctx, mark, "1", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := c.FCall(ctx, redislib.Once, []string{mark}, "3600000").Int64(); err != nil || n != 0 {
+		t.Fatalf("once on an earlier release's mark = %d, %v; want 0 (seen)", n, err)
+	}
+	if ttl := c.PTTL(ctx, mark).Val(); ttl <= 0 || ttl > time.Minute {
+		t.Fatalf("TTL %v, want the mark's own (at most 1m)", ttl)
+	}
+	if n, err := c.FCall(ctx, redislib.Once, []string{"cg:{t}:jti:new"}, "3600000").Int64(); err != nil || n != 1 {
+		t.Fatalf("once on a new key = %d, %v; want 1", n, err)
+	}
+}

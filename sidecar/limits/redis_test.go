@@ -406,7 +406,7 @@ func TestRedisACL(t *testing.T) {
 	ctx := context.Background()
 	admin := srv.Client(t)
 	// The line from docs/limits.md, "Security".
-	acl := "on >s3cret-acl resetkeys ~cg:* resetchannels -@all +fcall|cg_v1_reserve +fcall|cg_v1_adjust +fcall|cg_v1_once +hmget +hincrby +pexpire +hello +auth +select"
+	acl := "on >s3cret-acl resetkeys ~cg:* resetchannels -@all +fcall|cg_v1_reserve +fcall|cg_v1_adjust +fcall|cg_v1_once +hmget +hincrby +incr +pexpire +hello +auth +select"
 	if err := admin.Do(ctx, append([]any{"ACL", "SETUSER", "claude-guard"}, anySlice(strings.Fields(acl))...)...).Err(); err != nil {
 		t.Fatal(err)
 	}
