@@ -217,10 +217,14 @@ func TestRedisUsers(t *testing.T) {
 			t.Fatal(err)
 		}
 		wait.For(t, 30*time.Second, "", func() error {
-			if err := k.Get(ctx, client.ObjectKeyFromObject(p), p); !apierrors.IsNotFound(err) {
-				return fmt.Errorf("policy %s/%s is still there: %v", ns, p.Name, err)
+			err := k.Get(ctx, client.ObjectKeyFromObject(p), p)
+			switch {
+			case apierrors.IsNotFound(err):
+				return nil
+			case err != nil:
+				return err
 			}
-			return nil
+			return fmt.Errorf("policy %s/%s is still there", ns, p.Name)
 		})
 		deleteNamespace(t, k, ns)
 		if err := k.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
