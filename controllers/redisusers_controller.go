@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"k8s.io/client-go/tools/events"
@@ -17,6 +18,7 @@ import (
 	"github.com/claude-guard/claude-guard/api/v1alpha1"
 	"github.com/claude-guard/claude-guard/internal/policyconfig"
 	"github.com/claude-guard/claude-guard/internal/redisacl"
+	"github.com/claude-guard/claude-guard/internal/redislib"
 	"github.com/claude-guard/claude-guard/internal/wellknown"
 )
 
@@ -33,8 +35,9 @@ type RedisUsersOptions struct {
 }
 
 // RedisUserReconciler keeps, for every namespace whose rendered configs use the Redis backend with a
-// namespace user (limits.redisUser), a Redis ACL user restricted to the namespace's keys and the Secret
-// holding its password, and removes both when the namespace's last such config goes.
+// namespace user (limits.redisUser), a Redis ACL user restricted to the namespace's keys and to calling
+// claude-guard's Redis functions, and the Secret holding its password, and removes both when the
+// namespace's last such config goes. It also keeps the function library loaded, which those users call.
 //
 // It works per namespace (requests carry the namespace as Name) and reads the rendered ConfigMaps, not
 // the policies: a config is what sidecars run, and an unadmitted policy renders a deny-all config
@@ -68,12 +71,16 @@ func (r *RedisUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if len(policies) == 0 {
 		return ctrl.Result{}, r.remove(ctx, ns)
 	}
-	// The Secret first: pods mount it (optionally) and pick the password up once it exists, and a
-	// Redis outage must not keep it from being written.
-	if err := r.applySecret(ctx, ns); err != nil {
+	uid, err := r.namespaceUID(ctx, ns)
+	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if err := r.Admin.EnsureUser(ctx, ns); err != nil {
+	// The Secret first: pods mount it (optionally) and pick the password up once it exists, and a
+	// Redis outage must not keep it from being written.
+	if err := r.applySecret(ctx, ns, uid); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.prepareRedis(ctx, ns, uid); err != nil {
 		r.reportFailure(ctx, ns, policies, err)
 		// Not returned: an unreachable Redis would otherwise back off exponentially (to many minutes)
 		// and the error would be logged at every retry. A fixed retry heals a restarted Redis quickly.
@@ -81,6 +88,31 @@ func (r *RedisUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	}
 	r.reportRecovery(ctx, ns, policies)
 	return ctrl.Result{RequeueAfter: r.resync()}, nil
+}
+
+// prepareRedis makes sure Redis has the function library the namespace's sidecars call, then their user.
+// Both live in Redis memory: a Redis restarted without persistence has neither until this runs again.
+func (r *RedisUserReconciler) prepareRedis(ctx context.Context, ns, uid string) error {
+	loaded, err := r.Admin.EnsureFunctions(ctx)
+	if err != nil {
+		return err
+	}
+	if loaded {
+		ctrl.LoggerFrom(ctx).Info("Loaded claude-guard's function library into Redis", "library", redislib.Library, "redis", r.Admin.Addr())
+	}
+	return r.Admin.EnsureUser(ctx, ns, uid)
+}
+
+// namespaceUID returns the UID of namespace ns, which its Redis password is derived from (a namespace
+// deleted and created again gets a new one). It reads the manager's metadata cache of namespaces.
+func (r *RedisUserReconciler) namespaceUID(ctx context.Context, ns string) (string, error) {
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
+	if err := r.Get(ctx, types.NamespacedName{Name: ns}, m); err != nil {
+		// Not found too: its ConfigMaps are in the cache, so the namespace is too, soon.
+		return "", fmt.Errorf("failed to get namespace %s: %w", ns, err)
+	}
+	return string(m.UID), nil
 }
 
 func (r *RedisUserReconciler) resync() time.Duration {
@@ -129,11 +161,11 @@ func (r *RedisUserReconciler) redisPolicies(ctx context.Context, ns string) ([]v
 
 // applySecret writes the namespace's password Secret with server-side apply: a no-op when unchanged,
 // and a Secret someone edited or deleted is restored at the next resync.
-func (r *RedisUserReconciler) applySecret(ctx context.Context, ns string) error {
+func (r *RedisUserReconciler) applySecret(ctx context.Context, ns, uid string) error {
 	s := corev1ac.Secret(wellknown.RedisSecretName, ns).
 		WithLabels(map[string]string{"app.kubernetes.io/managed-by": wellknown.ManagedBy}).
 		WithType(corev1.SecretTypeOpaque).
-		WithData(map[string][]byte{wellknown.RedisSecretKey: []byte(r.Admin.Password(ns))})
+		WithData(map[string][]byte{wellknown.RedisSecretKey: []byte(r.Admin.Password(ns, uid))})
 	if err := r.Apply(ctx, s, FieldOwner, client.ForceOwnership); err != nil {
 		return fmt.Errorf("failed to apply Secret %s/%s: %w", ns, wellknown.RedisSecretName, err)
 	}
@@ -190,10 +222,10 @@ func (r *RedisUserReconciler) reportFailure(ctx context.Context, ns string, poli
 	if _, already := r.failing.LoadOrStore(ns, true); already {
 		return
 	}
-	ctrl.LoggerFrom(ctx).Error(err, "Failed to set the namespace's Redis user; retrying", "namespace", ns)
+	ctrl.LoggerFrom(ctx).Error(err, "Failed to prepare Redis for the namespace's sidecars; retrying", "namespace", ns)
 	for i := range policies {
 		r.Recorder.Eventf(&policies[i], nil, corev1.EventTypeWarning, v1alpha1.ReasonSharedLimitsUnavailable, eventActionReconcile,
-			"The Redis user %s could not be set, so sidecars may not reach the shared limits (the policy's failureMode applies); retrying: %v",
+			"The Redis user %s or claude-guard's Redis functions could not be set, so sidecars may not reach the shared limits (the policy's failureMode applies); retrying: %v",
 			wellknown.RedisUser(ns), err)
 	}
 }

@@ -152,7 +152,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.VaultCAFile, "vault-ca-file", o.VaultCAFile, "PEM file with the CA bundle that verifies Vault; rendered into sidecar configs (empty: system roots).")
 	fs.Var(listFlag{&o.VaultJWTAudiences}, "vault-jwt-audiences", "Audiences Vault's jwt auth roles accept, separated by commas. With --vault-audience they are refused as workload identity federation audiences (a JWT-SVID for them must not leave for a token endpoint).")
 	fs.Var(mapFlag{&o.VaultAuthMounts}, "vault-auth-mounts", "Vault auth mount paths of methods not mounted at their own name, as method=path pairs separated by commas (e.g. kubernetes=kubernetes-prod).")
-	fs.StringVar(&o.RedisURL, "redis-url", o.RedisURL, "Redis URL of the Redis limit backend. With --redis-per-namespace-users its credentials are the manager's admin connection (allowed to run ACL) and never leave the manager; without, the URL is rendered into sidecar configs as is.")
+	fs.StringVar(&o.RedisURL, "redis-url", o.RedisURL, "Redis URL of the Redis limit backend. With --redis-per-namespace-users its credentials are the manager's admin connection (allowed to run ACL, FUNCTION LIST and FUNCTION LOAD) and never leave the manager; without, the URL is rendered into sidecar configs as is (and the manager still loads claude-guard's Redis functions over it if its user may).")
 	fs.BoolVar(&o.RedisUsers, "redis-per-namespace-users", o.RedisUsers, "Give every namespace with a Redis policy its own Redis ACL user, limited to its own keys, whose password the webhook mounts into the sidecar.")
 	fs.StringVar(&o.RedisACLSecretFile, "redis-acl-secret-file", o.RedisACLSecretFile, "File with the master secret (at least 32 bytes) the Redis users' passwords are derived from (default: generated once and kept in Secret "+redisacl.MasterSecretName+" in the operator's namespace).")
 	fs.StringVar(&o.Upstream, "upstream", o.Upstream, "Anthropic API base URL rendered into sidecar configs.")
@@ -308,6 +308,15 @@ func (o *Options) registration(mgr ctrl.Manager) *controllers.RegistrationReconc
 
 // redisUsers reports whether sidecars authenticate to Redis as per-namespace users.
 func (o *Options) redisUsers() bool { return o.RedisURL != "" && o.RedisUsers }
+
+// redisFunctions returns the connection that keeps claude-guard's function library loaded when sidecars
+// share --redis-url (per-namespace users off; with them, the Redis user controller loads it), or nil.
+func (o *Options) redisFunctions() (*redisacl.Functions, error) {
+	if o.RedisURL == "" || o.redisUsers() {
+		return nil, nil
+	}
+	return redisacl.NewFunctions(o.RedisURL)
+}
 
 // redisUsersOptions builds the admin connection of the Redis user controller, or nil when it is off.
 func (o *Options) redisUsersOptions(ctx context.Context, mgr ctrl.Manager) (*controllers.RedisUsersOptions, error) {

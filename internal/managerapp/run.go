@@ -83,8 +83,9 @@ func newManager(o *Options) (ctrl.Manager, error) {
 	return mgr, nil
 }
 
-// setupControllers registers the policy, tenant, Redis user and SPIFFE registration controllers, and
-// returns what closes the Redis admin connection.
+// setupControllers registers the policy, tenant, Redis user and SPIFFE registration controllers (or,
+// without per-namespace Redis users, the Redis function loader), and returns what closes the manager's
+// Redis connection.
 func setupControllers(ctx context.Context, mgr ctrl.Manager, o *Options, eff effective.Options) (func(), error) {
 	noop := func() {}
 	redisUsers, err := o.redisUsersOptions(ctx, mgr)
@@ -97,6 +98,16 @@ func setupControllers(ctx context.Context, mgr ctrl.Manager, o *Options, eff eff
 	}
 	if err := controllers.Setup(mgr, eff, redisUsers); err != nil {
 		return closeRedis, err
+	}
+	functions, err := o.redisFunctions()
+	if err != nil {
+		return closeRedis, err
+	}
+	if functions != nil {
+		closeRedis = func() { _ = functions.Close() }
+		if err := mgr.Add(&controllers.RedisFunctionsLoader{Functions: functions}); err != nil {
+			return closeRedis, fmt.Errorf("failed to set up the Redis function loader: %w", err)
+		}
 	}
 	if reg := o.registration(mgr); reg != nil {
 		if err := controllers.SetupRegistration(mgr, reg); err != nil {

@@ -5,24 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
-	"github.com/redis/go-redis/v9"
-	"github.com/redis/go-redis/v9/maintnotifications"
-
-	"github.com/claude-guard/claude-guard/internal/rediskeys"
 	"github.com/claude-guard/claude-guard/internal/wellknown"
 )
 
-// DefaultTimeout bounds each admin command, so an unreachable Redis costs a reconcile seconds, not
-// minutes.
-const DefaultTimeout = 5 * time.Second
-
-// Admin manages the namespace users over the manager's admin connection (a user allowed to run ACL).
+// Admin manages the namespace users over the manager's admin connection (a user allowed to run ACL),
+// and keeps claude-guard's function library loaded over it (Functions).
 type Admin struct {
-	client *redis.Client
+	*Functions
 	master []byte
-	addr   string // scheme://host:port, for logs
 }
 
 // NewAdmin returns an Admin for the Redis at rawURL (the manager's --redis-url) deriving passwords from
@@ -31,37 +22,25 @@ func NewAdmin(rawURL string, master []byte) (*Admin, error) {
 	if len(master) < minMasterLen {
 		return nil, fmt.Errorf("the Redis ACL master secret must be at least %d bytes, got %d", minMasterLen, len(master))
 	}
-	addr, err := rediskeys.RedactURL(rawURL)
+	f, err := NewFunctions(rawURL)
 	if err != nil {
 		return nil, err
 	}
-	opt, err := redis.ParseURL(rawURL)
-	if err != nil {
-		// go-redis quotes the URL in some parse errors: never repeat it.
-		return nil, fmt.Errorf("failed to parse the Redis URL %s: not a valid redis:// or rediss:// URL", addr)
-	}
-	for _, d := range []*time.Duration{&opt.DialTimeout, &opt.ReadTimeout, &opt.WriteTimeout} {
-		if *d == 0 {
-			*d = DefaultTimeout
-		}
-	}
-	opt.ContextTimeoutEnabled = true
-	opt.DisableIdentity = true
-	opt.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
-	return &Admin{client: redis.NewClient(opt), master: master, addr: addr}, nil
+	return &Admin{Functions: f, master: master}, nil
 }
 
-// Addr is scheme://host:port of the Redis, without credentials.
-func (a *Admin) Addr() string { return a.addr }
+// Password returns the password of the user of namespace, whose UID is uid.
+func (a *Admin) Password(namespace, uid string) string { return Password(a.master, namespace, uid) }
 
-// Password returns the password of namespace's user.
-func (a *Admin) Password(namespace string) string { return Password(a.master, namespace) }
-
-// EnsureUser (re)creates namespace's user with its derived password. It is idempotent and cheap, so the
-// controller runs it periodically: ACL users live in Redis memory and a restarted Redis has none.
-func (a *Admin) EnsureUser(ctx context.Context, namespace string) error {
-	pw := a.Password(namespace)
-	args, err := SetUserArgs(namespace, pw)
+// EnsureUser (re)creates the user of namespace (UID uid) with its derived password. It is idempotent and
+// cheap, so the controller runs it periodically: ACL users live in Redis memory and a restarted Redis
+// has none.
+func (a *Admin) EnsureUser(ctx context.Context, namespace, uid string) error {
+	if uid == "" {
+		return fmt.Errorf("namespace %s has no UID to derive its Redis password from", namespace)
+	}
+	pw := a.Password(namespace, uid)
+	args, err := SetUserArgs(namespace, pw, a.db)
 	if err != nil {
 		return err
 	}
@@ -95,9 +74,6 @@ func (a *Admin) Namespaces(ctx context.Context) ([]string, error) {
 	}
 	return out, nil
 }
-
-// Close closes the admin connections.
-func (a *Admin) Close() error { return a.client.Close() }
 
 // redact keeps a password out of an error: Redis quotes a modifier it rejects, and ">password" is one.
 func redact(err error, password string) error {

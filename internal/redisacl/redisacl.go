@@ -1,11 +1,12 @@
 // Package redisacl gives every namespace with a Redis-backed policy its own Redis ACL user, limited to
-// the keys of that namespace (cg:{<namespace>}:*) and to the commands the sidecar's limiter and replay
-// store send. The manager holds the admin connection (--redis-url); sidecars only ever see their
-// namespace's user and password (docs/limits.md, "Security").
+// the keys of that namespace (cg:{<namespace>}:*) and to calling claude-guard's Redis functions
+// (internal/redislib), which the manager loads. The manager holds the admin connection (--redis-url);
+// sidecars only ever see their namespace's user and password (docs/limits.md, "Security").
 //
-// Passwords are derived, not stored: HMAC-SHA256 of a master secret and the namespace. The operator
-// therefore keeps no per-namespace state and can recreate any user at any time, for instance after a
-// Redis restart lost them all.
+// Passwords are derived, not stored: HMAC-SHA256 of a master secret, the namespace's name and its UID.
+// The operator therefore keeps no per-namespace state and can recreate any user at any time, for
+// instance after a Redis restart lost them all; and a namespace deleted and created again (a new UID)
+// gets a new password.
 package redisacl
 
 import (
@@ -16,15 +17,38 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"strconv"
 
 	"github.com/claude-guard/claude-guard/internal/rediskeys"
+	"github.com/claude-guard/claude-guard/internal/redislib"
 	"github.com/claude-guard/claude-guard/internal/wellknown"
 )
 
-// Commands are exactly the commands the limiter and the replay store send (sidecar/limits): the scripts
-// by EVALSHA with an EVAL fallback after NOSCRIPT, the commands the scripts run (Redis checks them
-// against the caller's ACL too), SET NX PX of the replay store, and the connection handshake.
-var Commands = []string{"evalsha", "eval", "hmget", "hincrby", "hset", "pexpire", "set", "hello", "auth", "select"}
+// Grants returns the commands a namespace's user gets after "-@all", for sidecars whose connections
+// select database db:
+//
+//   - FCALL of claude-guard's functions by name and nothing else of the kind: no other function, no
+//     EVAL or EVALSHA, no SCRIPT, no FUNCTION. A user runs no code of its own, so it can neither keep
+//     Redis busy with a loop (every other client would get BUSY) nor unload the library others call;
+//   - the commands those functions run (redislib.Commands): Redis checks them against the caller's ACL
+//     (TestFunctionsNeedTheirCommands), so they cannot be withheld. HINCRBY and INCR store integers
+//     only (under field and key names of the caller's choosing: docs/limits.md, "Security", says what
+//     that leaves); the SET of the replay store and the HSET of the scripts before are no longer needed;
+//   - the connection handshake (HELLO, AUTH), and SELECT of db only (go-redis sends none for 0).
+func Grants(db int) []string {
+	g := make([]string, 0, len(redislib.Functions)+len(redislib.Commands)+3)
+	for _, f := range redislib.Functions {
+		g = append(g, "+fcall|"+f)
+	}
+	for _, c := range redislib.Commands {
+		g = append(g, "+"+c)
+	}
+	g = append(g, "+hello", "+auth")
+	if db != 0 {
+		g = append(g, "+select|"+strconv.Itoa(db))
+	}
+	return g
+}
 
 // minMasterLen is the shortest master secret accepted: the passwords are only as strong as it is.
 const minMasterLen = 32
@@ -33,24 +57,32 @@ const minMasterLen = 32
 // keys and has no ACL glob character, so the key pattern grants exactly that namespace's keys.
 var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 
-// Password returns the password of namespace's user: hex(HMAC-SHA256(master, "redis-user:"+namespace)).
-func Password(master []byte, namespace string) string {
+// Password returns the password of the user of namespace, whose UID is uid:
+// hex(HMAC-SHA256(master, "redis-user:" + namespace + ":" + uid)). A namespace name has no ':', so no
+// two (namespace, UID) pairs share an input.
+//
+// The UID is what makes a deleted and recreated namespace's password new: the Secret holding the old one
+// was readable in the old namespace (by its admins, by anyone who could mount it), and the user name
+// (cg-<namespace>) stays the same. Deriving from the UID keeps the operator stateless: the UID is in the
+// API server, the same for every manager replica, and needs no read the controller does not do anyway.
+func Password(master []byte, namespace, uid string) string {
 	m := hmac.New(sha256.New, master)
-	m.Write([]byte("redis-user:" + namespace))
+	m.Write([]byte("redis-user:" + namespace + ":" + uid))
 	return hex.EncodeToString(m.Sum(nil))
 }
 
-// SetUserArgs returns the ACL SETUSER command that (re)creates namespace's user with password. "reset"
-// first makes it idempotent and exact: whatever the user had before (other keys, commands, passwords)
-// is dropped, so running it again repairs a user someone widened by hand.
-func SetUserArgs(namespace, password string) ([]any, error) {
+// SetUserArgs returns the ACL SETUSER command that (re)creates namespace's user with password, for
+// sidecars on database db. "reset" first makes it idempotent and exact: whatever the user had before
+// (other keys, commands, passwords) is dropped, so running it again repairs a user someone widened by
+// hand.
+func SetUserArgs(namespace, password string, db int) ([]any, error) {
 	if !dnsLabel.MatchString(namespace) {
 		return nil, fmt.Errorf("namespace %q is not a valid Kubernetes namespace name", namespace)
 	}
 	args := []any{"ACL", "SETUSER", wellknown.RedisUser(namespace), "reset", "on", ">" + password,
 		"~" + rediskeys.NamespacePrefix(namespace) + "*", "resetchannels", "-@all"}
-	for _, c := range Commands {
-		args = append(args, "+"+c)
+	for _, g := range Grants(db) {
+		args = append(args, g)
 	}
 	return args, nil
 }

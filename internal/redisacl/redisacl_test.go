@@ -16,33 +16,44 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
+	"github.com/claude-guard/claude-guard/internal/redislib"
 	"github.com/claude-guard/claude-guard/internal/test/testservers"
 )
 
 var master = []byte("0123456789abcdef0123456789abcdef")
 
+// uid is a namespace UID for the tests that need one.
+const uid = "6f1c2a44-0f6e-4b61-9a34-6f0e1c0e5a01"
+
 func TestPassword(t *testing.T) {
-	// The vector is computed independently: python3 -c "import hmac,hashlib;
-	// print(hmac.new(b'0123456789abcdef0123456789abcdef', b'redis-user:team-a', hashlib.sha256).hexdigest())"
-	if got, want := Password(master, "team-a"), "d3e4d3d3e2bd8404dfaaace05df90696af4bb9bd6cdd91d4c9435348d556e1ea"; got != want {
+	// The vector is computed independently: python3 -c "import hmac,hashlib; print(hmac.new(
+	// b'0123456789abcdef0123456789abcdef', b'redis-user:team-a:6f1c2a44-0f6e-4b61-9a34-6f0e1c0e5a01', hashlib.sha256).hexdigest())"
+	if got, want := Password(master, "team-a", uid), "635bfdf6b8057ec76c0dd40d84200092c62e703ce019f9f69581c08ba0489be2"; got != want {
 		t.Fatalf("Password = %s, want %s", got, want)
 	}
-	if Password(master, "team-a") == Password(master, "team-b") {
+	if Password(master, "team-a", uid) == Password(master, "team-b", uid) {
 		t.Fatal("two namespaces share a password")
+	}
+	if Password(master, "team-a", uid) == Password(master, "team-a", "0d3b7e0e-2f7a-4a57-8d0b-1c9a4e6f7b12") {
+		t.Fatal("a namespace recreated (a new UID) keeps its password")
 	}
 	other := append([]byte(nil), master...)
 	other[0] ^= 1
-	if Password(master, "team-a") == Password(other, "team-a") {
+	if Password(master, "team-a", uid) == Password(other, "team-a", uid) {
 		t.Fatal("two master secrets give the same password")
 	}
 }
 
 func TestSetUserArgs(t *testing.T) {
+	const grants = "-@all +fcall|cg_v1_reserve +fcall|cg_v1_adjust +fcall|cg_v1_once +hmget +hincrby +incr +pexpire +hello +auth"
 	cases := []struct {
-		ns, want, wantErr string
+		ns      string
+		db      int
+		want    string
+		wantErr string
 	}{
-		{ns: "team-a", want: "ACL SETUSER cg-team-a reset on >pw ~cg:{team-a}:* resetchannels -@all +evalsha +eval +hmget +hincrby +hset +pexpire +set +hello +auth +select"},
-		{ns: "a", want: "ACL SETUSER cg-a reset on >pw ~cg:{a}:* resetchannels -@all +evalsha +eval +hmget +hincrby +hset +pexpire +set +hello +auth +select"},
+		{ns: "team-a", want: "ACL SETUSER cg-team-a reset on >pw ~cg:{team-a}:* resetchannels " + grants},
+		{ns: "a", db: 3, want: "ACL SETUSER cg-a reset on >pw ~cg:{a}:* resetchannels " + grants + " +select|3"},
 		{ns: "Team-A", wantErr: "not a valid Kubernetes namespace name"},
 		{ns: "a*", wantErr: "not a valid Kubernetes namespace name"},
 		{ns: "a b", wantErr: "not a valid Kubernetes namespace name"},
@@ -50,7 +61,7 @@ func TestSetUserArgs(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.ns, func(t *testing.T) {
-			args, err := SetUserArgs(c.ns, "pw")
+			args, err := SetUserArgs(c.ns, "pw", c.db)
 			if c.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
 					t.Fatalf("err = %v, want %q", err, c.wantErr)
@@ -91,10 +102,10 @@ func TestPublicURL(t *testing.T) {
 	}
 }
 
-// TestAdmin runs the ACL commands against a real Redis whose admin is the password-protected default
-// user, and checks what a namespace user can and cannot do.
+// TestAdmin runs the ACL and FUNCTION commands against a real Redis whose admin is the
+// password-protected default user, and checks what a namespace user can and cannot do.
 func TestAdmin(t *testing.T) {
-	srv := testservers.StartRedis(t, testservers.RedisOptions{Password: "admin-pw"})
+	srv := testservers.StartRedis(t, testservers.RedisOptions{Password: "admin-pw", NoFunctions: true})
 	ctx := context.Background()
 	a, err := NewAdmin(srv.URL, master)
 	if err != nil {
@@ -103,13 +114,16 @@ func TestAdmin(t *testing.T) {
 	defer a.Close()
 	for range 2 { // idempotent
 		for _, ns := range []string{"team-a", "team-b"} {
-			if err := a.EnsureUser(ctx, ns); err != nil {
+			if err := a.EnsureUser(ctx, ns, uid); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	if err := a.EnsureUser(ctx, "Not_A_Namespace"); err == nil {
+	if err := a.EnsureUser(ctx, "Not_A_Namespace", uid); err == nil {
 		t.Fatal("EnsureUser accepted an invalid namespace")
+	}
+	if err := a.EnsureUser(ctx, "team-c", ""); err == nil {
+		t.Fatal("EnsureUser accepted a namespace without a UID")
 	}
 	got, err := a.Namespaces(ctx)
 	if err != nil {
@@ -120,27 +134,19 @@ func TestAdmin(t *testing.T) {
 	}
 
 	o := srv.Options()
-	o.Username, o.Password = "cg-team-a", a.Password("team-a")
+	o.Username, o.Password = "cg-team-a", a.Password("team-a", uid)
 	user := redis.NewClient(o)
 	defer user.Close()
-	if err := user.Set(ctx, "cg:{team-a}:jti:x", "1", 0).Err(); err != nil {
-		t.Fatalf("SET on its own key: %v", err)
+	if loaded, err := a.EnsureFunctions(ctx); err != nil || !loaded {
+		t.Fatalf("EnsureFunctions on an empty Redis = %v, %v; want loaded", loaded, err)
 	}
-	denied := map[string]func() error{
-		"other namespace's key": func() error {
-			return user.HIncrBy(ctx, "cg:{team-b}:p:x:limit:r:Minute:Namespace=team-b:0", "r", 1).Err()
-		},
-		"key outside cg": func() error { return user.Set(ctx, "x", "1", 0).Err() },
-		"FLUSHALL":       func() error { return user.FlushAll(ctx).Err() },
-		"CONFIG":         func() error { return user.ConfigSet(ctx, "maxmemory", "1").Err() },
-		"ACL":            func() error { return user.Do(ctx, "ACL", "SETUSER", "cg-team-a", "~*").Err() },
-		"DEL":            func() error { return user.Del(ctx, "cg:{team-a}:jti:x").Err() },
+	if loaded, err := a.EnsureFunctions(ctx); err != nil || loaded {
+		t.Fatalf("EnsureFunctions again = %v, %v; want nothing to do", loaded, err)
 	}
-	for name, f := range denied {
-		if err := f(); err == nil || !strings.Contains(err.Error(), "NOPERM") {
-			t.Errorf("%s as cg-team-a: %v, want NOPERM", name, err)
-		}
+	if err := user.FCall(ctx, redislib.Once, []string{"cg:{team-a}:jti:x"}, "60000").Err(); err != nil {
+		t.Fatalf("FCALL on its own key: %v", err)
 	}
+	assertConfined(t, ctx, user, "team-a", "team-b")
 
 	if err := a.DeleteUser(ctx, "team-a"); err != nil {
 		t.Fatal(err)
@@ -156,8 +162,8 @@ func TestAdmin(t *testing.T) {
 
 	// Unreachable: the error names the address, never the admin password.
 	srv.Stop()
-	err = a.EnsureUser(ctx, "team-b")
-	if err == nil || strings.Contains(err.Error(), "admin-pw") || strings.Contains(err.Error(), a.Password("team-b")) {
+	err = a.EnsureUser(ctx, "team-b", uid)
+	if err == nil || strings.Contains(err.Error(), "admin-pw") || strings.Contains(err.Error(), a.Password("team-b", uid)) {
 		t.Fatalf("EnsureUser on a stopped Redis: %v", err)
 	}
 }

@@ -28,6 +28,7 @@ import (
 
 	"github.com/claude-guard/claude-guard/internal/glob"
 	"github.com/claude-guard/claude-guard/internal/policyconfig"
+	"github.com/claude-guard/claude-guard/internal/redislib"
 	"github.com/claude-guard/claude-guard/sidecar/usage"
 )
 
@@ -168,7 +169,7 @@ type Rules struct {
 	rules  []rule
 	prices []price
 	// keyPrefix starts every Redis key of this config with the namespace as hash tag: all the counters
-	// one request touches live in one Redis Cluster slot, so one script can check and take them
+	// one request touches live in one Redis Cluster slot, so one function can check and take them
 	// atomically.
 	keyPrefix string
 	// failOpen admits requests (counted locally) when a shared backend is unreachable.
@@ -211,6 +212,10 @@ func Compile(c *policyconfig.Config) (*Rules, error) {
 			*dst = v
 		}
 		rs.prices = append(rs.prices, pr)
+	}
+	if len(rs.rules) > redislib.MaxKeys {
+		// The Redis functions take at most that many counters per call (the CRDs allow far fewer).
+		return nil, fmt.Errorf("%d limit rules and budgets, at most %d are supported", len(rs.rules), redislib.MaxKeys)
 	}
 	return rs, nil
 }
@@ -268,7 +273,8 @@ func holdFor(ru *rule, r Request) (requests, amount int64) {
 }
 
 // check returns what ru refuses when a hold of (hr, ha) is added to its counters (requests, amount), or
-// "" when it fits. The Redis backend's reserve script (redis/reserve.lua) is the same function in Lua.
+// "" when it fits. The Redis backend's reserve function (cg_v1_reserve in internal/redislib) is the same
+// check in Lua.
 func check(ru *rule, requests, amount, hr, ha int64) string {
 	switch {
 	case ru.budget:

@@ -3,12 +3,15 @@ package limits
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/claude-guard/claude-guard/internal/policyconfig"
+	"github.com/claude-guard/claude-guard/internal/redislib"
 	"github.com/claude-guard/claude-guard/sidecar/usage"
 )
 
@@ -480,5 +483,20 @@ func TestMemoryOnceIsBounded(t *testing.T) {
 	}
 	if len(s.seen) != 1 {
 		t.Fatalf("%d keys held after the sweep, want 1", len(s.seen))
+	}
+}
+
+// TestCompileBoundsTheRules: a config with more rules than one Redis function call takes is refused
+// when compiled, not at its first request.
+func TestCompileBoundsTheRules(t *testing.T) {
+	ls := make([]policyconfig.LimitRule, redislib.MaxKeys+1)
+	for i := range ls {
+		ls[i] = policyconfig.LimitRule{Name: fmt.Sprint("r", i), Key: "Workload", Window: "Minute", Requests: 1}
+	}
+	if _, err := Compile(&policyconfig.Config{Limits: policyconfig.Limits{Rules: ls[:redislib.MaxKeys]}}); err != nil {
+		t.Fatalf("%d rules: %v", redislib.MaxKeys, err)
+	}
+	if _, err := Compile(&policyconfig.Config{Limits: policyconfig.Limits{Rules: ls}}); err == nil || !strings.Contains(err.Error(), "at most 128") {
+		t.Fatalf("%d rules: %v, want an error", len(ls), err)
 	}
 }

@@ -3,7 +3,6 @@ package limits
 import (
 	"context"
 	"crypto/tls"
-	_ "embed" // the Lua scripts
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,21 +17,13 @@ import (
 	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/claude-guard/claude-guard/internal/rediskeys"
+	"github.com/claude-guard/claude-guard/internal/redislib"
 	"github.com/claude-guard/claude-guard/sidecar/usage"
 )
 
 // ErrUnavailable wraps every error of a shared backend that could not be reached (or answered with an
 // error). The limiter logs the outage once; callers need not log each request.
 var ErrUnavailable = errors.New("the rate limit backend is unavailable")
-
-var (
-	//go:embed scripts/reserve.lua
-	reserveLua    string
-	reserveScript = redis.NewScript(reserveLua)
-	//go:embed scripts/adjust.lua
-	adjustLua    string
-	adjustScript = redis.NewScript(adjustLua)
-)
 
 // Defaults of RedisOptions.
 const (
@@ -71,8 +62,9 @@ type RedisOptions struct {
 }
 
 // Redis is the shared Limiter: counters live in Redis, so every sidecar of a namespace (and every
-// replica of a gateway) enforces one limit together. Each Reserve, Settle and Refund is one Lua script,
-// one round trip.
+// replica of a gateway) enforces one limit together. Each Reserve, Settle and Refund is one FCALL of a
+// function of claude-guard's library (internal/redislib), one round trip. The manager loads the
+// library; the limiter only calls it, and a Redis without it counts as unavailable.
 //
 // When Redis cannot be reached the policy's failure mode applies: FailClosed returns an error wrapping
 // ErrUnavailable; FailOpen reserves on a local Memory limiter with the same rules (this sidecar's share
@@ -213,12 +205,12 @@ func (l *Redis) Reserve(ctx context.Context, r Request) (*Reservation, error) {
 		if ru.budget {
 			kind = "b"
 		}
-		args = append(args, kind, ru.requests, ru.amount, h.requests, h.amount, ttl(end, now))
+		args = append(args, kind, bounded(ru.requests), bounded(ru.amount), h.requests, bounded(h.amount), ttl(end, now))
 	}
 	var reply []int64
 	err := l.do(ctx, "reserve", func(ctx context.Context) error {
 		var err error
-		reply, err = reserveScript.Run(ctx, l.client, keys, args...).Int64Slice()
+		reply, err = l.client.FCall(ctx, redislib.Reserve, keys, args...).Int64Slice()
 		return err
 	})
 	if err != nil {
@@ -233,7 +225,7 @@ func (l *Redis) Reserve(ctx context.Context, r Request) (*Reservation, error) {
 		return res, err
 	}
 	if len(reply) != 2+2*len(rs.rules) {
-		return nil, fmt.Errorf("%w: the reserve script returned %d values for %d rules", ErrUnavailable, len(reply), len(rs.rules))
+		return nil, fmt.Errorf("%w: the reserve function returned %d values for %d rules", ErrUnavailable, len(reply), len(rs.rules))
 	}
 	counts := make([]count, len(rs.rules))
 	for i, h := range res.holds {
@@ -245,7 +237,7 @@ func (l *Redis) Reserve(ctx context.Context, r Request) (*Reservation, error) {
 		return res, nil
 	}
 	if reply[0] < 1 || reply[0] > int64(len(rs.rules)) || reply[1] < 1 || reply[1] > 3 {
-		return nil, fmt.Errorf("%w: the reserve script returned rule %d, reason %d", ErrUnavailable, reply[0], reply[1])
+		return nil, fmt.Errorf("%w: the reserve function returned rule %d, reason %d", ErrUnavailable, reply[0], reply[1])
 	}
 	h := res.holds[reply[0]-1]
 	d := denial(h.r, [...]string{1: whatRequests, 2: whatTokens, 3: whatBudget}[reply[1]], h.amount, h.end.Sub(now))
@@ -299,29 +291,32 @@ func (l *Redis) adjust(ctx context.Context, op string, res *Reservation, delta f
 			continue
 		}
 		keys = append(keys, h.key)
-		args = append(args, dr, da, ttl(h.end, now))
+		args = append(args, dr, bounded(da), ttl(h.end, now))
 	}
 	if len(keys) == 0 {
 		return nil
 	}
 	return l.do(ctx, op, func(ctx context.Context) error {
-		return adjustScript.Run(ctx, l.client, keys, args...).Err()
+		return l.client.FCall(ctx, redislib.Adjust, keys, args...).Err()
 	})
 }
 
-// Once records key for ttl (SET NX PX) and reports whether this is the first time it was seen within its
-// ttl: jti replay protection shared by every sidecar of the namespace. When Redis is unreachable the
-// failure mode applies: FailOpen falls back to this sidecar's memory (a replay through another sidecar
-// is then not seen), FailClosed returns an error wrapping ErrUnavailable.
+// Once records key for ttl and reports whether this is the first time it was seen within its ttl: jti
+// replay protection shared by every sidecar of the namespace. A ttl beyond redislib.MaxReplayTTL (a
+// token valid for more than a year) is cut to it: the function refuses longer ones, so that no key
+// lives for ever. When Redis is unreachable the failure mode applies: FailOpen falls back to this
+// sidecar's memory (a replay through another sidecar is then not seen), FailClosed returns an error
+// wrapping ErrUnavailable.
 func (l *Redis) Once(ctx context.Context, key string, ttl time.Duration) (bool, error) {
 	if ttl <= 0 {
 		return false, fmt.Errorf("replay key TTL must be positive, got %s", ttl)
 	}
+	ms := strconv.FormatInt(max(1, min(ttl, redislib.MaxReplayTTL).Milliseconds()), 10)
 	rs := l.rules.Load()
 	var first bool
 	err := l.do(ctx, "once", func(ctx context.Context) error {
-		var err error
-		first, err = l.client.SetNX(ctx, rs.replayKey(key), "1", ttl).Result()
+		n, err := l.client.FCall(ctx, redislib.Once, []string{rs.replayKey(key)}, ms).Int64()
+		first = n == 1
 		return err
 	})
 	if err != nil {
@@ -342,7 +337,7 @@ func (l *Redis) do(ctx context.Context, op string, call func(context.Context) er
 		return fmt.Errorf("failed to %s: %w (retrying in the background)", op, ErrUnavailable)
 	}
 	cctx, cancel := context.WithTimeout(ctx, l.timeout)
-	err := call(cctx)
+	err := explain(call(cctx))
 	cancel()
 	switch {
 	case err == nil:
@@ -366,6 +361,15 @@ func (l *Redis) do(ctx context.Context, op string, call func(context.Context) er
 	return fmt.Errorf("failed to %s on Redis %s: %w: %w", op, l.addr, ErrUnavailable, err)
 }
 
+// explain says what an error of Redis means when its own words do not: a missing function is a library
+// the manager has not loaded (yet, or again after a restart), not a fault of this sidecar.
+func explain(err error) error {
+	if redislib.IsMissing(err) {
+		return fmt.Errorf("%w (Redis does not have claude-guard's function library %s; the manager loads it)", err, redislib.Library)
+	}
+	return err
+}
+
 func (l *Redis) servedLocally(op string) {
 	l.failedOpen.Add(1)
 	if l.onFailOpen != nil {
@@ -387,6 +391,10 @@ var setGoRedisLog sync.Once
 func quietGoRedis(log *slog.Logger) {
 	setGoRedisLog.Do(func() { redis.SetLogger(goRedisLog{log}) })
 }
+
+// bounded keeps an amount (a limit, a hold or a delta) within what the functions accept. No real count
+// comes near 2^62; a configured limit above it is the same as one at it.
+func bounded(v int64) int64 { return max(-redislib.MaxAmount, min(v, redislib.MaxAmount)) }
 
 // ttl is the Redis TTL, in ms, of a counter whose window ends at end.
 func ttl(end, now time.Time) string {

@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/claude-guard/claude-guard/internal/policyconfig"
+	"github.com/claude-guard/claude-guard/internal/redislib"
 	"github.com/claude-guard/claude-guard/internal/test/logbuf"
 	"github.com/claude-guard/claude-guard/internal/test/testservers"
 	"github.com/claude-guard/claude-guard/sidecar/usage"
@@ -134,7 +135,7 @@ func (h *countingHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis
 	}
 }
 
-// TestRedisOneRoundTripPerOperation: Reserve is one EVALSHA whatever the number of rules; Settle and
+// TestRedisOneRoundTripPerOperation: Reserve is one FCALL whatever the number of rules; Settle and
 // Refund one each (none when nothing changes); checked with a client hook and with the server's own
 // command statistics.
 func TestRedisOneRoundTripPerOperation(t *testing.T) {
@@ -149,8 +150,7 @@ func TestRedisOneRoundTripPerOperation(t *testing.T) {
 	l := newRedis(t, srv, rs, RedisOptions{})
 	hook := &countingHook{}
 	l.client.AddHook(hook)
-	// Warm up: the first EVALSHA of each script on a fresh server answers NOSCRIPT and go-redis falls back
-	// to EVAL (which loads it).
+	// Warm up the connection.
 	warm, err := l.Reserve(ctx, Request{})
 	if err != nil {
 		t.Fatal(err)
@@ -185,12 +185,15 @@ func TestRedisOneRoundTripPerOperation(t *testing.T) {
 		oneCall("refund", func() error { return l.Refund(ctx, r) })
 	}
 	stats := admin.Info(ctx, "commandstats").Val()
-	if !strings.Contains(stats, "cmdstat_evalsha:calls=200,") {
-		t.Fatalf("server saw:\n%s\nwant exactly 200 EVALSHA calls (50 × reserve, settle, reserve, refund)", stats)
+	if !strings.Contains(stats, "cmdstat_fcall:calls=200,") {
+		t.Fatalf("server saw:\n%s\nwant exactly 200 FCALL calls (50 × reserve, settle, reserve, refund)", stats)
 	}
-	// (The commands the scripts run inside Redis are listed too; they are not round trips.)
-	if strings.Contains(stats, "cmdstat_eval:") {
-		t.Errorf("the client fell back to EVAL after warm-up: %s", stats)
+	// (The commands the functions run inside Redis are listed too; they are not round trips.) No code
+	// of the client's own:
+	for _, c := range []string{"cmdstat_eval:", "cmdstat_evalsha:", "cmdstat_script|", "cmdstat_function|"} {
+		if strings.Contains(stats, c) {
+			t.Errorf("the client sent %s...: %s", c, stats)
+		}
 	}
 	// A settle that changes nothing (a request-only rule) needs no round trip at all.
 	only := newRedis(t, srv, rules(t, []policyconfig.LimitRule{{Name: "r", Key: "Workload", Window: "Minute", Requests: 10}}, nil, nil), RedisOptions{})
@@ -200,7 +203,7 @@ func TestRedisOneRoundTripPerOperation(t *testing.T) {
 		t.Fatal(err)
 	}
 	if d := hook.n.Load() - before; d != 2 {
-		t.Fatalf("reserve on a new connection sent %d commands, want 2 (HELLO, then EVALSHA)", d)
+		t.Fatalf("reserve on a new connection sent %d commands, want 2 (HELLO, then FCALL)", d)
 	}
 	var r *Reservation
 	oneCall("reserve", func() (err error) { r, err = only.Reserve(ctx, Request{}); return err })
@@ -403,7 +406,7 @@ func TestRedisACL(t *testing.T) {
 	ctx := context.Background()
 	admin := srv.Client(t)
 	// The line from docs/limits.md, "Security".
-	acl := "on >s3cret-acl resetkeys ~cg:* resetchannels -@all +evalsha +eval +hmget +hincrby +hset +pexpire +set +hello +auth +select"
+	acl := "on >s3cret-acl resetkeys ~cg:* resetchannels -@all +fcall|cg_v1_reserve +fcall|cg_v1_adjust +fcall|cg_v1_once +hmget +hincrby +incr +pexpire +hello +auth +select"
 	if err := admin.Do(ctx, append([]any{"ACL", "SETUSER", "claude-guard"}, anySlice(strings.Fields(acl))...)...).Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -415,10 +418,6 @@ func TestRedisACL(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	// A fresh script cache: the first call must fall back to EVAL under the ACL too.
-	if err := admin.ScriptFlush(ctx).Err(); err != nil {
-		t.Fatal(err)
-	}
 	r, err := l.Reserve(ctx, Request{InputTokens: 10})
 	if err != nil {
 		t.Fatalf("reserve as the ACL user: %v", err)
@@ -444,8 +443,15 @@ func TestRedisACL(t *testing.T) {
 	if err := user.Set(ctx, "not-ours", "1", 0).Err(); err == nil || !strings.Contains(err.Error(), "NOPERM") {
 		t.Fatalf("SET outside cg:*: %v, want NOPERM", err)
 	}
-	if err := user.FlushAll(ctx).Err(); err == nil || !strings.Contains(err.Error(), "NOPERM") {
-		t.Fatalf("FLUSHALL: %v, want NOPERM", err)
+	for name, err := range map[string]error{
+		"FLUSHALL":        user.FlushAll(ctx).Err(),
+		"EVAL":            user.Eval(ctx, "return 1", nil).Err(),
+		"SET on cg:*":     user.Set(ctx, "cg:{x}:jti:y", "1", 0).Err(),
+		"FUNCTION DELETE": user.FunctionDelete(ctx, redislib.Library).Err(),
+	} {
+		if err == nil || !strings.Contains(err.Error(), "NOPERM") {
+			t.Errorf("%s: %v, want NOPERM", name, err)
+		}
 	}
 }
 

@@ -27,7 +27,7 @@ func TestRedisUserPasswordFile(t *testing.T) {
 	setUser := func(pw string) {
 		t.Helper()
 		args := []any{"ACL", "SETUSER", "cg-team-a", "reset", "on", ">" + pw, "~" + NamespaceKeyPrefix("team-a") + "*", "resetchannels", "-@all",
-			"+evalsha", "+eval", "+hmget", "+hincrby", "+hset", "+pexpire", "+set", "+hello", "+auth", "+select"}
+			"+fcall|cg_v1_reserve", "+fcall|cg_v1_adjust", "+fcall|cg_v1_once", "+hmget", "+hincrby", "+incr", "+pexpire", "+hello", "+auth"}
 		if err := admin.Do(ctx, args...).Err(); err != nil {
 			t.Fatal(err)
 		}

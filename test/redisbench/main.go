@@ -32,6 +32,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/claude-guard/claude-guard/internal/policyconfig"
+	"github.com/claude-guard/claude-guard/internal/redislib"
 	"github.com/claude-guard/claude-guard/sidecar/limits"
 	"github.com/claude-guard/claude-guard/sidecar/usage"
 )
@@ -104,9 +105,9 @@ func run(rate int, duration time.Duration) error {
 }
 
 // limiterFigures measures Reserve+Settle on the Redis limiter against the Memory one and two bare
-// round trips, and counts the scripts each request runs.
+// round trips, and counts the functions each request calls.
 func limiterFigures(ctx context.Context, rl *limits.Redis, mem limits.Limiter, probe *redis.Client, rate int, duration time.Duration) ([]figure, result, error) {
-	// Warm up: connections, and the scripts in Redis's cache.
+	// Warm up the connections.
 	for range 200 {
 		r, err := rl.Reserve(ctx, request(0))
 		if err != nil {
@@ -125,12 +126,12 @@ func limiterFigures(ctx context.Context, rl *limits.Redis, mem limits.Limiter, p
 		return time.Since(t0), probe.Ping(ctx).Err()
 	})
 	m := pacedLimiter(ctx, mem, rate, duration)
-	before, err := evalshaCalls(ctx, probe)
+	before, err := fcallCalls(ctx, probe)
 	if err != nil {
 		return nil, result{}, err
 	}
 	red := pacedLimiter(ctx, rl, rate, duration)
-	after, err := evalshaCalls(ctx, probe)
+	after, err := fcallCalls(ctx, probe)
 	if err != nil {
 		return nil, result{}, err
 	}
@@ -145,7 +146,7 @@ func limiterFigures(ctx context.Context, rl *limits.Redis, mem limits.Limiter, p
 		{name: fmt.Sprintf("Redis Reserve+Settle p99 @ %d req/s", rate), value: us(pct(red.total, 99)), unit: "µs", target: 2000},
 		{name: fmt.Sprintf("Redis Reserve (before forwarding) p99 @ %d", rate), value: us(pct(red.reserve, 99)), unit: "µs", target: 1000},
 		{name: "Redis round trips per Reserve", value: perReserve, unit: "", target: 1,
-			note: fmt.Sprintf("  (%d EVALSHA for %d Reserve+Settle pairs)", after-before, red.n)},
+			note: fmt.Sprintf("  (%d FCALL for %d Reserve+Settle pairs)", after-before, red.n)},
 	}, red, nil
 }
 
@@ -240,19 +241,19 @@ func paced(rate int, duration time.Duration, op func(i int) (first time.Duration
 	return res
 }
 
-// evalshaCalls reads the server's count of EVALSHA calls: the round trips are counted where they arrive.
-func evalshaCalls(ctx context.Context, c *redis.Client) (int64, error) {
+// fcallCalls reads the server's count of FCALL calls: the round trips are counted where they arrive.
+func fcallCalls(ctx context.Context, c *redis.Client) (int64, error) {
 	info, err := c.Info(ctx, "commandstats").Result()
 	if err != nil {
 		return 0, err
 	}
 	for _, line := range strings.Split(info, "\n") {
-		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_evalsha:calls="); ok {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_fcall:calls="); ok {
 			v, _, _ := strings.Cut(rest, ",")
 			return strconv.ParseInt(v, 10, 64)
 		}
 	}
-	return 0, errors.New("no cmdstat_evalsha in INFO commandstats")
+	return 0, errors.New("no cmdstat_fcall in INFO commandstats")
 }
 
 func pct(d []time.Duration, p float64) time.Duration {
@@ -266,8 +267,8 @@ func pct(d []time.Duration, p float64) time.Duration {
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
 
-// startRedis runs redis-server on a free loopback port, without persistence, and returns its URL and a
-// function that stops it. The binary comes from $CLAUDE_GUARD_REDIS_DIR or hack/redis.sh.
+// startRedis runs redis-server on a free loopback port, without persistence, with claude-guard's
+// function library loaded, and returns its URL and a function that stops it. The binary comes from $CLAUDE_GUARD_REDIS_DIR or hack/redis.sh.
 func startRedis() (string, func(), error) {
 	dir := os.Getenv("CLAUDE_GUARD_REDIS_DIR")
 	if dir == "" {
@@ -304,6 +305,11 @@ func startRedis() (string, func(), error) {
 	defer c.Close()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if c.Ping(context.Background()).Err() == nil {
+			// What the manager does in a deployment: load the function library the limiter calls.
+			if _, err := redislib.Ensure(context.Background(), c); err != nil {
+				stop()
+				return "", nil, err
+			}
 			return url, stop, nil
 		}
 		if time.Now().After(deadline) {

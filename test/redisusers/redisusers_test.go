@@ -3,8 +3,10 @@
 // Package redisusers proves that shared rate limits keep tenants apart: with a real API server
 // (envtest), the controllers and a real password-protected Redis, every namespace with a Redis policy
 // gets its own Redis ACL user and Secret, the rendered configs carry neither the admin URL nor a
-// password, one namespace's user cannot touch another's keys or administer Redis, the last Redis
-// policy's deletion removes the user, and a Redis restart (which loses every ACL user) is healed.
+// password, one namespace's user can call claude-guard's functions on its own keys and do nothing else
+// (no code of its own, nothing of another namespace, no administration), the last Redis policy's
+// deletion removes the user, and a Redis restart (which loses every ACL user and the function library)
+// is healed.
 package redisusers
 
 import (
@@ -33,6 +35,7 @@ import (
 	"github.com/claude-guard/claude-guard/internal/effective"
 	"github.com/claude-guard/claude-guard/internal/policyconfig"
 	"github.com/claude-guard/claude-guard/internal/redisacl"
+	"github.com/claude-guard/claude-guard/internal/redislib"
 	"github.com/claude-guard/claude-guard/internal/test/testenv"
 	"github.com/claude-guard/claude-guard/internal/test/testservers"
 	"github.com/claude-guard/claude-guard/internal/test/wait"
@@ -50,7 +53,8 @@ func TestMain(m *testing.M) {
 }
 
 func TestRedisUsers(t *testing.T) {
-	srv := testservers.StartRedis(t, testservers.RedisOptions{Password: adminPassword})
+	// Without the function library: the manager loads it.
+	srv := testservers.StartRedis(t, testservers.RedisOptions{Password: adminPassword, NoFunctions: true})
 	admin, err := redisacl.NewAdmin(srv.URL, master)
 	if err != nil {
 		t.Fatal(err)
@@ -102,7 +106,7 @@ func TestRedisUsers(t *testing.T) {
 		})
 		for _, ns := range []string{nsA, nsB} {
 			s := secret(t, k, ns)
-			if s == nil || string(s.Data[wellknown.RedisSecretKey]) != redisacl.Password(master, ns) ||
+			if s == nil || string(s.Data[wellknown.RedisSecretKey]) != password(t, k, ns) ||
 				s.Labels["app.kubernetes.io/managed-by"] != wellknown.ManagedBy {
 				t.Fatalf("Secret %s/%s = %+v, want the derived password, labelled", ns, wellknown.RedisSecretName, s)
 			}
@@ -115,7 +119,7 @@ func TestRedisUsers(t *testing.T) {
 	t.Run("rendered configs hold no credentials", func(t *testing.T) {
 		for _, ns := range []string{nsA, nsB} {
 			raw, cfg := rendered(t, k, ns, "chat")
-			for _, secret := range []string{adminPassword, redisacl.Password(master, ns), srv.URL} {
+			for _, secret := range []string{adminPassword, password(t, k, ns), srv.URL} {
 				if strings.Contains(raw, secret) {
 					t.Fatalf("the rendered config of %s holds %q", ns, secret)
 				}
@@ -127,18 +131,21 @@ func TestRedisUsers(t *testing.T) {
 	})
 
 	t.Run("a namespace's user is confined to its keys and commands", func(t *testing.T) {
-		userA := userClient(t, srv, nsA)
-		if err := userA.Set(ctx, "cg:{"+nsA+"}:jti:x", "1", 0).Err(); err != nil {
-			t.Fatalf("SET on its own key: %v", err)
+		userA := userClient(t, srv, nsA, password(t, k, nsA))
+		if err := once(ctx, userA, nsA, "x"); err != nil {
+			t.Fatalf("FCALL on its own key: %v", err)
 		}
 		denied := map[string]func() error{
 			"HINCRBY on B's counter": func() error {
 				return userA.HIncrBy(ctx, "cg:{"+nsB+"}:p:chat:limit:rpm:Minute:Namespace="+nsB+":0", "r", -1000).Err()
 			},
-			"SET on B's replay key": func() error { return userA.Set(ctx, "cg:{"+nsB+"}:jti:x", "1", 0).Err() },
-			"FLUSHALL":              func() error { return userA.FlushAll(ctx).Err() },
-			"CONFIG SET":            func() error { return userA.ConfigSet(ctx, "requirepass", "").Err() },
-			"ACL SETUSER":           func() error { return userA.Do(ctx, "ACL", "SETUSER", wellknown.RedisUser(nsA), "~*").Err() },
+			"FCALL on B's replay key": func() error { return once(ctx, userA, nsB, "x") },
+			"SET on its own key":      func() error { return userA.Set(ctx, "cg:{"+nsA+"}:jti:x", "1", 0).Err() },
+			"EVAL":                    func() error { return userA.Eval(ctx, "return 1", nil).Err() },
+			"FUNCTION FLUSH":          func() error { return userA.FunctionFlush(ctx).Err() },
+			"FLUSHALL":                func() error { return userA.FlushAll(ctx).Err() },
+			"CONFIG SET":              func() error { return userA.ConfigSet(ctx, "requirepass", "").Err() },
+			"ACL SETUSER":             func() error { return userA.Do(ctx, "ACL", "SETUSER", wellknown.RedisUser(nsA), "~*").Err() },
 		}
 		for name, f := range denied {
 			if err := f(); err == nil || !strings.Contains(err.Error(), "NOPERM") {
@@ -158,10 +165,10 @@ func TestRedisUsers(t *testing.T) {
 		wait.For(t, 30*time.Second, "", func() error {
 			return hasEvent(ctx, k, nsA, policyA.Name, corev1.EventTypeWarning, v1alpha1.ReasonSharedLimitsUnavailable)
 		})
-		srv.Start(t) // empty: no ACL users
+		srv.Start(t) // empty: no ACL users, no function library
 		wait.For(t, 30*time.Second, "", func() error {
-			// The user has no PING: a write to its own keys proves it exists again.
-			return userClient(t, srv, nsA).Set(ctx, "cg:{"+nsA+"}:jti:y", "1", time.Minute).Err()
+			// The user has no PING: a function call on its own keys proves both exist again.
+			return once(ctx, userClient(t, srv, nsA, password(t, k, nsA)), nsA, "y")
 		})
 		wait.For(t, 30*time.Second, "", func() error {
 			return hasEvent(ctx, k, nsA, policyA.Name, corev1.EventTypeNormal, v1alpha1.ReasonSharedLimitsReady)
@@ -172,7 +179,7 @@ func TestRedisUsers(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, e := range list.Items {
-			if strings.Contains(e.Note, adminPassword) || strings.Contains(e.Note, redisacl.Password(master, nsA)) {
+			if strings.Contains(e.Note, adminPassword) || strings.Contains(e.Note, password(t, k, nsA)) {
 				t.Fatalf("event %s holds a password: %s", e.Reason, e.Note)
 			}
 		}
@@ -197,9 +204,47 @@ func TestRedisUsers(t *testing.T) {
 		})
 	})
 
+	t.Run("a namespace deleted and created again gets a new password", func(t *testing.T) {
+		ns := namespace(t, k, "team-r")
+		p := redisPolicy(ns, "chat", v1alpha1.LimitBackendRedis)
+		if err := k.Create(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		old := waitForPassword(t, k, srv, ns)
+		// What the namespace controller of a real cluster does (envtest has none): the policy goes,
+		// then the namespace.
+		if err := k.Delete(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		wait.For(t, 30*time.Second, "", func() error {
+			err := k.Get(ctx, client.ObjectKeyFromObject(p), p)
+			switch {
+			case apierrors.IsNotFound(err):
+				return nil
+			case err != nil:
+				return err
+			}
+			return fmt.Errorf("policy %s/%s is still there", ns, p.Name)
+		})
+		deleteNamespace(t, k, ns)
+		if err := k.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := k.Create(ctx, redisPolicy(ns, "chat", v1alpha1.LimitBackendRedis)); err != nil {
+			t.Fatal(err)
+		}
+		fresh := waitForPassword(t, k, srv, ns)
+		if fresh == old {
+			t.Fatal("the recreated namespace got its old password")
+		}
+		if err := once(ctx, userClient(t, srv, ns, old), ns, "z"); err == nil || !strings.Contains(err.Error(), "WRONGPASS") {
+			t.Fatalf("the old namespace's password against the new one: %v, want WRONGPASS", err)
+		}
+	})
+
 	t.Run("a user left behind is swept", func(t *testing.T) {
 		ghost := namespace(t, k, "ghost")
-		if err := admin.EnsureUser(ctx, ghost); err != nil {
+		if err := admin.EnsureUser(ctx, ghost, namespaceUID(t, k, ghost)); err != nil {
 			t.Fatal(err)
 		}
 		wait.For(t, 30*time.Second, "", func() error {
@@ -212,6 +257,47 @@ func TestRedisUsers(t *testing.T) {
 			}
 			return nil
 		})
+	})
+}
+
+// waitForPassword waits until ns's Secret holds the password derived from ns's current UID and Redis
+// accepts it, and returns it.
+func waitForPassword(t *testing.T, k client.Client, srv *testservers.Redis, ns string) string {
+	t.Helper()
+	want := password(t, k, ns)
+	wait.For(t, 30*time.Second, "", func() error {
+		if s := secret(t, k, ns); s == nil || string(s.Data[wellknown.RedisSecretKey]) != want {
+			return fmt.Errorf("Secret %s/%s does not hold the password of the namespace's UID yet", ns, wellknown.RedisSecretName)
+		}
+		return once(context.Background(), userClient(t, srv, ns, want), ns, "w")
+	})
+	return want
+}
+
+// deleteNamespace deletes ns and, as envtest runs no namespace controller, finalizes it, then waits
+// until it is gone.
+func deleteNamespace(t *testing.T, k client.Client, ns string) {
+	t.Helper()
+	ctx := context.Background()
+	n := &corev1.Namespace{}
+	if err := k.Get(ctx, client.ObjectKey{Name: ns}, n); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Delete(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	wait.For(t, 30*time.Second, "", func() error {
+		if err := k.Get(ctx, client.ObjectKey{Name: ns}, n); err != nil {
+			if apierrors.IsNotFound(err) {
+				return nil
+			}
+			return err
+		}
+		n.Spec.Finalizers = nil
+		if err := k.SubResource("finalize").Update(ctx, n); err != nil {
+			return err
+		}
+		return fmt.Errorf("namespace %s is still there", ns)
 	})
 }
 
@@ -268,11 +354,32 @@ func rendered(t *testing.T, k client.Client, ns, policy string) (string, *policy
 	return raw, cfg
 }
 
-// userClient logs in as ns's user with the derived password.
-func userClient(t *testing.T, srv *testservers.Redis, ns string) *redis.Client {
+// once calls claude-guard's replay function on key name of namespace ns, as the sidecar does.
+func once(ctx context.Context, c *redis.Client, ns, name string) error {
+	return c.FCall(ctx, redislib.Once, []string{limits.NamespaceKeyPrefix(ns) + "jti:" + name}, "60000").Err()
+}
+
+// namespaceUID returns the UID of namespace ns.
+func namespaceUID(t *testing.T, k client.Client, ns string) string {
+	t.Helper()
+	var n corev1.Namespace
+	if err := k.Get(context.Background(), client.ObjectKey{Name: ns}, &n); err != nil {
+		t.Fatal(err)
+	}
+	return string(n.UID)
+}
+
+// password is the password ns's user must have: derived from the master secret, ns and its UID.
+func password(t *testing.T, k client.Client, ns string) string {
+	t.Helper()
+	return redisacl.Password(master, ns, namespaceUID(t, k, ns))
+}
+
+// userClient logs in as ns's user with password pw.
+func userClient(t *testing.T, srv *testservers.Redis, ns, pw string) *redis.Client {
 	t.Helper()
 	o := srv.Options()
-	o.Username, o.Password = wellknown.RedisUser(ns), redisacl.Password(master, ns)
+	o.Username, o.Password = wellknown.RedisUser(ns), pw
 	c := redis.NewClient(o)
 	t.Cleanup(func() { _ = c.Close() })
 	return c

@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/claude-guard/claude-guard/internal/redislib"
 )
 
 var redisDir = sync.OnceValues(func() (string, error) { return ToolDir("CLAUDE_GUARD_REDIS_DIR", "redis.sh") })
@@ -35,6 +37,10 @@ type RedisOptions struct {
 	Password string
 	// TLS serves TLS only (rediss://), with a certificate for 127.0.0.1 signed by a fresh CA (Redis.RootCAs).
 	TLS bool
+	// NoFunctions starts the server without claude-guard's function library. By default every Start
+	// loads it (as the manager keeps it loaded), so that a limiter works at once; tests of the manager's
+	// own loading start without it.
+	NoFunctions bool
 }
 
 // Redis is a running redis-server on 127.0.0.1: no persistence (its data is lost when it stops), no
@@ -98,7 +104,8 @@ func StartRedis(t testing.TB, o RedisOptions) *Redis {
 	return r
 }
 
-// Start starts the server again on the same port after Stop (with empty data). StartRedis calls it.
+// Start starts the server again on the same port after Stop (with empty data, and the function library
+// unless NoFunctions). StartRedis calls it.
 func (r *Redis) Start(t testing.TB) {
 	t.Helper()
 	r.mu.Lock()
@@ -120,6 +127,11 @@ func (r *Redis) Start(t testing.TB) {
 		return c.Ping(t.Context()).Err()
 	}); err != nil {
 		t.Fatal(err)
+	}
+	if !r.o.NoFunctions {
+		if _, err := redislib.Ensure(t.Context(), c); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/claude-guard/claude-guard/internal/redislib"
 	"github.com/claude-guard/claude-guard/internal/test/testservers"
 )
 
@@ -21,6 +22,7 @@ func TestRedisServesStopsAndRestartsOnItsPort(t *testing.T) {
 		{name: "plain", wantScheme: "redis://"},
 		{name: "password", o: testservers.RedisOptions{Password: "s3cret"}, wantScheme: "redis://"},
 		{name: "TLS", o: testservers.RedisOptions{TLS: true}, wantScheme: "rediss://"},
+		{name: "no functions", o: testservers.RedisOptions{NoFunctions: true}, wantScheme: "redis://"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := t.Context()
@@ -59,6 +61,11 @@ func TestRedisServesStopsAndRestartsOnItsPort(t *testing.T) {
 			// The old client reconnects; nothing was persisted.
 			if _, err := c.Get(ctx, "k").Result(); !errors.Is(err, redis.Nil) {
 				t.Fatalf("after restart GET = %v, want redis.Nil (no persistence)", err)
+			}
+			// The function library is loaded again at every Start, unless NoFunctions.
+			libs, err := c.FunctionList(ctx, redis.FunctionListQuery{LibraryNamePattern: redislib.Library}).Result()
+			if err != nil || len(libs) != map[bool]int{false: 1, true: 0}[tc.o.NoFunctions] {
+				t.Fatalf("after restart the libraries are %v, %v (NoFunctions=%v)", libs, err, tc.o.NoFunctions)
 			}
 		})
 	}
