@@ -53,18 +53,35 @@ func startGateway(t *testing.T, o *Options) (proxyAddr, metricsAddr string) {
 	return p, m
 }
 
-func TestGatewayServesTheSDKOverTLSWithAJWT(t *testing.T) {
+// gatewayRun is a gateway started by runStrictGateway.
+type gatewayRun struct {
+	is                          *oidctest.Issuer
+	dir, cfgPath, addr, metrics string
+	pool                        *x509.CertPool
+}
+
+// runStrictGateway starts a gateway over TLS (a self-signed certificate in dir) requiring end-user
+// tokens of is, in front of a fake upstream.
+func runStrictGateway(t *testing.T) gatewayRun {
+	t.Helper()
 	up := httptest.NewServer(fakeupstream.New(key))
-	defer up.Close()
-	is := oidctest.Start(t)
-	dir := t.TempDir()
-	cfgPath, keyPath := filepath.Join(dir, "config.yaml"), filepath.Join(dir, "key")
-	writeFile(t, cfgPath, gatewayConfig(is, "Strict"))
+	t.Cleanup(up.Close)
+	g := gatewayRun{is: oidctest.Start(t), dir: t.TempDir()}
+	g.cfgPath = filepath.Join(g.dir, "config.yaml")
+	keyPath := filepath.Join(g.dir, "key")
+	writeFile(t, g.cfgPath, gatewayConfig(g.is, "Strict"))
 	writeFile(t, keyPath, key)
-	certFile, keyFile, pool := selfSigned(t, dir, "gateway")
-	addr, _ := startGateway(t, &Options{ConfigPath: cfgPath, Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0", Upstream: up.URL,
+	var certFile, keyFile string
+	certFile, keyFile, g.pool = selfSigned(t, g.dir, "gateway")
+	g.addr, g.metrics = startGateway(t, &Options{ConfigPath: g.cfgPath, Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0", Upstream: up.URL,
 		APIKeyFile: keyPath, Workload: "gw", ShutdownGrace: time.Second, MaxRequestDuration: time.Minute, LogLevel: "info",
 		Gateway: true, TLSCertFile: certFile, TLSKeyFile: keyFile})
+	return g
+}
+
+func TestGatewayServesTheSDKOverTLSWithAJWT(t *testing.T) {
+	g := runStrictGateway(t)
+	is, dir, addr, pool := g.is, g.dir, g.addr, g.pool
 
 	httpc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
 	client := anthropic.NewClient(option.WithBaseURL("https://"+addr), option.WithHTTPClient(httpc), option.WithMaxRetries(0),
@@ -134,18 +151,8 @@ func TestGatewayRefusesUnsafeSettings(t *testing.T) {
 // without an end-user token (mode Optional, or no endUser at all) is refused on reload: the config in
 // force stays, a tokenless call is still 401, and the refusal shows in the reload metric.
 func TestGatewayRefusesAReloadThatDropsEndUsers(t *testing.T) {
-	up := httptest.NewServer(fakeupstream.New(key))
-	defer up.Close()
-	is := oidctest.Start(t)
-	dir := t.TempDir()
-	cfgPath, keyPath := filepath.Join(dir, "config.yaml"), filepath.Join(dir, "key")
-	writeFile(t, cfgPath, gatewayConfig(is, "Strict"))
-	writeFile(t, keyPath, key)
-	certFile, keyFile, pool := selfSigned(t, dir, "gateway")
-	o := &Options{ConfigPath: cfgPath, Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0", Upstream: up.URL,
-		APIKeyFile: keyPath, Workload: "gw", ShutdownGrace: time.Second, MaxRequestDuration: time.Minute, LogLevel: "info",
-		Gateway: true, TLSCertFile: certFile, TLSKeyFile: keyFile}
-	addr, metricsAddr := startGateway(t, o)
+	g := runStrictGateway(t)
+	is, cfgPath, addr, metricsAddr, pool := g.is, g.cfgPath, g.addr, g.metrics, g.pool
 	httpc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
 	tokenless := func() int {
 		req, err := http.NewRequest(http.MethodPost, "https://"+addr+"/v1/messages", strings.NewReader(`{"model":"claude-haiku-4-5","max_tokens":5,"messages":[]}`))

@@ -104,13 +104,7 @@ const (
 // neither can a cluster admin. The API server's own error says to edit the policy instead.
 func TestNamespaceAdminCannotWriteRenderedConfigs(t *testing.T) {
 	ctx := context.Background()
-	mustApply(t, `
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata: {name: bob-admin, namespace: acme}
-subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: bob}]
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: admin}
-`)
+	bindAdmin(t, "bob")
 	// Without kube-controller-manager the built-in admin role has no rules yet.
 	if err := env.AggregateClusterRole(ctx, "admin"); err != nil {
 		t.Fatal(err)

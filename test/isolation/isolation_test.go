@@ -145,6 +145,18 @@ func mustKubectl(t *testing.T, args ...string) string {
 	return out
 }
 
+// bindAdmin gives user Kubernetes' built-in "admin" role in acme, as a tenant's admins have it.
+func bindAdmin(t *testing.T, user string) {
+	t.Helper()
+	mustApply(t, fmt.Sprintf(`
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: %s-admin, namespace: acme}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: %s}]
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: admin}
+`, user, user))
+}
+
 func mustApply(t *testing.T, yaml string) {
 	t.Helper()
 	if out, err := kubectl(yaml, "apply", "-f", "-"); err != nil {
@@ -389,13 +401,7 @@ spec:
 // control plane; env.AggregateClusterRole plays it, following admin's own aggregationRule.
 func TestPolicyEditorRoleAggregatesIntoAdmin(t *testing.T) {
 	ctx := context.Background()
-	mustApply(t, `
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata: {name: carol-admin, namespace: acme}
-subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: carol}]
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: admin}
-`)
+	bindAdmin(t, "carol")
 	canCreate := func() string {
 		out, _ := kubectl("", "auth", "can-i", "create", "claudeaccesspolicies.claudeguard.io", "-n", "acme", "--as", "carol")
 		return strings.TrimSpace(out)

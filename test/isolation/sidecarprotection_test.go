@@ -25,13 +25,8 @@ import (
 // the connection to a node the pod was never scheduled to; what is asserted is who refused it.
 func TestNamespaceAdminCannotReachIntoTheSidecar(t *testing.T) {
 	ctx := context.Background()
+	bindAdmin(t, "carol")
 	mustApply(t, `
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata: {name: carol-admin, namespace: acme}
-subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: carol}]
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: admin}
----
 # Kubernetes' admin role does not include ephemeral containers; many platforms grant them for debugging.
 apiVersion: rbac.authorization.k8s.io/v1
 kind: Role
