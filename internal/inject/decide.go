@@ -27,6 +27,10 @@ type Operator struct {
 	// Namespace the operator runs in; never injected.
 	Namespace string
 	Config    Config
+	// Gateway is the chart's gateway service account ("namespace/name"), empty without a gateway. Its
+	// pods run the sidecar's image as the gateway (under another container name); any pod of that
+	// service account holds the gateway's identity already, so the image gives it nothing more.
+	Gateway string
 }
 
 // Decision is the outcome for one pod, with the policy that applied, if any.
@@ -46,7 +50,11 @@ func Mutate(pod *corev1.Pod, ns Namespace, op Operator) (Decision, error) {
 	if ns.Name == "kube-system" || ns.Name == op.Namespace {
 		return Decision{}, nil
 	}
-	if err := checkReserved(pod, op.Config.Image, func() error { return verifyOwn(pod, ns, op) }); err != nil {
+	image := op.Config.Image
+	if op.Gateway != "" && op.Gateway == ns.Name+"/"+pod.Spec.ServiceAccountName {
+		image = "" // the gateway (Operator.Gateway)
+	}
+	if err := checkReserved(pod, image, func() error { return verifyOwn(pod, ns, op) }); err != nil {
 		return Decision{}, err
 	}
 	if v := ns.Labels[wellknown.LabelInject]; v == "false" || v == "disabled" {

@@ -402,3 +402,36 @@ func TestSameImage(t *testing.T) {
 		}
 	}
 }
+
+// TestTheGatewayMayRunTheSidecarImage: the chart's gateway runs the sidecar image under its own name;
+// its service account's pods are let through, a pod of another service account (or another namespace)
+// is not, and none may name a container like the sidecar.
+func TestTheGatewayMayRunTheSidecarImage(t *testing.T) {
+	op := Operator{Namespace: "claude-guard-system", Config: DefaultConfig(), Gateway: "team-a/claude-guard-gateway"}
+	ns := teamA(policy("chat", t0))
+	ns.Render = testRender
+	gateway := func(sa, name string) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "gw", Namespace: "team-a", Labels: map[string]string{wellknown.LabelInject: "false"}},
+			Spec: corev1.PodSpec{ServiceAccountName: sa, Containers: []corev1.Container{{Name: name, Image: op.Config.Image}}}}
+	}
+	for _, tc := range []struct {
+		name string
+		pod  *corev1.Pod
+		ns   string
+		want string
+	}{
+		{"the gateway", gateway("claude-guard-gateway", "gateway"), "team-a", ""},
+		{"another service account", gateway("chat", "gateway"), "team-a", "claude-guard's sidecar image"},
+		{"the gateway's name in another namespace", gateway("claude-guard-gateway", "gateway"), "team-b", "claude-guard's sidecar image"},
+		{"the gateway naming a container like the sidecar", gateway("claude-guard-gateway", wellknown.SidecarContainerName), "team-a", "is reserved"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := ns
+			n.Name = tc.ns
+			_, err := Mutate(tc.pod, n, op)
+			if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+				t.Fatalf("got %v, want %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -30,6 +30,7 @@ func (r *Refusal) Error() string { return r.Field + ": " + r.Reason }
 // wrote (verify checks that one: re-invocation shows the webhook its own output), or a container of
 // another name running the sidecar's image. SPIRE's registration already withholds the sidecar's
 // identity from such containers (Verify); refusing them at admission keeps a look-alike from starting.
+// An empty image checks only the name.
 func checkReserved(pod *corev1.Pod, image string, verify func() error) error {
 	for i, c := range pod.Spec.Containers {
 		if c.Name == wellknown.SidecarContainerName {

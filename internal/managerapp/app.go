@@ -58,6 +58,8 @@ type Options struct {
 	// MetricsTokenSecret is the Secret (in OperatorNamespace) holding the token sidecars require on
 	// /metrics; empty leaves sidecar metrics open.
 	MetricsTokenSecret string
+	// GatewayServiceAccount is the chart's gateway ("namespace/name"): its pods may run the sidecar image.
+	GatewayServiceAccount string
 	OperatorNamespace  string
 
 	// Injection.
@@ -163,6 +165,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&o.CertRotation, "cert-rotation", o.CertRotation, "Create and rotate the webhook's serving certificate and patch the webhook's caBundle (disable when cert-manager provides them).")
 	fs.StringVar(&o.WebhookService, "webhook-service", o.WebhookService, "Name of the webhook Service (the certificate's DNS name).")
 	fs.StringVar(&o.WebhookConfig, "webhook-config", o.WebhookConfig, "Name of the MutatingWebhookConfiguration whose caBundle is kept in sync.")
+	fs.StringVar(&o.GatewayServiceAccount, "gateway-service-account", "", "The gateway's service account as namespace/name (chart gateway.enabled): its pods may run the sidecar image, which the webhook refuses in any other container but the injected sidecar.")
 	fs.StringVar(&o.MetricsTokenSecret, "metrics-token-secret", o.MetricsTokenSecret, "Secret in the operator namespace whose key token sidecars require on /metrics (filled with a random token when empty); empty leaves sidecar metrics open.")
 	fs.StringVar(&o.WebhookSecret, "webhook-secret", o.WebhookSecret, "Name of the Secret holding the webhook's CA and serving certificate.")
 	fs.StringVar(&o.OperatorNamespace, "operator-namespace", o.OperatorNamespace, "The operator's namespace (never injected; holds the webhook Secret). Default $POD_NAMESPACE.")
@@ -191,6 +194,11 @@ func (o *Options) Validate() error {
 	}
 	if o.OperatorNamespace == "" {
 		return fmt.Errorf("--operator-namespace must be set")
+	}
+	if g := o.GatewayServiceAccount; g != "" {
+		if ns, name, ok := strings.Cut(g, "/"); !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+			return fmt.Errorf("--gateway-service-account must be namespace/name, got %q", g)
+		}
 	}
 	if err := o.Inject().Validate(); err != nil {
 		return err

@@ -163,7 +163,7 @@ func setupWebhook(mgr ctrl.Manager, o *Options, eff effective.Options) (*injecti
 		close(ready)
 	}
 	injector := &cgwebhook.PodInjector{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("claude-guard-injector"),
-		Operator: inject.Operator{Namespace: o.OperatorNamespace, Config: o.Inject()}}
+		Operator: inject.Operator{Namespace: o.OperatorNamespace, Config: o.Inject(), Gateway: o.GatewayServiceAccount}}
 	w := &injectionWebhook{
 		srv:     webhook.NewServer(webhook.Options{Host: o.WebhookHost, Port: o.WebhookPort, CertDir: o.WebhookCertDir}),
 		handler: injector.Handler(mgr.GetScheme()),

@@ -45,6 +45,11 @@ func checkGateway(t *testing.T, manifest []byte, want bool) {
 		t.Fatalf("gateway pod has %d containers, want 1", len(pod.Containers))
 	}
 	c := pod.Containers[0]
+	// It runs the sidecar's image under its own container name, which the webhook refuses for every pod
+	// but those of the service account the manager is told is the gateway's.
+	if want := "--gateway-service-account=" + d.Namespace + "/" + pod.ServiceAccountName; !bytes.Contains(manifest, []byte(want)) {
+		t.Errorf("the manager is not given %s: the webhook would refuse the gateway's pods", want)
+	}
 
 	// The sidecar's own flags and validation, as cmd/sidecar runs them.
 	var o app.Options
