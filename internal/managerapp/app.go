@@ -60,7 +60,7 @@ type Options struct {
 	MetricsTokenSecret string
 	// GatewayServiceAccount is the chart's gateway ("namespace/name"): its pods may run the sidecar image.
 	GatewayServiceAccount string
-	OperatorNamespace  string
+	OperatorNamespace     string
 
 	// Injection.
 	SidecarImage      string
