@@ -43,14 +43,15 @@ func federation(w *v1alpha1.WorkloadIdentityFederation, t *v1alpha1.ClaudeTenant
 			bounds = *f
 		}
 	}
+	def := policyconfig.DefaultTokenURL(o.Upstream)
 	urls := bounds.TokenURLs
 	if len(urls) == 0 {
-		urls = []string{DefaultTokenURL(o)}
+		urls = []string{def}
 	}
 	var vs []Violation
 	tokenURL := w.TokenURL
 	if tokenURL == "" {
-		tokenURL = DefaultTokenURL(o)
+		tokenURL = def
 	}
 	if !slices.Contains(urls, tokenURL) {
 		vs = append(vs, Violation{v1alpha1.ReasonCredentialsNotAllowed, fmt.Sprintf("spec.credentials.workloadIdentityFederation.tokenURL %q is not allowed by %s (allowed: %s)", tokenURL, by, strings.Join(urls, ", "))})
@@ -62,15 +63,6 @@ func federation(w *v1alpha1.WorkloadIdentityFederation, t *v1alpha1.ClaudeTenant
 		vs = append(vs, Violation{v1alpha1.ReasonCredentialsNotAllowed, fmt.Sprintf("spec.credentials.workloadIdentityFederation.audience %q is not allowed by %s (allowed: %s)", w.Audience, by, strings.Join(bounds.Audiences, ", "))})
 	}
 	return vs
-}
-
-// DefaultTokenURL is the upstream's own token endpoint, where a policy without tokenURL exchanges.
-func DefaultTokenURL(o Options) string {
-	up := o.Upstream
-	if up == "" {
-		up = policyconfig.DefaultUpstream
-	}
-	return strings.TrimSuffix(up, "/") + policyconfig.FederationTokenPath
 }
 
 func sourceKind(cr *v1alpha1.CredentialSource) (v1alpha1.CredentialSourceKind, string) {

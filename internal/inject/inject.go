@@ -279,7 +279,3 @@ func hasEnv(env []corev1.EnvVar, name string) bool {
 func hasContainer(cs []corev1.Container, name string) bool {
 	return slices.ContainsFunc(cs, func(c corev1.Container) bool { return c.Name == name })
 }
-
-func hasVolume(vs []corev1.Volume, name string) bool {
-	return slices.ContainsFunc(vs, func(v corev1.Volume) bool { return v.Name == name })
-}

@@ -219,7 +219,7 @@ func TestRedisPasswordOnlyInTheSidecar(t *testing.T) {
 			if r := Apply(pod, &p, PlanFor(rendered, cfg), cfg); r.Outcome != Injected {
 				t.Fatalf("outcome %s: %s", r.Outcome, r.Reason)
 			}
-			got := hasVolume(pod.Spec.Volumes, VolumeRedis)
+			got := volume(pod.Spec.Volumes, VolumeRedis) != nil
 			if got != c.wantMount {
 				t.Fatalf("Redis password volume present = %v, want %v", got, c.wantMount)
 			}
@@ -291,11 +291,11 @@ func TestMountsFollowTheRenderedConfig(t *testing.T) {
 			}
 			args := fmt.Sprint(pod.Spec.InitContainers[0].Args)
 			for flag, vol := range map[string]string{"--secret-dir=": VolumeSecret, "--vault-token-file=": VolumeToken, "--redis-password-file=": VolumeRedis} {
-				if strings.Contains(args, flag) != hasVolume(pod.Spec.Volumes, vol) {
+				if strings.Contains(args, flag) != (volume(pod.Spec.Volumes, vol) != nil) {
 					t.Fatalf("args %s disagree with volume %s", args, vol)
 				}
 			}
-			if _, ok := envOf(pod.Spec.InitContainers[0], wellknown.EnvSPIFFESocket); ok != hasVolume(pod.Spec.Volumes, VolumeSPIFFE) {
+			if _, ok := envOf(pod.Spec.InitContainers[0], wellknown.EnvSPIFFESocket); ok != (volume(pod.Spec.Volumes, VolumeSPIFFE) != nil) {
 				t.Fatalf("%s set = %v, but the SPIFFE volume present = %v", wellknown.EnvSPIFFESocket, ok, !ok)
 			}
 		})

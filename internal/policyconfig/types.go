@@ -11,6 +11,7 @@ package policyconfig
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"strings"
 )
 
 // APIVersion and Kind identify a rendered sidecar config document.
@@ -69,6 +70,16 @@ type PolicyRef struct {
 // FederationTokenPath is the upstream's OAuth token endpoint, under its base URL, where workload
 // identity federation exchanges JWT-SVIDs by default.
 const FederationTokenPath = "/v1/oauth/token"
+
+// DefaultTokenURL is where workload identity federation exchanges when its tokenURL is empty: the
+// upstream's own token endpoint (DefaultUpstream's when upstream is empty). The operator admits it and
+// the sidecar uses it, so both must compute it alike.
+func DefaultTokenURL(upstream string) string {
+	if upstream == "" {
+		upstream = DefaultUpstream
+	}
+	return strings.TrimSuffix(upstream, "/") + FederationTokenPath
+}
 
 // Rendered reports whether the operator rendered c from a ClaudeAccessPolicy: it always names the
 // policy's generation (1 or more), which a hand-written standalone config has no reason to.

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/claude-guard/claude-guard/internal/policyconfig"
 	"github.com/claude-guard/claude-guard/internal/wellknown"
@@ -74,7 +73,7 @@ func newWIF(s *policyconfig.WIFSource, upstream string, id *identity.Provider, l
 	}
 	url := s.TokenURL
 	if url == "" {
-		url = strings.TrimSuffix(upstream, "/") + credentials.TokenPath
+		url = policyconfig.DefaultTokenURL(upstream)
 	}
 	return credentials.NewWIF(credentials.WIFOptions{
 		TokenURL: url, Audience: s.Audience, FederationRuleID: s.FederationRuleID, OrganizationID: s.OrganizationID,
