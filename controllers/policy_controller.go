@@ -72,12 +72,16 @@ func (r *PolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		}
 	}
 	orig := p.DeepCopy()
-	err := r.reconcileNormal(ctx, p)
+	again, err := r.reconcileNormal(ctx, p)
 	if err == nil {
 		p.Status.ObservedGeneration = p.Generation
 	}
 	var res ctrl.Result
-	if pc := p.Status.Pods; pc != nil && pc.StaleConfig > 0 {
+	if !again.IsZero() {
+		// A revocation expires: the config drops it then (a second late, so it has).
+		res.RequeueAfter = time.Until(again) + time.Second
+	}
+	if pc := p.Status.Pods; pc != nil && pc.StaleConfig > 0 && (res.RequeueAfter == 0 || res.RequeueAfter > staleRecheck) {
 		// Nothing else changes when the kubelet refreshes the pods' ConfigMaps: look again.
 		res.RequeueAfter = staleRecheck
 	}
@@ -105,15 +109,17 @@ func (r *PolicyReconciler) reconcileDelete(ctx context.Context, p *v1alpha1.Clau
 	return nil
 }
 
-func (r *PolicyReconciler) reconcileNormal(ctx context.Context, p *v1alpha1.ClaudeAccessPolicy) error {
+// reconcileNormal renders and writes p's config and updates its status. It returns when the config
+// changes by itself (render.Result.RenderAgainAt).
+func (r *PolicyReconciler) reconcileNormal(ctx context.Context, p *v1alpha1.ClaudeAccessPolicy) (time.Time, error) {
 	res, err := render.Policy(ctx, r.Client, p, r.Options)
 	if err != nil {
-		return r.renderFailed(p, err)
+		return time.Time{}, r.renderFailed(p, err)
 	}
 	rendered := renderedConfigMap{name: wellknown.ConfigMapName(p.Name), hash: res.Hash, data: res.Data}
 	replaced, err := configWriter{Client: r.Client, live: r.APIReader}.apply(ctx, p, rendered)
 	if err != nil {
-		return r.renderFailed(p, err)
+		return time.Time{}, r.renderFailed(p, err)
 	}
 	p.Status.Tenant = res.Tenant
 	p.Status.Models = effective.ModelsSummary(p)
@@ -129,13 +135,13 @@ func (r *PolicyReconciler) reconcileNormal(ctx context.Context, p *v1alpha1.Clau
 	p.Status.RenderedConfig = ref
 	pods, err := listPodMetadata(ctx, r.Client, p.Namespace)
 	if err != nil {
-		return err
+		return time.Time{}, err
 	}
 	var blocked []mountFailure
 	if len(res.Violations) == 0 {
 		// Only an admitted policy's pods are worth the look: Ready already says why the others fail.
 		if blocked, err = r.mountFailures(ctx, p, pods, time.Now()); err != nil {
-			return err
+			return time.Time{}, err
 		}
 	}
 	r.setReady(p, res.Violations, res.Config, blocked)
@@ -144,7 +150,7 @@ func (r *PolicyReconciler) reconcileNormal(ctx context.Context, p *v1alpha1.Clau
 	if len(res.Violations) == 0 {
 		p.Status.Effective = effective.Summary(res.Config)
 	}
-	return r.updatePods(ctx, p, pods)
+	return res.RenderAgainAt, r.updatePods(ctx, p, pods)
 }
 
 // renderFailed records in Ready that the config could not be rendered or written, and returns err for

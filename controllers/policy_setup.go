@@ -45,6 +45,9 @@ func (r *PolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&v1alpha1.ClaudeTenant{}, handler.EnqueueRequestsFromMapFunc(r.policiesOfTenant),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		// Revocations are rendered into the configs of their namespace (render.revoked).
+		Watches(&v1alpha1.ClaudeRevocation{}, handler.EnqueueRequestsFromMapFunc(r.policiesInPodNamespace),
+			builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deleting{}))).
 		WatchesMetadata(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.policiesInNamespace),
 			builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		WatchesMetadata(&corev1.Pod{}, delayedMap{fn: r.policiesInPodNamespace, delay: PodCountDelay},

@@ -39,14 +39,19 @@ func CacheOptions() cache.Options {
 	}}
 }
 
-// Setup registers every reconciler with mgr. redis turns on per-namespace Redis users (nil: off).
-func Setup(mgr ctrl.Manager, opts effective.Options, redis *RedisUsersOptions) error {
+// Setup registers every reconciler with mgr. redis turns on per-namespace Redis users (nil: off);
+// revocations is where revocations are shared with sidecars of the Redis backend (nil: no Redis).
+func Setup(mgr ctrl.Manager, opts effective.Options, redis *RedisUsersOptions, revocations RevocationStore) error {
 	if err := (&TenantReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("claude-guard-tenant")}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("failed to set up the tenant controller: %w", err)
 	}
 	if err := (&PolicyReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("claude-guard-policy"), Options: opts,
 		APIReader: mgr.GetAPIReader(), SidecarConfig: ReadSidecarConfig}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("failed to set up the policy controller: %w", err)
+	}
+	if err := (&RevocationReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("claude-guard-revocation"),
+		Store: revocations}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("failed to set up the revocation controller: %w", err)
 	}
 	if redis != nil {
 		if err := (&RedisUserReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),

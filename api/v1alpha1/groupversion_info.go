@@ -29,6 +29,7 @@ func addKnownTypes(s *runtime.Scheme) error {
 	s.AddKnownTypes(GroupVersion,
 		&ClaudeAccessPolicy{}, &ClaudeAccessPolicyList{},
 		&ClaudeTenant{}, &ClaudeTenantList{},
+		&ClaudeRevocation{}, &ClaudeRevocationList{},
 	)
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil

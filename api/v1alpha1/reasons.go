@@ -49,6 +49,15 @@ const (
 	ReasonTenantReady       = "Selecting"
 	ReasonNamespaceConflict = "NamespaceConflict"
 
+	// ClaudeRevocation Ready. True: in force for the namespace's policies that trust its issuer.
+	ReasonRevoked = "Revoked"
+	// False: no policy of the namespace trusts the issuer (nothing to refuse yet), the revocation has
+	// expired, or the namespace has more revocations in force than the operator renders
+	// (MaxRevocationsPerNamespace; the oldest are kept).
+	ReasonNoPolicyTrustsIssuer = "NoPolicyTrustsIssuer"
+	ReasonRevocationExpired    = "Expired"
+	ReasonTooManyRevocations   = "TooManyRevocations"
+
 	// Events of the Redis user controller, on a namespace's Redis-backed policies.
 	ReasonSharedLimitsUnavailable = "SharedLimitsUnavailable"
 	ReasonSharedLimitsReady       = "SharedLimitsReady"

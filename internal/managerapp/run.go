@@ -96,11 +96,18 @@ func setupControllers(ctx context.Context, mgr ctrl.Manager, o *Options, eff eff
 	if redisUsers != nil {
 		closeRedis = func() { _ = redisUsers.Admin.Close() }
 	}
-	if err := controllers.Setup(mgr, eff, redisUsers); err != nil {
-		return closeRedis, err
-	}
 	functions, err := o.redisFunctions()
 	if err != nil {
+		return closeRedis, err
+	}
+	var revocations controllers.RevocationStore
+	switch {
+	case redisUsers != nil:
+		revocations = redisUsers.Admin
+	case functions != nil:
+		revocations = functions
+	}
+	if err := controllers.Setup(mgr, eff, redisUsers, revocations); err != nil {
 		return closeRedis, err
 	}
 	if functions != nil {

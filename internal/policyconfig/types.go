@@ -49,6 +49,10 @@ type Config struct {
 	ShadowMode bool `json:"shadowMode,omitempty"`
 	// EndUser configures verification of end-user OIDC tokens; nil means Disabled.
 	EndUser *EndUser `json:"endUser,omitempty"`
+	// Revoked are the end-user tokens and users refused in the policy's namespace (ClaudeRevocation).
+	// With the Redis limit backend the sidecar also reads them from Redis, which the operator updates
+	// within a second; this copy covers the Local backend and a Redis that lost them.
+	Revoked []Revocation `json:"revoked,omitempty"`
 	// Limits are request and token rate limits. Every rule applies; a request must pass all of them.
 	Limits Limits `json:"limits,omitempty"`
 	// Budgets are token or USD allowances per calendar window.

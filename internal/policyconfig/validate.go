@@ -47,6 +47,14 @@ func (c *Config) Validate() error {
 	if c.EndUser != nil {
 		v.endUser(c.EndUser)
 	}
+	for i, r := range c.Revoked {
+		if !validRevocationID(r.ID) {
+			v.add(fmt.Sprintf("revoked[%d].id", i), "must be 32 lowercase hex digits (policyconfig.RevocationID), got %d characters", len(r.ID))
+		}
+		if r.Name == "" {
+			v.add(fmt.Sprintf("revoked[%d].name", i), "must not be empty")
+		}
+	}
 	v.limits(&c.Limits)
 	for i, b := range c.Budgets {
 		v.budget(fmt.Sprintf("budgets[%d]", i), b)

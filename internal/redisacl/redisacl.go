@@ -34,16 +34,18 @@ import (
 //     (TestFunctionsNeedTheirCommands), so they cannot be withheld. HINCRBY and INCR store integers
 //     only (under field and key names of the caller's choosing: docs/limits.md, "Security", says what
 //     that leaves); the SET of the replay store and the HSET of the scripts before are no longer needed;
+//   - HGET and HGETALL, for the sidecar to read the namespace's revocations (rediskeys.RevocationsKey),
+//     which the key patterns of SetUserArgs let it read and not write;
 //   - the connection handshake (HELLO, AUTH), and SELECT of db only (go-redis sends none for 0).
 func Grants(db int) []string {
-	g := make([]string, 0, len(redislib.Functions)+len(redislib.Commands)+3)
+	g := make([]string, 0, len(redislib.Functions)+len(redislib.Commands)+5)
 	for _, f := range redislib.Functions {
 		g = append(g, "+fcall|"+f)
 	}
 	for _, c := range redislib.Commands {
 		g = append(g, "+"+c)
 	}
-	g = append(g, "+hello", "+auth")
+	g = append(g, "+hget", "+hgetall", "+hello", "+auth")
 	if db != 0 {
 		g = append(g, "+select|"+strconv.Itoa(db))
 	}
@@ -72,7 +74,8 @@ func Password(master []byte, namespace, uid string) string {
 }
 
 // SetUserArgs returns the ACL SETUSER command that (re)creates namespace's user with password, for
-// sidecars on database db. "reset" first makes it idempotent and exact: whatever the user had before
+// sidecars on database db: every key of the namespace (~cg:{<namespace>}:*) and read-only access (%R~)
+// to its revocations, which only the operator writes. "reset" first makes it idempotent and exact: whatever the user had before
 // (other keys, commands, passwords) is dropped, so running it again repairs a user someone widened by
 // hand.
 func SetUserArgs(namespace, password string, db int) ([]any, error) {
@@ -80,7 +83,8 @@ func SetUserArgs(namespace, password string, db int) ([]any, error) {
 		return nil, fmt.Errorf("namespace %q is not a valid Kubernetes namespace name", namespace)
 	}
 	args := []any{"ACL", "SETUSER", wellknown.RedisUser(namespace), "reset", "on", ">" + password,
-		"~" + rediskeys.NamespacePrefix(namespace) + "*", "resetchannels", "-@all"}
+		"~" + rediskeys.NamespacePrefix(namespace) + "*", "%R~" + rediskeys.RevocationsKey(namespace),
+		"resetchannels", "-@all"}
 	for _, g := range Grants(db) {
 		args = append(args, g)
 	}

@@ -7,6 +7,7 @@
 //
 //	cg:{<namespace>}:<p|t>:<policy or tenant>:<limit|budget>:<rule>:<window>:<key kind>=<value>:<window start, unix s>
 //	cg:{<namespace>}:jti:<replay key>
+//	cgrev:{<namespace>}                          (revocations: written by the operator only)
 //
 // The namespace in braces is the Redis Cluster hash tag: every key one request touches hashes to the same
 // slot, which one Lua script needs. Every variable part goes through Part, so no value can add a
@@ -62,6 +63,21 @@ func Part(s string) string {
 func NamespacePrefix(namespace string) string {
 	return Prefix + "{" + Part(namespace) + "}:"
 }
+
+// RevocationsPrefix starts the key of each namespace's revoked end-user tokens and users.
+const RevocationsPrefix = "cgrev:"
+
+// RevocationsKey is the hash of namespace's revocations (field: policyconfig.RevocationID, value:
+// policyconfig.Revocation.SharedValue, plus the field Version). It lies outside NamespacePrefix on
+// purpose: the namespace's user may read it but, unlike its counters, never write it (the operator
+// grants it read-only), so a tenant holding its Redis password cannot lift a revocation.
+func RevocationsKey(namespace string) string {
+	return RevocationsPrefix + "{" + Part(namespace) + "}"
+}
+
+// RevocationsVersion is the field of the revocation hash that changes with its content, so a sidecar
+// polling it fetches the whole hash only when something changed. No revocation ID contains '#'.
+const RevocationsVersion = "#version"
 
 // RedactURL returns scheme://host:port of a Redis URL: no user, password, database or query, so it can
 // be logged and rendered into configs.

@@ -10,6 +10,7 @@ package render
 import (
 	"context"
 	"fmt"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -17,6 +18,7 @@ import (
 	"github.com/claude-guard/claude-guard/api/v1alpha1"
 	"github.com/claude-guard/claude-guard/internal/effective"
 	"github.com/claude-guard/claude-guard/internal/policyconfig"
+	"github.com/claude-guard/claude-guard/internal/revocation"
 )
 
 // Result is a policy's rendered config.
@@ -31,6 +33,8 @@ type Result struct {
 	// Data is Config as the ConfigMap carries it; Hash identifies it.
 	Data []byte
 	Hash string
+	// RenderAgainAt is when the config changes by itself (a revocation expires); zero when never.
+	RenderAgainAt time.Time
 }
 
 // Policy renders p with the tenant that selects its namespace, read through c: the document the
@@ -54,10 +58,33 @@ func Policy(ctx context.Context, c client.Reader, p *v1alpha1.ClaudeAccessPolicy
 		res.Config = effective.Deny(p, res.Tenant, res.Violations, o)
 	} else {
 		res.Warnings = effective.Warnings(p, res.Config)
+		if res.RenderAgainAt, err = revoked(ctx, c, res.Config); err != nil {
+			return Result{}, err
+		}
 	}
 	if res.Data, err = policyconfig.Marshal(res.Config); err != nil {
 		return Result{}, fmt.Errorf("failed to marshal the rendered config of %s/%s: %w", p.Namespace, p.Name, err)
 	}
 	res.Hash = policyconfig.Hash(res.Data)
 	return res, nil
+}
+
+// revoked renders the namespace's revocations of tokens of cfg's issuers into cfg (Config.Revoked), and
+// returns when that list changes by itself (the next expiry).
+func revoked(ctx context.Context, c client.Reader, cfg *policyconfig.Config) (time.Time, error) {
+	e := cfg.EndUser
+	if e == nil || e.Mode == policyconfig.EndUserDisabled || len(e.Issuers) == 0 {
+		return time.Time{}, nil
+	}
+	var list v1alpha1.ClaudeRevocationList
+	if err := c.List(ctx, &list, client.InNamespace(cfg.Policy.Namespace)); err != nil {
+		return time.Time{}, fmt.Errorf("failed to list the ClaudeRevocations of namespace %s: %w", cfg.Policy.Namespace, err)
+	}
+	issuers := make([]string, 0, len(e.Issuers))
+	for _, is := range e.Issuers {
+		issuers = append(issuers, is.URL)
+	}
+	set := revocation.Of(list.Items, time.Now())
+	cfg.Revoked = set.ForIssuers(issuers)
+	return set.Next, nil
 }

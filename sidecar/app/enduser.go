@@ -17,8 +17,9 @@ import (
 // cache of verified tokens.
 type endUsers struct {
 	ctx    context.Context
-	replay enduser.ReplayStore
-	log    *slog.Logger
+	replay  enduser.ReplayStore
+	revoked *enduser.Revocations
+	log     *slog.Logger
 
 	mu     sync.Mutex
 	cfg    *policyconfig.EndUser
@@ -26,8 +27,8 @@ type endUsers struct {
 	cur    atomic.Pointer[enduser.Authenticator]
 }
 
-func newEndUsers(ctx context.Context, c *policyconfig.Config, replay enduser.ReplayStore, log *slog.Logger) (*endUsers, error) {
-	e := &endUsers{ctx: ctx, replay: replay, log: log}
+func newEndUsers(ctx context.Context, c *policyconfig.Config, replay enduser.ReplayStore, revoked *enduser.Revocations, log *slog.Logger) (*endUsers, error) {
+	e := &endUsers{ctx: ctx, replay: replay, revoked: revoked, log: log}
 	return e, e.set(c)
 }
 
@@ -50,7 +51,7 @@ func (e *endUsers) set(c *policyconfig.Config) error {
 	var cancel context.CancelFunc
 	if next != nil {
 		var err error
-		a, err = enduser.New(enduser.Options{Config: next, Replay: e.replay, Log: e.log})
+		a, err = enduser.New(enduser.Options{Config: next, Replay: e.replay, Revoked: e.revoked, Log: e.log})
 		if err != nil {
 			return fmt.Errorf("failed to set up end-user verification: %w", err)
 		}

@@ -15,6 +15,8 @@ import (
 	"github.com/claude-guard/claude-guard/internal/policyconfig"
 	"github.com/claude-guard/claude-guard/sidecar/audit"
 	"github.com/claude-guard/claude-guard/sidecar/config"
+	"github.com/claude-guard/claude-guard/sidecar/enduser"
+	"github.com/claude-guard/claude-guard/sidecar/limits"
 	"github.com/claude-guard/claude-guard/sidecar/metrics"
 	"github.com/claude-guard/claude-guard/sidecar/proxy"
 )
@@ -48,6 +50,7 @@ type sidecar struct {
 	metrics  *metrics.Metrics
 	limiter  limiter
 	users    *endUsers
+	revoked  *enduser.Revocations
 	audit    *audit.Logger
 	handler  http.Handler
 	// restart is closed when a reload changed settings that apply only at start.
@@ -90,8 +93,9 @@ func build(ctx context.Context, o *Options) (_ *sidecar, err error) {
 		return nil, err
 	}
 	s.closers = append(s.closers, func() { _ = s.limiter.Close() })
+	s.followRevocations(ctx, c)
 	// The limit backend also remembers end users' jti values, so replay state is shared like limits.
-	if s.users, err = newEndUsers(ctx, c, s.limiter, s.log); err != nil {
+	if s.users, err = newEndUsers(ctx, c, s.limiter, s.revoked, s.log); err != nil {
 		return nil, err
 	}
 	s.closers = append(s.closers, s.users.close)
@@ -107,6 +111,34 @@ func build(ctx context.Context, o *Options) (_ *sidecar, err error) {
 		Workload: s.wiring.workload(o.Workload), Caller: caller(o),
 	})
 	return s, nil
+}
+
+// followRevocations sets up the revoked tokens and users: those of the config, and with the Redis backend
+// those the operator shares through Redis, read every enduser.RevocationPoll until the sidecar stops.
+func (s *sidecar) followRevocations(ctx context.Context, c *policyconfig.Config) {
+	s.revoked = enduser.NewRevocations()
+	s.revoked.SetConfig(c.Revoked)
+	r, ok := s.limiter.(*limits.Redis)
+	if !ok || c.Policy.Namespace == "" {
+		return
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.revoked.Follow(ctx, sharedRevocations{r, c.Policy.Namespace}, enduser.RevocationPoll, s.log)
+	}()
+	s.closers = append(s.closers, func() { cancel(); <-done })
+}
+
+// sharedRevocations reads one namespace's revocations from the Redis backend.
+type sharedRevocations struct {
+	r         *limits.Redis
+	namespace string
+}
+
+func (s sharedRevocations) Revocations(ctx context.Context, known string) (string, map[string]string, error) {
+	return s.r.Revocations(ctx, s.namespace, known)
 }
 
 // close releases what build made, last first.
@@ -125,6 +157,7 @@ func (s *sidecar) watcher(o *Options) *config.Watcher {
 		Path: o.ConfigPath, Override: o.override, Store: s.store, Log: s.log,
 		OnReload: func(n *config.Compiled) {
 			s.limiter.SetRules(n.Rules)
+			s.revoked.SetConfig(n.Policy.Config.Revoked)
 			if err := s.users.set(n.Policy.Config); err != nil {
 				s.log.Error("End-user settings not applied; the previous ones stay in force", "error", err.Error())
 			}

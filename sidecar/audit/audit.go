@@ -24,20 +24,22 @@ const (
 
 // Record is one audit record.
 type Record struct {
-	Time              time.Time
-	Policy            string
-	ConfigHash        string
-	Workload          string
-	Namespace         string
-	EndUser           string
-	Method            string
-	Path              string
-	Model             string
-	RequestedModel    string
-	Stream            bool
-	Decision          string
-	Rule              string
-	Reason            string
+	Time           time.Time
+	Policy         string
+	ConfigHash     string
+	Workload       string
+	Namespace      string
+	EndUser        string
+	Method         string
+	Path           string
+	Model          string
+	RequestedModel string
+	Stream         bool
+	Decision       string
+	Rule           string
+	Reason         string
+	// Revocation names the ClaudeRevocation that refused the request (rule endUser.revoked).
+	Revocation        string
 	Status            int
 	InputTokens       int64
 	OutputTokens      int64
@@ -174,6 +176,9 @@ func (l *Logger) Write(_ context.Context, r *Record) {
 	if r.Rule != "" {
 		b = str(b, "rule", r.Rule)
 		b = str(b, "reason", r.Reason)
+	}
+	if r.Revocation != "" {
+		b = str(b, "revocation", r.Revocation)
 	}
 	if r.ClampedFrom > 0 {
 		b = num(b, "clampedFrom", r.ClampedFrom)

@@ -55,6 +55,10 @@ type Failure struct {
 	// Rule is the rule name for audit and metrics.
 	Rule    string
 	Message string
+	// Revocation names the ClaudeRevocation that refused the token (Rule RuleRevoked), for audit.
+	Revocation string
+	// User is the verified user of a revoked token, for audit; nil for every other refusal.
+	User *Principal
 }
 
 func (f *Failure) Error() string { return f.Message }
@@ -70,6 +74,8 @@ type Options struct {
 	Config *policyconfig.EndUser
 	// Replay stores seen jti values; required when Config.Replay is set.
 	Replay ReplayStore
+	// Revoked refuses revoked tokens and users; nil refuses none.
+	Revoked *Revocations
 	Log    *slog.Logger
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
@@ -83,6 +89,7 @@ type Authenticator struct {
 	bearer  bool // the token comes as "Authorization: Bearer <token>"
 	issuers map[string]*issuer
 	replay  ReplayStore
+	revoked *Revocations
 	cache   *cache
 	now     func() time.Time
 	log     *slog.Logger
@@ -95,7 +102,7 @@ func New(o Options) (*Authenticator, error) {
 		return nil, errors.New("replay protection needs a replay store")
 	}
 	a := &Authenticator{
-		cfg: c, replay: o.Replay, log: o.Log, now: o.Now,
+		cfg: c, replay: o.Replay, revoked: o.Revoked, log: o.Log, now: o.Now,
 		bearer:  strings.EqualFold(c.Header, "Authorization"),
 		issuers: map[string]*issuer{},
 		cache:   newCache(o.CacheSize),
@@ -180,6 +187,13 @@ func (a *Authenticator) Authenticate(ctx context.Context, h http.Header) (*Princ
 			return nil, f
 		}
 		a.cache.put(tok, p, p.Expiry.Add(a.cfg.ClockSkew.Duration), now)
+	}
+	// After the cache, so a cached token is refused once revoked; before replay protection, so a
+	// revoked token does not use up its jti.
+	if e, ok := a.revoked.Check(p, now); ok {
+		f := revokedFailure(e)
+		f.User = p
+		return nil, f
 	}
 	if a.cfg.Replay != nil {
 		if f := a.checkReplay(ctx, p, now); f != nil {

@@ -400,3 +400,32 @@ func bounded(v int64) int64 { return max(-redislib.MaxAmount, min(v, redislib.Ma
 func ttl(end, now time.Time) string {
 	return strconv.FormatInt(end.Add(keyGrace).Sub(now).Milliseconds(), 10)
 }
+
+// Revocations reads namespace's revoked end-user tokens and users, which the operator writes
+// (rediskeys.RevocationsKey): the hash's version and, unless it is known, its entries (revocation ID to
+// policyconfig.Revocation.SharedValue). A namespace without revocations has version "" and none.
+//
+// It does not go through the breaker: the limiter's own calls decide whether Redis is up, and a refusal
+// of this read (an ACL user of an older operator, without HGET) must not stop the limiter.
+func (l *Redis) Revocations(ctx context.Context, namespace, known string) (version string, entries map[string]string, err error) {
+	key := rediskeys.RevocationsKey(namespace)
+	ctx, cancel := context.WithTimeout(ctx, l.timeout)
+	defer cancel()
+	version, err = l.client.HGet(ctx, key, rediskeys.RevocationsVersion).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return "", nil, nil
+	case err != nil:
+		return "", nil, fmt.Errorf("failed to read the revocations of namespace %s on Redis %s: %w", namespace, l.addr, err)
+	case version == known:
+		return version, nil, nil
+	}
+	all, err := l.client.HGetAll(ctx, key).Result()
+	if err != nil {
+		return "", nil, fmt.Errorf("failed to read the revocations of namespace %s on Redis %s: %w", namespace, l.addr, err)
+	}
+	// The version read with the entries: another write may have come between the two reads.
+	version = all[rediskeys.RevocationsVersion]
+	delete(all, rediskeys.RevocationsVersion)
+	return version, all, nil
+}

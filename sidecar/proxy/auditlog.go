@@ -37,6 +37,7 @@ func writeAudit(l *audit.Logger, r *http.Request) {
 		Decision:          ex.decisionLabel(),
 		Rule:              rule,
 		Reason:            reason,
+		Revocation:        ex.Revocation,
 		Status:            ex.w.code(),
 		InputTokens:       up.Usage.InputTokens,
 		OutputTokens:      up.Usage.OutputTokens,

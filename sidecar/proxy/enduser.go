@@ -29,6 +29,11 @@ func WithEndUser(auth func() *enduser.Authenticator, log *slog.Logger, next http
 			return
 		}
 		p, f := a.Authenticate(r.Context(), r.Header)
+		if f != nil && f.Revocation != "" {
+			// The audit record says whose token was revoked, and by which revocation.
+			ex.Revocation, p = f.Revocation, f.User
+			ex.Caller.User = p
+		}
 		if f != nil {
 			dn := &decide.Denial{Rule: f.Rule, Status: f.Status, Type: TypeAuthentication, Message: f.Message,
 				Shadow: ex.Policy.Config.ShadowMode}

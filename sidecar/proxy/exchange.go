@@ -29,6 +29,8 @@ type Exchange struct {
 	Upstream Upstream
 	// ClientAborted is set when the client went away before the response was done.
 	ClientAborted bool
+	// Revocation names the ClaudeRevocation that refused the end user's token, for audit.
+	Revocation string
 
 	// cred is the credential injected upstream; it lives only here and in the outbound header.
 	cred credential

@@ -31,6 +31,8 @@ type ManagerOptions struct {
 	Effective effective.Options
 	// RedisUsers, when set, runs the per-namespace Redis user controller.
 	RedisUsers *controllers.RedisUsersOptions
+	// Revocations, when set, is where revocations are shared (default: RedisUsers' admin connection).
+	Revocations controllers.RevocationStore
 	// Inject, when set, serves the injection webhook (the Env must be started WithWebhooks).
 	Inject *inject.Operator
 	// User, when set, is who the manager is to the API server (default: the Env's admin). Admission
@@ -71,7 +73,11 @@ func (e *Env) StartManager(o ManagerOptions) (func() error, error) {
 	if err != nil {
 		return nil, fmt.Errorf("failed to create manager: %w", err)
 	}
-	if err := controllers.Setup(mgr, o.Effective, o.RedisUsers); err != nil {
+	revocations := o.Revocations
+	if revocations == nil && o.RedisUsers != nil {
+		revocations = o.RedisUsers.Admin
+	}
+	if err := controllers.Setup(mgr, o.Effective, o.RedisUsers, revocations); err != nil {
 		return nil, err
 	}
 	if r := o.Registration; r != nil {
