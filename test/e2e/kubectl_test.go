@@ -200,7 +200,7 @@ spec:
 }
 
 // TestTenantAdminRBACSampleAppliesAsIs: config/samples/tenant-admin-rbac.yaml applies as written, and
-// binds exactly what its header promises: policies and their status in acme, nothing of ClaudeTenants,
+// binds exactly what its header promises: policies, their status and revocations in acme, nothing of ClaudeTenants,
 // ConfigMaps or another namespace.
 func TestTenantAdminRBACSampleAppliesAsIs(t *testing.T) {
 	mustKubectl(t, "apply", "-f", filepath.Join(testenv.RepoRoot(), "config", "samples", "tenant-admin-rbac.yaml"))
@@ -212,6 +212,9 @@ func TestTenantAdminRBACSampleAppliesAsIs(t *testing.T) {
 		{[]string{"create", "claudeaccesspolicies", "-n", "acme"}, "yes"},
 		{[]string{"get", "claudeaccesspolicies/status", "-n", "acme"}, "yes"},
 		{[]string{"list", "events", "-n", "acme"}, "yes"},
+		{[]string{"create", "clauderevocations", "-n", "acme"}, "yes"},
+		{[]string{"delete", "clauderevocations", "-n", "acme"}, "yes"},
+		{[]string{"create", "clauderevocations", "-n", "team-a"}, "no"},
 		{[]string{"get", "claudetenants"}, "no"},
 		{[]string{"get", "configmaps", "-n", "acme"}, "no"},
 		{[]string{"create", "claudeaccesspolicies", "-n", "team-a"}, "no"},

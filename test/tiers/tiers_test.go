@@ -314,6 +314,8 @@ func TestTierSampleEndToEnd(t *testing.T) {
 	if !strings.Contains(out, `"endUser":"alice"`) {
 		t.Errorf("audit records do not name the end user:\n%s", out)
 	}
+
+	testRevocation(t, h, is)
 }
 
 func remaining(t *testing.T, h http.Header) int64 {
