@@ -16,7 +16,7 @@ import (
 // settings builds a new one (its issuers are discovered again); any other reload keeps it, with its
 // cache of verified tokens.
 type endUsers struct {
-	ctx    context.Context
+	ctx     context.Context
 	replay  enduser.ReplayStore
 	revoked *enduser.Revocations
 	log     *slog.Logger

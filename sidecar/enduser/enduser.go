@@ -76,7 +76,7 @@ type Options struct {
 	Replay ReplayStore
 	// Revoked refuses revoked tokens and users; nil refuses none.
 	Revoked *Revocations
-	Log    *slog.Logger
+	Log     *slog.Logger
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
 	// CacheSize bounds the verified-token cache; default 10,000.

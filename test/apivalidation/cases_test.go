@@ -283,3 +283,43 @@ metadata:
 spec:
 ` + spec
 }
+
+func revocationWith(spec string) string {
+	return `
+apiVersion: claudeguard.io/v1alpha1
+kind: ClaudeRevocation
+metadata:
+  name: NAME
+  namespace: team-a
+spec:
+` + spec
+}
+
+var revocationCases = []validationCase{
+	{name: "a token", yaml: revocationWith(`
+  issuer: https://login.example.com/realms/team-a
+  jti: 4f1c2a9e
+  expiresAt: "2030-01-01T00:00:00Z"
+`)},
+	{name: "a user", yaml: revocationWith(`
+  issuer: https://login.example.com/realms/team-a
+  subject: alice
+  reason: left the company
+`)},
+	{name: "neither jti nor subject", want: "spec: Invalid value: set exactly one of jti (one token) and subject (every token of one user)", yaml: revocationWith(`
+  issuer: https://login.example.com/realms/team-a
+`)},
+	{name: "both jti and subject", want: "spec: Invalid value: set exactly one of jti (one token) and subject (every token of one user)", yaml: revocationWith(`
+  issuer: https://login.example.com/realms/team-a
+  jti: x
+  subject: alice
+`)},
+	{name: "an empty subject", want: "spec.subject: Invalid value: \"\": spec.subject in body should be at least 1 chars long", yaml: revocationWith(`
+  issuer: https://login.example.com/realms/team-a
+  subject: ""
+`)},
+	{name: "an issuer that is not a URL", want: "spec.issuer: Invalid value: \"login.example.com\": spec.issuer in body should match", yaml: revocationWith(`
+  issuer: login.example.com
+  subject: alice
+`)},
+}

@@ -105,6 +105,26 @@ func TestClaudeTenantValidation(t *testing.T) {
 	runCases(t, func() client.Object { return &v1alpha1.ClaudeTenant{} }, tenantCases)
 }
 
+func TestClaudeRevocationValidation(t *testing.T) {
+	runCases(t, func() client.Object { return &v1alpha1.ClaudeRevocation{} }, revocationCases)
+}
+
+// TestRevocationSpecIsImmutable: a revocation edited to name another token would quietly lift the
+// first, so the API server refuses any change of its spec (lifting is deleting).
+func TestRevocationSpecIsImmutable(t *testing.T) {
+	ctx := context.Background()
+	r := &v1alpha1.ClaudeRevocation{ObjectMeta: metav1.ObjectMeta{Name: "immutable", Namespace: "team-a"},
+		Spec: v1alpha1.ClaudeRevocationSpec{Issuer: "https://login.example.com", Subject: "alice"}}
+	if err := env.Client.Create(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	r.Spec.Subject = "bob"
+	err := env.Client.Update(ctx, r)
+	if want := "spec is immutable: delete this revocation to lift it, and create another"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("update of the subject: %v, want %q", err, want)
+	}
+}
+
 // TestDefaults proves the API server applies the documented defaults.
 func TestDefaults(t *testing.T) {
 	p := &v1alpha1.ClaudeAccessPolicy{}

@@ -35,6 +35,7 @@ import (
 	"github.com/claude-guard/claude-guard/internal/effective"
 	"github.com/claude-guard/claude-guard/internal/policyconfig"
 	"github.com/claude-guard/claude-guard/internal/redisacl"
+	"github.com/claude-guard/claude-guard/internal/rediskeys"
 	"github.com/claude-guard/claude-guard/internal/redislib"
 	"github.com/claude-guard/claude-guard/internal/test/testenv"
 	"github.com/claude-guard/claude-guard/internal/test/testservers"
@@ -146,11 +147,24 @@ func TestRedisUsers(t *testing.T) {
 			"FLUSHALL":                func() error { return userA.FlushAll(ctx).Err() },
 			"CONFIG SET":              func() error { return userA.ConfigSet(ctx, "requirepass", "").Err() },
 			"ACL SETUSER":             func() error { return userA.Do(ctx, "ACL", "SETUSER", wellknown.RedisUser(nsA), "~*").Err() },
+			// Its revocations are the operator's: a tenant holding the password cannot lift one.
+			"HDEL of its own revocation": func() error {
+				return userA.HDel(ctx, rediskeys.RevocationsKey(nsA), "0123456789abcdef0123456789abcdef").Err()
+			},
+			"HINCRBY of its own revocation": func() error {
+				return userA.HIncrBy(ctx, rediskeys.RevocationsKey(nsA), "0123456789abcdef0123456789abcdef", 1).Err()
+			},
+			"DEL of its own revocations": func() error { return userA.Del(ctx, rediskeys.RevocationsKey(nsA)).Err() },
+			"HGETALL of B's revocations": func() error { return userA.HGetAll(ctx, rediskeys.RevocationsKey(nsB)).Err() },
 		}
 		for name, f := range denied {
 			if err := f(); err == nil || !strings.Contains(err.Error(), "NOPERM") {
 				t.Errorf("%s as %s: %v, want NOPERM", name, wellknown.RedisUser(nsA), err)
 			}
+		}
+		// It reads its own revocations (the sidecar polls them).
+		if _, err := userA.HGetAll(ctx, rediskeys.RevocationsKey(nsA)).Result(); err != nil {
+			t.Errorf("HGETALL of its own revocations: %v", err)
 		}
 		// The sidecar's limiter, as A's user with the password file the webhook would mount.
 		_, cfg := rendered(t, k, nsA, "chat")
