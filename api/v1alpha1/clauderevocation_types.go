@@ -47,16 +47,16 @@ type ClaudeRevocationSpec struct {
 
 // ClaudeRevocationStatus is what the controller observed.
 type ClaudeRevocationStatus struct {
-	// observedGeneration is the generation the status describes.
-	// +optional
-	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-
-	// conditions: Ready is True while the revocation is in force for at least one policy of the
-	// namespace that trusts its issuer.
+	// conditions of the revocation. Ready is True while it is in force for at least one policy of
+	// the namespace that trusts its issuer.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// observedGeneration is the generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
 	// policies lists the namespace's policies that trust the revocation's issuer, which refuse the
 	// revoked tokens.
