@@ -111,9 +111,9 @@ install: ## Install the CRDs into the cluster in KUBECONFIG.
 	$(KUBECTL) apply --server-side -k config/crd
 
 .PHONY: uninstall
-uninstall: ## Remove the CRDs: this DELETES every ClaudeAccessPolicy and ClaudeTenant in the cluster (asks first; CONFIRM=yes skips).
-	@echo "make uninstall deletes the claude-guard CRDs and with them every ClaudeAccessPolicy and ClaudeTenant in the cluster:"
-	@$(KUBECTL) get claudeaccesspolicies,claudetenants -A --no-headers 2>/dev/null | sed 's/^/  /' || true
+uninstall: ## Remove the CRDs: this DELETES every ClaudeAccessPolicy, ClaudeTenant and ClaudeRevocation in the cluster (asks first; CONFIRM=yes skips).
+	@echo "make uninstall deletes the claude-guard CRDs and with them every ClaudeAccessPolicy, ClaudeTenant and ClaudeRevocation in the cluster:"
+	@$(KUBECTL) get claudeaccesspolicies,claudetenants,clauderevocations -A --no-headers 2>/dev/null | sed 's/^/  /' || true
 	@[ "$(CONFIRM)" = yes ] || { printf 'Type yes to go on: '; read answer; [ "$$answer" = yes ]; } || { echo "Nothing deleted."; exit 1; }
 	$(KUBECTL) delete -k config/crd
 
