@@ -34,6 +34,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 
 	"github.com/claude-guard/claude-guard/internal/test/fakeupstream"
+	"github.com/claude-guard/claude-guard/internal/test/inproc"
 	"github.com/claude-guard/claude-guard/internal/test/testcert"
 	"github.com/claude-guard/claude-guard/internal/test/testservers"
 	"github.com/claude-guard/claude-guard/internal/wellknown"
@@ -115,31 +116,12 @@ limits:
 	sink := &auditSink{}
 	// start runs a gateway with edit applied to its options and returns its base URL.
 	start := func(edit func(*app.Options)) string {
-		addrs := make(chan string, 1)
 		o := &app.Options{ConfigPath: cfgPath, Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0", Upstream: up.URL, APIKeyFile: keyPath,
 			ShutdownGrace: time.Second, MaxRequestDuration: time.Minute, LogLevel: "info", Stdout: sink,
-			Gateway: true, ClientTrustDomain: td.Name(), Ready: func(p, _ string) { addrs <- p }}
+			Gateway: true, ClientTrustDomain: td.Name()}
 		edit(o)
-		o.Complete()
-		if err := o.Validate(); err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- app.Run(ctx, o) }()
-		t.Cleanup(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		})
-		select {
-		case addr := <-addrs:
-			return "https://" + addr
-		case err := <-done:
-			t.Fatalf("gateway: %v", err)
-		}
-		return ""
+		addr, _ := inproc.Start(t, o)
+		return "https://" + addr
 	}
 	base := start(func(*app.Options) {})
 

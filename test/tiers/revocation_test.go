@@ -4,7 +4,6 @@ package tiers
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/claude-guard/claude-guard/internal/policyconfig"
+	"github.com/claude-guard/claude-guard/internal/test/inproc"
 	"github.com/claude-guard/claude-guard/internal/test/logbuf"
 	"github.com/claude-guard/claude-guard/internal/test/testenv"
 	"github.com/claude-guard/claude-guard/internal/test/wait"
@@ -71,33 +71,23 @@ func startReplicas(t *testing.T, h *harness, n int) []replica {
 	}
 	var out []replica
 	for i := range n {
-		addrs := make(chan string, 1)
 		buf := &logbuf.Buffer{}
-		o := &app.Options{ConfigPath: filepath.Join(dir, "config.json"), Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0",
+		addr, metrics := inproc.Start(t, &app.Options{ConfigPath: filepath.Join(dir, "config.json"), Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0",
 			SecretDir: dir, RedisPasswordFile: filepath.Join(dir, "redis-password"), Workload: fmt.Sprintf("coding-%d", i),
-			ShutdownGrace: time.Second, MaxRequestDuration: time.Minute, LogLevel: "info", Stdout: buf,
-			Ready: func(p, _ string) { addrs <- p }}
-		o.Complete()
-		if err := o.Validate(); err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- app.Run(ctx, o) }()
-		t.Cleanup(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("replica %d: %v", i, err)
+			ShutdownGrace: time.Second, MaxRequestDuration: time.Minute, LogLevel: "info", Stdout: buf})
+		// Ready once its issuer is discovered: a pod gets traffic only then.
+		wait.For(t, 10*time.Second, "", func() error {
+			resp, err := http.Get("http://" + metrics + "/readyz")
+			if err != nil {
+				return err
 			}
+			_ = resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("replica %d: /readyz %d", i, resp.StatusCode)
+			}
+			return nil
 		})
-		select {
-		case addr := <-addrs:
-			out = append(out, replica{url: "http://" + addr, out: buf})
-		case err := <-done:
-			t.Fatalf("replica %d: %v\n%s", i, err, buf.String())
-		case <-time.After(30 * time.Second):
-			t.Fatalf("replica %d did not start:\n%s", i, buf.String())
-		}
+		out = append(out, replica{url: "http://" + addr, out: buf})
 	}
 	return out
 }
