@@ -45,15 +45,15 @@ func TestPassword(t *testing.T) {
 }
 
 func TestSetUserArgs(t *testing.T) {
-	const grants = "-@all +fcall|cg_v1_reserve +fcall|cg_v1_adjust +fcall|cg_v1_once +hmget +hincrby +incr +pexpire +hello +auth"
+	const grants = "-@all +fcall|cg_v1_reserve +fcall|cg_v1_adjust +fcall|cg_v1_once +hmget +hincrby +incr +pexpire +hget +hgetall +hello +auth"
 	cases := []struct {
 		ns      string
 		db      int
 		want    string
 		wantErr string
 	}{
-		{ns: "team-a", want: "ACL SETUSER cg-team-a reset on >pw ~cg:{team-a}:* resetchannels " + grants},
-		{ns: "a", db: 3, want: "ACL SETUSER cg-a reset on >pw ~cg:{a}:* resetchannels " + grants + " +select|3"},
+		{ns: "team-a", want: "ACL SETUSER cg-team-a reset on >pw ~cg:{team-a}:* %R~cgrev:{team-a} resetchannels " + grants},
+		{ns: "a", db: 3, want: "ACL SETUSER cg-a reset on >pw ~cg:{a}:* %R~cgrev:{a} resetchannels " + grants + " +select|3"},
 		{ns: "Team-A", wantErr: "not a valid Kubernetes namespace name"},
 		{ns: "a*", wantErr: "not a valid Kubernetes namespace name"},
 		{ns: "a b", wantErr: "not a valid Kubernetes namespace name"},
