@@ -34,11 +34,11 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 
 	"github.com/claude-guard/claude-guard/internal/test/fakeupstream"
-	"github.com/claude-guard/claude-guard/internal/test/inproc"
 	"github.com/claude-guard/claude-guard/internal/test/testcert"
 	"github.com/claude-guard/claude-guard/internal/test/testservers"
 	"github.com/claude-guard/claude-guard/internal/wellknown"
 	"github.com/claude-guard/claude-guard/sidecar/app"
+	"github.com/claude-guard/claude-guard/sidecar/app/apptest"
 	"github.com/claude-guard/claude-guard/sidecar/enduser/oidctest"
 )
 
@@ -120,7 +120,7 @@ limits:
 			ShutdownGrace: time.Second, MaxRequestDuration: time.Minute, LogLevel: "info", Stdout: sink,
 			Gateway: true, ClientTrustDomain: td.Name()}
 		edit(o)
-		addr, _ := inproc.Start(t, o)
+		addr, _ := apptest.Start(t, o)
 		return "https://" + addr
 	}
 	base := start(func(*app.Options) {})

@@ -18,12 +18,12 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/claude-guard/claude-guard/internal/policyconfig"
-	"github.com/claude-guard/claude-guard/internal/test/inproc"
 	"github.com/claude-guard/claude-guard/internal/test/logbuf"
 	"github.com/claude-guard/claude-guard/internal/test/testenv"
 	"github.com/claude-guard/claude-guard/internal/test/wait"
 	"github.com/claude-guard/claude-guard/internal/wellknown"
 	"github.com/claude-guard/claude-guard/sidecar/app"
+	"github.com/claude-guard/claude-guard/sidecar/app/apptest"
 	"github.com/claude-guard/claude-guard/sidecar/enduser/oidctest"
 )
 
@@ -72,7 +72,7 @@ func startReplicas(t *testing.T, h *harness, n int) []replica {
 	var out []replica
 	for i := range n {
 		buf := &logbuf.Buffer{}
-		addr, metrics := inproc.Start(t, &app.Options{ConfigPath: filepath.Join(dir, "config.json"), Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0",
+		addr, metrics := apptest.Start(t, &app.Options{ConfigPath: filepath.Join(dir, "config.json"), Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0",
 			SecretDir: dir, RedisPasswordFile: filepath.Join(dir, "redis-password"), Workload: fmt.Sprintf("coding-%d", i),
 			ShutdownGrace: time.Second, MaxRequestDuration: time.Minute, LogLevel: "info", Stdout: buf})
 		// Ready once its issuer is discovered: a pod gets traffic only then.

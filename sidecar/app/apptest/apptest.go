@@ -1,7 +1,8 @@
-// Package inproc runs the real sidecar (sidecar/app.Run) inside a test process, on the options a test
-// gives it, for tests that need several sidecars on their own ports or a sidecar beside in-process
-// servers; internal/test/podrun runs the built binary as a pod's container instead.
-package inproc
+// Package apptest runs the real sidecar (app.Run) inside a test process, on the options a test gives
+// it, for tests that need several sidecars on their own ports or a sidecar beside in-process servers;
+// internal/test/podrun runs the built binary as a pod's container instead. It lives under sidecar/
+// because the manager's packages must not link the sidecar.
+package apptest
 
 import (
 	"context"
