@@ -29,7 +29,8 @@ func (f *Functions) SetRevocations(ctx context.Context, namespace string, entrie
 		}
 		return n > 0, nil
 	}
-	version := RevocationsVersion(entries)
+	ids := slices.Sorted(maps.Keys(entries))
+	version := revocationsVersion(ids, entries)
 	cur, err := f.client.HGet(ctx, key, rediskeys.RevocationsVersion).Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return false, fmt.Errorf("failed to read the revocations of namespace %s on %s: %w", namespace, f.addr, err)
@@ -38,7 +39,7 @@ func (f *Functions) SetRevocations(ctx context.Context, namespace string, entrie
 		return false, nil
 	}
 	fields := make([]any, 0, 2*len(entries)+2)
-	for _, id := range slices.Sorted(maps.Keys(entries)) {
+	for _, id := range ids {
 		fields = append(fields, id, entries[id])
 	}
 	fields = append(fields, rediskeys.RevocationsVersion, version)
@@ -53,11 +54,11 @@ func (f *Functions) SetRevocations(ctx context.Context, namespace string, entrie
 	return true, nil
 }
 
-// RevocationsVersion is the version of a set of revocation entries: 16 hex digits of the SHA-256 of the
-// sorted fields and values.
-func RevocationsVersion(entries map[string]string) string {
+// revocationsVersion is the version of a set of revocation entries: 16 hex digits of the SHA-256 of
+// their fields (ids, sorted) and values.
+func revocationsVersion(ids []string, entries map[string]string) string {
 	h := sha256.New()
-	for _, id := range slices.Sorted(maps.Keys(entries)) {
+	for _, id := range ids {
 		h.Write([]byte(id + "\x00" + entries[id] + "\x00"))
 	}
 	return hex.EncodeToString(h.Sum(nil)[:8])

@@ -48,16 +48,23 @@ func (r *Revocations) Check(p *Principal, now time.Time) (policyconfig.Revocatio
 	if r == nil {
 		return policyconfig.Revocation{}, false
 	}
-	ids := [2]string{policyconfig.RevocationID(policyconfig.RevokeSubject, p.Issuer, p.Subject)}
-	if p.jti != "" {
-		ids[1] = policyconfig.RevocationID(policyconfig.RevokeJTI, p.Issuer, p.jti)
-	}
+	var sets []map[string]policyconfig.Revocation
 	for _, set := range []*map[string]policyconfig.Revocation{r.config.Load(), r.shared.Load()} {
-		if set == nil {
-			continue
+		if set != nil && len(*set) > 0 {
+			sets = append(sets, *set)
 		}
+	}
+	if len(sets) == 0 {
+		// Nothing revoked, the usual case: no IDs to hash on this request's path.
+		return policyconfig.Revocation{}, false
+	}
+	ids := []string{policyconfig.RevocationID(policyconfig.RevokeSubject, p.Issuer, p.Subject)}
+	if p.jti != "" {
+		ids = append(ids, policyconfig.RevocationID(policyconfig.RevokeJTI, p.Issuer, p.jti))
+	}
+	for _, set := range sets {
 		for _, id := range ids {
-			if e, ok := (*set)[id]; ok && id != "" && e.Active(now) {
+			if e, ok := set[id]; ok && e.Active(now) {
 				return e, true
 			}
 		}
