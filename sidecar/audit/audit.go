@@ -39,18 +39,23 @@ type Record struct {
 	Rule           string
 	Reason         string
 	// Revocation names the ClaudeRevocation that refused the request (rule endUser.revoked).
-	Revocation        string
-	Status            int
-	InputTokens       int64
-	OutputTokens      int64
-	CacheReadTokens   int64
-	CacheWriteTokens  int64
-	ClampedFrom       int64
-	Latency           time.Duration
-	UpstreamLatency   time.Duration
-	UpstreamRequestID string
-	StreamError       string
-	ClientAborted     bool
+	Revocation       string
+	Status           int
+	InputTokens      int64
+	OutputTokens     int64
+	CacheReadTokens  int64
+	CacheWriteTokens int64
+	// ClampedFrom is the client's max_tokens when a Clamp ceiling lowered it to MaxTokens; the
+	// thinking budget lowered with it is ThinkingBudgetFrom, sent as ThinkingBudget.
+	ClampedFrom        int64
+	MaxTokens          int64
+	ThinkingBudgetFrom int64
+	ThinkingBudget     int64
+	Latency            time.Duration
+	UpstreamLatency    time.Duration
+	UpstreamRequestID  string
+	StreamError        string
+	ClientAborted      bool
 }
 
 // Logger writes records as JSON lines. Lines are buffered and written at least every FlushInterval
@@ -182,6 +187,11 @@ func (l *Logger) Write(_ context.Context, r *Record) {
 	}
 	if r.ClampedFrom > 0 {
 		b = num(b, "clampedFrom", r.ClampedFrom)
+		b = num(b, "maxTokens", r.MaxTokens)
+	}
+	if r.ThinkingBudgetFrom > 0 {
+		b = num(b, "thinkingBudgetFrom", r.ThinkingBudgetFrom)
+		b = num(b, "thinkingBudget", r.ThinkingBudget)
 	}
 	if r.UpstreamRequestID != "" || r.UpstreamLatency > 0 {
 		b = str(b, "upstreamRequestId", r.UpstreamRequestID)

@@ -41,7 +41,26 @@ type Fields struct {
 	// Stream is "stream" (a boolean).
 	Stream    bool
 	HasStream bool
+
+	// Thinking is what the "thinking" object (extended thinking) says: its "type" and its
+	// "budget_tokens", which the API requires to stay below max_tokens, so a clamp must lower it too.
+	// HasThinking is set when "thinking" is an object; other values are left to the upstream to refuse.
+	Thinking    Thinking
+	HasThinking bool
 }
+
+// Thinking is the part of the "thinking" object the sidecar reads.
+type Thinking struct {
+	// Type is "enabled", "disabled", "adaptive" or a type from the future.
+	Type string
+	// Budget is "budget_tokens", a positive integer; HasBudget says whether it was present.
+	Budget     int64
+	HasBudget  bool
+	BudgetSpan Span
+}
+
+// ThinkingEnabled is the thinking type whose budget_tokens counts against max_tokens.
+const ThinkingEnabled = "enabled"
 
 // Error says why a body was refused. Its message never quotes the body.
 type Error struct {
@@ -95,6 +114,7 @@ func (s *scanner) ws() {
 // per key would cost calls and bounds checks per byte.
 func (s *scanner) topObject(f *Fields) error {
 	s.i++ // '{'
+	seenThinking := false
 	s.ws()
 	if s.i < len(s.b) && s.b[s.i] == '}' {
 		s.i++
@@ -121,7 +141,7 @@ func (s *scanner) topObject(f *Fields) error {
 			}
 		} else {
 			switch string(key) { // no allocation: the compiler recognises this form
-			case "model", "max_tokens", "stream":
+			case "model", "max_tokens", "stream", "thinking":
 				name = string(key)
 			}
 		}
@@ -154,6 +174,14 @@ func (s *scanner) topObject(f *Fields) error {
 				return s.fail(`duplicate "stream" field`)
 			}
 			if err := s.stream(f); err != nil {
+				return err
+			}
+		case "thinking":
+			if seenThinking {
+				return s.fail(`duplicate "thinking" field`)
+			}
+			seenThinking = true
+			if err := s.thinking(f); err != nil {
 				return err
 			}
 		default:
@@ -202,31 +230,142 @@ func (s *scanner) model(f *Fields) error {
 }
 
 func (s *scanner) maxTokens(f *Fields) error {
+	n, sp, err := s.positiveInt("max_tokens")
+	if err != nil {
+		return err
+	}
+	f.HasMaxTokens, f.MaxTokens, f.MaxTokensSpan = true, n, sp
+	return nil
+}
+
+// positiveInt reads a positive integer written without sign, fraction or exponent (what the API
+// accepts for token counts), refusing values that do not fit an int64.
+func (s *scanner) positiveInt(field string) (int64, Span, error) {
 	start := s.i
 	if err := s.number(); err != nil {
-		return err
+		return 0, Span{}, err
 	}
 	raw := s.b[start:s.i]
 	var n int64
 	for _, c := range raw {
 		if c < '0' || c > '9' {
 			s.i = start
-			return s.fail(`"max_tokens" must be a positive integer without sign, fraction or exponent`)
+			return 0, Span{}, s.fail(`"` + field + `" must be a positive integer without sign, fraction or exponent`)
 		}
 		if n > (math.MaxInt64-9)/10 {
 			s.i = start
-			return s.fail(`"max_tokens" is too large`)
+			return 0, Span{}, s.fail(`"` + field + `" is too large`)
 		}
 		n = n*10 + int64(c-'0')
 	}
 	if n < 1 {
 		s.i = start
-		return s.fail(`"max_tokens" must be at least 1`)
+		return 0, Span{}, s.fail(`"` + field + `" must be at least 1`)
 	}
-	f.HasMaxTokens = true
-	f.MaxTokens = n
-	f.MaxTokensSpan = Span{start, s.i}
-	return nil
+	return n, Span{start, s.i}, nil
+}
+
+// thinking reads the "thinking" object's type and budget_tokens; every other member is validated and
+// skipped. A value that is not an object is skipped too: the upstream refuses it, and it carries no
+// budget a clamp would have to lower.
+func (s *scanner) thinking(f *Fields) error {
+	if s.b[s.i] != '{' {
+		return s.value(1)
+	}
+	f.HasThinking = true
+	t := &f.Thinking
+	seenType := false
+	return s.members(2, func(name string) error {
+		switch name {
+		case "type":
+			if seenType {
+				return s.fail(`duplicate "thinking.type" field`)
+			}
+			seenType = true
+			if s.b[s.i] != '"' {
+				return s.fail(`"thinking.type" must be a string`)
+			}
+			v, err := s.stringValue()
+			t.Type = v
+			return err
+		case "budget_tokens":
+			if t.HasBudget {
+				return s.fail(`duplicate "thinking.budget_tokens" field`)
+			}
+			n, sp, err := s.positiveInt("thinking.budget_tokens")
+			t.Budget, t.BudgetSpan, t.HasBudget = n, sp, err == nil
+			return err
+		}
+		return s.value(2)
+	})
+}
+
+// members walks the object at s.i (a '{'), calling member with each decoded key once the scanner is
+// at the value; member must consume the value. It is for the small nested objects the sidecar reads
+// (the top level has its own inlined loop).
+func (s *scanner) members(depth int, member func(name string) error) error {
+	if depth > MaxDepth {
+		return s.fail("JSON nesting is too deep")
+	}
+	s.i++ // '{'
+	s.ws()
+	if s.i < len(s.b) && s.b[s.i] == '}' {
+		s.i++
+		return nil
+	}
+	for {
+		s.ws()
+		if s.i >= len(s.b) || s.b[s.i] != '"' {
+			return s.fail("expected a string key")
+		}
+		name, err := s.stringValue()
+		if err != nil {
+			return err
+		}
+		s.ws()
+		if s.i >= len(s.b) || s.b[s.i] != ':' {
+			return s.fail("expected ':' after object key")
+		}
+		s.i++
+		s.ws()
+		if s.i >= len(s.b) {
+			return s.fail("unexpected end of JSON")
+		}
+		if err := member(name); err != nil {
+			return err
+		}
+		s.ws()
+		if s.i >= len(s.b) {
+			return s.fail("unexpected end of JSON")
+		}
+		switch s.b[s.i] {
+		case ',':
+			s.i++
+		case '}':
+			s.i++
+			return nil
+		default:
+			return s.fail("expected ',' or '}' in object")
+		}
+	}
+}
+
+// stringValue reads the string at s.i and returns it decoded.
+func (s *scanner) stringValue() (string, error) {
+	start := s.i
+	escaped, err := s.skipString()
+	if err != nil {
+		return "", err
+	}
+	if !escaped {
+		return string(s.b[start+1 : s.i-1]), nil
+	}
+	v, err := decodeString(s.b[start:s.i])
+	if err != nil {
+		s.i = start
+		return "", s.fail(err.Error())
+	}
+	return v, nil
 }
 
 func (s *scanner) stream(f *Fields) error {

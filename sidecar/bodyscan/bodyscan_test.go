@@ -26,6 +26,14 @@ func TestScan(t *testing.T) {
 		{name: "nested model is not the model", body: `{"metadata":{"model":"x","max_tokens":"y"},"model":"m"}`, want: Fields{Model: "m", HasModel: true}},
 		{name: "utf8 in prompt", body: `{"messages":"日本語 ✓ 😀","model":"m"}`, want: Fields{Model: "m", HasModel: true}},
 		{name: "surrogate pair in model", body: `{"model":"\ud83d\ude00"}`, want: Fields{Model: "😀", HasModel: true}},
+		{name: "thinking enabled", body: `{"max_tokens":32000,"thinking":{"type":"enabled","budget_tokens":31999}}`,
+			want: Fields{MaxTokens: 32000, HasMaxTokens: true, HasThinking: true, Thinking: Thinking{Type: "enabled", Budget: 31999, HasBudget: true}}},
+		{name: "thinking escaped keys, other members", body: `{"thinking":{"display":{"a":[1]},"bud\u0067et_tokens":2048,"t\u0079pe":"en\u0061bled"}}`,
+			want: Fields{HasThinking: true, Thinking: Thinking{Type: "enabled", Budget: 2048, HasBudget: true}}},
+		{name: "thinking adaptive", body: `{"thinking":{"type":"adaptive"}}`, want: Fields{HasThinking: true, Thinking: Thinking{Type: "adaptive"}}},
+		{name: "thinking empty object", body: `{"thinking":{}}`, want: Fields{HasThinking: true}},
+		{name: "thinking null is the upstream's to refuse", body: `{"thinking":null}`},
+		{name: "nested budget is not the budget", body: `{"metadata":{"thinking":{"budget_tokens":5}}}`},
 
 		{name: "empty", body: ``, wantErr: "empty"},
 		{name: "array", body: `[]`, wantErr: "must be a JSON object"},
@@ -55,6 +63,13 @@ func TestScan(t *testing.T) {
 		{name: "bom", body: "\xef\xbb\xbf{}", wantErr: "must be a JSON object"},
 		{name: "too deep", body: `{"a":` + strings.Repeat("[", MaxDepth+1) + strings.Repeat("]", MaxDepth+1) + `}`, wantErr: "too deep"},
 		{name: "single quote", body: `{'model':'x'}`, wantErr: "expected a string key"},
+		{name: "duplicate thinking", body: `{"thinking":{"type":"disabled"},"thinking":{"type":"enabled","budget_tokens":9000}}`, wantErr: `duplicate "thinking"`},
+		{name: "duplicate thinking budget", body: `{"thinking":{"budget_tokens":1024,"budget_tokens":99999}}`, wantErr: `duplicate "thinking.budget_tokens"`},
+		{name: "duplicate thinking type", body: `{"thinking":{"type":"disabled","type":"enabled"}}`, wantErr: `duplicate "thinking.type"`},
+		{name: "thinking budget float", body: `{"thinking":{"budget_tokens":1024.5}}`, wantErr: `"thinking.budget_tokens" must be a positive integer`},
+		{name: "thinking budget zero", body: `{"thinking":{"budget_tokens":0}}`, wantErr: `"thinking.budget_tokens" must be at least 1`},
+		{name: "thinking type not a string", body: `{"thinking":{"type":1}}`, wantErr: `"thinking.type" must be a string`},
+		{name: "thinking unterminated", body: `{"thinking":{"type":"enabled"`, wantErr: "unexpected end"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -69,7 +84,7 @@ func TestScan(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Scan() error = %v", err)
 			}
-			got.ModelSpan, got.MaxTokensSpan = Span{}, Span{}
+			got.ModelSpan, got.MaxTokensSpan, got.Thinking.BudgetSpan = Span{}, Span{}, Span{}
 			if got != c.want {
 				t.Fatalf("Scan() = %+v, want %+v", got, c.want)
 			}
@@ -97,6 +112,7 @@ func TestRewrite(t *testing.T) {
 		body      string
 		model     string
 		maxTokens int64
+		budget    int64
 		want      string
 		inPlace   bool
 	}{
@@ -106,6 +122,12 @@ func TestRewrite(t *testing.T) {
 		{name: "alias longer then clamp", body: `{"model":"fast","max_tokens":50000}`, model: "claude-haiku-4-5", maxTokens: 100,
 			want: `{"model":"claude-haiku-4-5","max_tokens":100  }`},
 		{name: "grow max_tokens", body: `{"max_tokens":5,"model":"x"}`, maxTokens: 123456, model: "y", want: `{"max_tokens":123456,"model":"y"}`},
+		{name: "clamp with thinking", body: `{"model":"fast","max_tokens":32000,"thinking":{"type":"enabled","budget_tokens":31999}}`,
+			model: "claude-haiku-4-5", maxTokens: 8192, budget: 8191,
+			want: `{"model":"claude-haiku-4-5","max_tokens":8192 ,"thinking":{"type":"enabled","budget_tokens":8191 }}`},
+		{name: "thinking before a growing alias", body: `{"thinking":{"budget_tokens":31999,"type":"enabled"},"model":"m","max_tokens":32000}`,
+			model: "claude-sonnet-4-5", budget: 15999, maxTokens: 16000,
+			want: `{"thinking":{"budget_tokens":15999,"type":"enabled"},"model":"claude-sonnet-4-5","max_tokens":16000}`, inPlace: false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -121,6 +143,9 @@ func TestRewrite(t *testing.T) {
 			if c.maxTokens != 0 {
 				body = SetMaxTokens(body, &f, c.maxTokens)
 			}
+			if c.budget != 0 {
+				body = SetThinkingBudget(body, &f, c.budget)
+			}
 			if string(body) != c.want {
 				t.Fatalf("rewrite = %s, want %s", body, c.want)
 			}
@@ -131,7 +156,8 @@ func TestRewrite(t *testing.T) {
 			if err != nil {
 				t.Fatalf("rewritten body does not scan: %v", err)
 			}
-			if f.Model != again.Model || f.MaxTokens != again.MaxTokens || f.ModelSpan != again.ModelSpan || f.MaxTokensSpan != again.MaxTokensSpan {
+			if f.Model != again.Model || f.MaxTokens != again.MaxTokens || f.ModelSpan != again.ModelSpan || f.MaxTokensSpan != again.MaxTokensSpan ||
+				f.Thinking != again.Thinking {
 				t.Fatalf("fields after rewrite %+v, rescanned %+v", f, again)
 			}
 		})
@@ -147,6 +173,7 @@ func FuzzScan(f *testing.F) {
 		`{"model":"\ud83d\ude00","metadata":{"user_id":"u"}}`,
 		`{"a":[1,-2.5e+3,true,false,null,{}],"b":"\"\\\/\b\f\n\r\t"}`,
 		"{\"model\":\"é\",\"stream\":false}",
+		`{"max_tokens":32000,"thinking":{"type":"enabled","budget_tokens":31999}}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -177,6 +204,16 @@ func FuzzScan(f *testing.F) {
 			var n int64
 			if err := json.Unmarshal(raw, &n); err != nil || n != fields.MaxTokens {
 				t.Fatalf("max_tokens = %d, encoding/json reads %d (%v)", fields.MaxTokens, n, err)
+			}
+		}
+		if raw, ok := top["thinking"]; ok && fields.HasThinking {
+			var th map[string]json.RawMessage
+			if err := json.Unmarshal(raw, &th); err != nil {
+				t.Fatalf("thinking of %q is no object to encoding/json: %v", orig, err)
+			}
+			var n int64
+			if b, ok := th["budget_tokens"]; ok != fields.Thinking.HasBudget || (ok && (json.Unmarshal(b, &n) != nil || n != fields.Thinking.Budget)) {
+				t.Fatalf("thinking.budget_tokens = %d (%v), encoding/json reads %s", fields.Thinking.Budget, fields.Thinking.HasBudget, b)
 			}
 		}
 		if raw, ok := top["stream"]; ok != fields.HasStream {

@@ -21,6 +21,21 @@ func SetMaxTokens(body []byte, f *Fields, n int64) []byte {
 	return body
 }
 
+// SetThinkingBudget rewrites thinking.budget_tokens of a scanned body to n (which must have no more
+// digits than the old value: it is only ever lowered) and updates f.
+func SetThinkingBudget(body []byte, f *Fields, n int64) []byte {
+	var buf [20]byte
+	num := strconv.AppendInt(buf[:0], n, 10)
+	sp := f.Thinking.BudgetSpan
+	body = replaceSpan(body, sp, num)
+	f.Thinking.Budget = n
+	f.Thinking.BudgetSpan = Span{sp.Start, sp.Start + len(num)}
+	if d := len(num) - (sp.End - sp.Start); d > 0 {
+		f.shiftAfter(sp.Start, d)
+	}
+	return body
+}
+
 // SetModel rewrites the model value of a scanned body (used for aliases).
 func SetModel(body []byte, f *Fields, model string) []byte {
 	lit, _ := json.Marshal(model) // a string always marshals
@@ -43,6 +58,10 @@ func (f *Fields) shiftAfter(pos, d int) {
 	if f.HasMaxTokens && f.MaxTokensSpan.Start > pos {
 		f.MaxTokensSpan.Start += d
 		f.MaxTokensSpan.End += d
+	}
+	if f.Thinking.HasBudget && f.Thinking.BudgetSpan.Start > pos {
+		f.Thinking.BudgetSpan.Start += d
+		f.Thinking.BudgetSpan.End += d
 	}
 }
 

@@ -28,6 +28,7 @@ const (
 	RuleMaxTokens     = "models.maxTokens"
 	RuleStreaming     = "denyStreaming"
 	RuleScopes        = "endUser.rules"
+	RuleMethod        = "method"
 )
 
 // Error types of the Anthropic API.
@@ -40,6 +41,30 @@ const (
 	TypeAPI            = "api_error"
 	TypeOverloaded     = "overloaded_error"
 )
+
+// AllowedMethods is the value of the Allow header for path: the methods the Anthropic API defines
+// there. Messages and count_tokens take POST, the models endpoints GET; other endpoints a policy allows
+// (batches, files) keep the API's GET, POST and DELETE. Anything else (PUT, PATCH, HEAD, OPTIONS,
+// TRACE, CONNECT) is refused before it reaches the upstream, so a method the policy never considered
+// cannot be forwarded by accident.
+func AllowedMethods(path string) string {
+	switch {
+	case hasModelBody(path):
+		return http.MethodPost
+	case path == policyconfig.PathModels || strings.HasPrefix(path, modelPathPrefix):
+		return http.MethodGet
+	}
+	return "GET, POST, DELETE"
+}
+
+func methodAllowed(path, method string) bool {
+	for _, m := range strings.Split(AllowedMethods(path), ", ") {
+		if m == method {
+			return true
+		}
+	}
+	return false
+}
 
 // Denial is why a request is refused, ready to be written as an Anthropic-shaped error.
 type Denial struct {
@@ -111,7 +136,13 @@ type Decision struct {
 	Path string
 	// ClampedFrom is the client's max_tokens when it was clamped, else 0.
 	ClampedFrom int64
+	// ThinkingClampedFrom is the client's thinking.budget_tokens when the clamp had to lower it too,
+	// else 0.
+	ThinkingClampedFrom int64
 }
+
+// MinThinkingBudget is the smallest thinking.budget_tokens the API accepts.
+const MinThinkingBudget = 1024
 
 // modelPathPrefix starts the path of a call that names a model in its path (GET /v1/models/{id}).
 const modelPathPrefix = policyconfig.PathModels + "/"
@@ -147,6 +178,18 @@ func (p *Policy) Decide(r Request) Decision {
 	if !p.endpointAllowed(r.Path) {
 		return deny(RuleEndpoints, http.StatusForbidden, TypePermission,
 			"claude-guard: endpoint %s %s is not in the policy's endpoint allow-list (rule endpoints)", r.Method, safePath(r.Path))
+	}
+	if !methodAllowed(r.Path, r.Method) {
+		// Enforced even in shadow mode, like a malformed body: it is not a policy question.
+		d = deny(RuleMethod, http.StatusMethodNotAllowed, TypeInvalidRequest,
+			"claude-guard: method %s is not allowed on %s (allowed: %s; rule method)", safeMethod(r.Method), safePath(r.Path), AllowedMethods(r.Path))
+		d.Denial.Shadow = false
+		return d
+	}
+	if hasModelBody(r.Path) && len(r.Body) == 0 {
+		d = deny(RuleBody, http.StatusBadRequest, TypeInvalidRequest, "claude-guard: request body refused: %s needs a JSON body (rule body)", r.Path)
+		d.Denial.Shadow = false
+		return d
 	}
 	if int64(len(r.Body)) > c.MaxRequestBytes {
 		return deny(RuleMaxBytes, http.StatusRequestEntityTooLarge, TypeTooLarge,
@@ -236,12 +279,27 @@ func (p *Policy) ceiling(d *Decision, limit int64, action, what, rule string, ar
 		return nil
 	}
 	if action == policyconfig.ActionClamp {
-		if !p.Config.ShadowMode {
-			if d.ClampedFrom == 0 {
-				d.ClampedFrom = d.Fields.MaxTokens
-			}
-			d.Body = bodyscan.SetMaxTokens(d.Body, &d.Fields, limit)
+		if p.Config.ShadowMode {
+			return nil
 		}
+		if th := d.Fields.Thinking; th.HasBudget && th.Type == bodyscan.ThinkingEnabled && th.Budget >= limit {
+			// The API needs budget_tokens below max_tokens: a clamp that left the client's budget
+			// would turn an allowed request into the upstream's 400 about a value the client never sent.
+			if limit-1 < MinThinkingBudget {
+				return &Denial{Rule: rule, Status: http.StatusBadRequest, Type: TypeInvalidRequest,
+					Message: fmt.Sprintf("claude-guard: max_tokens %d exceeds "+what+", and at that ceiling extended thinking has no room "+
+						"(thinking.budget_tokens must be at least %d and below max_tokens): lower max_tokens or turn thinking off",
+						append(append([]any{d.Fields.MaxTokens}, args...), MinThinkingBudget)...)}
+			}
+			if d.ThinkingClampedFrom == 0 {
+				d.ThinkingClampedFrom = th.Budget
+			}
+			d.Body = bodyscan.SetThinkingBudget(d.Body, &d.Fields, limit-1)
+		}
+		if d.ClampedFrom == 0 {
+			d.ClampedFrom = d.Fields.MaxTokens
+		}
+		d.Body = bodyscan.SetMaxTokens(d.Body, &d.Fields, limit)
 		return nil
 	}
 	return &Denial{Rule: rule, Status: http.StatusBadRequest, Type: TypeInvalidRequest,
@@ -421,6 +479,8 @@ func looksLikeObject(b []byte) bool {
 func safePath(p string) string { return truncate(p, 128) }
 
 func safeModel(m string) string { return truncate(m, glob.MaxLen) }
+
+func safeMethod(m string) string { return truncate(m, 16) }
 
 func truncate(s string, n int) string {
 	if len(s) > n {

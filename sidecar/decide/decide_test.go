@@ -99,6 +99,20 @@ func TestDecide(t *testing.T) {
 			path: "/v1/models", method: "GET", rule: RuleDeny, status: 403, enforced: true},
 		{name: "shadow model", opts: []func(*policyconfig.Config){shadow}, path: "/v1/messages", body: msg("claude-opus-4-1", 1, ""), rule: RuleModelAllow, status: 403, model: "claude-opus-4-1"},
 		{name: "shadow does not clamp", opts: []func(*policyconfig.Config){shadow}, path: "/v1/messages", body: msg("claude-haiku-4-5", 64000, ""), model: "claude-haiku-4-5", wantBody: `"max_tokens":64000`},
+		{name: "GET on messages", path: "/v1/messages", method: "GET", rule: RuleMethod, status: 405, enforced: true},
+		{name: "PUT on messages", path: "/v1/messages", method: "PUT", body: msg("claude-haiku-4-5", 1, ""), rule: RuleMethod, status: 405, enforced: true},
+		{name: "DELETE on a model", path: "/v1/models/claude-haiku-4-5", method: "DELETE", rule: RuleMethod, status: 405, enforced: true},
+		{name: "POST on models", path: "/v1/models", body: []byte(`{"model":"claude-haiku-4-5"}`), rule: RuleMethod, status: 405, enforced: true},
+		{name: "HEAD on models", path: "/v1/models", method: "HEAD", rule: RuleMethod, status: 405, enforced: true},
+		{name: "shadow still refuses a method", opts: []func(*policyconfig.Config){shadow}, path: "/v1/messages/count_tokens", method: "PATCH", rule: RuleMethod, status: 405, enforced: true},
+		{name: "DELETE on another allowed endpoint", opts: []func(*policyconfig.Config){func(c *policyconfig.Config) { c.Endpoints = []string{"/v1/messages/batches/*"} }},
+			path: "/v1/messages/batches/msgbatch_1", method: "DELETE"},
+		{name: "OPTIONS on another allowed endpoint", opts: []func(*policyconfig.Config){func(c *policyconfig.Config) { c.Endpoints = []string{"/v1/messages/batches/*"} }},
+			path: "/v1/messages/batches/msgbatch_1", method: "OPTIONS", rule: RuleMethod, status: 405, enforced: true},
+		{name: "empty body on messages", path: "/v1/messages", rule: RuleBody, status: 400, enforced: true},
+		{name: "empty body on count_tokens in shadow", opts: []func(*policyconfig.Config){shadow}, path: "/v1/messages/count_tokens", rule: RuleBody, status: 400, enforced: true},
+		{name: "empty body on a batch cancel", opts: []func(*policyconfig.Config){func(c *policyconfig.Config) { c.Endpoints = []string{"/v1/messages/batches/*"} }},
+			path: "/v1/messages/batches/msgbatch_1/cancel"},
 		{name: "shadow still refuses bad json", opts: []func(*policyconfig.Config){shadow}, path: "/v1/messages", body: []byte(`{`), rule: RuleBody, status: 400, enforced: true},
 	}
 	for _, c := range cases {
@@ -370,5 +384,85 @@ func TestTokenlessGetsTheLowestTier(t *testing.T) {
 				t.Fatalf("want refused by %s with %q, got %+v", RuleScopes, tc.want, d.Denial)
 			}
 		})
+	}
+}
+
+// TestClampKeepsThinkingValid: a clamp must produce a request the API accepts, so a thinking budget
+// that would no longer fit below the new max_tokens is lowered with it, or the request is refused
+// when no valid budget exists.
+func TestClampKeepsThinkingValid(t *testing.T) {
+	thinking := func(budget int64) string {
+		return fmt.Sprintf(`,"thinking":{"type":"enabled","budget_tokens":%d}`, budget)
+	}
+	lowTier := func(c *policyconfig.Config) {
+		c.Models.MaxTokens[1].Limit = 1024
+	}
+	cases := []struct {
+		name         string
+		opts         []func(*policyconfig.Config)
+		body         []byte
+		wantBody     string
+		clampedFrom  int64
+		thinkingFrom int64
+		denial       string // substring of the denial message, "" when allowed
+	}{
+		{name: "Claude Code's defaults on haiku", body: msg("claude-haiku-4-5", 32000, thinking(31999)),
+			wantBody:    `"max_tokens":4096 ,` + `"messages":[{"role":"user","content":"hello"}],"thinking":{"type":"enabled","budget_tokens":4095 }`,
+			clampedFrom: 32000, thinkingFrom: 31999},
+		{name: "budget already fits", body: msg("claude-haiku-4-5", 32000, thinking(2048)),
+			wantBody: `"budget_tokens":2048}`, clampedFrom: 32000},
+		{name: "budget equal to the ceiling", body: msg("claude-haiku-4-5", 8000, thinking(4096)),
+			wantBody: `"budget_tokens":4095}`, clampedFrom: 8000, thinkingFrom: 4096},
+		{name: "adaptive thinking has no budget to fit", body: msg("claude-haiku-4-5", 32000, `,"thinking":{"type":"adaptive"}`),
+			wantBody: `"thinking":{"type":"adaptive"}`, clampedFrom: 32000},
+		{name: "disabled thinking keeps its stray budget", body: msg("claude-haiku-4-5", 32000, `,"thinking":{"type":"disabled","budget_tokens":9000}`),
+			wantBody: `"budget_tokens":9000}`, clampedFrom: 32000},
+		{name: "no room for thinking at the ceiling", opts: []func(*policyconfig.Config){lowTier}, body: msg("claude-haiku-4-5", 32000, thinking(31999)),
+			denial: `max_tokens 32000 exceeds the policy's ceiling of 1024 for model "claude-haiku-4-5" (rule models.maxTokens "claude-haiku-*"), and at that ceiling extended thinking has no room (thinking.budget_tokens must be at least 1024 and below max_tokens)`},
+		{name: "no room, but thinking off", opts: []func(*policyconfig.Config){lowTier}, body: msg("claude-haiku-4-5", 32000, ""),
+			wantBody: `"max_tokens":1024 `, clampedFrom: 32000},
+		{name: "under the ceiling nothing changes", body: msg("claude-haiku-4-5", 4000, thinking(3999)), wantBody: `"budget_tokens":3999}`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			d := policy(t, c.opts...).Decide(Request{Method: http.MethodPost, Path: "/v1/messages", Body: c.body})
+			if c.denial != "" {
+				if d.Denial == nil || d.Denial.Status != http.StatusBadRequest || d.Denial.Rule != RuleMaxTokens || !strings.Contains(d.Denial.Message, c.denial) {
+					t.Fatalf("denial = %+v, want 400 %s containing %q", d.Denial, RuleMaxTokens, c.denial)
+				}
+				return
+			}
+			if d.Denial != nil {
+				t.Fatalf("denied by %s: %s", d.Denial.Rule, d.Denial.Message)
+			}
+			if !strings.Contains(string(d.Body), c.wantBody) {
+				t.Errorf("forwarded body %s, want it to contain %s", d.Body, c.wantBody)
+			}
+			if d.ClampedFrom != c.clampedFrom || d.ThinkingClampedFrom != c.thinkingFrom {
+				t.Errorf("clamped from max_tokens %d, budget %d; want %d, %d", d.ClampedFrom, d.ThinkingClampedFrom, c.clampedFrom, c.thinkingFrom)
+			}
+			// What goes upstream must be what the API accepts.
+			if th := d.Fields.Thinking; th.Type == "enabled" && th.Budget >= d.Fields.MaxTokens {
+				t.Errorf("forwarded budget_tokens %d is not below max_tokens %d", th.Budget, d.Fields.MaxTokens)
+			}
+		})
+	}
+}
+
+// TestClampedThinkingUnderTheEndUsersCeiling: two clamps in a row (the policy's, then the end user's
+// tier) keep the client's original values and leave a valid budget.
+func TestClampedThinkingUnderTheEndUsersCeiling(t *testing.T) {
+	p := policy(t, func(c *policyconfig.Config) {
+		c.EndUser = &policyconfig.EndUser{Mode: policyconfig.EndUserStrict, Issuers: []policyconfig.Issuer{{URL: "https://idp.example", Audiences: []string{"a"}}},
+			Rules: []policyconfig.ScopeRule{{Scopes: []string{"basic"}, Models: []string{"claude-haiku-*"}, MaxTokens: 2048}}}
+	})
+	d := p.Decide(Request{Method: http.MethodPost, Path: "/v1/messages", Body: msg("claude-haiku-4-5", 32000, `,"thinking":{"type":"enabled","budget_tokens":31999}`),
+		User: &User{Scopes: []string{"basic"}}})
+	if d.Denial != nil {
+		t.Fatalf("denied: %s", d.Denial.Message)
+	}
+	if d.Fields.MaxTokens != 2048 || d.Fields.Thinking.Budget != 2047 || d.ClampedFrom != 32000 || d.ThinkingClampedFrom != 31999 {
+		t.Fatalf("max_tokens %d budget %d (from %d, %d); want 2048, 2047 from 32000, 31999",
+			d.Fields.MaxTokens, d.Fields.Thinking.Budget, d.ClampedFrom, d.ThinkingClampedFrom)
 	}
 }

@@ -50,6 +50,12 @@ func writeAudit(l *audit.Logger, r *http.Request) {
 		StreamError:       up.StreamError,
 		ClientAborted:     ex.ClientAborted || r.Context().Err() != nil,
 	}
+	if d := &ex.Decision; d.ClampedFrom > 0 {
+		rec.MaxTokens = d.Fields.MaxTokens
+	}
+	if d := &ex.Decision; d.ThinkingClampedFrom > 0 {
+		rec.ThinkingBudgetFrom, rec.ThinkingBudget = d.ThinkingClampedFrom, d.Fields.Thinking.Budget
+	}
 	if !c.Audit.OmitEndUser {
 		rec.EndUser = ex.Caller.EndUser()
 	}

@@ -57,6 +57,9 @@ func (c *Caller) EndUser() string {
 type Upstream struct {
 	// Forwarded is set once the request was handed to the upstream transport.
 	Forwarded bool
+	// Unanswered is set when the transport failed without a response (not a timeout): the request is
+	// refunded, not charged.
+	Unanswered bool
 	Start     time.Time
 	Latency   time.Duration
 	RequestID string

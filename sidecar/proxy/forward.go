@@ -42,10 +42,6 @@ func NewTransport() *http.Transport {
 	}
 }
 
-// clientCredentialHeaders are removed from every outbound request: the workload's own credentials (a
-// placeholder key, an end-user token) must never reach the upstream.
-var clientCredentialHeaders = []string{"X-Api-Key", "Authorization", "Proxy-Authorization", "Cookie", "Anthropic-Api-Key"}
-
 // 8 KiB copy buffers: every open stream holds one for its lifetime, and SSE events are small.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 8<<10); return &b }}
 
@@ -71,12 +67,11 @@ func newForwarder(o Options) http.Handler {
 			}
 			pr.SetURL(upstream)
 			out := pr.Out
-			for _, h := range clientCredentialHeaders {
-				out.Header.Del(h)
+			euHeader := ""
+			if eu := ex.Policy.Config.EndUser; eu != nil {
+				euHeader = eu.Header
 			}
-			if eu := ex.Policy.Config.EndUser; eu != nil && eu.Header != "" {
-				out.Header.Del(eu.Header)
-			}
+			stripCredentials(out.Header, euHeader)
 			out.Header.Del("Accept-Encoding")
 			if ex.cred.bearer {
 				out.Header.Set("Authorization", "Bearer "+ex.cred.key)
@@ -123,6 +118,10 @@ func newForwarder(o Options) http.Handler {
 			status := http.StatusBadGateway
 			if errors.Is(err, context.DeadlineExceeded) {
 				status = http.StatusGatewayTimeout
+			} else {
+				// No answer at all (refused, reset, TLS): the upstream did not take the request, so
+				// its reservation is refunded rather than charged. A timeout may have been billed.
+				ex.Upstream.Unanswered = true
 			}
 			ex.refuse(w, &decide.Denial{Rule: "upstream", Status: status, Type: decide.TypeAPI,
 				Message: "claude-guard: the upstream API could not be reached"}, true, 0)

@@ -1,12 +1,13 @@
 // Package proxy is the sidecar's HTTP handler: a chain of small wrappers, each one concern, in front of a
 // reverse proxy to the Anthropic API.
 //
-//	WithRecover → WithExchange → WithMetrics → WithAudit → WithEndUser → WithBody → WithDecision →
-//	WithLimits → WithCredentials → forward
+//	WithRecover → WithProbe → WithExchange → WithMetrics → WithAudit → WithWire → WithEndUser →
+//	WithBody → WithDecision → WithLimits → WithCredentials → forward
 //
 // The per-request state travels in one *Exchange stored in the request context (exchange.go). The
 // policy is loaded once per request, so a hot reload never changes the rules in the middle of a call.
-// One file per job: the chain (this file), the exchange, end users, the body and decision stages,
+// One file per job: the chain (this file), the exchange, the wire (framing, methods' headers,
+// credential spellings, the connectivity probe), end users, the body and decision stages,
 // limits, credentials, metrics (observe.go), audit records (auditlog.go), the proxy's own errors
 // (errors.go) and forwarding.
 package proxy
@@ -76,9 +77,11 @@ func New(o Options) http.Handler {
 	h = WithDecision(o.Log, h)
 	h = WithBody(h)
 	h = WithEndUser(o.EndUser, o.Log, h)
+	h = WithWire(h)
 	h = WithAudit(o.Audit, h)
 	h = WithMetrics(o.Metrics, h)
 	h = WithExchange(o.Policy, o.Workload, o.Caller, h)
+	h = WithProbe(h)
 	return WithRecover(o.Log, h)
 }
 

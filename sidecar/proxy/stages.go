@@ -64,6 +64,9 @@ func WithDecision(log *slog.Logger, next http.Handler) http.Handler {
 		ex.Decision = ex.Policy.Decide(decide.Request{Method: r.Method, Path: path, Body: ex.Body, User: ex.decisionUser()})
 		d := &ex.Decision
 		if dn := d.Denial; dn != nil {
+			if dn.Rule == decide.RuleMethod {
+				w.Header().Set("Allow", decide.AllowedMethods(path))
+			}
 			if ex.refuse(w, dn, false, 0) {
 				return
 			}
@@ -159,7 +162,7 @@ func settle(l limits.Limiter, m *metrics.Metrics, log *slog.Logger, res *limits.
 	// A context that outlives the client: the reservation must be released.
 	ctx := context.WithoutCancel(r.Context())
 	op, err := "refund", error(nil)
-	if !ex.Upstream.Forwarded {
+	if !ex.Upstream.Forwarded || ex.Upstream.Unanswered {
 		err = l.Refund(ctx, res)
 	} else {
 		u := ex.Upstream.Usage

@@ -1,6 +1,7 @@
 // Package fakeupstream is a faithful fake of the Anthropic API for tests and benchmarks: Messages as JSON
 // and as SSE (every documented event type, plus one unknown type that clients must ignore), ping events,
-// count_tokens, the models list and get, request-id and rate-limit headers, and the error cases a proxy
+// count_tokens, the models list and get, the API's checks on max_tokens and the thinking budget
+// (validate.go), a conversational assistant for real agents (assistant.go), request-id and rate-limit headers, and the error cases a proxy
 // must pass through unchanged (429 with retry-after, 529, 401, an error event in the middle of a stream,
 // slow streams).
 //
@@ -240,20 +241,22 @@ func model(id string) map[string]any {
 	return map[string]any{"type": "model", "id": id, "display_name": id, "created_at": "2025-09-29T00:00:00Z"}
 }
 
-type request struct {
-	Model     string `json:"model"`
-	MaxTokens int64  `json:"max_tokens"`
-	Stream    bool   `json:"stream"`
-}
-
 func (s *Server) messages(w http.ResponseWriter, r *http.Request, body []byte, id int64) {
 	var req request
-	if err := json.Unmarshal(body, &req); err != nil || req.Model == "" || req.MaxTokens < 1 {
+	if err := json.Unmarshal(body, &req); err != nil {
 		writeError(w, http.StatusBadRequest, "invalid_request_error", "invalid request body")
+		return
+	}
+	if msg := req.validate(); msg != "" {
+		writeError(w, http.StatusBadRequest, "invalid_request_error", msg)
 		return
 	}
 	m := message{id: fmt.Sprintf("msg_fake_%06d", id), model: req.Model, deltas: 3}
 	m.in, m.out, m.cacheWrite, m.cacheRead = Usage(body, req.MaxTokens)
+	if r.Header.Get(ScenarioHeader) == ScenarioAssistant {
+		s.assistant(r.Context(), w, &req, m)
+		return
+	}
 	if v, err := strconv.Atoi(r.Header.Get(EventsHeader)); err == nil && v >= 0 {
 		m.deltas = v
 	}
