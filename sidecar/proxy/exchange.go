@@ -60,9 +60,9 @@ type Upstream struct {
 	// Unanswered is set when the transport failed without a response (not a timeout): the request is
 	// refunded, not charged.
 	Unanswered bool
-	Start     time.Time
-	Latency   time.Duration
-	RequestID string
+	Start      time.Time
+	Latency    time.Duration
+	RequestID  string
 	// Usage is what the response reported, when UsageSeen.
 	Usage     usage.Usage
 	UsageSeen bool

@@ -266,7 +266,7 @@ limits:
   - {name: rpm, key: Workload, window: Minute, requests: 2}
 `)
 	for _, body := range []string{
-		`{"model":"claude-opus-4-1","max_tokens":10,"messages":[]}`,    // models.allow
+		`{"model":"claude-opus-4-1","max_tokens":10,"messages":[]}`,      // models.allow
 		`{"model":"claude-sonnet-4-5","max_tokens":90000,"messages":[]}`, // models.maxTokens Reject
 		`{"model":`, // body
 	} {
