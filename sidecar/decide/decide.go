@@ -323,6 +323,22 @@ func (p *Policy) modelDenial(model string) *Denial {
 		Message: fmt.Sprintf("claude-guard: model %q is not in the policy's allowed models (rule models.allow)", safeModel(model))}
 }
 
+// Usable reports whether a request for model (an id or one of the policy's aliases) by user could be
+// allowed by the model rules and the user's scope rules: what GET /v1/models lists.
+func (p *Policy) Usable(model string, u *User) bool {
+	if target, ok := p.aliases[model]; ok {
+		model = target
+	}
+	if p.Config.Deny != nil || p.modelDenial(model) != nil {
+		return false
+	}
+	_, dn := p.userGrant(u, model)
+	return dn == nil
+}
+
+// Aliases returns the policy's model aliases (alias to model); the map must not be changed.
+func (p *Policy) Aliases() map[string]string { return p.aliases }
+
 // grant is what the end user's scope rules allow for one model.
 type grant struct {
 	// limit is the max_tokens ceiling; 0 means none from the scope rules.

@@ -32,6 +32,10 @@ type Exchange struct {
 	// Revocation names the ClaudeRevocation that refused the end user's token, for audit.
 	Revocation string
 
+	// modelsList is the caller's paging of a models list request (nil for other requests): the sidecar
+	// fetches the whole list and pages what the caller may use itself (models.go).
+	modelsList *listParams
+
 	// cred is the credential injected upstream; it lives only here and in the outbound header.
 	cred credential
 	w    *statusWriter

@@ -67,6 +67,9 @@ func newForwarder(o Options) http.Handler {
 			}
 			pr.SetURL(upstream)
 			out := pr.Out
+			if ex.modelsList != nil {
+				out.URL.RawQuery = modelsListQuery
+			}
 			euHeader := ""
 			if eu := ex.Policy.Config.EndUser; eu != nil {
 				euHeader = eu.Header
@@ -97,6 +100,11 @@ func newForwarder(o Options) http.Handler {
 				// The key may have been rotated: re-read it before the next request.
 				creds.Invalidate()
 			}
+			if ex.modelsList != nil && resp.StatusCode == http.StatusOK {
+				if err := filterModelsList(resp, ex); err != nil {
+					return err
+				}
+			}
 			m := &meter{rc: resp.Body, ex: ex}
 			mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 			switch {
@@ -112,6 +120,12 @@ func newForwarder(o Options) http.Handler {
 			ex := FromContext(r.Context())
 			if errors.Is(err, context.Canceled) || r.Context().Err() != nil {
 				ex.ClientAborted = true
+				return
+			}
+			if errors.Is(err, errModelsList) {
+				o.Log.Warn("Refusing a model list the sidecar could not filter", "error", err.Error())
+				ex.refuse(w, &decide.Denial{Rule: RuleModelsList, Status: http.StatusBadGateway, Type: decide.TypeAPI,
+					Message: "claude-guard: the upstream's model list could not be read, so it cannot be filtered by policy"}, true, 0)
 				return
 			}
 			o.Log.Warn("Upstream request failed", "path", r.URL.Path, "error", err.Error())

@@ -2,7 +2,7 @@
 // reverse proxy to the Anthropic API.
 //
 //	WithRecover → WithProbe → WithExchange → WithMetrics → WithAudit → WithWire → WithEndUser →
-//	WithBody → WithDecision → WithLimits → WithCredentials → forward
+//	WithBody → WithDecision → WithModelsList → WithLimits → WithCredentials → forward
 //
 // The per-request state travels in one *Exchange stored in the request context (exchange.go). The
 // policy is loaded once per request, so a hot reload never changes the rules in the middle of a call.
@@ -74,6 +74,7 @@ func New(o Options) http.Handler {
 	h := newForwarder(o)
 	h = WithCredentials(o.Credentials, h)
 	h = WithLimits(o.Limiter, o.Metrics, o.Log, h)
+	h = WithModelsList(h)
 	h = WithDecision(o.Log, h)
 	h = WithBody(h)
 	h = WithEndUser(o.EndUser, o.Log, h)

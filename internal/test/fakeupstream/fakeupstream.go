@@ -228,17 +228,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		in, _, _, _ := Usage(body, 0)
 		writeJSON(w, http.StatusOK, map[string]any{"input_tokens": in})
 	case r.Method == http.MethodGet && r.URL.Path == "/v1/models":
-		writeJSON(w, http.StatusOK, map[string]any{"data": []any{model("claude-sonnet-4-5"), model("claude-haiku-4-5")},
-			"has_more": false, "first_id": "claude-sonnet-4-5", "last_id": "claude-haiku-4-5"})
+		listModels(w, r)
 	case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/v1/models/"):
-		writeJSON(w, http.StatusOK, model(strings.TrimPrefix(r.URL.Path, "/v1/models/")))
+		getModel(w, strings.TrimPrefix(r.URL.Path, "/v1/models/"))
 	default:
 		writeError(w, http.StatusNotFound, "not_found_error", "Not found")
 	}
-}
-
-func model(id string) map[string]any {
-	return map[string]any{"type": "model", "id": id, "display_name": id, "created_at": "2025-09-29T00:00:00Z"}
 }
 
 func (s *Server) messages(w http.ResponseWriter, r *http.Request, body []byte, id int64) {
