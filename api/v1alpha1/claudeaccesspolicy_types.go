@@ -596,7 +596,7 @@ type EffectiveLimit struct {
 	// +required
 	// +kubebuilder:validation:MaxLength=16
 	Source string `json:"source"`
-	// key is who the rule counts per: Workload, EndUser or Namespace.
+	// key is who the rule counts per: Workload, EndUser, Namespace or Session.
 	// +required
 	// +kubebuilder:validation:MaxLength=16
 	Key string `json:"key"`

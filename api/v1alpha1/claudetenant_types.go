@@ -27,6 +27,7 @@ type ClaudeTenantSpec struct {
 	// +listType=map
 	// +listMapKey=name
 	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:XValidation:rule="self.all(r, !has(r.key) || r.key != 'Session')",message="a tenant ceiling cannot be counted per Session: the client chooses its session ids, so such a ceiling bounds nothing; use Workload, EndUser or Namespace"
 	Limits []RateLimit `json:"limits,omitempty"`
 
 	// budgets are enforced for every policy of the tenant in addition to the policy's own budgets.
@@ -34,6 +35,7 @@ type ClaudeTenantSpec struct {
 	// +listType=map
 	// +listMapKey=name
 	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:XValidation:rule="self.all(r, !has(r.key) || r.key != 'Session')",message="a tenant ceiling cannot be counted per Session: the client chooses its session ids, so such a ceiling bounds nothing; use Workload, EndUser or Namespace"
 	Budgets []Budget `json:"budgets,omitempty"`
 
 	// maxRequestBytes bounds the request body size of every policy. Default 33554432 (32 MiB).

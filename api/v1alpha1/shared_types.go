@@ -20,7 +20,7 @@ type ModelName string
 type RuleName string
 
 // LimitKey says whose usage a limit counts.
-// +kubebuilder:validation:Enum=Workload;EndUser;Namespace
+// +kubebuilder:validation:Enum=Workload;EndUser;Namespace;Session
 type LimitKey string
 
 // Limit keys.
@@ -31,6 +31,10 @@ const (
 	KeyEndUser LimitKey = "EndUser"
 	// KeyNamespace counts for the whole namespace.
 	KeyNamespace LimitKey = "Namespace"
+	// KeySession counts per client session of a workload (Claude Code's X-Claude-Code-Session-Id, or
+	// the session in an SDK's metadata.user_id). The client chooses its session ids, so a Session limit
+	// stops a runaway session, not a client: pair it with a Workload or EndUser limit. Policies only.
+	KeySession LimitKey = "Session"
 )
 
 // RateWindow is the window of a rate limit.
@@ -73,7 +77,7 @@ type RateLimit struct {
 	// +required
 	Name RuleName `json:"name"`
 
-	// key says whose usage is counted: Workload, EndUser or Namespace.
+	// key says whose usage is counted: Workload, EndUser, Namespace or Session (policies only).
 	// +optional
 	// +kubebuilder:default=Workload
 	Key LimitKey `json:"key,omitempty"`
@@ -110,7 +114,7 @@ type Budget struct {
 	// +required
 	Name RuleName `json:"name"`
 
-	// key says whose spend is counted: Workload, EndUser or Namespace.
+	// key says whose spend is counted: Workload, EndUser, Namespace or Session (policies only).
 	// +optional
 	// +kubebuilder:default=Namespace
 	Key LimitKey `json:"key,omitempty"`

@@ -65,6 +65,8 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"bad upstream", minimal + "server: {upstream: ftp://x}\n", "server.upstream"},
 		{"bad max tokens action", head + "credentials: {env: {name: K}}\nmodels: {allow: [x], maxTokens: [{model: x, limit: 5, action: Drop}]}\n", "models.maxTokens[0].action"},
 		{"limit window", minimal + "limits: {rules: [{name: a, key: Workload, window: Year, requests: 1}]}\n", "limits.rules[0].window"},
+		{"tenant limit per session", minimal + "limits: {rules: [{name: a, source: tenant, key: Session, window: Day, requests: 1}]}\n", "limits.rules[0].key: a tenant ceiling cannot be counted per Session"},
+		{"limit key", minimal + "limits: {rules: [{name: a, key: Pod, window: Day, requests: 1}]}\n", "limits.rules[0].key"},
 		{"limit needs an amount", minimal + "limits: {rules: [{name: a, key: Workload, window: Day}]}\n", "limits.rules[0]: requests and tokens"},
 		{"duplicate limit", minimal + "limits: {rules: [{name: a, key: Workload, window: Day, requests: 1}, {name: a, key: Workload, window: Day, requests: 1}]}\n", "duplicate rule name"},
 		{"budget one of", minimal + "budgets: [{name: b, key: Namespace, window: Month, tokens: 5, usd: \"1\"}]\n", "budgets[0]: exactly one"},

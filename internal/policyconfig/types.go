@@ -313,6 +313,9 @@ const (
 	KeyWorkload  = "Workload"
 	KeyEndUser   = "EndUser"
 	KeyNamespace = "Namespace"
+	// KeySession counts per client session of a workload: "<workload>/<session id>", and
+	// "<workload>/-" for requests without one.
+	KeySession = "Session"
 
 	WindowMinute = "Minute"
 	WindowHour   = "Hour"

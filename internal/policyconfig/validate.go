@@ -276,7 +276,10 @@ func (v *validator) limits(l *Limits) {
 			v.add(f+".name", "duplicate rule name %q", r.Name)
 		}
 		seen[r.Source+"/"+r.Name] = true
-		v.oneOf(f+".key", r.Key, KeyWorkload, KeyEndUser, KeyNamespace)
+		v.oneOf(f+".key", r.Key, KeyWorkload, KeyEndUser, KeyNamespace, KeySession)
+		if r.Key == KeySession && r.Source == SourceTenant {
+			v.add(f+".key", "a tenant ceiling cannot be counted per Session (the client chooses its session ids)")
+		}
 		v.oneOf(f+".window", r.Window, WindowMinute, WindowHour, WindowDay)
 		v.oneOf(f+".tokenType", r.TokenType, TokensInput, TokensOutput, TokensTotal)
 		if r.Requests < 0 || r.Tokens < 0 || (r.Requests == 0 && r.Tokens == 0) {
@@ -289,7 +292,10 @@ func (v *validator) budget(f string, b Budget) {
 	if b.Name == "" {
 		v.add(f+".name", "must not be empty")
 	}
-	v.oneOf(f+".key", b.Key, KeyWorkload, KeyEndUser, KeyNamespace)
+	v.oneOf(f+".key", b.Key, KeyWorkload, KeyEndUser, KeyNamespace, KeySession)
+	if b.Key == KeySession && b.Source == SourceTenant {
+		v.add(f+".key", "a tenant ceiling cannot be counted per Session (the client chooses its session ids)")
+	}
 	v.oneOf(f+".window", b.Window, WindowDay, WindowWeek, WindowMonth)
 	v.oneOf(f+".tokenType", b.TokenType, TokensInput, TokensOutput, TokensTotal)
 	switch {

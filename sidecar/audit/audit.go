@@ -39,7 +39,9 @@ type Record struct {
 	Rule           string
 	Reason         string
 	// Revocation names the ClaudeRevocation that refused the request (rule endUser.revoked).
-	Revocation       string
+	Revocation string
+	// Session is the client's session id (X-Claude-Code-Session-Id or metadata.user_id).
+	Session          string
 	Status           int
 	InputTokens      int64
 	OutputTokens     int64
@@ -184,6 +186,9 @@ func (l *Logger) Write(_ context.Context, r *Record) {
 	}
 	if r.Revocation != "" {
 		b = str(b, "revocation", r.Revocation)
+	}
+	if r.Session != "" {
+		b = str(b, "session", r.Session)
 	}
 	if r.ClampedFrom > 0 {
 		b = num(b, "clampedFrom", r.ClampedFrom)

@@ -47,6 +47,10 @@ type Fields struct {
 	// HasThinking is set when "thinking" is an object; other values are left to the upstream to refuse.
 	Thinking    Thinking
 	HasThinking bool
+
+	// UserID is "metadata.user_id", the SDKs' caller id (Claude Code puts its session id in it); ""
+	// when absent or not a string.
+	UserID string
 }
 
 // Thinking is the part of the "thinking" object the sidecar reads.
@@ -114,7 +118,7 @@ func (s *scanner) ws() {
 // per key would cost calls and bounds checks per byte.
 func (s *scanner) topObject(f *Fields) error {
 	s.i++ // '{'
-	seenThinking := false
+	seenThinking, seenMetadata := false, false
 	s.ws()
 	if s.i < len(s.b) && s.b[s.i] == '}' {
 		s.i++
@@ -141,7 +145,7 @@ func (s *scanner) topObject(f *Fields) error {
 			}
 		} else {
 			switch string(key) { // no allocation: the compiler recognises this form
-			case "model", "max_tokens", "stream", "thinking":
+			case "model", "max_tokens", "stream", "thinking", "metadata":
 				name = string(key)
 			}
 		}
@@ -174,6 +178,14 @@ func (s *scanner) topObject(f *Fields) error {
 				return s.fail(`duplicate "stream" field`)
 			}
 			if err := s.stream(f); err != nil {
+				return err
+			}
+		case "metadata":
+			if seenMetadata {
+				return s.fail(`duplicate "metadata" field`)
+			}
+			seenMetadata = true
+			if err := s.metadata(f); err != nil {
 				return err
 			}
 		case "thinking":
@@ -297,6 +309,29 @@ func (s *scanner) thinking(f *Fields) error {
 			return err
 		}
 		return s.value(2)
+	})
+}
+
+// metadata reads "metadata.user_id" when it is a string; everything else is validated and skipped.
+func (s *scanner) metadata(f *Fields) error {
+	if s.b[s.i] != '{' {
+		return s.value(1)
+	}
+	seen := false
+	return s.members(2, func(name string) error {
+		if name != "user_id" {
+			return s.value(2)
+		}
+		if seen {
+			return s.fail(`duplicate "metadata.user_id" field`)
+		}
+		seen = true
+		if s.b[s.i] != '"' {
+			return s.value(2)
+		}
+		v, err := s.stringValue()
+		f.UserID = v
+		return err
 	})
 }
 

@@ -33,6 +33,8 @@ func TestScan(t *testing.T) {
 		{name: "thinking adaptive", body: `{"thinking":{"type":"adaptive"}}`, want: Fields{HasThinking: true, Thinking: Thinking{Type: "adaptive"}}},
 		{name: "thinking empty object", body: `{"thinking":{}}`, want: Fields{HasThinking: true}},
 		{name: "thinking null is the upstream's to refuse", body: `{"thinking":null}`},
+		{name: "metadata user id", body: `{"metadata":{"user_id":"{\"session_id\":\"s-1\"}","other":[1]}}`, want: Fields{UserID: `{"session_id":"s-1"}`}},
+		{name: "metadata user id not a string", body: `{"metadata":{"user_id":7}}`},
 		{name: "nested budget is not the budget", body: `{"metadata":{"thinking":{"budget_tokens":5}}}`},
 
 		{name: "empty", body: ``, wantErr: "empty"},
@@ -65,6 +67,8 @@ func TestScan(t *testing.T) {
 		{name: "single quote", body: `{'model':'x'}`, wantErr: "expected a string key"},
 		{name: "duplicate thinking", body: `{"thinking":{"type":"disabled"},"thinking":{"type":"enabled","budget_tokens":9000}}`, wantErr: `duplicate "thinking"`},
 		{name: "duplicate thinking budget", body: `{"thinking":{"budget_tokens":1024,"budget_tokens":99999}}`, wantErr: `duplicate "thinking.budget_tokens"`},
+		{name: "duplicate metadata", body: `{"metadata":{},"metadata":{"user_id":"x"}}`, wantErr: `duplicate "metadata"`},
+		{name: "duplicate user id", body: `{"metadata":{"user_id":"a","user_\u0069d":"b"}}`, wantErr: `duplicate "metadata.user_id"`},
 		{name: "duplicate thinking type", body: `{"thinking":{"type":"disabled","type":"enabled"}}`, wantErr: `duplicate "thinking.type"`},
 		{name: "thinking budget float", body: `{"thinking":{"budget_tokens":1024.5}}`, wantErr: `"thinking.budget_tokens" must be a positive integer`},
 		{name: "thinking budget zero", body: `{"thinking":{"budget_tokens":0}}`, wantErr: `"thinking.budget_tokens" must be at least 1`},

@@ -37,6 +37,8 @@ type Keys struct {
 	Workload  string
 	EndUser   string
 	Namespace string
+	// Session is the client's session id, "" without one; Session rules count it per workload.
+	Session string
 }
 
 func (k Keys) get(kind string) string {
@@ -48,6 +50,13 @@ func (k Keys) get(kind string) string {
 		v = k.EndUser
 	case policyconfig.KeyNamespace:
 		v = k.Namespace
+	case policyconfig.KeySession:
+		// Scoped by the workload: two workloads never share a session's counter.
+		s := k.Session
+		if s == "" {
+			s = "-"
+		}
+		return k.Workload + "/" + s
 	}
 	if v == "" {
 		return "-"

@@ -38,6 +38,7 @@ func writeAudit(l *audit.Logger, r *http.Request) {
 		Rule:              rule,
 		Reason:            reason,
 		Revocation:        ex.Revocation,
+		Session:           ex.Session,
 		Status:            ex.w.code(),
 		InputTokens:       up.Usage.InputTokens,
 		OutputTokens:      up.Usage.OutputTokens,

@@ -31,6 +31,8 @@ type Exchange struct {
 	ClientAborted bool
 	// Revocation names the ClaudeRevocation that refused the end user's token, for audit.
 	Revocation string
+	// Session is the client's session id (WithSession), "" without one.
+	Session string
 
 	// modelsList is the caller's paging of a models list request (nil for other requests): the sidecar
 	// fetches the whole list and pages what the caller may use itself (models.go).

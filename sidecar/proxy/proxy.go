@@ -2,12 +2,12 @@
 // reverse proxy to the Anthropic API.
 //
 //	WithRecover → WithProbe → WithExchange → WithMetrics → WithAudit → WithWire → WithEndUser →
-//	WithBody → WithDecision → WithModelsList → WithLimits → WithCredentials → forward
+//	WithBody → WithDecision → WithSession → WithModelsList → WithLimits → WithCredentials → forward
 //
 // The per-request state travels in one *Exchange stored in the request context (exchange.go). The
 // policy is loaded once per request, so a hot reload never changes the rules in the middle of a call.
 // One file per job: the chain (this file), the exchange, the wire (framing, methods' headers,
-// credential spellings, the connectivity probe), end users, the body and decision stages,
+// credential spellings, the connectivity probe), end users, sessions, the models list, the body and decision stages,
 // limits, credentials, metrics (observe.go), audit records (auditlog.go), the proxy's own errors
 // (errors.go) and forwarding.
 package proxy
@@ -75,6 +75,7 @@ func New(o Options) http.Handler {
 	h = WithCredentials(o.Credentials, h)
 	h = WithLimits(o.Limiter, o.Metrics, o.Log, h)
 	h = WithModelsList(h)
+	h = WithSession(h)
 	h = WithDecision(o.Log, h)
 	h = WithBody(h)
 	h = WithEndUser(o.EndUser, o.Log, h)

@@ -87,7 +87,7 @@ func WithLimits(l limits.Limiter, m *metrics.Metrics, log *slog.Logger, next htt
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ex := FromContext(r.Context())
 		req := limits.Request{
-			Keys:  limits.Keys{Workload: ex.Caller.Workload, EndUser: ex.endUserKey(), Namespace: ex.Caller.Namespace},
+			Keys:  limits.Keys{Workload: ex.Caller.Workload, EndUser: ex.endUserKey(), Namespace: ex.Caller.Namespace, Session: ex.Session},
 			Model: ex.Decision.Model,
 			Force: ex.Policy.Config.ShadowMode,
 		}

@@ -4,6 +4,19 @@ package apivalidation
 
 var policyCases = []validationCase{
 	{name: "minimal policy is valid", yaml: validPolicy},
+	{name: "policy limit and budget per session are valid", yaml: policyWith(`
+  podSelector: {}
+  credentials: {secretRef: {name: key, key: api_key}}
+  models: {allow: [claude-haiku-*]}
+  limits: {rules: [{name: per-session, key: Session, window: Hour, tokens: 200000}]}
+  budgets: [{name: per-session-day, key: Session, window: Day, tokens: 1000000}]
+`)},
+	{name: "unknown limit key", want: `spec.limits.rules[0].key: Unsupported value: "Pod": supported values: "Workload", "EndUser", "Namespace", "Session"`, yaml: policyWith(`
+  podSelector: {}
+  credentials: {secretRef: {name: key, key: api_key}}
+  models: {allow: [claude-haiku-*]}
+  limits: {rules: [{name: per-pod, key: Pod, window: Hour, tokens: 200000}]}
+`)},
 	{name: "no credential source", want: "spec.credentials: Invalid value: exactly one of the fields in [vault secretRef workloadIdentityFederation] must be set", yaml: policyWith(`
   podSelector: {}
   credentials: {}
@@ -266,6 +279,16 @@ var tenantCases = []validationCase{
   models: {allow: [claude-*]}
   credentials:
     vault: {pathPrefix: tenants/a, roles: [""]}
+`)},
+	{name: "tenant limit per session", want: "spec.limits: Invalid value: a tenant ceiling cannot be counted per Session: the client chooses its session ids, so such a ceiling bounds nothing; use Workload, EndUser or Namespace", yaml: tenantWith(`
+  namespaceSelector: {matchLabels: {tenant: a}}
+  models: {allow: [claude-*]}
+  limits: [{name: ns, key: Namespace, window: Hour, requests: 10}, {name: sess, key: Session, window: Hour, tokens: 1000}]
+`)},
+	{name: "tenant budget per session", want: "spec.budgets: Invalid value: a tenant ceiling cannot be counted per Session", yaml: tenantWith(`
+  namespaceSelector: {matchLabels: {tenant: a}}
+  models: {allow: [claude-*]}
+  budgets: [{name: sess, key: Session, window: Day, tokens: 1000}]
 `)},
 	{name: "tenant limit without requests or tokens", want: "spec.limits[0]: Invalid value: at least one of the fields in [requests tokens] must be set", yaml: tenantWith(`
   namespaceSelector: {matchLabels: {tenant: a}}

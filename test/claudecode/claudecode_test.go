@@ -62,6 +62,9 @@ func TestOneShotUnderClamp(t *testing.T) {
 		t.Fatal("no audit record")
 	}
 	r := a[0]
+	if want := sentMsgs[0].Header.Get("X-Claude-Code-Session-Id"); r["session"] != want || want == "" {
+		t.Errorf("audit session %v, want Claude Code's session id %q", r["session"], want)
+	}
 	if r["clampedFrom"] != float64(first.MaxTokens) || r["maxTokens"] != float64(8192) ||
 		r["thinkingBudgetFrom"] != float64(first.Thinking.Budget) || r["thinkingBudget"] != float64(8191) {
 		t.Errorf("audit clampedFrom %v maxTokens %v thinkingBudgetFrom %v thinkingBudget %v; want %d, 8192, %d, 8191",
