@@ -146,9 +146,10 @@ func (a *Authenticator) Mode() string { return a.cfg.Mode }
 
 // Token returns the end-user token the request carries, "" when none.
 //
-// The Anthropic SDKs send an API key as "Authorization: Bearer" too, so in an injected pod that header
-// holds the placeholder key when the app passes no user token: that, and anything shaped like an
-// Anthropic key, is not an end-user token.
+// The Anthropic SDKs send an API key as "Authorization: Bearer" too (the newer ones always do), so in
+// an injected pod that header holds the app's placeholder key when the app passes no user token: a
+// bearer value that is not shaped like a JWT (three dot-separated base64url parts) is an API key, not
+// an end-user token, whatever the placeholder's spelling.
 func (a *Authenticator) Token(h http.Header) string {
 	v := h.Get(a.cfg.Header)
 	if a.bearer {
@@ -157,7 +158,7 @@ func (a *Authenticator) Token(h http.Header) string {
 			return ""
 		}
 		tok = strings.TrimSpace(tok)
-		if tok == wellknown.PlaceholderAPIKey || strings.HasPrefix(tok, "sk-ant-") {
+		if tok == wellknown.PlaceholderAPIKey || strings.HasPrefix(tok, "sk-ant-") || !jwtShaped(tok) {
 			return ""
 		}
 		return tok
@@ -169,15 +170,23 @@ func (a *Authenticator) Token(h http.Header) string {
 	return strings.TrimSpace(v)
 }
 
+// jwtShaped reports whether tok has a JWS compact serialization's shape: three dot-separated parts.
+// Only the shape: a value with it is verified (and refused with the reason when it is bad); a value
+// without it, such as an API key, is not an end-user token.
+func jwtShaped(tok string) bool { return strings.Count(tok, ".") == 2 }
+
 // Authenticate verifies the request's token. It returns (nil, nil) when there is no token and the mode
 // allows that.
 func (a *Authenticator) Authenticate(ctx context.Context, h http.Header) (*Principal, *Failure) {
 	tok := a.Token(h)
 	if tok == "" {
-		if a.cfg.Mode == policyconfig.EndUserStrict {
-			return nil, refused("an end-user token is required in the %s", a.where())
+		if a.cfg.Mode != policyconfig.EndUserStrict {
+			return nil, nil
 		}
-		return nil, nil
+		if a.bearer && h.Get("Authorization") != "" {
+			return nil, refused("an end-user token is required in the %s; it carries an API key or another value that is not a JWT", a.where())
+		}
+		return nil, refused("an end-user token is required in the %s", a.where())
 	}
 	now := a.now()
 	p, ok := a.cache.get(tok, now)

@@ -138,7 +138,7 @@ func TestBadTokensAreRefused(t *testing.T) {
 		{"no jti", is.Sign(with(func(c map[string]any) { delete(c, "jti") })), 401, "the jti claim is missing"},
 		{"no exp", is.Sign(with(func(c map[string]any) { delete(c, "exp") })), 401, "the exp claim is missing"},
 		{"no subject", is.Sign(with(func(c map[string]any) { delete(c, "sub") })), 401, "the sub claim is missing"},
-		{"malformed", "not-a-jwt", 401, "token is not a JWT"},
+		{"not a JWT is an API key, not a token", "not-a-jwt", 401, "an end-user token is required in the Authorization header (Bearer scheme); it carries an API key or another value that is not a JWT"},
 		{"malformed base64", "a.b.c", 401, "token is not a JWT"},
 		{"missing", "", 401, "an end-user token is required in the Authorization header"},
 	}
@@ -232,7 +232,12 @@ func TestModes(t *testing.T) {
 	if p, f := a.Authenticate(context.Background(), bearer("claude-guard-placeholder")); p != nil || f != nil {
 		t.Fatalf("optional with the placeholder key: %v %v", p, f)
 	}
-	if _, f := a.Authenticate(context.Background(), bearer("garbage")); f == nil {
+	// So is any other value that is not shaped like a JWT ("dummy", a key of another vendor): it gets
+	// the tokenless grant, never more.
+	if p, f := a.Authenticate(context.Background(), bearer("dummy-placeholder")); p != nil || f != nil {
+		t.Fatalf("optional with a non-JWT placeholder: %v %v", p, f)
+	}
+	if _, f := a.Authenticate(context.Background(), bearer("garbage.garbage.garbage")); f == nil {
 		t.Fatal("optional mode accepted an invalid token: a token that is present is verified")
 	}
 	c2 := config(is)

@@ -40,6 +40,10 @@ const (
 	EventsHeader = "X-Fake-Events"
 )
 
+// APIVersions are the anthropic-version values the fake accepts, as the API does: the original one,
+// which older SDKs and Claude Code send, and the one the newest SDKs send.
+var APIVersions = map[string]bool{"2023-06-01": true, "2026-10-21": true}
+
 // Recorded is what the fake saw of one request.
 type Recorded struct {
 	Method string
@@ -204,8 +208,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "authentication_error", "invalid x-api-key")
 		return
 	}
-	if r.Header.Get("anthropic-version") == "" {
+	switch v := r.Header.Get("anthropic-version"); {
+	case v == "":
 		writeError(w, http.StatusBadRequest, "invalid_request_error", "anthropic-version: header is required")
+		return
+	case !APIVersions[v]:
+		writeError(w, http.StatusBadRequest, "invalid_request_error", "anthropic-version: "+strings.ToValidUTF8(v, "?")+" is not a valid version")
 		return
 	}
 	switch r.Header.Get(ScenarioHeader) {
