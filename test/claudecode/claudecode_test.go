@@ -3,12 +3,15 @@
 package claudecode
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/claude-guard/claude-guard/internal/test/fakeupstream"
+	"github.com/claude-guard/claude-guard/sidecar/enduser/oidctest"
 )
 
 // forwardedUnchanged are the request parts Claude Code relies on that must reach the upstream as sent.
@@ -122,5 +125,91 @@ func TestToolUseTurn(t *testing.T) {
 	up := h.upstreamMessages()
 	if len(up) < 2 || !strings.Contains(string(up[len(up)-1].Body), `"tool_result"`) {
 		t.Fatalf("the upstream got %d Messages requests; want the tool result in the last one", len(up))
+	}
+}
+
+// TestEndUserTokenFromAPIKeyHelper: the setup docs/claude-code.md gives for end users. Claude Code's
+// apiKeyHelper prints the developer's OIDC access token; Claude Code sends it as x-api-key and as
+// "Authorization: Bearer"; the sidecar verifies it, applies the developer's tier, audits the developer
+// and sends neither header upstream. The same token keeps working across requests (no replay
+// protection: Claude Code reuses it until the helper gives a new one).
+func TestEndUserTokenFromAPIKeyHelper(t *testing.T) {
+	is := oidctest.Start(t)
+	perDeveloper := "  - {name: per-pod-rpm, key: Workload, window: Minute, requests: 60}\n  - {name: per-developer, key: EndUser, window: Hour, requests: 3}\n"
+	config := strings.Replace(samplePolicy, "  - {name: per-pod-rpm, key: Workload, window: Minute, requests: 60}\n", perDeveloper, 1) + fmt.Sprintf(`
+endUser:
+  mode: Strict
+  issuers:
+  - {url: %s, audiences: [claude-code], caCert: %q}
+  rules:
+  - {scopes: [claude-code], models: ["claude-haiku-*"]}
+`, is.URL, is.CACert)
+	h := newHarness(t, config)
+	tokenFile := filepath.Join(h.home, "token")
+	helper := filepath.Join(h.home, "get-token")
+	settings := filepath.Join(h.home, ".claude", "settings.json")
+	for path, content := range map[string]string{
+		tokenFile: is.Sign(is.Claims("dev-alice", "claude-code", "claude-code")),
+		helper:    "#!/bin/sh\nexec cat " + tokenFile + "\n",
+		settings:  `{"apiKeyHelper": "` + helper + `"}`,
+	} {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(content), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	noKey := []string{"ANTHROPIC_API_KEY="}
+	for range 2 {
+		res := h.run(t, noKey, "-p", "say hi", "--model", "claude-haiku-4-5")
+		if res.exit != 0 || !strings.Contains(res.stdout, fakeupstream.AssistantGreeting) {
+			t.Fatalf("claude with the developer's token exited %d:\n%s\n%s", res.exit, res.stdout, res.stderr)
+		}
+	}
+	// Sonnet is not in the developer's tier. With apiKeyHelper, Claude Code takes a 401 or 403 for a
+	// stale key: it runs the helper again and retries with backoff, whatever x-should-retry says
+	// (docs/claude-code.md). Every retry is refused before the upstream and none is charged: the
+	// developer's third Haiku run, within a limit of three requests, still goes through.
+	res := h.runFor(t, 15*time.Second, noKey, "-p", "say hi", "--model", "claude-sonnet-4-5")
+	if res.exit == 0 && !res.timedOut {
+		t.Fatalf("claude with Sonnet succeeded:\n%s", res.stdout)
+	}
+	refused := 0
+	for _, a := range h.audits(t) {
+		if a["model"] == "claude-sonnet-4-5" {
+			refused++
+			if a["rule"] != "endUser.rules" || a["status"] != float64(403) {
+				t.Errorf("Sonnet request audited as %v %v, want 403 endUser.rules", a["status"], a["rule"])
+			}
+		}
+	}
+	if refused == 0 {
+		t.Fatal("no Sonnet request was audited")
+	}
+	if res := h.run(t, noKey, "-p", "say hi", "--model", "claude-haiku-4-5"); res.exit != 0 {
+		t.Fatalf("the third Haiku run after %d refused retries exited %d (were the refusals charged?):\n%s\n%s", refused, res.exit, res.stdout, res.stderr)
+	}
+	for i, s := range h.messages() {
+		if !strings.HasPrefix(s.Header.Get("Authorization"), "Bearer ey") {
+			t.Fatalf("request %d: Claude Code did not send the helper's token as a bearer token", i)
+		}
+	}
+	for i, up := range h.upstreamMessages() {
+		if up.Header.Get("Authorization") != "" || up.Header.Get("X-Api-Key") != upstreamKey {
+			t.Errorf("request %d: the developer's token reached the upstream, or the tenant's key did not", i)
+		}
+	}
+	var allowed int
+	for _, a := range h.audits(t) {
+		if a["endUser"] != "dev-alice" {
+			t.Errorf("audit record without the developer: %v", a)
+		}
+		if a["decision"] == "allow" {
+			allowed++
+		}
+	}
+	if allowed != 3 {
+		t.Errorf("%d allowed requests audited, want the three Haiku runs'", allowed)
 	}
 }

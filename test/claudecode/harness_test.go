@@ -114,13 +114,25 @@ func (readCloser) Close() error { return nil }
 type result struct {
 	stdout, stderr string
 	exit           int
+	// timedOut is set when runFor stopped it.
+	timedOut bool
 }
 
 // run runs claude with args in a fresh home, pointed at the recorder with the placeholder key, with
 // non-essential traffic off (no telemetry, no auto-update); extraEnv adds or overrides variables.
 func (h *harness) run(t *testing.T, extraEnv []string, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	res := h.runFor(t, 2*time.Minute, extraEnv, args...)
+	if res.timedOut {
+		t.Fatalf("claude %v did not finish within 2 minutes:\n%s\n%s", args, res.stdout, res.stderr)
+	}
+	return res
+}
+
+// runFor is run, stopping Claude Code after timeout (result.timedOut).
+func (h *harness) runFor(t *testing.T, timeout time.Duration, extraEnv []string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, h.claude, args...)
 	cmd.Dir = h.home
@@ -140,13 +152,11 @@ func (h *harness) run(t *testing.T, extraEnv []string, args ...string) result {
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	res := result{stdout: stdout.String(), stderr: stderr.String()}
+	res.timedOut = ctx.Err() != nil
 	if ee, ok := err.(*exec.ExitError); ok {
 		res.exit = ee.ExitCode()
 	} else if err != nil {
 		t.Fatalf("claude %v: %v", args, err)
-	}
-	if ctx.Err() != nil {
-		t.Fatalf("claude %v did not finish within 2 minutes:\n%s\n%s", args, res.stdout, res.stderr)
 	}
 	return res
 }

@@ -102,7 +102,7 @@ func TestSamplesApplyAndReportStatus(t *testing.T) {
 		}
 	}
 
-	// Both sample policies become Ready under the sample tenant.
+	// Every sample policy becomes Ready under the sample tenant.
 	wait.For(t, 15*time.Second, "", func() error {
 		out, err := kubectl("get", "cap", "-A")
 		if err != nil {
@@ -115,6 +115,7 @@ func TestSamplesApplyAndReportStatus(t *testing.T) {
 		for _, row := range []string{
 			`(?m)^team-a\s+chat\s+True\s+claude-haiku-\*\s+0\s+\S+$`,
 			`(?m)^team-a\s+assistant-tiers\s+True\s+claude-haiku-\*,claude-sonnet-\*,claude-opus-\*\s+0\s+\S+$`,
+			`(?m)^team-a\s+claude-code\s+True\s+claude-haiku-4-5\*,claude-sonnet-4-5\*,claude-opus-4-5\*\s+0\s+\S+$`,
 		} {
 			if !regexp.MustCompile(row).MatchString(out) {
 				return fmt.Errorf("no row matching %s in:\n%s", row, out)
@@ -127,7 +128,7 @@ func TestSamplesApplyAndReportStatus(t *testing.T) {
 		if err != nil {
 			return fmt.Errorf("%w: %s", err, out)
 		}
-		if !regexp.MustCompile(`(?m)^team-a\s+True\s+1\s+2\s+\S+$`).MatchString(out) {
+		if !regexp.MustCompile(`(?m)^team-a\s+True\s+1\s+3\s+\S+$`).MatchString(out) {
 			return fmt.Errorf("unexpected tenant row:\n%s", out)
 		}
 		return nil
