@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -153,7 +154,7 @@ func (h *harness) runFor(t *testing.T, timeout time.Duration, extraEnv []string,
 	err := cmd.Run()
 	res := result{stdout: stdout.String(), stderr: stderr.String()}
 	res.timedOut = ctx.Err() != nil
-	if ee, ok := err.(*exec.ExitError); ok {
+	if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
 		res.exit = ee.ExitCode()
 	} else if err != nil {
 		t.Fatalf("claude %v: %v", args, err)
