@@ -48,9 +48,22 @@ type Fields struct {
 	Thinking    Thinking
 	HasThinking bool
 
-	// UserID is "metadata.user_id", the SDKs' caller id (Claude Code puts its session id in it); ""
-	// when absent or not a string.
-	UserID string
+	// UserIDSpan is where "metadata.user_id", the SDKs' caller id (Claude Code puts its session id in
+	// it), is, when HasUserID (a string); read it with UserID.
+	UserIDSpan Span
+	HasUserID  bool
+}
+
+// UserID decodes metadata.user_id from body, the body f describes; "" without one.
+func (f *Fields) UserID(body []byte) string {
+	if !f.HasUserID {
+		return ""
+	}
+	v, err := decodeString(body[f.UserIDSpan.Start:f.UserIDSpan.End])
+	if err != nil {
+		return "" // validated by Scan
+	}
+	return v
 }
 
 // Thinking is the part of the "thinking" object the sidecar reads.
@@ -287,8 +300,13 @@ func (s *scanner) thinking(f *Fields) error {
 	f.HasThinking = true
 	t := &f.Thinking
 	seenType := false
-	return s.members(2, func(name string) error {
-		switch name {
+	s.i++ // '{'
+	for first := true; ; first = false {
+		key, done, err := s.member(first)
+		if err != nil || done {
+			return err
+		}
+		switch string(key) {
 		case "type":
 			if seenType {
 				return s.fail(`duplicate "thinking.type" field`)
@@ -297,92 +315,103 @@ func (s *scanner) thinking(f *Fields) error {
 			if s.b[s.i] != '"' {
 				return s.fail(`"thinking.type" must be a string`)
 			}
-			v, err := s.stringValue()
-			t.Type = v
-			return err
+			t.Type, err = s.stringValue()
 		case "budget_tokens":
 			if t.HasBudget {
 				return s.fail(`duplicate "thinking.budget_tokens" field`)
 			}
-			n, sp, err := s.positiveInt("thinking.budget_tokens")
-			t.Budget, t.BudgetSpan, t.HasBudget = n, sp, err == nil
+			t.Budget, t.BudgetSpan, err = s.positiveInt("thinking.budget_tokens")
+			t.HasBudget = err == nil
+		default:
+			err = s.value(2)
+		}
+		if err != nil {
 			return err
 		}
-		return s.value(2)
-	})
+	}
 }
 
-// metadata reads "metadata.user_id" when it is a string; everything else is validated and skipped.
+// metadata finds "metadata.user_id" when it is a string (its span: it is decoded only when asked for,
+// see Fields.UserID); everything else is validated and skipped.
 func (s *scanner) metadata(f *Fields) error {
 	if s.b[s.i] != '{' {
 		return s.value(1)
 	}
 	seen := false
-	return s.members(2, func(name string) error {
-		if name != "user_id" {
-			return s.value(2)
-		}
-		if seen {
-			return s.fail(`duplicate "metadata.user_id" field`)
-		}
-		seen = true
-		if s.b[s.i] != '"' {
-			return s.value(2)
-		}
-		v, err := s.stringValue()
-		f.UserID = v
-		return err
-	})
-}
-
-// members walks the object at s.i (a '{'), calling member with each decoded key once the scanner is
-// at the value; member must consume the value. It is for the small nested objects the sidecar reads
-// (the top level has its own inlined loop).
-func (s *scanner) members(depth int, member func(name string) error) error {
-	if depth > MaxDepth {
-		return s.fail("JSON nesting is too deep")
-	}
 	s.i++ // '{'
-	s.ws()
-	if s.i < len(s.b) && s.b[s.i] == '}' {
-		s.i++
-		return nil
-	}
-	for {
-		s.ws()
-		if s.i >= len(s.b) || s.b[s.i] != '"' {
-			return s.fail("expected a string key")
+	for first := true; ; first = false {
+		key, done, err := s.member(first)
+		if err != nil || done {
+			return err
 		}
-		name, err := s.stringValue()
+		switch {
+		case string(key) != "user_id" || (!seen && s.b[s.i] != '"'):
+			seen = seen || string(key) == "user_id"
+			err = s.value(2)
+		case seen:
+			return s.fail(`duplicate "metadata.user_id" field`)
+		default:
+			seen = true
+			start := s.i
+			_, err = s.skipString()
+			f.HasUserID, f.UserIDSpan = err == nil, Span{start, s.i}
+		}
 		if err != nil {
 			return err
 		}
-		s.ws()
-		if s.i >= len(s.b) || s.b[s.i] != ':' {
-			return s.fail("expected ':' after object key")
-		}
+	}
+}
+
+// member moves to the next member of the nested object being read (after its '{'): it returns the
+// member's key, with the scanner at its value, or done after the closing brace. first says no member
+// was read yet. It is for the small nested objects the sidecar reads (the top level has its own
+// inlined loop); a loop over it, unlike a callback, lets the scanner stay on the stack.
+func (s *scanner) member(first bool) (key []byte, done bool, err error) {
+	s.ws()
+	if s.i >= len(s.b) {
+		return nil, false, s.fail("unexpected end of JSON")
+	}
+	switch c := s.b[s.i]; {
+	case c == '}':
+		s.i++
+		return nil, true, nil
+	case !first && c != ',':
+		return nil, false, s.fail("expected ',' or '}' in object")
+	case !first:
 		s.i++
 		s.ws()
-		if s.i >= len(s.b) {
-			return s.fail("unexpected end of JSON")
-		}
-		if err := member(name); err != nil {
-			return err
-		}
-		s.ws()
-		if s.i >= len(s.b) {
-			return s.fail("unexpected end of JSON")
-		}
-		switch s.b[s.i] {
-		case ',':
-			s.i++
-		case '}':
-			s.i++
-			return nil
-		default:
-			return s.fail("expected ',' or '}' in object")
-		}
 	}
+	if s.i >= len(s.b) || s.b[s.i] != '"' {
+		return nil, false, s.fail("expected a string key")
+	}
+	if key, err = s.key(); err != nil {
+		return nil, false, err
+	}
+	s.ws()
+	if s.i >= len(s.b) || s.b[s.i] != ':' {
+		return nil, false, s.fail("expected ':' after object key")
+	}
+	s.i++
+	s.ws()
+	if s.i >= len(s.b) {
+		return nil, false, s.fail("unexpected end of JSON")
+	}
+	return key, false, nil
+}
+
+// key reads the object key at s.i: the raw bytes when it has no escapes, else its decoded form.
+func (s *scanner) key() ([]byte, error) {
+	start := s.i
+	escaped, err := s.skipString()
+	if err != nil || !escaped {
+		return s.b[start+1 : s.i-1], err
+	}
+	v, err := decodeString(s.b[start:s.i])
+	if err != nil {
+		s.i = start
+		return nil, s.fail(err.Error())
+	}
+	return []byte(v), nil
 }
 
 // stringValue reads the string at s.i and returns it decoded.

@@ -13,6 +13,7 @@ func TestScan(t *testing.T) {
 		name    string
 		body    string
 		want    Fields
+		userID  string
 		wantErr string
 	}{
 		{name: "typical", body: `{"model":"claude-haiku-4-5","max_tokens":1024,"stream":true,"messages":[{"role":"user","content":"hi"}]}`,
@@ -33,7 +34,7 @@ func TestScan(t *testing.T) {
 		{name: "thinking adaptive", body: `{"thinking":{"type":"adaptive"}}`, want: Fields{HasThinking: true, Thinking: Thinking{Type: "adaptive"}}},
 		{name: "thinking empty object", body: `{"thinking":{}}`, want: Fields{HasThinking: true}},
 		{name: "thinking null is the upstream's to refuse", body: `{"thinking":null}`},
-		{name: "metadata user id", body: `{"metadata":{"user_id":"{\"session_id\":\"s-1\"}","other":[1]}}`, want: Fields{UserID: `{"session_id":"s-1"}`}},
+		{name: "metadata user id", body: `{"metadata":{"user_id":"{\"session_id\":\"s-1\"}","other":[1]}}`, want: Fields{HasUserID: true}, userID: `{"session_id":"s-1"}`},
 		{name: "metadata user id not a string", body: `{"metadata":{"user_id":7}}`},
 		{name: "nested budget is not the budget", body: `{"metadata":{"thinking":{"budget_tokens":5}}}`},
 
@@ -88,7 +89,10 @@ func TestScan(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Scan() error = %v", err)
 			}
-			got.ModelSpan, got.MaxTokensSpan, got.Thinking.BudgetSpan = Span{}, Span{}, Span{}
+			if uid := got.UserID([]byte(c.body)); uid != c.userID {
+				t.Fatalf("UserID() = %q, want %q", uid, c.userID)
+			}
+			got.ModelSpan, got.MaxTokensSpan, got.Thinking.BudgetSpan, got.UserIDSpan = Span{}, Span{}, Span{}, Span{}
 			if got != c.want {
 				t.Fatalf("Scan() = %+v, want %+v", got, c.want)
 			}

@@ -59,6 +59,10 @@ func (f *Fields) shiftAfter(pos, d int) {
 		f.MaxTokensSpan.Start += d
 		f.MaxTokensSpan.End += d
 	}
+	if f.HasUserID && f.UserIDSpan.Start > pos {
+		f.UserIDSpan.Start += d
+		f.UserIDSpan.End += d
+	}
 	if f.Thinking.HasBudget && f.Thinking.BudgetSpan.Start > pos {
 		f.Thinking.BudgetSpan.Start += d
 		f.Thinking.BudgetSpan.End += d

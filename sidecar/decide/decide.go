@@ -57,13 +57,15 @@ func AllowedMethods(path string) string {
 	return "GET, POST, DELETE"
 }
 
+// methodAllowed is AllowedMethods as a check, without splitting the header value (it runs per request).
 func methodAllowed(path, method string) bool {
-	for _, m := range strings.Split(AllowedMethods(path), ", ") {
-		if m == method {
-			return true
-		}
+	switch {
+	case hasModelBody(path):
+		return method == http.MethodPost
+	case path == policyconfig.PathModels || strings.HasPrefix(path, modelPathPrefix):
+		return method == http.MethodGet
 	}
-	return false
+	return method == http.MethodGet || method == http.MethodPost || method == http.MethodDelete
 }
 
 // Denial is why a request is refused, ready to be written as an Anthropic-shaped error.

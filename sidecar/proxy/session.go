@@ -33,7 +33,7 @@ func WithSession(next http.Handler) http.Handler {
 				return
 			}
 			ex.Session = v[0]
-		} else if s := sessionFromUserID(ex.Decision.Fields.UserID); validSession(s) {
+		} else if s := sessionFromUserID(ex.Decision.Fields.UserID(ex.Body)); validSession(s) {
 			ex.Session = s
 		}
 		next.ServeHTTP(w, r)
