@@ -403,8 +403,11 @@ func (s *scanner) member(first bool) (key []byte, done bool, err error) {
 func (s *scanner) key() ([]byte, error) {
 	start := s.i
 	escaped, err := s.skipString()
-	if err != nil || !escaped {
-		return s.b[start+1 : s.i-1], err
+	if err != nil {
+		return nil, err
+	}
+	if !escaped {
+		return s.b[start+1 : s.i-1], nil
 	}
 	v, err := decodeString(s.b[start:s.i])
 	if err != nil {

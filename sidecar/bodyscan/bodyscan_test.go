@@ -75,6 +75,8 @@ func TestScan(t *testing.T) {
 		{name: "thinking budget zero", body: `{"thinking":{"budget_tokens":0}}`, wantErr: `"thinking.budget_tokens" must be at least 1`},
 		{name: "thinking type not a string", body: `{"thinking":{"type":1}}`, wantErr: `"thinking.type" must be a string`},
 		{name: "thinking unterminated", body: `{"thinking":{"type":"enabled"`, wantErr: "unexpected end"},
+		{name: "thinking key unterminated", body: `{"thinking":{"ty`, wantErr: "unterminated"},
+		{name: "metadata key unterminated", body: `{"metadata":{"us`, wantErr: "unterminated"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
