@@ -254,7 +254,8 @@ func TestTierSampleEndToEnd(t *testing.T) {
 		{"basic calls Haiku", []string{"basic"}, "claude-haiku-4-5", 4096, 200, ""},
 		{"basic over its 4K ceiling", []string{"basic"}, "claude-haiku-4-5", 4097, 400, "exceeds the 4096 allowed"},
 		{"basic asks for Sonnet", []string{"basic"}, "claude-sonnet-4-5", 100, 403, `requires scope \"pro\"`},
-		{"pro calls Sonnet with 200K", []string{"pro"}, "claude-sonnet-4-5", 200000, 200, ""},
+		// Pro's ceiling is 200K; Sonnet 4.5 itself stops at 64K (the fake upstream refuses more, as the API does).
+		{"pro calls Sonnet with 64K", []string{"pro"}, "claude-sonnet-4-5", 64000, 200, ""},
 		{"pro asks for Opus", []string{"pro"}, "claude-opus-4-1", 100, 403, `requires scope \"admin\"`},
 		{"admin calls Opus", []string{"admin"}, "claude-opus-4-1", 1000, 200, ""},
 		// The platform's ceiling is named, not its value (that stays in the policy's status).
