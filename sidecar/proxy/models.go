@@ -59,8 +59,8 @@ func isModelsList(r *http.Request) bool {
 // WithModelsList checks a models list request's paging before it is forwarded.
 func WithModelsList(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if isModelsList(r) {
-			ex := FromContext(r.Context())
+		// Shadow mode changes no request and no response: the list passes as the upstream sent it.
+		if ex := FromContext(r.Context()); isModelsList(r) && !ex.Policy.Config.ShadowMode {
 			p, err := parseListParams(r.URL.Query())
 			if err != nil {
 				ex.refuse(w, &decide.Denial{Rule: RuleModelsList, Status: http.StatusBadRequest, Type: decide.TypeInvalidRequest,

@@ -50,6 +50,8 @@ func TestModelsListShowsOnlyUsableModels(t *testing.T) {
 		{name: "policy", env: newEnv(t, ""), want: []string{"claude-haiku-4-5-20251001", "claude-sonnet-4-5", "fast"}},
 		// The tenant's model rules arrive rendered into the policy's allow and deny lists.
 		{name: "a narrower allow list", env: newEnv(t, "", narrowModels("claude-sonnet-*")), want: []string{"claude-sonnet-4-5-20250929"}},
+		{name: "shadow mode changes no response", env: newEnv(t, "shadowMode: true\n"), want: []string{"claude-opus-4-5-20251101", "claude-haiku-4-5-20251001",
+			"claude-sonnet-4-5-20250929", "claude-opus-4-1-20250805", "claude-3-5-haiku-20241022"}},
 		{name: "basic tier", env: tiers, opts: []option.RequestOption{token("basic")}, want: []string{"claude-haiku-4-5-20251001", "fast"}},
 		{name: "pro tier", env: tiers, opts: []option.RequestOption{token("pro")}, want: []string{"claude-sonnet-4-5"}},
 		{name: "admin tier: opus is not in the policy", env: tiers, opts: []option.RequestOption{token("admin")}, want: nil},
