@@ -271,11 +271,11 @@ func holdFor(ru *rule, r Request) (requests, amount int64) {
 	if ru.amount > 0 {
 		switch ru.tokenType {
 		case policyconfig.TokensInput:
-			amount = r.InputTokens
+			amount = clampAmount(r.InputTokens)
 		case policyconfig.TokensOutput:
-			amount = r.OutputTokens
+			amount = clampAmount(r.OutputTokens)
 		default:
-			amount = r.InputTokens + r.OutputTokens
+			amount = addAmounts(r.InputTokens, r.OutputTokens)
 		}
 	}
 	return requests, amount
@@ -317,13 +317,14 @@ func (rs *Rules) settled(ru *rule, model string, u usage.Usage) int64 {
 
 // tokens returns the amount of u a rule counts.
 func (r *rule) tokens(u usage.Usage) int64 {
+	in := addAmounts(u.InputTokens, u.CacheCreationInputTokens, u.CacheReadInputTokens)
 	switch r.tokenType {
 	case policyconfig.TokensInput:
-		return u.TotalInput()
+		return in
 	case policyconfig.TokensOutput:
-		return u.OutputTokens
+		return clampAmount(u.OutputTokens)
 	default:
-		return u.Total()
+		return addAmounts(in, u.OutputTokens)
 	}
 }
 
@@ -331,7 +332,8 @@ func (r *rule) tokens(u usage.Usage) int64 {
 func (rs *Rules) cost(model string, u usage.Usage) int64 {
 	for _, p := range rs.prices {
 		if glob.Match(p.model, model) {
-			return (u.InputTokens*p.input + u.OutputTokens*p.output + u.CacheReadInputTokens*p.cacheR + u.CacheCreationInputTokens*p.cacheW) / 1_000_000
+			return costMicroUSD([2]int64{u.InputTokens, p.input}, [2]int64{u.OutputTokens, p.output},
+				[2]int64{u.CacheReadInputTokens, p.cacheR}, [2]int64{u.CacheCreationInputTokens, p.cacheW})
 		}
 	}
 	return 0

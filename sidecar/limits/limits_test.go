@@ -2,6 +2,7 @@ package limits
 
 import (
 	"context"
+	"math"
 	"errors"
 	"fmt"
 	"strings"
@@ -498,5 +499,73 @@ func TestCompileBoundsTheRules(t *testing.T) {
 	}
 	if _, err := Compile(&policyconfig.Config{Limits: policyconfig.Limits{Rules: ls}}); err == nil || !strings.Contains(err.Error(), "at most 128") {
 		t.Fatalf("%d rules: %v, want an error", len(ls), err)
+	}
+}
+
+// TestHugeAmountsSaturate: a max_tokens near 2^63 (the body scanner accepts any int64) must not wrap
+// a reservation negative and let the request through: it is refused as one that can never fit, and
+// counters stay within [0, 2^62] whatever a reservation or a usage report says.
+func TestHugeAmountsSaturate(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		rs := rules(t, []policyconfig.LimitRule{
+			{Name: "tpm", Key: "Workload", Window: "Minute", Tokens: 1000, TokenType: "Total"},
+		}, []policyconfig.Budget{{Name: "usd", Key: "Workload", Window: "Day", USD: "10"}},
+			[]policyconfig.Price{{Model: "m", InputUSD: "3", OutputUSD: "15", CacheReadUSD: "0.3", CacheWriteUSD: "3.75"}})
+		m := b.new(t, rs)
+		now := fixedClock(m, time.Date(2026, 1, 1, 10, 0, 15, 0, time.UTC))
+		w := Keys{Workload: "a"}
+		for _, out := range []int64{math.MaxInt64, math.MaxInt64 - 9, 1 << 62, 1<<62 + 1} {
+			_, err := m.Reserve(ctx, Request{Keys: w, Model: "m", InputTokens: 10, OutputTokens: out})
+			if d := asDenied(err); d == nil || d.What != "tokens" || !d.Never {
+				t.Fatalf("max_tokens %d: %v, want a tokens denial that can never fit", out, err)
+			}
+		}
+		if _, a := m.counter(t, rs, 0, w, *now); a != 0 {
+			t.Fatalf("counter after refused huge reservations = %d, want 0", a)
+		}
+		// Forced (shadow mode) through anyway: the hold saturates, it does not wrap.
+		res, err := m.Reserve(ctx, Request{Keys: w, Model: "m", InputTokens: 10, OutputTokens: math.MaxInt64, Force: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, a := m.counter(t, rs, 0, w, *now); a != maxAmount {
+			t.Fatalf("counter after a forced huge hold = %d, want the bound %d", a, int64(maxAmount))
+		}
+		huge := usage.Usage{InputTokens: math.MaxInt64, OutputTokens: math.MaxInt64, CacheReadInputTokens: math.MaxInt64, CacheCreationInputTokens: math.MaxInt64}
+		if err := m.Settle(ctx, res, huge); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 2 {
+			if _, a := m.counter(t, rs, i, w, *now); a < 0 || a > maxAmount {
+				t.Fatalf("rule %d counter after settling huge usage = %d, outside [0, 2^62]", i, a)
+			}
+		}
+		// The day's USD budget is spent (saturated), not wrapped back to room.
+		if _, err := m.Reserve(ctx, Request{Keys: w, Model: "m", InputTokens: 1, OutputTokens: 1}); asDenied(err) == nil {
+			t.Fatalf("after saturated spend: %v, want a denial", err)
+		}
+	})
+}
+
+func TestAmountArithmetic(t *testing.T) {
+	cases := []struct {
+		name string
+		got  int64
+		want int64
+	}{
+		{"sum", addAmounts(1, 2, 3), 6},
+		{"negative terms count as 0", addAmounts(-5, 7), 7},
+		{"saturates", addAmounts(maxAmount, 1), maxAmount},
+		{"saturates at the bound from int64 max", addAmounts(math.MaxInt64, math.MaxInt64), maxAmount},
+		{"cost", costMicroUSD([2]int64{1_000_000, 3_000_000}, [2]int64{500_000, 15_000_000}), 3_000_000 + 7_500_000},
+		{"cost rounds the sum down once", costMicroUSD([2]int64{1, 400_000}, [2]int64{1, 700_000}), 1},
+		{"cost saturates", costMicroUSD([2]int64{math.MaxInt64, math.MaxInt64}), maxAmount},
+		{"cost of a huge count at a small price", costMicroUSD([2]int64{1 << 62, 1}), (1 << 62) / 1_000_000},
+	}
+	for _, c := range cases {
+		if c.got != c.want {
+			t.Errorf("%s: %d, want %d", c.name, c.got, c.want)
+		}
 	}
 }

@@ -82,7 +82,7 @@ func (m *Memory) Reserve(_ context.Context, r Request) (*Reservation, error) {
 	}
 	for i, h := range res.holds {
 		h.b.requests += h.requests
-		h.b.amount += h.amount
+		h.b.amount = addAmounts(h.b.amount, h.amount)
 		counts[i].requests, counts[i].amount = h.b.requests, h.b.amount
 	}
 	res.status = statusOf(rs, counts)
@@ -105,7 +105,7 @@ func (m *Memory) Settle(_ context.Context, res *Reservation, u usage.Usage) erro
 		if !h.b.window.Equal(h.window) {
 			continue
 		}
-		h.b.amount = max(0, h.b.amount+res.rules.settled(h.r, res.model, u)-h.amount)
+		h.b.amount = max(0, addAmounts(h.b.amount, res.rules.settled(h.r, res.model, u))-h.amount)
 	}
 	return nil
 }
