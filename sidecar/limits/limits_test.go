@@ -2,9 +2,9 @@ package limits
 
 import (
 	"context"
-	"math"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -530,7 +530,7 @@ func TestHugeAmountsSaturate(t *testing.T) {
 			t.Fatal(err)
 		}
 		if _, a := m.counter(t, rs, 0, w, *now); a != maxAmount {
-			t.Fatalf("counter after a forced huge hold = %d, want the bound %d", a, int64(maxAmount))
+			t.Fatalf("counter after a forced huge hold = %d, want the bound %d", a, maxAmount)
 		}
 		huge := usage.Usage{InputTokens: math.MaxInt64, OutputTokens: math.MaxInt64, CacheReadInputTokens: math.MaxInt64, CacheCreationInputTokens: math.MaxInt64}
 		if err := m.Settle(ctx, res, huge); err != nil {
