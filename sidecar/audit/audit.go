@@ -57,7 +57,9 @@ type Record struct {
 	UpstreamLatency    time.Duration
 	UpstreamRequestID  string
 	StreamError        string
-	ClientAborted      bool
+	// UsageSource is "estimate" or "reserved" when the tokens were not reported whole by the response.
+	UsageSource   string
+	ClientAborted bool
 }
 
 // Logger writes records as JSON lines. Lines are buffered and written at least every FlushInterval
@@ -198,7 +200,7 @@ func (l *Logger) Write(_ context.Context, r *Record) {
 		b = num(b, "thinkingBudgetFrom", r.ThinkingBudgetFrom)
 		b = num(b, "thinkingBudget", r.ThinkingBudget)
 	}
-	if r.UpstreamRequestID != "" || r.UpstreamLatency > 0 {
+	if r.UpstreamRequestID != "" || r.UpstreamLatency > 0 || r.UsageSource != "" {
 		b = str(b, "upstreamRequestId", r.UpstreamRequestID)
 		b = ms(b, "upstreamLatencyMs", r.UpstreamLatency)
 		b = num(b, "inputTokens", r.InputTokens)
@@ -208,6 +210,9 @@ func (l *Logger) Write(_ context.Context, r *Record) {
 	}
 	if r.StreamError != "" {
 		b = str(b, "streamError", r.StreamError)
+	}
+	if r.UsageSource != "" {
+		b = str(b, "usageSource", r.UsageSource)
 	}
 	if r.ClientAborted {
 		b = append(b, `,"clientAborted":true`...)

@@ -49,6 +49,7 @@ func writeAudit(l *audit.Logger, r *http.Request) {
 		UpstreamLatency:   up.Latency,
 		UpstreamRequestID: up.RequestID,
 		StreamError:       up.StreamError,
+		UsageSource:       up.UsageSource,
 		ClientAborted:     ex.ClientAborted || r.Context().Err() != nil,
 	}
 	if d := &ex.Decision; d.ClampedFrom > 0 {

@@ -74,6 +74,9 @@ type Upstream struct {
 	UsageSeen bool
 	// StreamError is the type of an error event in a streamed response.
 	StreamError string
+	// UsageSource says where Usage came from when the response did not report it whole
+	// (UsageEstimated, UsageReserved); "" for a complete report.
+	UsageSource string
 }
 
 // credential is the key sent upstream: an API key (x-api-key) or, when bearer, an OAuth access token

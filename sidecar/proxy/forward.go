@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/claude-guard/claude-guard/internal/policyconfig"
 	"github.com/claude-guard/claude-guard/sidecar/credentials"
 	"github.com/claude-guard/claude-guard/sidecar/decide"
 	"github.com/claude-guard/claude-guard/sidecar/usage"
@@ -105,7 +106,7 @@ func newForwarder(o Options) http.Handler {
 					return err
 				}
 			}
-			m := &meter{rc: resp.Body, ex: ex}
+			m := &meter{rc: resp.Body, ex: ex, ok: resp.StatusCode/100 == 2 && resp.Request.URL.Path == policyconfig.PathMessages}
 			mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 			switch {
 			case mt == "text/event-stream":

@@ -165,11 +165,13 @@ func settle(l limits.Limiter, m *metrics.Metrics, log *slog.Logger, res *limits.
 	if !ex.Upstream.Forwarded || ex.Upstream.Unanswered {
 		err = l.Refund(ctx, res)
 	} else {
-		u := ex.Upstream.Usage
 		if st := ex.w.status; !ex.Upstream.UsageSeen && (ex.ClientAborted || r.Context().Err() != nil) && st < 300 {
-			// The client left before any usage arrived: the upstream has the prompt and will bill it.
-			u.InputTokens = req.InputTokens
+			// The client left before any response arrived: the upstream has the prompt and may have
+			// generated up to max_tokens, so the reservation stands.
+			ex.chargeReserved()
+			ex.Upstream.Usage.InputTokens = max(ex.Upstream.Usage.InputTokens, req.InputTokens)
 		}
+		u := ex.Upstream.Usage
 		op, err = "settle", l.Settle(ctx, res, u)
 	}
 	if err == nil {
@@ -187,7 +189,10 @@ type meter struct {
 	ex   *Exchange
 	sse  *usage.Stream
 	json *bytes.Buffer
-	done bool
+	// ok is set for a 2xx Messages response, the only kind the upstream bills; jsonTooLarge when its
+	// JSON body outgrew the copy kept to read usage.
+	ok, jsonTooLarge bool
+	done             bool
 }
 
 // maxJSONUsageBody bounds the copy of a JSON response kept to read its usage.
@@ -203,7 +208,7 @@ func (m *meter) Read(p []byte) (int, error) {
 			if m.json.Len()+n <= maxJSONUsageBody {
 				m.json.Write(p[:n])
 			} else {
-				m.json = nil
+				m.json, m.jsonTooLarge = nil, true
 			}
 		}
 	}
@@ -218,6 +223,12 @@ func (m *meter) Close() error {
 	return m.rc.Close()
 }
 
+// Where a settled usage came from when the response did not report it whole (audit usageSource).
+const (
+	UsageEstimated = "estimate" // an incomplete stream: output estimated from what was streamed
+	UsageReserved  = "reserved" // no usable report: output charged at the request's max_tokens
+)
+
 func (m *meter) finish() {
 	if m.done {
 		return
@@ -227,7 +238,34 @@ func (m *meter) finish() {
 	switch {
 	case m.sse != nil:
 		up.Usage, up.UsageSeen, up.StreamError = m.sse.Usage, m.sse.Seen, m.sse.ErrorType
+		if !m.sse.Complete && m.ok {
+			// Cut before message_stop: message_start reported 1 output token, the API bills what
+			// it generated. Charge what was streamed, or the whole max_tokens if nothing was.
+			if m.sse.DeltaBytes > 0 {
+				up.Usage.OutputTokens, up.UsageSource = m.sse.EstimateOutput(), UsageEstimated
+			} else {
+				m.ex.chargeReserved()
+			}
+		}
 	case m.json != nil:
 		up.Usage, up.UsageSeen = usage.FromJSON(m.json.Bytes())
+		if !up.UsageSeen && m.ok {
+			m.ex.chargeReserved() // a 200 whose body was cut before its usage
+		}
+	case m.jsonTooLarge && m.ok:
+		m.ex.chargeReserved() // a body too large to keep for its usage
 	}
+}
+
+// chargeReserved settles a Messages response without usable usage at its max_tokens (and the
+// reserved input estimate), the most it can have cost.
+func (ex *Exchange) chargeReserved() {
+	f := &ex.Decision.Fields
+	if !f.HasMaxTokens {
+		return
+	}
+	up := &ex.Upstream
+	up.Usage.OutputTokens = max(up.Usage.OutputTokens, f.MaxTokens)
+	up.Usage.InputTokens = max(up.Usage.InputTokens, decide.EstimateInputTokens(ex.Body))
+	up.UsageSeen, up.UsageSource = true, UsageReserved
 }

@@ -97,6 +97,13 @@ type Stream struct {
 	Seen bool
 	// ErrorType is the error.type of an in-stream error event, if any.
 	ErrorType string
+	// Complete is set by message_stop: the usage is final. A stream cut before it (the client left,
+	// the upstream broke off) reports only what message_start said, while the API bills what it
+	// generated.
+	Complete bool
+	// DeltaBytes counts the bytes of content_block_delta data lines: what was streamed, from which an
+	// incomplete stream's output is estimated (EstimateOutput).
+	DeltaBytes int64
 
 	line       []byte
 	event      []byte
@@ -116,24 +123,23 @@ func (s *Stream) Write(p []byte) (int, error) {
 		if i >= 0 {
 			chunk = p[:i]
 		}
-		if !s.discard {
-			if !s.classified {
-				// Classify from the first bytes before buffering the rest of the line.
-				k := min(len(chunk), classifyLen-len(s.line))
-				s.line = append(s.line, chunk[:k]...)
-				chunk = chunk[k:]
-				if len(s.line) >= classifyLen {
-					s.classified = true
-					s.discard = !s.interesting()
-				}
+		if !s.discard && !s.classified {
+			// Classify from the first bytes before buffering the rest of the line.
+			k := min(len(chunk), classifyLen-len(s.line))
+			s.line = append(s.line, chunk[:k]...)
+			chunk = chunk[k:]
+			if len(s.line) >= classifyLen {
+				s.classified = true
+				s.discard = !s.interesting()
 			}
-			if !s.discard {
-				if len(s.line)+len(chunk) > maxLine {
-					s.discard = true
-				} else {
-					s.line = append(s.line, chunk...)
-				}
-			}
+		}
+		switch {
+		case s.discard:
+			s.countDelta(len(chunk))
+		case len(s.line)+len(chunk) > maxLine:
+			s.discard = true
+		default:
+			s.line = append(s.line, chunk...)
 		}
 		if i < 0 {
 			return n, nil
@@ -145,6 +151,19 @@ func (s *Stream) Write(p []byte) (int, error) {
 		s.line, s.discard, s.classified = s.line[:0], false, false
 	}
 	return n, nil
+}
+
+// countDelta adds n bytes of a skipped line to DeltaBytes when the line belongs to a content delta.
+func (s *Stream) countDelta(n int) {
+	if string(s.event) == "content_block_delta" {
+		s.DeltaBytes += int64(n)
+	}
+}
+
+// EstimateOutput is the output of an incomplete stream: the larger of what it reported and about one
+// token per four streamed bytes (JSON framing included, so it errs high, as a budget should).
+func (s *Stream) EstimateOutput() int64 {
+	return max(s.Usage.OutputTokens, (s.DeltaBytes+3)/4)
 }
 
 // classifyLen is how many bytes of a line tell whether it can matter ("event:" or "data: ").
@@ -171,6 +190,9 @@ func (s *Stream) endLine(l []byte) {
 		s.event = s.event[:0]
 	case bytes.HasPrefix(l, []byte("event:")):
 		s.event = append(s.event[:0], bytes.TrimSpace(l[len("event:"):])...)
+		if string(s.event) == "message_stop" {
+			s.Complete = true
+		}
 	case bytes.HasPrefix(l, []byte("data:")):
 		s.data(bytes.TrimSpace(l[len("data:"):]))
 	}

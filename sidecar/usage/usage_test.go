@@ -105,3 +105,35 @@ func FuzzStream(f *testing.F) {
 		}
 	})
 }
+
+// TestStreamCompleteAndDeltaBytes: message_stop marks a stream complete, and the bytes of content
+// deltas are counted whatever the chunking, so an incomplete stream's output can be estimated.
+func TestStreamCompleteAndDeltaBytes(t *testing.T) {
+	delta := `data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"` + strings.Repeat("x", 400) + `"}}`
+	head := "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":5,\"output_tokens\":1}}}\n\n" +
+		"event: content_block_delta\n" + delta + "\n\n"
+	full := head + "event: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":90}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"
+	for _, c := range []struct {
+		name     string
+		stream   string
+		complete bool
+		estimate int64
+	}{
+		// The delta line's bytes after "data: ", over four.
+		{"complete", full, true, int64(len(delta)-len("data: ")+3) / 4},
+		{"cut after a delta", head, false, int64(len(delta)-len("data: ")+3) / 4},
+		{"cut before any delta", head[:strings.Index(head, "event: content_block_delta")], false, 1},
+	} {
+		for size := 1; size <= len(c.stream); size += 37 {
+			var s Stream
+			for b := []byte(c.stream); len(b) > 0; {
+				n := min(size, len(b))
+				_, _ = s.Write(b[:n])
+				b = b[n:]
+			}
+			if s.Complete != c.complete || s.EstimateOutput() != c.estimate {
+				t.Fatalf("%s in chunks of %d: complete %v, estimate %d (delta bytes %d); want %v, %d", c.name, size, s.Complete, s.EstimateOutput(), s.DeltaBytes, c.complete, c.estimate)
+			}
+		}
+	}
+}

@@ -38,6 +38,9 @@ const (
 	// how many text deltas a stream sends (default 3).
 	DelayHeader  = "X-Fake-Delay"
 	EventsHeader = "X-Fake-Events"
+	// AnswerDelayHeader delays a non-streaming Messages answer (a Go duration), as a long generation
+	// does; the fake gives up when the caller leaves.
+	AnswerDelayHeader = "X-Fake-Answer-Delay"
 )
 
 // APIVersions are the anthropic-version values the fake accepts, as the API does: the original one,
@@ -264,6 +267,14 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request, body []byte, i
 		m.deltas = v
 	}
 	if !req.Stream {
+		if d, err := time.ParseDuration(r.Header.Get(AnswerDelayHeader)); err == nil {
+			select {
+			case <-time.After(d):
+			case <-r.Context().Done():
+				s.Cancelled.Add(1)
+				return
+			}
+		}
 		writeJSON(w, http.StatusOK, map[string]any{
 			"id": m.id, "type": "message", "role": "assistant", "model": m.model,
 			"content":     []any{map[string]any{"type": "text", "text": strings.Join(Text(m.deltas), "")}},

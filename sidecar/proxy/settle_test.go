@@ -1,0 +1,89 @@
+package proxy_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/anthropics/anthropic-sdk-go/v2"
+	"github.com/anthropics/anthropic-sdk-go/v2/option"
+
+	"github.com/claude-guard/claude-guard/internal/test/fakeupstream"
+	"github.com/claude-guard/claude-guard/sidecar/proxy"
+)
+
+// TestIncompleteResponsesAreChargedWhatTheyCost: a response whose final usage never arrives is not
+// settled at message_start's one output token (which the API does not bill by): a stream cut after
+// content was streamed is charged an estimate from what was streamed, a request the client left before
+// any response is charged its max_tokens, and the audit record says which.
+func TestIncompleteResponsesAreChargedWhatTheyCost(t *testing.T) {
+	e := newEnv(t, `
+limits:
+  rules:
+  - {name: out-per-day, key: Workload, window: Day, tokens: 1000000, tokenType: Output}
+`)
+	params := anthropic.MessageNewParams{Model: "claude-haiku-4-5", MaxTokens: 4000, Messages: userMsg("hi")}
+	waitRecords := func(n int) []map[string]any {
+		deadline := time.Now().Add(5 * time.Second)
+		for len(e.audit.records(t)) < n && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		return e.audit.records(t)
+	}
+
+	// 1. Complete stream: reported usage, no usageSource.
+	s := e.client.Messages.NewStreaming(context.Background(), params)
+	for s.Next() {
+	}
+	if err := s.Err(); err != nil {
+		t.Fatal(err)
+	}
+	// 2. An upstream error event mid-stream: no message_stop, content was streamed.
+	s = e.client.Messages.NewStreaming(context.Background(), params, option.WithHeader(fakeupstream.ScenarioHeader, fakeupstream.ScenarioMidStreamError))
+	for s.Next() {
+	}
+	// 3. The client leaves mid-stream, after a few events.
+	ctx, cancel := context.WithCancel(context.Background())
+	slow := e.client.Messages.NewStreaming(ctx, params, option.WithHeader(fakeupstream.ScenarioHeader, fakeupstream.ScenarioSlow),
+		option.WithHeader(fakeupstream.DelayHeader, "30ms"), option.WithHeader(fakeupstream.EventsHeader, "40"))
+	for i := 0; i < 12 && slow.Next(); i++ {
+	}
+	cancel()
+	for slow.Next() {
+	}
+	// 4. The client leaves before any response (a slow non-streaming call).
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel2()
+	_, _ = e.client.Messages.New(ctx2, params, option.WithHeader(fakeupstream.AnswerDelayHeader, "2s"))
+
+	recs := waitRecords(4)
+	if len(recs) < 4 {
+		t.Fatalf("%d audit records, want 4", len(recs))
+	}
+	cases := []struct {
+		name   string
+		source string
+		out    func(o float64) bool
+	}{
+		{"complete", "", func(o float64) bool { return o == 12 }},
+		{"error event mid-stream", proxy.UsageEstimated, func(o float64) bool { return o > 1 && o < 4000 }},
+		{"client left mid-stream", proxy.UsageEstimated, func(o float64) bool { return o > 1 && o < 4000 }},
+		{"client left before a response", proxy.UsageReserved, func(o float64) bool { return o == 4000 }},
+	}
+	var sum float64
+	for i, c := range cases {
+		r := recs[i]
+		src, _ := r["usageSource"].(string)
+		out, _ := r["outputTokens"].(float64)
+		if src != c.source || !c.out(out) {
+			t.Errorf("%s: usageSource %q outputTokens %v", c.name, src, out)
+		}
+		sum += out
+	}
+	// What was charged is what was audited: the output counter holds exactly the audited output.
+	resp, _ := post(t, e, `{"model":"claude-haiku-4-5","max_tokens":1,"messages":[{"role":"user","content":"x"}]}`, nil)
+	if got, want := resp.Header.Get("x-claude-guard-ratelimit-tokens-remaining"), fmt.Sprint(1_000_000-int64(sum)-1); got != want {
+		t.Errorf("tokens remaining %s, want %s (the limit less the audited output and this request's hold)", got, want)
+	}
+}
