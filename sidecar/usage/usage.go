@@ -20,6 +20,13 @@ type Usage struct {
 	OutputTokens             int64 `json:"output_tokens"`
 	CacheCreationInputTokens int64 `json:"cache_creation_input_tokens"`
 	CacheReadInputTokens     int64 `json:"cache_read_input_tokens"`
+	// CacheCreation5m and CacheCreation1h split CacheCreationInputTokens by cache lifetime
+	// (usage.cache_creation.ephemeral_5m_input_tokens and ephemeral_1h_input_tokens), which are priced
+	// differently.
+	CacheCreation5m int64 `json:"cache_creation_5m"`
+	CacheCreation1h int64 `json:"cache_creation_1h"`
+	// WebSearchRequests is usage.server_tool_use.web_search_requests, billed per use.
+	WebSearchRequests int64 `json:"web_search_requests"`
 }
 
 // TotalInput is every input token the model processed: fresh, cache writes and cache reads.
@@ -36,6 +43,13 @@ type partial struct {
 	OutputTokens             *int64 `json:"output_tokens"`
 	CacheCreationInputTokens *int64 `json:"cache_creation_input_tokens"`
 	CacheReadInputTokens     *int64 `json:"cache_read_input_tokens"`
+	CacheCreation            *struct {
+		Ephemeral5m *int64 `json:"ephemeral_5m_input_tokens"`
+		Ephemeral1h *int64 `json:"ephemeral_1h_input_tokens"`
+	} `json:"cache_creation"`
+	ServerToolUse *struct {
+		WebSearchRequests *int64 `json:"web_search_requests"`
+	} `json:"server_tool_use"`
 }
 
 func (u *Usage) merge(p *partial) {
@@ -51,6 +65,13 @@ func (u *Usage) merge(p *partial) {
 	set(&u.OutputTokens, p.OutputTokens)
 	set(&u.CacheCreationInputTokens, p.CacheCreationInputTokens)
 	set(&u.CacheReadInputTokens, p.CacheReadInputTokens)
+	if c := p.CacheCreation; c != nil {
+		set(&u.CacheCreation5m, c.Ephemeral5m)
+		set(&u.CacheCreation1h, c.Ephemeral1h)
+	}
+	if st := p.ServerToolUse; st != nil {
+		set(&u.WebSearchRequests, st.WebSearchRequests)
+	}
 }
 
 // FromJSON reads the top-level "usage" of a JSON response body. ok is false when the body carries no
@@ -73,19 +94,43 @@ func FromJSON(body []byte) (u Usage, ok bool) {
 		{"cache_creation_input_tokens", &p.CacheCreationInputTokens},
 		{"cache_read_input_tokens", &p.CacheReadInputTokens},
 	} {
-		vs, ok, err := bodyscan.TopLevel(obj, f.key)
-		if err != nil {
+		if !intAt(obj, f.key, f.dst) {
 			return u, false
-		}
-		if !ok {
-			continue
-		}
-		if n, err := strconv.ParseInt(string(obj[vs.Start:vs.End]), 10, 64); err == nil {
-			*f.dst = &n
 		}
 	}
 	u.merge(&p)
+	// The nested counts, each read on its own so that one of an unexpected shape loses only itself.
+	for _, f := range []struct {
+		obj, key string
+		dst      *int64
+	}{
+		{"cache_creation", "ephemeral_5m_input_tokens", &u.CacheCreation5m},
+		{"cache_creation", "ephemeral_1h_input_tokens", &u.CacheCreation1h},
+		{"server_tool_use", "web_search_requests", &u.WebSearchRequests},
+	} {
+		if vs, ok, err := bodyscan.TopLevel(obj, f.obj); err == nil && ok && obj[vs.Start] == '{' {
+			var n *int64
+			if intAt(obj[vs.Start:vs.End], f.key, &n) && n != nil && *n >= 0 {
+				*f.dst = *n
+			}
+		}
+	}
 	return u, true
+}
+
+// intAt reads the integer at key of the JSON object obj into *dst (left nil when absent or not an
+// integer); false when obj cannot be read.
+func intAt(obj []byte, key string, dst **int64) bool {
+	vs, ok, err := bodyscan.TopLevel(obj, key)
+	if err != nil {
+		return false
+	}
+	if ok {
+		if n, err := strconv.ParseInt(string(obj[vs.Start:vs.End]), 10, 64); err == nil {
+			*dst = &n
+		}
+	}
+	return true
 }
 
 // Stream follows an SSE byte stream, written to it as it arrives in chunks of any size, and keeps the

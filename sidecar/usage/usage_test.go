@@ -13,7 +13,12 @@ func TestFromJSON(t *testing.T) {
 		wantOK bool
 	}{
 		{"message", `{"id":"msg_1","usage":{"input_tokens":10,"output_tokens":20,"cache_creation_input_tokens":3,"cache_read_input_tokens":4}}`,
-			Usage{10, 20, 3, 4}, true},
+			Usage{InputTokens: 10, OutputTokens: 20, CacheCreationInputTokens: 3, CacheReadInputTokens: 4}, true},
+		{"cache lifetimes and server tools", `{"usage":{"input_tokens":10,"output_tokens":20,"cache_creation_input_tokens":30,` +
+			`"cache_creation":{"ephemeral_5m_input_tokens":10,"ephemeral_1h_input_tokens":20},"server_tool_use":{"web_search_requests":3},"service_tier":"standard"}}`,
+			Usage{InputTokens: 10, OutputTokens: 20, CacheCreationInputTokens: 30, CacheCreation5m: 10, CacheCreation1h: 20, WebSearchRequests: 3}, true},
+		{"a nested count of an odd shape loses only itself", `{"usage":{"input_tokens":10,"cache_creation":{"ephemeral_5m_input_tokens":"x","ephemeral_1h_input_tokens":7},"server_tool_use":null}}`,
+			Usage{InputTokens: 10, CacheCreation1h: 7}, true},
 		{"nulls are absent", `{"usage":{"input_tokens":10,"output_tokens":2,"cache_creation_input_tokens":null}}`, Usage{InputTokens: 10, OutputTokens: 2}, true},
 		{"no usage", `{"input_tokens":12}`, Usage{}, false},
 		{"error body", `{"type":"error","error":{"type":"overloaded_error","message":"x"}}`, Usage{}, false},
@@ -34,7 +39,8 @@ const stream = "event: message_start\n" +
 	"event: ping\ndata: {\"type\": \"ping\"}\n\n" +
 	"event: content_block_delta\n" + `data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"` + "usage input_tokens 999999 message_delta" + `"}}` + "\n\n" +
 	"event: message_delta\n" + `data: {"type":"message_delta","delta":{"stop_reason":null},"usage":{"output_tokens":10}}` + "\n\n" +
-	"event: message_delta\n" + `data: {"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":15,"input_tokens":26}}` + "\n\n" +
+	"event: message_delta\n" + `data: {"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":15,"input_tokens":26,` +
+	`"cache_creation":{"ephemeral_5m_input_tokens":1,"ephemeral_1h_input_tokens":4},"server_tool_use":{"web_search_requests":2}}}` + "\n\n" +
 	"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"
 
 // write feeds p to s and checks Write's contract: it consumes everything and never fails.
@@ -46,7 +52,7 @@ func write(t *testing.T, s *Stream, p []byte) {
 }
 
 func TestStreamCumulative(t *testing.T) {
-	want := Usage{InputTokens: 26, OutputTokens: 15, CacheCreationInputTokens: 5, CacheReadInputTokens: 7}
+	want := Usage{InputTokens: 26, OutputTokens: 15, CacheCreationInputTokens: 5, CacheReadInputTokens: 7, CacheCreation5m: 1, CacheCreation1h: 4, WebSearchRequests: 2}
 	for _, chunk := range []int{1, 2, 3, 7, 64, 1 << 20} {
 		for _, crlf := range []bool{false, true} {
 			var s Stream
