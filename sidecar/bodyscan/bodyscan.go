@@ -235,22 +235,11 @@ func (s *scanner) model(f *Fields) error {
 		return s.fail(`"model" must be a string`)
 	}
 	start := s.i
-	escaped, err := s.skipString()
+	m, err := s.stringValue()
 	if err != nil {
 		return err
 	}
-	f.HasModel = true
-	f.ModelSpan = Span{start, s.i}
-	if escaped {
-		m, err := decodeString(s.b[start:s.i])
-		if err != nil {
-			s.i = start
-			return s.fail(err.Error())
-		}
-		f.Model = m
-	} else {
-		f.Model = string(s.b[start+1 : s.i-1])
-	}
+	f.HasModel, f.Model, f.ModelSpan = true, m, Span{start, s.i}
 	return nil
 }
 
@@ -345,11 +334,13 @@ func (s *scanner) metadata(f *Fields) error {
 			return err
 		}
 		switch {
-		case string(key) != "user_id" || (!seen && s.b[s.i] != '"'):
-			seen = seen || string(key) == "user_id"
+		case string(key) != "user_id":
 			err = s.value(2)
 		case seen:
 			return s.fail(`duplicate "metadata.user_id" field`)
+		case s.b[s.i] != '"':
+			seen = true
+			err = s.value(2) // not a string: no caller id
 		default:
 			seen = true
 			start := s.i
@@ -399,7 +390,8 @@ func (s *scanner) member(first bool) (key []byte, done bool, err error) {
 	return key, false, nil
 }
 
-// key reads the object key at s.i: the raw bytes when it has no escapes, else its decoded form.
+// key reads the string at s.i (an object key, or a value stringValue converts): the raw bytes when it
+// has no escapes, else its decoded form.
 func (s *scanner) key() ([]byte, error) {
 	start := s.i
 	escaped, err := s.skipString()
@@ -419,20 +411,8 @@ func (s *scanner) key() ([]byte, error) {
 
 // stringValue reads the string at s.i and returns it decoded.
 func (s *scanner) stringValue() (string, error) {
-	start := s.i
-	escaped, err := s.skipString()
-	if err != nil {
-		return "", err
-	}
-	if !escaped {
-		return string(s.b[start+1 : s.i-1]), nil
-	}
-	v, err := decodeString(s.b[start:s.i])
-	if err != nil {
-		s.i = start
-		return "", s.fail(err.Error())
-	}
-	return v, nil
+	v, err := s.key()
+	return string(v), err
 }
 
 func (s *scanner) stream(f *Fields) error {

@@ -10,41 +10,33 @@ import (
 // large body is neither copied nor re-encoded. It returns the body to send and updates f.
 func SetMaxTokens(body []byte, f *Fields, n int64) []byte {
 	var buf [20]byte
-	num := strconv.AppendInt(buf[:0], n, 10)
-	sp := f.MaxTokensSpan
-	body = replaceSpan(body, sp, num)
 	f.MaxTokens = n
-	f.MaxTokensSpan = Span{sp.Start, sp.Start + len(num)}
-	if d := len(num) - (sp.End - sp.Start); d > 0 {
-		f.shiftAfter(sp.Start, d)
-	}
-	return body
+	return f.rewrite(body, &f.MaxTokensSpan, strconv.AppendInt(buf[:0], n, 10))
 }
 
-// SetThinkingBudget rewrites thinking.budget_tokens of a scanned body to n (which must have no more
-// digits than the old value: it is only ever lowered) and updates f.
+// SetThinkingBudget rewrites thinking.budget_tokens of a scanned body to n (it is only ever lowered,
+// so in place) and updates f.
 func SetThinkingBudget(body []byte, f *Fields, n int64) []byte {
 	var buf [20]byte
-	num := strconv.AppendInt(buf[:0], n, 10)
-	sp := f.Thinking.BudgetSpan
-	body = replaceSpan(body, sp, num)
 	f.Thinking.Budget = n
-	f.Thinking.BudgetSpan = Span{sp.Start, sp.Start + len(num)}
-	if d := len(num) - (sp.End - sp.Start); d > 0 {
-		f.shiftAfter(sp.Start, d)
-	}
-	return body
+	return f.rewrite(body, &f.Thinking.BudgetSpan, strconv.AppendInt(buf[:0], n, 10))
 }
 
 // SetModel rewrites the model value of a scanned body (used for aliases).
 func SetModel(body []byte, f *Fields, model string) []byte {
 	lit, _ := json.Marshal(model) // a string always marshals
-	sp := f.ModelSpan
-	body = replaceSpan(body, sp, lit)
 	f.Model = model
-	f.ModelSpan = Span{sp.Start, sp.Start + len(lit)}
-	if d := len(lit) - (sp.End - sp.Start); d > 0 {
-		f.shiftAfter(sp.Start, d)
+	return f.rewrite(body, &f.ModelSpan, lit)
+}
+
+// rewrite writes repl over the value at *sp, one of f's spans, moves *sp to cover repl, and moves the
+// spans after it when repl is longer.
+func (f *Fields) rewrite(body []byte, sp *Span, repl []byte) []byte {
+	old := *sp
+	body = replaceSpan(body, old, repl)
+	*sp = Span{old.Start, old.Start + len(repl)}
+	if d := len(repl) - (old.End - old.Start); d > 0 {
+		f.shiftAfter(old.Start, d)
 	}
 	return body
 }

@@ -59,11 +59,9 @@ func AllowedMethods(path string) string {
 
 // methodAllowed is AllowedMethods as a check, without splitting the header value (it runs per request).
 func methodAllowed(path, method string) bool {
-	switch {
-	case hasModelBody(path):
-		return method == http.MethodPost
-	case path == policyconfig.PathModels || strings.HasPrefix(path, modelPathPrefix):
-		return method == http.MethodGet
+	switch allowed := AllowedMethods(path); allowed {
+	case http.MethodPost, http.MethodGet:
+		return method == allowed
 	}
 	return method == http.MethodGet || method == http.MethodPost || method == http.MethodDelete
 }

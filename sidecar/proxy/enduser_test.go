@@ -216,6 +216,16 @@ func TestEndUserCustomHeaderIsStripped(t *testing.T) {
 	if got := reqs[len(reqs)-1].Header.Get("X-User-Token"); got != "" {
 		t.Fatalf("the end-user token reached the upstream in X-User-Token")
 	}
+	// Nor in a spelling a lenient server reads as the same header.
+	if _, err := e.client.Messages.New(context.Background(), haiku(10), option.WithHeader("X-User-Token", tok), option.WithHeaderAdd("x_user_token_", tok)); err != nil {
+		t.Fatal(err)
+	}
+	reqs = e.fake.Requests()
+	for name := range reqs[len(reqs)-1].Header {
+		if strings.Contains(strings.ToLower(strings.ReplaceAll(name, "_", "-")), "user-token") {
+			t.Fatalf("the end-user token reached the upstream in %s", name)
+		}
+	}
 	if recs := e.audit.records(t); recs[0]["endUser"] != "dana" {
 		t.Fatalf("audit record: %v", recs[0])
 	}

@@ -61,8 +61,9 @@ func (c *Caller) EndUser() string {
 
 // Upstream is the forwarded request's side of the exchange.
 type Upstream struct {
-	// Forwarded is set once the request was handed to the upstream transport.
-	Forwarded bool
+	// Forwarded is set once the request was handed to the upstream transport; Messages when it is a
+	// Messages call, the only kind the upstream bills by its usage.
+	Forwarded, Messages bool
 	// Unanswered is set when the transport failed without a response (not a timeout): the request is
 	// refunded, not charged.
 	Unanswered bool

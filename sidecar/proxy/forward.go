@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
-	"strings"
 	"sync"
 	"time"
 
@@ -71,11 +70,7 @@ func newForwarder(o Options) http.Handler {
 			if ex.modelsList != nil {
 				out.URL.RawQuery = modelsListQuery
 			}
-			euHeader := ""
-			if eu := ex.Policy.Config.EndUser; eu != nil {
-				euHeader = eu.Header
-			}
-			stripCredentials(out.Header, euHeader)
+			stripCredentials(out.Header, endUserHeader(ex))
 			out.Header.Del("Accept-Encoding")
 			if ex.cred.bearer {
 				out.Header.Set("Authorization", "Bearer "+ex.cred.key)
@@ -91,6 +86,8 @@ func newForwarder(o Options) http.Handler {
 				out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 			}
 			ex.Upstream.Forwarded = true
+			// The client's path: the upstream's may have a base path in front.
+			ex.Upstream.Messages = pr.In.URL.Path == policyconfig.PathMessages
 			ex.Upstream.Start = time.Now()
 		},
 		ModifyResponse: func(resp *http.Response) error {
@@ -106,7 +103,7 @@ func newForwarder(o Options) http.Handler {
 					return err
 				}
 			}
-			m := &meter{rc: resp.Body, ex: ex, ok: resp.StatusCode/100 == 2 && resp.Request.URL.Path == policyconfig.PathMessages}
+			m := &meter{rc: resp.Body, ex: ex, ok: resp.StatusCode/100 == 2 && ex.Upstream.Messages}
 			mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 			switch {
 			case mt == "text/event-stream":
@@ -148,12 +145,7 @@ func newForwarder(o Options) http.Handler {
 // addBeta adds a beta flag to the anthropic-beta header unless the client already sent it; the
 // client's own values (repeated headers, comma lists) are kept as they are.
 func addBeta(h http.Header, beta string) {
-	for _, v := range h.Values("Anthropic-Beta") {
-		for _, b := range strings.Split(v, ",") {
-			if strings.TrimSpace(b) == beta {
-				return
-			}
-		}
+	if !headerLists(h, "Anthropic-Beta", func(b string) bool { return b == beta }) {
+		h.Add("Anthropic-Beta", beta)
 	}
-	h.Add("Anthropic-Beta", beta)
 }

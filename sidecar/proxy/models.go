@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -93,8 +94,11 @@ type modelEntry struct {
 func filterModelsList(resp *http.Response, ex *Exchange) error {
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxJSONUsageBody+1))
 	resp.Body.Close()
-	if err != nil || len(raw) > maxJSONUsageBody {
-		return fmt.Errorf("%w: reading it: %w", errModelsList, errors.Join(err, errors.New("too large or cut")))
+	switch {
+	case err != nil:
+		return fmt.Errorf("%w: reading it: %w", errModelsList, err)
+	case len(raw) > maxJSONUsageBody:
+		return fmt.Errorf("%w: it is larger than %d bytes", errModelsList, maxJSONUsageBody)
 	}
 	var list struct {
 		Data []map[string]any `json:"data"`
@@ -155,11 +159,9 @@ func undated(id string) string {
 	return id[:i]
 }
 
+// withID is a copy of the model object obj listed under id.
 func withID(obj map[string]any, id string) map[string]any {
-	c := make(map[string]any, len(obj))
-	for k, v := range obj {
-		c[k] = v
-	}
+	c := maps.Clone(obj)
 	c["id"] = id
 	return c
 }

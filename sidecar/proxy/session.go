@@ -3,6 +3,7 @@ package proxy
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/claude-guard/claude-guard/sidecar/decide"
@@ -29,7 +30,7 @@ func WithSession(next http.Handler) http.Handler {
 		if v := r.Header.Values(HeaderSession); len(v) > 0 {
 			if len(v) > 1 || !validSession(v[0]) {
 				ex.refuse(w, &decide.Denial{Rule: RuleSession, Status: http.StatusBadRequest, Type: decide.TypeInvalidRequest,
-					Message: "claude-guard: " + HeaderSession + " must be one value of 1 to 128 letters, digits, '.', '_', ':' or '-' (rule session)"}, false, 0)
+					Message: "claude-guard: " + HeaderSession + " must be one value of 1 to " + strconv.Itoa(maxSessionLen) + " letters, digits, '.', '_', ':' or '-' (rule session)"}, false, 0)
 				return
 			}
 			ex.Session = v[0]

@@ -3,6 +3,9 @@ package proxy_test
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"testing"
 	"time"
 
@@ -85,5 +88,24 @@ limits:
 	resp, _ := post(t, e, `{"model":"claude-haiku-4-5","max_tokens":1,"messages":[{"role":"user","content":"x"}]}`, nil)
 	if got, want := resp.Header.Get("x-claude-guard-ratelimit-tokens-remaining"), fmt.Sprint(1_000_000-int64(sum)-1); got != want {
 		t.Errorf("tokens remaining %s, want %s (the limit less the audited output and this request's hold)", got, want)
+	}
+}
+
+// TestIncompleteStreamBehindAnUpstreamBasePath: an upstream reached under a base path
+// (https://egress.example/anthropic) is metered the same: what makes a response billable is the
+// client's path, not the upstream's.
+func TestIncompleteStreamBehindAnUpstreamBasePath(t *testing.T) {
+	fake := fakeupstream.New(realKey)
+	up := httptest.NewServer(http.StripPrefix("/anthropic", fake))
+	t.Cleanup(up.Close)
+	base, _ := url.Parse(up.URL + "/anthropic")
+	e := newEnv(t, "", func(o *proxy.Options) { o.Upstream = base })
+	s := e.client.Messages.NewStreaming(context.Background(), anthropic.MessageNewParams{Model: "claude-haiku-4-5", MaxTokens: 4000, Messages: userMsg("hi")},
+		option.WithHeader(fakeupstream.ScenarioHeader, fakeupstream.ScenarioMidStreamError))
+	for s.Next() {
+	}
+	recs := e.audit.records(t)
+	if len(recs) != 1 || recs[0]["status"] != float64(200) || recs[0]["usageSource"] != proxy.UsageEstimated {
+		t.Fatalf("audit %v, want the cut stream charged an estimate", recs)
 	}
 }

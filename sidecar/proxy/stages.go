@@ -169,7 +169,6 @@ func settle(l limits.Limiter, m *metrics.Metrics, log *slog.Logger, res *limits.
 			// The client left before any response arrived: the upstream has the prompt and may have
 			// generated up to max_tokens, so the reservation stands.
 			ex.chargeReserved()
-			ex.Upstream.Usage.InputTokens = max(ex.Upstream.Usage.InputTokens, req.InputTokens)
 		}
 		u := ex.Upstream.Usage
 		op, err = "settle", l.Settle(ctx, res, u)
@@ -261,7 +260,7 @@ func (m *meter) finish() {
 // reserved input estimate), the most it can have cost.
 func (ex *Exchange) chargeReserved() {
 	f := &ex.Decision.Fields
-	if !f.HasMaxTokens {
+	if !ex.Upstream.Messages || !f.HasMaxTokens {
 		return
 	}
 	up := &ex.Upstream
