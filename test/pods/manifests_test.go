@@ -100,3 +100,24 @@ kind: ServiceAccount
 metadata: {name: nokey, namespace: %[1]s}
 ---
 `, tenantNS) + cluster.ClientDeployment(tenantNS, "nokey", allowed)
+
+// peekNS holds the attacker's pod of the sidecarUndumpable step: another namespace, not injected.
+const peekNS = "peek"
+
+// peekPod shares the node's PID namespace and runs as the images' user, the sidecar's.
+var peekPod = fmt.Sprintf(`apiVersion: v1
+kind: Namespace
+metadata: {name: %[1]s}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: peek, namespace: %[1]s}
+spec:
+  hostPID: true
+  containers:
+  - name: peek
+    image: %[2]s
+    imagePullPolicy: Never
+    args: [serve]
+    securityContext: {runAsUser: 65532, runAsGroup: 65532, allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
+`, peekNS, cluster.ClientImage)

@@ -4,6 +4,7 @@ package pods
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/claude-guard/claude-guard/api/v1alpha1"
+	"github.com/claude-guard/claude-guard/internal/imagebuild"
 	"github.com/claude-guard/claude-guard/internal/test/chartenv"
 	"github.com/claude-guard/claude-guard/internal/test/cluster"
 	"github.com/claude-guard/claude-guard/internal/test/wait"
@@ -41,6 +43,7 @@ func TestRealPods(t *testing.T) {
 		cluster.Step{Name: "policy edit reaches the running sidecar", Run: s.reload},
 		cluster.Step{Name: "kubectl logs show the audit records", Run: s.auditLogs},
 		cluster.Step{Name: "nobody execs or debugs into the running sidecar", Run: s.sidecarClosed},
+		cluster.Step{Name: "a hostPID pod running as the sidecar's user cannot read its memory", Run: s.sidecarUndumpable},
 		cluster.Step{Name: "helm upgrade rolls the manager without failed admissions", Run: s.upgrade},
 		cluster.Step{Name: "a new upstream reaches the running sidecar", Run: s.newUpstream},
 		cluster.Step{Name: "helm uninstall leaves tenant pods running", Run: s.uninstall},
@@ -382,6 +385,48 @@ func (s *story) sidecarClosed(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// sidecarUndumpable plays a tenant admin who cannot exec into the sidecar and runs a pod that shares
+// the node's PID namespace instead, as the sidecar's own user (65532, as every image here runs). From
+// there it reads /proc/PID/environ of every sidecar and of the apps: the kernel lets a process read a
+// process of its own user (the apps prove it), and refuses only because the sidecar made itself
+// non-dumpable, which also refuses /proc/PID/mem and ptrace.
+func (s *story) sidecarUndumpable(t *testing.T) {
+	s.kubectl(t, peekPod, "apply", "-f", "-")
+	defer s.kubectl(t, "", "delete", "namespace", peekNS, "--wait=false")
+	s.kubectl(t, "", "wait", "--for=condition=Ready", "--timeout=60s", "-n", peekNS, "pod/peek")
+	out := s.kubectl(t, "", "exec", "-n", peekNS, "peek", "--", cluster.ClientBinary, "peek", "-comm", "sidecar", "-comm", "claudeclient")
+	var sidecars, apps int
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var p struct {
+			PID     int    `json:"pid"`
+			Comm    string `json:"comm"`
+			UID     int    `json:"uid"`
+			Environ string `json:"environ"`
+		}
+		if err := json.Unmarshal([]byte(line), &p); err != nil {
+			t.Fatalf("peek printed %q: %v", line, err)
+		}
+		if p.UID != imagebuild.NonRoot {
+			continue // not the attacker's user: refused whatever the sidecar does
+		}
+		switch p.Comm {
+		case "sidecar":
+			sidecars++
+			if !strings.Contains(p.Environ, "permission denied") {
+				t.Errorf("a process of the sidecar's user read sidecar pid %d's environ: %s", p.PID, p.Environ)
+			}
+		case "claudeclient":
+			if p.Environ == "read" {
+				apps++
+			}
+		}
+	}
+	t.Logf("peek:\n%s", out)
+	if sidecars == 0 || apps < 2 {
+		t.Fatalf("peek saw %d sidecars and read %d apps of uid %d; want a sidecar and two apps, its own and the storefront (is hostPID on?):\n%s", sidecars, apps, imagebuild.NonRoot, out)
+	}
 }
 
 // upgrade rolls the manager (a changed pod annotation) while a client keeps asking the API server to

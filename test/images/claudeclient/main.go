@@ -5,6 +5,7 @@
 //
 //	claudeclient serve [-call-at-start M]     # the Deployment's main process: wait until SIGTERM
 //	claudeclient call -model M [-max-tokens N] [-stream]   # one call; prints one JSON line
+//	claudeclient peek -comm NAME...   # what an attacker sharing the PID namespace can read
 //
 // call exits 0 on a 200, 3 on an API error (its status and body are printed), 1 on anything else.
 package main
@@ -26,7 +27,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: claudeclient serve | call -model M [-max-tokens N] [-stream]")
+		fmt.Fprintln(os.Stderr, "usage: claudeclient serve | call -model M [-max-tokens N] [-stream] | peek -comm NAME...")
 		os.Exit(2)
 	}
 	switch os.Args[1] {
@@ -34,8 +35,10 @@ func main() {
 		serve(os.Args[2:])
 	case "call":
 		os.Exit(call(os.Args[2:]))
+	case "peek":
+		os.Exit(peek(os.Args[2:]))
 	default:
-		fmt.Fprintf(os.Stderr, "unknown verb %q: want serve or call\n", os.Args[1])
+		fmt.Fprintf(os.Stderr, "unknown verb %q: want serve, call or peek\n", os.Args[1])
 		os.Exit(2)
 	}
 }
