@@ -41,6 +41,9 @@ type Options struct {
 	// MaxRequestDuration bounds one request, streams included (the server's write timeout).
 	MaxRequestDuration time.Duration
 	LogLevel           string
+	// MaxBufferedBytes bounds the request body bytes buffered at once (negative: from the container's
+	// memory limit; 0: unbounded).
+	MaxBufferedBytes int64
 
 	// Gateway runs the sidecar as a shared gateway (gateway.go); TLS and mTLS settings apply to its
 	// listener.
@@ -72,6 +75,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.ShutdownGrace, "shutdown-grace", 25*time.Second, "how long in-flight requests and streams may take to finish on shutdown")
 	fs.DurationVar(&o.MaxRequestDuration, "max-request-duration", 30*time.Minute, "longest a single request or stream may take")
 	fs.StringVar(&o.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.Int64Var(&o.MaxBufferedBytes, "max-buffered-bytes", -1, "request body bytes all requests may buffer at once, counting a rewritten copy (-1: half the container's memory limit, else 256 MiB; 0: unbounded); more is refused with 503 and Retry-After")
 	fs.BoolVar(&o.Gateway, "gateway", false, "run as a shared gateway for callers outside the pod: TLS required, end-user tokens required (endUser.mode Strict)")
 	fs.StringVar(&o.TLSCertFile, "tls-cert-file", "", "serve the proxy over TLS with this certificate (PEM; reloaded when it changes)")
 	fs.StringVar(&o.TLSKeyFile, "tls-key-file", "", "private key of --tls-cert-file")

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"sync"
 	"time"
 
@@ -105,8 +106,11 @@ func build(ctx context.Context, o *Options) (_ *sidecar, err error) {
 		s.metrics.WatchAuditFailures(s.audit.Failed)
 	}
 	s.upstream, _ = url.Parse(c.Server.Upstream) // validated with the config
+	mem := planMemory(containerMemoryLimit(cgroupMemoryFiles), o.MaxBufferedBytes, os.Getenv("GOMEMLIMIT"))
+	applyMemoryPlan(mem, s.log)
 	s.handler = proxy.New(proxy.Options{
-		Upstream: s.upstream, Policy: s.store.Policy, Credentials: s.wiring.creds, EndUser: s.users.get,
+		BodyBudget: proxy.NewBodyBudget(mem.bodyBudget),
+		Upstream:   s.upstream, Policy: s.store.Policy, Credentials: s.wiring.creds, EndUser: s.users.get,
 		Limiter: s.limiter, Audit: s.audit, Metrics: s.metrics, Log: s.log,
 		Workload: s.wiring.workload(o.Workload), Caller: caller(o),
 	})

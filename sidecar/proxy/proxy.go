@@ -59,6 +59,8 @@ type Options struct {
 	// Caller, when set (gateway mode with mTLS), returns the calling workload's verified identity; it
 	// replaces Workload for that request.
 	Caller func(*http.Request) string
+	// BodyBudget bounds the request bytes buffered at once; nil bounds nothing.
+	BodyBudget *BodyBudget
 	// Transport talks to the upstream; nil means NewTransport().
 	Transport http.RoundTripper
 }
@@ -77,7 +79,7 @@ func New(o Options) http.Handler {
 	h = WithModelsList(h)
 	h = WithSession(h)
 	h = WithDecision(o.Log, h)
-	h = WithBody(h)
+	h = WithBody(o.BodyBudget, h)
 	h = WithEndUser(o.EndUser, o.Log, h)
 	h = WithWire(h)
 	h = WithAudit(o.Audit, h)

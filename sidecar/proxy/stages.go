@@ -19,7 +19,7 @@ import (
 
 // WithBody reads the request body, bounded by the policy's maxRequestBytes, so the decision can look at
 // it and the forwarder can send exactly what was decided on.
-func WithBody(next http.Handler) http.Handler {
+func WithBody(budget *BodyBudget, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ex := FromContext(r.Context())
 		max := ex.Policy.Config.MaxRequestBytes
@@ -27,27 +27,61 @@ func WithBody(next http.Handler) http.Handler {
 			ex.refuse(w, tooLarge(r.ContentLength, max), false, 0)
 			return
 		}
-		if r.Body != nil && r.Body != http.NoBody {
-			size := r.ContentLength
-			if size < 0 {
-				size = 32 << 10
-			}
-			buf := bytes.NewBuffer(make([]byte, 0, size+1))
-			n, err := buf.ReadFrom(io.LimitReader(r.Body, max+1))
-			r.Body.Close()
-			if err != nil {
-				ex.refuse(w, &decide.Denial{Rule: decide.RuleBody, Status: http.StatusBadRequest, Type: decide.TypeInvalidRequest,
-					Message: "claude-guard: failed to read the request body"}, false, 0)
-				return
-			}
-			if n > max {
-				ex.refuse(w, tooLarge(n, max), false, 0)
-				return
-			}
-			ex.Body = buf.Bytes()
+		if r.Body == nil || r.Body == http.NoBody {
+			next.ServeHTTP(w, r)
+			return
 		}
+		// The share is taken before the first byte is read and given back when the request is done:
+		// the body (and its rewritten copy) is held until the upstream has it.
+		sh := &share{budget: budget}
+		defer sh.release()
+		if r.ContentLength >= 0 && !sh.take(r.ContentLength) {
+			refuseCapacity(w, ex, budget, r.ContentLength)
+			return
+		}
+		body, err := readBody(r, max, sh)
+		switch {
+		case errors.Is(err, errBudgetFull):
+			refuseCapacity(w, ex, budget, int64(len(body)))
+			return
+		case err != nil:
+			ex.refuse(w, &decide.Denial{Rule: decide.RuleBody, Status: http.StatusBadRequest, Type: decide.TypeInvalidRequest,
+				Message: "claude-guard: failed to read the request body"}, false, 0)
+			return
+		case int64(len(body)) > max:
+			ex.refuse(w, tooLarge(int64(len(body)), max), false, 0)
+			return
+		}
+		ex.Body = body
 		next.ServeHTTP(w, r)
 	})
+}
+
+// readBody reads at most max+1 bytes of r's body. A body of unknown length takes its budget chunk by
+// chunk; a known length was taken whole before.
+func readBody(r *http.Request, max int64, sh *share) ([]byte, error) {
+	defer r.Body.Close()
+	size := r.ContentLength
+	src := io.LimitReader(r.Body, max+1)
+	if size < 0 {
+		size = 32 << 10
+		src = &budgetReader{r: src, share: sh}
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, size+1))
+	_, err := buf.ReadFrom(src)
+	return buf.Bytes(), err
+}
+
+// refuseCapacity answers a body that does not fit in the budget now, before (or instead of) reading it.
+func refuseCapacity(w http.ResponseWriter, ex *Exchange, budget *BodyBudget, n int64) {
+	d, retryable := overCapacity(budget, n)
+	// Connection: close, since the unread body would otherwise be drained into the connection first.
+	w.Header().Set("Connection", "close")
+	var after time.Duration
+	if retryable {
+		after = capacityRetryAfter
+	}
+	ex.refuse(w, d, retryable, after)
 }
 
 func tooLarge(n, max int64) *decide.Denial {
