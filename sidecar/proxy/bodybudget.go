@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -105,19 +106,17 @@ func (s *share) release() {
 type budgetReader struct {
 	r     io.Reader
 	share *share
-	full  bool
 }
 
 func (br *budgetReader) Read(p []byte) (int, error) {
 	n, err := br.r.Read(p)
 	if n > 0 && !br.share.take(int64(n)) {
-		br.full = true
 		return n, errBudgetFull
 	}
 	return n, err
 }
 
-var errBudgetFull = fmt.Errorf("the sidecar's request buffer is full")
+var errBudgetFull = errors.New("the sidecar's request buffer is full")
 
 // overCapacity is the 503 of a body that does not fit now. A body larger than the whole budget can never
 // fit: it is not retryable, and the message says what would make it fit.

@@ -24,20 +24,11 @@ func send(t *testing.T, e *env, body string, chunked bool, delay time.Duration) 
 	if delay > 0 {
 		h[fakeupstream.AnswerDelayHeader] = delay.String()
 	}
-	if !chunked {
-		return post(t, e, body, h)
+	if chunked {
+		// Not a *strings.Reader: net/http cannot tell the length.
+		return postFrom(t, e, io.MultiReader(strings.NewReader(body)), h)
 	}
-	// Not a *strings.Reader: net/http cannot tell the length.
-	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/v1/messages", io.MultiReader(strings.NewReader(body)))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("anthropic-version", "2023-06-01")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return reply{res.StatusCode, res.Header}, string(b)
+	return post(t, e, body, h)
 }
 
 // TestBodyBudgetRefusesWhatDoesNotFit: with room for one 300 KB body (and its rewritten copy), a second

@@ -24,7 +24,13 @@ type reply struct {
 // post sends a raw Messages request through the sidecar and returns the response and its body.
 func post(t *testing.T, e *env, body string, header map[string]string) (reply, string) {
 	t.Helper()
-	req, err := http.NewRequest("POST", e.srv.URL+"/v1/messages", strings.NewReader(body))
+	return postFrom(t, e, strings.NewReader(body), header)
+}
+
+// postFrom is post with the body read from r: a reader net/http cannot size is sent chunked.
+func postFrom(t *testing.T, e *env, r io.Reader, header map[string]string) (reply, string) {
+	t.Helper()
+	req, err := http.NewRequest("POST", e.srv.URL+"/v1/messages", r)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ package pods
 import (
 	"fmt"
 
+	"github.com/claude-guard/claude-guard/internal/imagebuild"
 	"github.com/claude-guard/claude-guard/internal/test/cluster"
 )
 
@@ -119,5 +120,5 @@ spec:
     image: %[2]s
     imagePullPolicy: Never
     args: [serve]
-    securityContext: {runAsUser: 65532, runAsGroup: 65532, allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
-`, peekNS, cluster.ClientImage)
+    securityContext: {runAsUser: %[3]d, runAsGroup: %[3]d, allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
+`, peekNS, cluster.ClientImage, imagebuild.NonRoot)
