@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -18,6 +19,7 @@ import (
 	"github.com/claude-guard/claude-guard/api/v1alpha1"
 	"github.com/claude-guard/claude-guard/internal/policyconfig"
 	"github.com/claude-guard/claude-guard/internal/redisacl"
+	"github.com/claude-guard/claude-guard/internal/redisbroker"
 	"github.com/claude-guard/claude-guard/internal/redislib"
 	"github.com/claude-guard/claude-guard/internal/wellknown"
 )
@@ -64,7 +66,7 @@ type RedisUserReconciler struct {
 // Reconcile brings one namespace's Redis user and Secret in line with its rendered configs.
 func (r *RedisUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	ns := req.Name
-	policies, err := r.redisPolicies(ctx, ns)
+	policies, mounted, err := r.redisPolicies(ctx, ns)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -76,8 +78,14 @@ func (r *RedisUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		return ctrl.Result{}, err
 	}
 	// The Secret first: pods mount it (optionally) and pick the password up once it exists, and a
-	// Redis outage must not keep it from being written.
-	if err := r.applySecret(ctx, ns, uid); err != nil {
+	// Redis outage must not keep it from being written. Where every sidecar gets the password from the
+	// credential broker no Secret is kept, so the namespace's admins have nothing to read.
+	if mounted {
+		err = r.applySecret(ctx, ns, uid)
+	} else {
+		_, err = r.deleteSecret(ctx, ns)
+	}
+	if err != nil {
 		return ctrl.Result{}, err
 	}
 	if err := r.prepareRedis(ctx, ns, uid); err != nil {
@@ -123,13 +131,40 @@ func (r *RedisUserReconciler) resync() time.Duration {
 }
 
 // redisPolicies returns the policies of ns whose rendered config uses the Redis backend as the
-// namespace's user.
-func (r *RedisUserReconciler) redisPolicies(ctx context.Context, ns string) ([]v1alpha1.ClaudeAccessPolicy, error) {
+// namespace's user, and whether any of them reads the password from the mounted Secret (rather than
+// from the credential broker).
+func (r *RedisUserReconciler) redisPolicies(ctx context.Context, ns string) ([]v1alpha1.ClaudeAccessPolicy, bool, error) {
+	cfgs, err := NamespaceUserConfigs(ctx, r.Client, ns)
+	if err != nil || len(cfgs) == 0 {
+		return nil, false, err
+	}
+	mounted := false
+	for _, c := range cfgs {
+		mounted = mounted || c.Limits.RedisBroker == nil
+	}
+	var list v1alpha1.ClaudeAccessPolicyList
+	if err := r.List(ctx, &list, client.InNamespace(ns)); err != nil {
+		return nil, false, fmt.Errorf("failed to list policies in %s: %w", ns, err)
+	}
+	var out []v1alpha1.ClaudeAccessPolicy
+	for _, p := range list.Items {
+		if cfgs[p.Name] != nil && p.DeletionTimestamp == nil {
+			out = append(out, p)
+		}
+	}
+	return out, mounted, nil
+}
+
+// NamespaceUserConfigs returns the rendered configs of namespace ns that use the Redis backend as the
+// namespace's user, by policy name. It reads the ConfigMaps the controller writes (the manager's
+// cache): a config is what sidecars run, and an unadmitted policy renders a deny-all config without
+// limits, which needs no user. The Redis credential broker asks it too.
+func NamespaceUserConfigs(ctx context.Context, c client.Reader, ns string) (map[string]*policyconfig.Config, error) {
 	var cms corev1.ConfigMapList
-	if err := r.List(ctx, &cms, client.InNamespace(ns), client.MatchingLabels{"app.kubernetes.io/managed-by": wellknown.ManagedBy}); err != nil {
+	if err := c.List(ctx, &cms, client.InNamespace(ns), client.MatchingLabels{"app.kubernetes.io/managed-by": wellknown.ManagedBy}); err != nil {
 		return nil, fmt.Errorf("failed to list rendered ConfigMaps in %s: %w", ns, err)
 	}
-	names := map[string]bool{}
+	out := map[string]*policyconfig.Config{}
 	for _, cm := range cms.Items {
 		if cm.DeletionTimestamp != nil {
 			continue
@@ -140,20 +175,7 @@ func (r *RedisUserReconciler) redisPolicies(ctx context.Context, ns string) ([]v
 			continue
 		}
 		if cfg.Limits.Backend == policyconfig.BackendRedis && cfg.Limits.RedisUser == wellknown.RedisUser(ns) {
-			names[cm.Annotations[wellknown.AnnotationPolicy]] = true
-		}
-	}
-	if len(names) == 0 {
-		return nil, nil
-	}
-	var list v1alpha1.ClaudeAccessPolicyList
-	if err := r.List(ctx, &list, client.InNamespace(ns)); err != nil {
-		return nil, fmt.Errorf("failed to list policies in %s: %w", ns, err)
-	}
-	var out []v1alpha1.ClaudeAccessPolicy
-	for _, p := range list.Items {
-		if names[p.Name] && p.DeletionTimestamp == nil {
-			out = append(out, p)
+			out[cm.Annotations[wellknown.AnnotationPolicy]] = cfg
 		}
 	}
 	return out, nil
@@ -239,4 +261,26 @@ func (r *RedisUserReconciler) reportRecovery(ctx context.Context, ns string, pol
 		r.Recorder.Eventf(&policies[i], nil, corev1.EventTypeNormal, v1alpha1.ReasonSharedLimitsReady, eventActionReconcile,
 			"The Redis user %s is set again", wellknown.RedisUser(ns))
 	}
+}
+
+// BrokerCredentials is the Redis credential broker's lookup (redisbroker.Lookup): namespace ns's user
+// and password, for a sidecar whose SVID is of trust domain td, if a config of ns gets its password
+// from the broker in that trust domain.
+func (r *RedisUserReconciler) BrokerCredentials(ctx context.Context, ns string, td spiffeid.TrustDomain) (redisbroker.Credentials, error) {
+	cfgs, err := NamespaceUserConfigs(ctx, r.Client, ns)
+	if err != nil {
+		return redisbroker.Credentials{}, err
+	}
+	entitled := false
+	for _, c := range cfgs {
+		entitled = entitled || (c.Limits.RedisBroker != nil && c.Identity.TrustDomain == td.Name())
+	}
+	if !entitled {
+		return redisbroker.Credentials{}, fmt.Errorf("namespace %s: %w", ns, redisbroker.ErrNotEntitled)
+	}
+	uid, err := r.namespaceUID(ctx, ns)
+	if err != nil {
+		return redisbroker.Credentials{}, err
+	}
+	return redisbroker.Credentials{Username: wellknown.RedisUser(ns), Password: r.Admin.Password(ns, uid)}, nil
 }

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
 	"github.com/claude-guard/claude-guard/api/v1alpha1"
 	"github.com/claude-guard/claude-guard/internal/glob"
 	"github.com/claude-guard/claude-guard/internal/policyconfig"
@@ -45,7 +47,12 @@ type Options struct {
 	// the password the webhook mounts.
 	RedisURL   string
 	RedisUsers bool
-	Upstream   string
+	// RedisBroker, with RedisUsers, is the operator's Redis credential broker, rendered into every
+	// config of its trust domain that uses a namespace user: those sidecars get the password with their
+	// SVID and no Secret holds it. Configs without an identity in the broker's trust domain keep the
+	// mounted Secret.
+	RedisBroker *policyconfig.RedisBroker
+	Upstream    string
 	// Listen and MetricsListen are the sidecar's proxy and metrics addresses, rendered into every config
 	// (inject.ProxyListen and inject.MetricsListen, which the webhook also passes as flags). Empty
 	// renders the sidecar's defaults.
@@ -94,12 +101,24 @@ func Compute(in Input, o Options) (*policyconfig.Config, []Violation) {
 	if len(vs) > 0 {
 		return nil, vs
 	}
+	brokerRedis(c, o.RedisBroker)
 	c.ApplyDefaults()
 	if err := c.Validate(); err != nil {
 		// The API server's validation should make this unreachable; fail closed if it is not.
 		return nil, []Violation{{v1alpha1.ReasonExceedsTenantCeiling, err.Error()}}
 	}
 	return c, nil
+}
+
+// brokerRedis has c's sidecars get their namespace user's password from broker b when they can
+// authenticate to it: an identity in the broker's trust domain.
+func brokerRedis(c *policyconfig.Config, b *policyconfig.RedisBroker) {
+	if b == nil || c.Limits.RedisUser == "" || c.Identity.TrustDomain == "" {
+		return
+	}
+	if id, err := spiffeid.FromString(b.ID); err == nil && id.TrustDomain().Name() == c.Identity.TrustDomain {
+		c.Limits.RedisBroker = &policyconfig.RedisBroker{URL: b.URL, ID: b.ID}
+	}
 }
 
 // server is the server section every config gets.

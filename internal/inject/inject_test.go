@@ -254,6 +254,8 @@ func TestMountsFollowTheRenderedConfig(t *testing.T) {
 	noRedis.RedisURL, noRedis.RedisUsers = "", false
 	noSPIFFE := renderOptions
 	noSPIFFE.TrustDomain = ""
+	brokered := renderOptions
+	brokered.RedisBroker = &policyconfig.RedisBroker{URL: "https://broker:9444", ID: "spiffe://" + renderOptions.TrustDomain + "/ns/claude-guard-system/sa/m"}
 	cases := []struct {
 		name   string
 		policy v1alpha1.ClaudeAccessPolicy
@@ -267,6 +269,7 @@ func TestMountsFollowTheRenderedConfig(t *testing.T) {
 		{"vault kubernetes, not admitted", policy("chat", t0, vaultK8s), noTenant, nil},
 		{"redis, operator has Redis", policy("chat", t0, redis), renderOptions, []string{VolumeRedis, VolumeSPIFFE}},
 		{"redis, operator has none (rendered Local)", policy("chat", t0, redis), noRedis, []string{VolumeSPIFFE}},
+		{"redis through the credential broker: no password Secret", policy("chat", t0, redis), brokered, []string{VolumeSPIFFE}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -35,6 +35,8 @@ func PlanFor(c *policyconfig.Config, op Config) Plan {
 		p.Secret = &s
 	}
 	p.VaultToken = cr.Vault != nil && cr.Vault.AuthMethod == policyconfig.VaultAuthKubernetes
-	p.RedisUser = op.RedisPassword && c.Limits.Backend == policyconfig.BackendRedis
+	// With the credential broker the sidecar gets the password with its SVID: no Secret is mounted (and
+	// the Redis user controller writes none).
+	p.RedisUser = op.RedisPassword && c.Limits.Backend == policyconfig.BackendRedis && c.Limits.RedisBroker == nil
 	return p
 }

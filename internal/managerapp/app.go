@@ -24,6 +24,7 @@ import (
 	"github.com/claude-guard/claude-guard/internal/policyconfig"
 	"github.com/claude-guard/claude-guard/internal/redisacl"
 	"github.com/claude-guard/claude-guard/internal/spireentry"
+	"github.com/claude-guard/claude-guard/internal/wellknown"
 )
 
 // Options configure the manager.
@@ -44,8 +45,14 @@ type Options struct {
 	// --redis-url is rendered into configs as is, credentials included.
 	RedisUsers         bool
 	RedisACLSecretFile string
-	Upstream           string
-	TrustDomain        string
+	// RedisBrokerURL, with RedisUsers, turns on the Redis credential broker (internal/redisbroker):
+	// the https://host:port sidecars reach it at. RedisBrokerListen is where it listens and RedisBrokerID
+	// the manager's own SPIFFE ID, which it gets from the Workload API at $SPIFFE_ENDPOINT_SOCKET.
+	RedisBrokerURL    string
+	RedisBrokerListen string
+	RedisBrokerID     string
+	Upstream          string
+	TrustDomain       string
 
 	// Webhook serving and certificates.
 	WebhookHost    string
@@ -98,6 +105,7 @@ func NewOptions() *Options {
 		NoTenant:           string(effective.NoTenantDeny),
 		Upstream:           policyconfig.DefaultUpstream,
 		RedisUsers:         true,
+		RedisBrokerListen:  ":9444",
 		WebhookPort:        9443,
 		WebhookCertDir:     "/tmp/k8s-webhook-server/serving-certs",
 		CertRotation:       true,
@@ -156,6 +164,9 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.Var(mapFlag{&o.VaultAuthMounts}, "vault-auth-mounts", "Vault auth mount paths of methods not mounted at their own name, as method=path pairs separated by commas (e.g. kubernetes=kubernetes-prod).")
 	fs.StringVar(&o.RedisURL, "redis-url", o.RedisURL, "Redis URL of the Redis limit backend. With --redis-per-namespace-users its credentials are the manager's admin connection (allowed to run ACL, FUNCTION LIST and FUNCTION LOAD) and never leave the manager; without, the URL is rendered into sidecar configs as is (and the manager still loads claude-guard's Redis functions over it if its user may).")
 	fs.BoolVar(&o.RedisUsers, "redis-per-namespace-users", o.RedisUsers, "Give every namespace with a Redis policy its own Redis ACL user, limited to its own keys, whose password the webhook mounts into the sidecar.")
+	fs.StringVar(&o.RedisBrokerURL, "redis-broker-url", o.RedisBrokerURL, "https://host:port at which sidecars reach the manager's Redis credential broker, which hands a namespace's Redis password to that namespace's sidecars for their X.509-SVID, so no Secret holds it (empty: off; needs --redis-per-namespace-users, a SPIFFE socket and --redis-broker-id).")
+	fs.StringVar(&o.RedisBrokerListen, "redis-broker-listen", o.RedisBrokerListen, "Address the Redis credential broker listens on.")
+	fs.StringVar(&o.RedisBrokerID, "redis-broker-id", o.RedisBrokerID, "The manager's own SPIFFE ID (spiffe://<trust domain>/ns/<namespace>/sa/<service account>), which the broker presents and sidecars require; it comes from the Workload API at $"+wellknown.EnvSPIFFESocket+".")
 	fs.StringVar(&o.RedisACLSecretFile, "redis-acl-secret-file", o.RedisACLSecretFile, "File with the master secret (at least 32 bytes) the Redis users' passwords are derived from (default: generated once and kept in Secret "+redisacl.MasterSecretName+" in the operator's namespace).")
 	fs.StringVar(&o.Upstream, "upstream", o.Upstream, "Anthropic API base URL rendered into sidecar configs.")
 	fs.StringVar(&o.TrustDomain, "trust-domain", o.TrustDomain, "Default SPIFFE trust domain for tenants that set none (empty disables SPIFFE).")
@@ -227,6 +238,9 @@ func (o *Options) Validate() error {
 			return fmt.Errorf("--vault-auth-mounts: the mount of %s must be a path without leading or trailing slash, got %q", method, mount)
 		}
 	}
+	if err := o.validateBroker(); err != nil {
+		return err
+	}
 	for name, v := range map[string]string{"--upstream": o.Upstream, "--vault-address": o.VaultAddress, "--redis-url": o.RedisURL} {
 		if v == "" && name != "--upstream" {
 			continue
@@ -268,6 +282,7 @@ func (o *Options) Effective() (effective.Options, error) {
 		VaultAudiences:  append(slices.Clone(o.VaultJWTAudiences), o.VaultAudience),
 		RedisURL:        redisURL,
 		RedisUsers:      o.redisUsers(),
+		RedisBroker:     o.redisBroker(),
 		Upstream:        o.Upstream,
 		Listen:          inject.ProxyListen(o.SidecarPort),
 		MetricsListen:   inject.MetricsListen(),

@@ -110,6 +110,9 @@ func setupControllers(ctx context.Context, mgr ctrl.Manager, o *Options, eff eff
 	if err := controllers.Setup(mgr, eff, redisUsers, revocations); err != nil {
 		return closeRedis, err
 	}
+	if err := addBroker(mgr, o, redisUsers); err != nil {
+		return closeRedis, err
+	}
 	if functions != nil {
 		closeRedis = func() { _ = functions.Close() }
 		if err := mgr.Add(&controllers.RedisFunctionsLoader{Functions: functions}); err != nil {

@@ -80,6 +80,9 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"redis URL scheme", minimal + "limits: {backend: Redis, redisURL: \"http://:hunter2@r:6379\"}\n", "limits.redisURL: must be a redis:// or rediss:// URL"},
 		{"redis user and URL credentials", minimal + "limits: {backend: Redis, redisUser: cg-a, redisURL: \"redis://:hunter2@r:6379\"}\n", "limits.redisURL: must not hold credentials"},
 		{"redis user without redis", minimal + "limits: {backend: Local, redisUser: cg-a}\n", "limits.redisUser: is only used with backend Redis"},
+		{"broker without a user", minimal + "limits: {backend: Redis, redisURL: \"redis://r:6379\", redisBroker: {url: \"https://b:9444\", id: \"spiffe://td/ns/x/sa/y\"}}\n", "limits.redisBroker: is only used with limits.redisUser"},
+		{"broker over http", minimal + "limits: {backend: Redis, redisUser: cg-a, redisURL: \"redis://r:6379\", redisBroker: {url: \"http://b:9444\", id: \"spiffe://td/ns/x/sa/y\"}}\n", "limits.redisBroker.url: must be https://host:port"},
+		{"broker id", minimal + "limits: {backend: Redis, redisUser: cg-a, redisURL: \"redis://r:6379\", redisBroker: {url: \"https://b:9444\", id: \"spiffe://td\"}}\n", "limits.redisBroker.id: must be a SPIFFE ID with a path"},
 		{"redis URL unparsable", minimal + "limits: {backend: Redis, redisURL: \"redis://:hunter2@r:port\"}\n", "limits.redisURL: must be"},
 		{"hs256", minimal + "endUser: {mode: Strict, issuers: [{url: https://i, audiences: [a], algorithms: [HS256]}]}\n", "endUser.issuers[0].algorithms[0]"},
 	}

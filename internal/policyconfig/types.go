@@ -304,8 +304,21 @@ type Limits struct {
 	RedisURL    string `json:"redisURL,omitempty"`
 	// RedisUser, when set, is the Redis ACL user the sidecar authenticates as, with the password read
 	// from a file (the operator's per-namespace users); RedisURL then carries no credentials.
-	RedisUser string      `json:"redisUser,omitempty"`
-	Rules     []LimitRule `json:"rules,omitempty"`
+	RedisUser string `json:"redisUser,omitempty"`
+	// RedisBroker, when set with RedisUser, is where the sidecar gets RedisUser's password: the
+	// operator's Redis credential broker, which hands it over only to a client presenting an X.509-SVID
+	// of the namespace. No Secret holds it then, so the namespace's admins cannot read it
+	// (docs/limits.md, "Security").
+	RedisBroker *RedisBroker `json:"redisBroker,omitempty"`
+	Rules       []LimitRule  `json:"rules,omitempty"`
+}
+
+// RedisBroker is the operator's Redis credential broker as a sidecar reaches it.
+type RedisBroker struct {
+	// URL is https://host:port of the broker (the path is fixed: redisbroker.Path).
+	URL string `json:"url"`
+	// ID is the broker's SPIFFE ID, which the sidecar requires of the server it talks to.
+	ID string `json:"id"`
 }
 
 // Limit keys, windows and token types.

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
 	"github.com/claude-guard/claude-guard/internal/glob"
 )
 
@@ -265,6 +267,17 @@ func (v *validator) limits(l *Limits) {
 		}
 	} else if l.RedisUser != "" {
 		v.add("limits.redisUser", "is only used with backend Redis")
+	}
+	if b := l.RedisBroker; b != nil {
+		if l.RedisUser == "" {
+			v.add("limits.redisBroker", "is only used with limits.redisUser")
+		}
+		if u, err := url.Parse(b.URL); err != nil || u.Scheme != "https" || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			v.add("limits.redisBroker.url", "must be https://host:port, got %q", b.URL)
+		}
+		if id, err := spiffeid.FromString(b.ID); err != nil || id.Path() == "" {
+			v.add("limits.redisBroker.id", "must be a SPIFFE ID with a path (spiffe://<trust domain>/...), got %q", b.ID)
+		}
 	}
 	seen := map[string]bool{}
 	for i, r := range l.Rules {

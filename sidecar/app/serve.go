@@ -90,7 +90,7 @@ func build(ctx context.Context, o *Options) (_ *sidecar, err error) {
 	s.wiring.start(ctx, s.metrics)
 	s.metrics.SetConfig(metrics.ConfigState{Document: s.cfg.Document, Hash: s.cfg.Policy.Hash})
 	s.metrics.ConfigReloads.WithLabelValues("success").Inc()
-	if s.limiter, err = newLimiter(c, s.cfg.Rules, o.RedisPasswordFile, s.metrics, s.log); err != nil {
+	if s.limiter, err = newLimiter(c, s.cfg.Rules, o.RedisPasswordFile, s.wiring.source(), s.metrics, s.log); err != nil {
 		return nil, err
 	}
 	s.closers = append(s.closers, func() { _ = s.limiter.Close() })

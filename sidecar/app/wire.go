@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/claude-guard/claude-guard/internal/policyconfig"
+	"github.com/claude-guard/claude-guard/internal/redisbroker"
 	"github.com/claude-guard/claude-guard/internal/wellknown"
 	"github.com/claude-guard/claude-guard/sidecar/credentials"
 	"github.com/claude-guard/claude-guard/sidecar/identity"
@@ -124,6 +125,14 @@ func (w *wiring) workload(fallback string) string {
 		return "spiffe://" + w.expected.TrustDomain + "/ns/" + w.expected.Namespace + "/sa/" + w.expected.ServiceAccount
 	}
 	return fallback
+}
+
+// source is the pod's SPIFFE identity as the credential broker's client uses it, or nil without one.
+func (w *wiring) source() redisbroker.Source {
+	if w.identity == nil {
+		return nil
+	}
+	return w.identity
 }
 
 func (w *wiring) close() {

@@ -44,6 +44,9 @@ type RedisOptions struct {
 	// password the kubelet updated in a mounted Secret is used without a restart.
 	Username     string
 	PasswordFile string
+	// Credentials, when set, replace Username and PasswordFile: a go-redis credentials provider, called
+	// for every new connection (the operator's credential broker: internal/redisbroker).
+	Credentials func(context.Context) (string, string, error)
 	// Rules to enforce; SetRules swaps them.
 	Rules *Rules
 	// Timeout bounds dialing, each read and write, and each whole operation. Default DefaultRedisTimeout.
@@ -120,11 +123,14 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 	// before the first command, and Redis before 7.2 rejects both.
 	opt.DisableIdentity = true
 	opt.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
-	if o.Username != "" {
+	if o.Username != "" || o.Credentials != nil {
 		if opt.Username != "" || opt.Password != "" {
 			return nil, fmt.Errorf("the Redis URL %s must not hold credentials when a user and password file are given", addr)
 		}
-		opt.CredentialsProviderContext = passwordFile(o.Username, o.PasswordFile)
+		opt.CredentialsProviderContext = o.Credentials
+		if opt.CredentialsProviderContext == nil {
+			opt.CredentialsProviderContext = passwordFile(o.Username, o.PasswordFile)
+		}
 	}
 	if opt.TLSConfig != nil && o.TLS != nil {
 		t := o.TLS.Clone()
