@@ -37,13 +37,8 @@ func (o *Options) validateBroker() error {
 	if u, err := url.Parse(o.RedisBrokerURL); err != nil || u.Scheme != "https" || u.Host == "" || (u.Path != "" && u.Path != "/") {
 		return fmt.Errorf("--redis-broker-url must be https://host:port, got %q", o.RedisBrokerURL)
 	}
-	if _, err := o.brokerIdentity(); err != nil {
-		return err
-	}
-	if os.Getenv(wellknown.EnvSPIFFESocket) == "" {
-		return fmt.Errorf("--redis-broker-url needs $%s: the broker's own SVID comes from the Workload API", wellknown.EnvSPIFFESocket)
-	}
-	return nil
+	_, err := o.brokerIdentity()
+	return err
 }
 
 // brokerIdentity is the identity --redis-broker-id names, which the manager checks its SVID against.
@@ -116,6 +111,9 @@ func addBroker(mgr ctrl.Manager, o *Options, redis *controllers.RedisUsersOption
 	want, err := o.brokerIdentity()
 	if err != nil {
 		return err
+	}
+	if os.Getenv(wellknown.EnvSPIFFESocket) == "" {
+		return fmt.Errorf("--redis-broker-url needs $%s: the broker's own SVID comes from the Workload API", wellknown.EnvSPIFFESocket)
 	}
 	users := &controllers.RedisUserReconciler{Client: mgr.GetClient(), RedisUsersOptions: *redis}
 	b := &brokerServer{listen: o.RedisBrokerListen, want: want, lookup: users.BrokerCredentials, log: ctrl.Log.WithName("redis-broker")}

@@ -82,6 +82,12 @@ app.kubernetes.io/component: {{ .component }}
 {{- if not .Values.webhook.certManager.enabled }}true{{ end }}
 {{- end }}
 
+{{/* The Redis credential broker is on: per-namespace Redis users, a trust domain and a SPIFFE socket. */}}
+{{- define "claude-guard.redisBroker" -}}
+{{- if and .Values.redis.broker.enabled (or .Values.redis.url .Values.redis.existingSecret.name) .Values.redis.perNamespaceUsers .Values.spiffe.trustDomain (ne .Values.spiffe.socket.mode "None") }}true{{ end }}
+{{- end }}
+{{- define "claude-guard.redisBrokerServiceName" -}}{{ include "claude-guard.resourceName" (dict "ctx" . "suffix" "redis-broker") }}{{- end }}
+
 {{/* Where the manager reads the Vault CA bundle, if one is configured. */}}
 {{- define "claude-guard.vaultCAConfigMap" -}}
 {{- if .Values.vault.caBundle }}{{ include "claude-guard.vaultCAName" . }}{{ else }}{{ .Values.vault.existingCAConfigMap.name }}{{ end }}
