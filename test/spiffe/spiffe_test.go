@@ -16,9 +16,11 @@ import (
 	vaultapi "github.com/hashicorp/vault/api"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/claude-guard/claude-guard/internal/policyconfig"
 	"github.com/claude-guard/claude-guard/internal/spireentry"
 	"github.com/claude-guard/claude-guard/internal/test/chartenv"
 	"github.com/claude-guard/claude-guard/internal/test/cluster"
@@ -36,6 +38,7 @@ func TestSPIFFEPods(t *testing.T) {
 	cluster.Story(t, s.dump,
 		cluster.Step{Name: "SPIRE from config/spire", Run: s.installSPIRE},
 		cluster.Step{Name: "OpenBao holds each tenant's key", Run: s.openBao},
+		cluster.Step{Name: "Redis on the cluster's bridge for shared limits", Run: s.startRedis},
 		cluster.Step{Name: "helm install with the chart's SPIFFE defaults", Run: s.install},
 		cluster.Step{Name: "an injected pod gets its SVID, reads its key from OpenBao and calls Claude", Run: s.firstPod},
 		cluster.Step{Name: "another tenant's pod reads only its own key", Run: s.otherTenant},
@@ -43,6 +46,7 @@ func TestSPIFFEPods(t *testing.T) {
 		cluster.Step{Name: "a hand-written copy of the sidecar gets no SVID", Run: s.forged},
 		cluster.Step{Name: "the SPIRE agent restarts under a running pod", Run: s.agentRestart},
 		cluster.Step{Name: "entries follow policies and tenants", Run: s.entriesFollow},
+		cluster.Step{Name: "shared limits with the Redis password from the credential broker, no Secret in the namespace", Run: s.brokeredLimits},
 	)
 }
 
@@ -51,6 +55,7 @@ type story struct {
 	top     *testing.T // servers that outlive one step are cleaned up with it
 	spire   cluster.SPIRE
 	bao     *testservers.OpenBao
+	redis   *testservers.Redis
 	release *chartenv.Release
 	pod     string // the shop's running pod
 }
@@ -120,8 +125,11 @@ func (s *story) install(t *testing.T) {
 	// Nothing about SPIFFE is set: socket mode CSI and ClusterStaticEntry registration with cluster name
 	// claude-guard are the chart's defaults, and config/spire matches them.
 	t0 := time.Now()
+	// With Redis and a trust domain the chart turns on the Redis credential broker (the manager's SVID
+	// comes from its ClusterSPIFFEID).
 	if _, err := s.release.Install("--set", "upstream="+upstream, "--set", "vault.address="+s.bao.PodAddr,
-		"--set-file", "vault.caBundle="+ca); err != nil {
+		"--set-file", "vault.caBundle="+ca, "--set", "redis.url=redis://:"+redisAdminPassword+"@"+s.redis.PodAddr+"/0",
+		"--set", "spiffe.trustDomain="+s.spire.TrustDomain); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.WaitAvailable(s.ctx, releaseNS, "claude-guard-manager", 2*time.Minute); err != nil {
@@ -132,6 +140,78 @@ func (s *story) install(t *testing.T) {
 		s.kubectl(t, tenant(ns), "apply", "-f", "-")
 		s.kubectl(t, "", "wait", "--for=condition=Ready", "--timeout=60s", "-n", ns, "cap/"+workloadName)
 	}
+}
+
+// redisAdminPassword is the manager's admin connection's (a test Redis on the bridge; not a secret).
+const redisAdminPassword = "redis-admin-not-real"
+
+// startRedis runs redis-server outside the node, on the cluster's bridge for the manager and sidecars.
+func (s *story) startRedis(t *testing.T) {
+	s.redis = testservers.StartRedis(s.top, testservers.RedisOptions{Password: redisAdminPassword, PodListenIP: cluster.NodeIP, NoFunctions: true})
+}
+
+// brokeredLimits gives the shop's policy shared limits on Redis. Its sidecars authenticate as the
+// namespace's Redis user with the password the manager's broker hands them for their SVID: the new pod
+// is counted in Redis (the limit trips there, and only Redis-backed pods count there), while the
+// namespace holds no Secret with the password for its admins to read. Without the broker the operator
+// writes Secret claude-guard-redis into the namespace and mounts it.
+func (s *story) brokeredLimits(t *testing.T) {
+	s.kubectl(t, "", "patch", "cap", "-n", shop, workloadName, "--type=merge", "-p",
+		`{"spec":{"limits":{"backend":"Redis","failureMode":"FailClosed","rules":[{"name":"per-minute","key":"Namespace","window":"Minute","requests":3}]}}}`)
+	s.kubectl(t, "", "wait", "--for=condition=Ready", "--timeout=60s", "-n", shop, "cap/"+workloadName)
+	wait.For(t, time.Minute, "the rendered config uses the credential broker", func() error {
+		var cm corev1.ConfigMap
+		if err := c.Client.Get(s.ctx, client.ObjectKey{Namespace: shop, Name: wellknown.ConfigMapName(workloadName)}, &cm); err != nil {
+			return err
+		}
+		cfg, err := policyconfig.Parse([]byte(cm.Data[wellknown.ConfigKey]))
+		if err != nil {
+			return err
+		}
+		if l := cfg.Limits; l.RedisBroker == nil || l.RedisUser != wellknown.RedisUser(shop) {
+			return fmt.Errorf("limits %+v", l)
+		}
+		return nil
+	})
+	t0 := time.Now()
+	s.kubectl(t, "", "rollout", "restart", "-n", shop, "deployment/"+workloadName)
+	if _, err := c.WaitAvailable(s.ctx, shop, workloadName, 3*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	figures.Duration("Redis limits on: rollout restart -> first call counted in Redis (password from the broker)", time.Since(t0))
+	pod := s.runningPod(t, shop)
+	// The app's own call at start counted one; FailClosed means a sidecar without Redis would answer 503.
+	statuses := []int{}
+	for range 8 {
+		r := s.call(t, shop, pod.Name)
+		statuses = append(statuses, r.Status)
+		if r.Status == 429 {
+			break
+		}
+	}
+	if statuses[0] != 200 || statuses[len(statuses)-1] != 429 {
+		t.Fatalf("calls after the app's first: %v; want 200s, then 429 from the shared limit", statuses)
+	}
+	admin := s.redis.Client(t)
+	keys, err := admin.Keys(s.ctx, "cg:{"+shop+"}:*").Result()
+	if err != nil || len(keys) == 0 {
+		t.Fatalf("no counters of %s in Redis: %v %v", shop, keys, err)
+	}
+	var secret corev1.Secret
+	err = c.Client.Get(s.ctx, client.ObjectKey{Namespace: shop, Name: wellknown.RedisSecretName}, &secret)
+	if !apierrors.IsNotFound(err) {
+		t.Fatalf("Secret %s/%s: %v; want none: the broker hands the password to the sidecar only", shop, wellknown.RedisSecretName, err)
+	}
+	for _, v := range pod.Spec.Volumes {
+		if v.Secret != nil && v.Secret.SecretName == wellknown.RedisSecretName {
+			t.Fatalf("the pod mounts the Redis password Secret: %+v", v)
+		}
+	}
+	logs := s.kubectl(t, "", "logs", "-n", shop, pod.Name, "-c", wellknown.SidecarContainerName)
+	if !strings.Contains(logs, "Rate limits are shared through Redis") {
+		t.Errorf("sidecar log: want Redis limits:\n%s", cluster.TailLines(logs, 10))
+	}
+	s.kubectl(t, "", "patch", "cap", "-n", shop, workloadName, "--type=json", "-p", `[{"op":"remove","path":"/spec/limits"}]`)
 }
 
 // firstPod measures what a tenant waits for: from creating a Deployment to its app's first allowed

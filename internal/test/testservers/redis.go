@@ -41,6 +41,9 @@ type RedisOptions struct {
 	// loads it (as the manager keeps it loaded), so that a limiter works at once; tests of the manager's
 	// own loading start without it.
 	NoFunctions bool
+	// PodListenIP makes the server listen on this address too (same port, no TLS), for pods of a test
+	// cluster that reach it over the cluster's bridge (Redis.PodAddr).
+	PodListenIP string
 }
 
 // Redis is a running redis-server on 127.0.0.1: no persistence (its data is lost when it stops), no
@@ -52,6 +55,8 @@ type Redis struct {
 	URL string
 	// RootCAs trusts the server certificate (TLS only, else nil).
 	RootCAs *x509.CertPool
+	// PodAddr is PodListenIP:PORT (PodListenIP only).
+	PodAddr string
 
 	t    testing.TB
 	bin  string
@@ -72,19 +77,26 @@ func StartRedis(t testing.TB, o RedisOptions) *Redis {
 		t.Fatal(err)
 	}
 	dir := runDir(t, "cg-redis-")
+	bind := []string{"127.0.0.1"}
 	port := strconv.Itoa(freePort(t))
+	if o.PodListenIP != "" {
+		bind = append(bind, o.PodListenIP)
+		port = strconv.Itoa(freePortOn(t, o.PodListenIP))
+	}
 	r := &Redis{
 		Addr: net.JoinHostPort("127.0.0.1", port),
 		t:    t, bin: filepath.Join(binDir, "redis-server"), dir: dir, o: o,
 		env: append(baseEnv(dir), "LD_LIBRARY_PATH="+filepath.Join(binDir, "..", "lib")),
 	}
+	if o.PodListenIP != "" {
+		r.PodAddr = net.JoinHostPort(o.PodListenIP, port)
+	}
 	u := url.URL{Scheme: "redis", Host: r.Addr, Path: "/0"}
-	r.args = []string{
-		"--bind", "127.0.0.1",
+	r.args = append(append([]string{"--bind"}, bind...),
 		// A test server: no RDB snapshots, no AOF, nothing written but the log.
 		"--save", "", "--appendonly", "no", "--dir", dir,
 		"--protected-mode", "no", "--daemonize", "no", "--loglevel", "warning",
-	}
+	)
 	if o.Password != "" {
 		r.args = append(r.args, "--requirepass", o.Password)
 		u.User = url.UserPassword("", o.Password)
