@@ -16,11 +16,11 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/claude-guard/claude-guard/controllers"
+	"github.com/claude-guard/claude-guard/internal/identity"
 	"github.com/claude-guard/claude-guard/internal/inject"
 	"github.com/claude-guard/claude-guard/internal/policyconfig"
 	"github.com/claude-guard/claude-guard/internal/redisbroker"
 	"github.com/claude-guard/claude-guard/internal/wellknown"
-	"github.com/claude-guard/claude-guard/sidecar/identity"
 )
 
 // validateBroker checks the Redis credential broker's flags.

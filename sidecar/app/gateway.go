@@ -13,9 +13,9 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 
+	"github.com/claude-guard/claude-guard/internal/identity"
 	"github.com/claude-guard/claude-guard/internal/policyconfig"
 	"github.com/claude-guard/claude-guard/internal/wellknown"
-	"github.com/claude-guard/claude-guard/sidecar/identity"
 )
 
 // Gateway mode runs the sidecar as a shared Deployment behind a Service for callers outside its pod

@@ -7,11 +7,11 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/claude-guard/claude-guard/internal/identity"
 	"github.com/claude-guard/claude-guard/internal/policyconfig"
 	"github.com/claude-guard/claude-guard/internal/redisbroker"
 	"github.com/claude-guard/claude-guard/internal/wellknown"
 	"github.com/claude-guard/claude-guard/sidecar/credentials"
-	"github.com/claude-guard/claude-guard/sidecar/identity"
 	"github.com/claude-guard/claude-guard/sidecar/metrics"
 )
 

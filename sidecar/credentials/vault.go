@@ -16,7 +16,7 @@ import (
 	vault "github.com/hashicorp/vault/api"
 )
 
-// SVIDs is the workload identity the cert and jwt auth methods log in with (sidecar/identity.Provider).
+// SVIDs is the workload identity the cert and jwt auth methods log in with (internal/identity.Provider).
 type SVIDs interface {
 	ClientCertificate(*tls.CertificateRequestInfo) (*tls.Certificate, error)
 	JWT(ctx context.Context, audience string) (string, error)
@@ -155,7 +155,7 @@ func (v *Vault) Run(ctx context.Context) {
 const identityPoll = 100 * time.Millisecond
 
 // awaitIdentity waits until the identity the cert and jwt methods log in with is ready (an identity
-// that says so: sidecar/identity.Provider). A new pod's SVID arrives seconds after the sidecar starts,
+// that says so: internal/identity.Provider). A new pod's SVID arrives seconds after the sidecar starts,
 // once its registration entry reaches the SPIRE agent; logging in before that would fail and grow the
 // retry backoff, delaying the first key read by up to the whole backoff (15 s measured) after the SVID.
 func (v *Vault) awaitIdentity(ctx context.Context) {

@@ -156,10 +156,23 @@ func (s *story) startRedis(t *testing.T) {
 // namespace holds no Secret with the password for its admins to read. Without the broker the operator
 // writes Secret claude-guard-redis into the namespace and mounts it.
 func (s *story) brokeredLimits(t *testing.T) {
+	// The test cluster has no DNS: the sidecars reach the broker at its Service's ClusterIP (they
+	// authenticate it by its SPIFFE ID, not by name).
+	addr, err := c.ServiceURL(s.ctx, releaseNS, "claude-guard-redis-broker", 9444)
+	if err != nil {
+		t.Fatal(err)
+	}
+	brokerURL := strings.Replace(addr, "http://", "https://", 1)
+	if _, err := s.release.Upgrade("--reuse-values", "--set", "redis.broker.url="+brokerURL); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.WaitAvailable(s.ctx, releaseNS, "claude-guard-manager", 2*time.Minute); err != nil {
+		t.Fatal(err)
+	}
 	s.kubectl(t, "", "patch", "cap", "-n", shop, workloadName, "--type=merge", "-p",
 		`{"spec":{"limits":{"backend":"Redis","failureMode":"FailClosed","rules":[{"name":"per-minute","key":"Namespace","window":"Minute","requests":3}]}}}`)
 	s.kubectl(t, "", "wait", "--for=condition=Ready", "--timeout=60s", "-n", shop, "cap/"+workloadName)
-	wait.For(t, time.Minute, "the rendered config uses the credential broker", func() error {
+	wait.For(t, 2*time.Minute, "the rendered config uses the credential broker", func() error {
 		var cm corev1.ConfigMap
 		if err := c.Client.Get(s.ctx, client.ObjectKey{Namespace: shop, Name: wellknown.ConfigMapName(workloadName)}, &cm); err != nil {
 			return err
@@ -168,7 +181,8 @@ func (s *story) brokeredLimits(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if l := cfg.Limits; l.RedisBroker == nil || l.RedisUser != wellknown.RedisUser(shop) {
+		// The URL is the upgraded manager's: the old one may render once more while it leaves.
+		if l := cfg.Limits; l.RedisBroker == nil || l.RedisBroker.URL != brokerURL || l.RedisUser != wellknown.RedisUser(shop) {
 			return fmt.Errorf("limits %+v", l)
 		}
 		return nil

@@ -17,7 +17,7 @@ import (
 )
 
 // arriving is an identity whose SVID arrives at a given time, as a new pod's does once its registration
-// entry reaches the SPIRE agent (sidecar/identity.Provider reports the same through Ready).
+// entry reaches the SPIRE agent (internal/identity.Provider reports the same through Ready).
 type arriving struct {
 	svids
 	at time.Time

@@ -11,8 +11,8 @@ import (
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
+	"github.com/claude-guard/claude-guard/internal/identity"
 	"github.com/claude-guard/claude-guard/internal/test/testservers"
-	"github.com/claude-guard/claude-guard/sidecar/identity"
 )
 
 // TestIdentitySurvivesAgentRestart runs the sidecar's identity provider against a real SPIRE agent with
