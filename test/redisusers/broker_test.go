@@ -23,11 +23,9 @@ import (
 	"github.com/claude-guard/claude-guard/controllers"
 	"github.com/claude-guard/claude-guard/internal/effective"
 	"github.com/claude-guard/claude-guard/internal/policyconfig"
-	"github.com/claude-guard/claude-guard/internal/redisacl"
 	"github.com/claude-guard/claude-guard/internal/redisbroker"
 	"github.com/claude-guard/claude-guard/internal/test/testcert"
 	"github.com/claude-guard/claude-guard/internal/test/testenv"
-	"github.com/claude-guard/claude-guard/internal/test/testservers"
 	"github.com/claude-guard/claude-guard/internal/test/wait"
 	"github.com/claude-guard/claude-guard/internal/wellknown"
 	"github.com/claude-guard/claude-guard/sidecar/limits"
@@ -47,21 +45,7 @@ type identity struct {
 // Another namespace's SVID gets its own namespace's user only, and a namespace without a brokered
 // policy gets nothing.
 func TestBrokeredNamespacesKeepNoSecret(t *testing.T) {
-	srv := testservers.StartRedis(t, testservers.RedisOptions{Password: adminPassword})
-	admin, err := redisacl.NewAdmin(srv.URL, master)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = admin.Close() })
-	public, err := redisacl.PublicURL(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	env, err := testenv.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = env.Stop() })
+	srv, admin, public, env := startBackend(t)
 	k := env.Client
 	ctx := context.Background()
 	brokerURL, serve := listen(t)

@@ -54,22 +54,7 @@ func TestMain(m *testing.M) {
 }
 
 func TestRedisUsers(t *testing.T) {
-	// Without the function library: the manager loads it.
-	srv := testservers.StartRedis(t, testservers.RedisOptions{Password: adminPassword, NoFunctions: true})
-	admin, err := redisacl.NewAdmin(srv.URL, master)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = admin.Close() })
-	public, err := redisacl.PublicURL(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	env, err := testenv.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = env.Stop() })
+	srv, admin, public, env := startBackend(t)
 	k := env.Client
 	stop, err := env.StartManager(testenv.ManagerOptions{
 		Effective: effective.Options{NoTenant: effective.NoTenantAllow, VaultAddress: "https://vault.test:8200",
@@ -276,6 +261,29 @@ func TestRedisUsers(t *testing.T) {
 
 // waitForPassword waits until ns's Secret holds the password derived from ns's current UID and Redis
 // accepts it, and returns it.
+// startBackend starts a password-protected Redis without the function library (the manager loads it),
+// the manager's admin connection to it and an API server, and returns them with the Redis URL sidecars
+// get (no credentials).
+func startBackend(t *testing.T) (*testservers.Redis, *redisacl.Admin, string, *testenv.Env) {
+	t.Helper()
+	srv := testservers.StartRedis(t, testservers.RedisOptions{Password: adminPassword, NoFunctions: true})
+	admin, err := redisacl.NewAdmin(srv.URL, master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = admin.Close() })
+	public, err := redisacl.PublicURL(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := testenv.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	return srv, admin, public, env
+}
+
 func waitForPassword(t *testing.T, k client.Client, srv *testservers.Redis, ns string) string {
 	t.Helper()
 	want := password(t, k, ns)
