@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,6 +30,21 @@ type Expected struct {
 	TrustDomain    string
 	Namespace      string
 	ServiceAccount string
+}
+
+// Parse returns the identity id names, which must have the form
+// spiffe://<trust domain>/ns/<namespace>/sa/<service account>.
+func Parse(id spiffeid.ID) (Expected, error) {
+	parts := strings.Split(strings.TrimPrefix(id.Path(), "/"), "/")
+	if len(parts) != 4 || parts[0] != "ns" || parts[1] == "" || parts[2] != "sa" || parts[3] == "" {
+		return Expected{}, fmt.Errorf("SPIFFE ID %s does not have the form spiffe://<trust domain>/ns/<namespace>/sa/<service account>", id)
+	}
+	return Expected{TrustDomain: id.TrustDomain().Name(), Namespace: parts[1], ServiceAccount: parts[3]}, nil
+}
+
+// String is the SPIFFE ID of a complete identity (one with a ServiceAccount).
+func (e Expected) String() string {
+	return "spiffe://" + e.TrustDomain + "/ns/" + e.Namespace + "/sa/" + e.ServiceAccount
 }
 
 // Check reports why id is not the expected identity, or nil.

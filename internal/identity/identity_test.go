@@ -45,3 +45,20 @@ func TestExpectedCheck(t *testing.T) {
 		})
 	}
 }
+
+func TestParse(t *testing.T) {
+	for id, want := range map[string]Expected{
+		"spiffe://td/ns/shop/sa/chat":     {TrustDomain: "td", Namespace: "shop", ServiceAccount: "chat"},
+		"spiffe://td/ns/shop/sa/chat/x":   {},
+		"spiffe://td/ns/shop/chat/sa":     {},
+		"spiffe://td/spire/agent/k8s/x/y": {},
+	} {
+		got, err := Parse(spiffeid.RequireFromString(id))
+		if got != want || (want == Expected{}) != (err != nil) {
+			t.Errorf("Parse(%s) = %+v, %v; want %+v", id, got, err, want)
+		}
+		if err == nil && got.String() != id {
+			t.Errorf("Parse(%s).String() = %s", id, got.String())
+		}
+	}
+}

@@ -47,12 +47,11 @@ func (o *Options) brokerIdentity() (identity.Expected, error) {
 	if err != nil {
 		return identity.Expected{}, fmt.Errorf("--redis-broker-id must be a SPIFFE ID, got %q: %w", o.RedisBrokerID, err)
 	}
-	ns, err := redisbroker.Namespace(id)
+	want, err := identity.Parse(id)
 	if err != nil {
 		return identity.Expected{}, fmt.Errorf("--redis-broker-id: %w", err)
 	}
-	sa := id.Path()[len("/ns/"+ns+"/sa/"):]
-	return identity.Expected{TrustDomain: id.TrustDomain().Name(), Namespace: ns, ServiceAccount: sa}, nil
+	return want, nil
 }
 
 // redisBroker is the broker as rendered into configs, or nil when it is off.
@@ -96,7 +95,7 @@ func (b *brokerServer) Start(ctx context.Context) error {
 		defer cancel()
 		_ = srv.Shutdown(shut)
 	}()
-	b.log.Info("Serving the Redis credential broker", "listen", ln.Addr().String(), "spiffeID", "spiffe://"+b.want.TrustDomain+"/ns/"+b.want.Namespace+"/sa/"+b.want.ServiceAccount)
+	b.log.Info("Serving the Redis credential broker", "listen", ln.Addr().String(), "spiffeID", b.want.String())
 	if err := srv.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("the Redis credential broker stopped: %w", err)
 	}

@@ -19,13 +19,14 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 
 	"github.com/go-logr/logr"
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+
+	"github.com/claude-guard/claude-guard/internal/identity"
 )
 
 // Path is the broker's one endpoint (GET).
@@ -109,18 +110,9 @@ func caller(cs *tls.ConnectionState) (spiffeid.ID, string, error) {
 	if err != nil {
 		return spiffeid.ID{}, "", fmt.Errorf("the client certificate is not an X.509-SVID: %w", err)
 	}
-	ns, err := Namespace(id)
+	w, err := identity.Parse(id)
 	if err != nil {
 		return spiffeid.ID{}, "", err
 	}
-	return id, ns, nil
-}
-
-// Namespace returns <namespace> of an ID spiffe://<td>/ns/<namespace>/sa/<service account>.
-func Namespace(id spiffeid.ID) (string, error) {
-	parts := strings.Split(strings.TrimPrefix(id.Path(), "/"), "/")
-	if len(parts) != 4 || parts[0] != "ns" || parts[1] == "" || parts[2] != "sa" || parts[3] == "" {
-		return "", fmt.Errorf("SPIFFE ID %s does not have the form spiffe://<trust domain>/ns/<namespace>/sa/<service account>", id)
-	}
-	return parts[1], nil
+	return id, w.Namespace, nil
 }

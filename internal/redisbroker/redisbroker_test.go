@@ -14,7 +14,6 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
-	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 
 	"github.com/claude-guard/claude-guard/internal/test/testcert"
 )
@@ -23,12 +22,6 @@ const (
 	td       = "claude-guard.test"
 	brokerID = "spiffe://" + td + "/ns/claude-guard-system/sa/claude-guard-manager"
 )
-
-// source is an identity: an SVID and the bundle its holder trusts.
-type source struct {
-	*x509svid.SVID
-	x509bundle.Source
-}
 
 // broker serves the handler with ca's SVID for brokerID on loopback and counts the lookups.
 type broker struct {
@@ -56,7 +49,7 @@ func startBroker(t *testing.T, ca *testcert.SPIFFECA) *broker {
 	}
 	b.url = "https://" + ln.Addr().String()
 	b.srv = &http.Server{Handler: Handler{Lookup: lookup, Log: logr.Discard()},
-		TLSConfig: ServerTLS(source{ca.SVID(t, brokerID), ca.Bundle()}, spiffeid.RequireTrustDomainFromString(td)), ReadHeaderTimeout: time.Second}
+		TLSConfig: ServerTLS(ca.Source(t, brokerID), spiffeid.RequireTrustDomainFromString(td)), ReadHeaderTimeout: time.Second}
 	go func() { _ = b.srv.ServeTLS(ln, "", "") }()
 	t.Cleanup(func() { _ = b.srv.Close() })
 	return b
@@ -74,7 +67,7 @@ func client(t *testing.T, url, serverID string, src Source) *Client {
 func TestBrokerHandsOutOnlyTheCallersNamespace(t *testing.T) {
 	ca := testcert.NewSPIFFECA(t, td)
 	b := startBroker(t, ca)
-	sidecar := func(id string) Source { return source{ca.SVID(t, id), ca.Bundle()} }
+	sidecar := func(id string) Source { return ca.Source(t, id) }
 	evil := testcert.NewSPIFFECA(t, "evil.test")
 	// The same trust domain name, another CA: a self-made "SPIRE".
 	forger := testcert.NewSPIFFECA(t, td)
@@ -90,8 +83,8 @@ func TestBrokerHandsOutOnlyTheCallersNamespace(t *testing.T) {
 		{"a sidecar of other gets other's user", sidecar("spiffe://" + td + "/ns/other/sa/default"), brokerID, "cg-other", ""},
 		{"a namespace without a brokered policy gets nothing", sidecar("spiffe://" + td + "/ns/noredis/sa/x"), brokerID, "", "403 Forbidden: forbidden: no policy of the namespace"},
 		{"an ID that names no namespace", sidecar("spiffe://" + td + "/spire/agent/x"), brokerID, "", "does not have the form"},
-		{"an SVID of another trust domain", source{evil.SVID(t, "spiffe://evil.test/ns/shop/sa/chat"), x509bundle.NewSet(ca.Bundle(), evil.Bundle())}, brokerID, "", "tls"},
-		{"a certificate from another CA naming shop", source{forger.SVID(t, "spiffe://"+td+"/ns/shop/sa/chat"), ca.Bundle()}, brokerID, "", "tls"},
+		{"an SVID of another trust domain", testcert.SPIFFESource{SVID: evil.SVID(t, "spiffe://evil.test/ns/shop/sa/chat"), Source: x509bundle.NewSet(ca.Bundle(), evil.Bundle())}, brokerID, "", "tls"},
+		{"a certificate from another CA naming shop", testcert.SPIFFESource{SVID: forger.SVID(t, "spiffe://"+td+"/ns/shop/sa/chat"), Source: ca.Bundle()}, brokerID, "", "tls"},
 		{"a server that is not the broker is not asked", sidecar("spiffe://" + td + "/ns/shop/sa/chat"), "spiffe://" + td + "/ns/claude-guard-system/sa/someone-else", "", "unexpected ID"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -135,7 +128,7 @@ func TestBrokerNeedsAClientCertificate(t *testing.T) {
 func TestClientKeepsFreshCredentialsAndTheLastOnesThroughAnOutage(t *testing.T) {
 	ca := testcert.NewSPIFFECA(t, td)
 	b := startBroker(t, ca)
-	c := client(t, b.url, brokerID, source{ca.SVID(t, "spiffe://"+td+"/ns/shop/sa/chat"), ca.Bundle()})
+	c := client(t, b.url, brokerID, ca.Source(t, "spiffe://"+td+"/ns/shop/sa/chat"))
 	now := time.Now()
 	c.now = func() time.Time { return now }
 	for range 3 {
@@ -154,19 +147,5 @@ func TestClientKeepsFreshCredentialsAndTheLastOnesThroughAnOutage(t *testing.T) 
 	now = now.Add(DefaultRefresh)
 	if user, _, err := c.Credentials(context.Background()); err != nil || user != "cg-shop" {
 		t.Fatalf("with the broker down: %q, %v; want the last credentials", user, err)
-	}
-}
-
-func TestNamespace(t *testing.T) {
-	for id, want := range map[string]string{
-		"spiffe://td/ns/shop/sa/chat":     "shop",
-		"spiffe://td/ns/shop/sa/chat/x":   "",
-		"spiffe://td/ns/shop/chat/sa":     "",
-		"spiffe://td/spire/agent/k8s/x/y": "",
-	} {
-		got, err := Namespace(spiffeid.RequireFromString(id))
-		if got != want || (want == "") != (err != nil) {
-			t.Errorf("Namespace(%s) = %q, %v; want %q", id, got, err, want)
-		}
 	}
 }

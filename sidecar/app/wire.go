@@ -122,7 +122,7 @@ func (w *wiring) start(ctx context.Context, m *metrics.Metrics) {
 // the --workload flag.
 func (w *wiring) workload(fallback string) string {
 	if w.identity != nil && w.expected.ServiceAccount != "" {
-		return "spiffe://" + w.expected.TrustDomain + "/ns/" + w.expected.Namespace + "/sa/" + w.expected.ServiceAccount
+		return w.expected.String()
 	}
 	return fallback
 }

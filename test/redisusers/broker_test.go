@@ -13,9 +13,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
-	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -32,12 +30,6 @@ import (
 )
 
 const brokerTD = "cluster.test"
-
-// identity is an SVID and the bundle its holder trusts (what a Workload API source gives).
-type identity struct {
-	*x509svid.SVID
-	x509bundle.Source
-}
 
 // TestBrokeredNamespacesKeepNoSecret: with the credential broker on, a namespace's Redis policies get
 // their user but no password Secret (one the operator wrote before is deleted), and a sidecar with the
@@ -64,7 +56,7 @@ func TestBrokeredNamespacesKeepNoSecret(t *testing.T) {
 	t.Cleanup(func() { _ = stop() })
 	lookup := (&controllers.RedisUserReconciler{Client: k, RedisUsersOptions: *users}).BrokerCredentials
 	serve(&http.Server{Handler: redisbroker.Handler{Lookup: lookup, Log: logr.Discard()},
-		TLSConfig: redisbroker.ServerTLS(identity{ca.SVID(t, brokerID), ca.Bundle()}, spiffeid.RequireTrustDomainFromString(brokerTD)), ReadHeaderTimeout: time.Second})
+		TLSConfig: redisbroker.ServerTLS(ca.Source(t, brokerID), spiffeid.RequireTrustDomainFromString(brokerTD)), ReadHeaderTimeout: time.Second})
 
 	nsA, nsB, nsLocal := namespace(t, k, "brokered-a"), namespace(t, k, "brokered-b"), namespace(t, k, "brokered-local")
 	// A Secret the operator wrote before the broker was on: it goes.
@@ -101,7 +93,7 @@ func TestBrokeredNamespacesKeepNoSecret(t *testing.T) {
 
 	sidecar := func(ns string) *redisbroker.Client {
 		c, err := redisbroker.NewClient(redisbroker.ClientOptions{URL: brokerURL, ServerID: brokerID,
-			Source: identity{ca.SVID(t, "spiffe://"+brokerTD+"/ns/"+ns+"/sa/default"), ca.Bundle()}})
+			Source: ca.Source(t, "spiffe://"+brokerTD+"/ns/"+ns+"/sa/default")})
 		if err != nil {
 			t.Fatal(err)
 		}

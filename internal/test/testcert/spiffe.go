@@ -23,6 +23,19 @@ type SPIFFECA struct {
 	key  *ecdsa.PrivateKey
 }
 
+// SPIFFESource is an identity as a Workload API source gives it: an SVID and the bundles its holder
+// trusts (an x509svid.Source and an x509bundle.Source).
+type SPIFFESource struct {
+	*x509svid.SVID
+	x509bundle.Source
+}
+
+// Source is an SVID of ca for id, trusting ca's bundle.
+func (ca *SPIFFECA) Source(t TB, id string) SPIFFESource {
+	t.Helper()
+	return SPIFFESource{SVID: ca.SVID(t, id), Source: ca.Bundle()}
+}
+
 // NewSPIFFECA returns a new CA for trust domain td (valid for an hour).
 func NewSPIFFECA(t TB, td string) *SPIFFECA {
 	t.Helper()
