@@ -45,6 +45,9 @@ func (r *PolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&v1alpha1.ClaudeTenant{}, handler.EnqueueRequestsFromMapFunc(r.policiesOfTenant),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		// Prices are rendered into every config with a USD budget, and refuse one with an unpriced model.
+		Watches(&v1alpha1.ClaudePriceTable{}, handler.EnqueueRequestsFromMapFunc(r.allPolicies),
+			builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deleting{}))).
 		// Revocations are rendered into the configs of their namespace (render.revoked).
 		Watches(&v1alpha1.ClaudeRevocation{}, handler.EnqueueRequestsFromMapFunc(r.policiesInPodNamespace),
 			builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deleting{}))).
@@ -98,6 +101,12 @@ func (r *PolicyReconciler) listRequests(ctx context.Context, opts ...client.List
 		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: p.Namespace, Name: p.Name}})
 	}
 	return out
+}
+
+// allPolicies maps a price table event to every policy: price edits are rare, and a reconcile that
+// renders the same config writes nothing.
+func (r *PolicyReconciler) allPolicies(ctx context.Context, _ client.Object) []reconcile.Request {
+	return r.listRequests(ctx)
 }
 
 func (r *PolicyReconciler) siblings(ctx context.Context, o client.Object) []reconcile.Request {

@@ -49,6 +49,9 @@ func Setup(mgr ctrl.Manager, opts effective.Options, redis *RedisUsersOptions, r
 		APIReader: mgr.GetAPIReader(), SidecarConfig: ReadSidecarConfig}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("failed to set up the policy controller: %w", err)
 	}
+	if err := (&PriceTableReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("claude-guard-prices")}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("failed to set up the price table controller: %w", err)
+	}
 	if err := (&RevocationReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("claude-guard-revocation"),
 		Store: revocations}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("failed to set up the revocation controller: %w", err)

@@ -1,8 +1,6 @@
 package controllers
 
 import (
-	"github.com/claude-guard/claude-guard/internal/conditions"
-
 	"context"
 	"errors"
 	"fmt"
@@ -24,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/claude-guard/claude-guard/api/v1alpha1"
+	"github.com/claude-guard/claude-guard/internal/conditions"
 )
 
 // TenantReconciler reports, for each ClaudeTenant, which namespaces it governs and whether another tenant

@@ -1,5 +1,5 @@
-// Package v1alpha1 contains the claude-guard API: ClaudeAccessPolicy (namespaced, written by tenants)
-// and ClaudeTenant (cluster-scoped, written by the platform team).
+// Package v1alpha1 contains the claude-guard API: ClaudeAccessPolicy and ClaudeRevocation (namespaced,
+// written by tenants), ClaudeTenant and ClaudePriceTable (cluster-scoped, written by the platform team).
 //
 // This package imports only apimachinery and core types, never controller-runtime, so that clients and
 // the API's own tests can depend on it cheaply.
@@ -30,6 +30,7 @@ func addKnownTypes(s *runtime.Scheme) error {
 		&ClaudeAccessPolicy{}, &ClaudeAccessPolicyList{},
 		&ClaudeTenant{}, &ClaudeTenantList{},
 		&ClaudeRevocation{}, &ClaudeRevocationList{},
+		&ClaudePriceTable{}, &ClaudePriceTableList{},
 	)
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil

@@ -25,6 +25,8 @@ const (
 	ReasonInvalidSelector       = "InvalidSelector"
 	// The credential needs a SPIFFE identity (Vault cert or jwt auth, federation) and none applies.
 	ReasonSPIFFERequired = "SPIFFERequired"
+	// A USD budget applies and an allowed model has no price (ClaudePriceTable, built-in prices).
+	ReasonUnpricedModel = "UnpricedModel"
 	// ClaudeAccessPolicy Ready, False, although admitted: injected pods cannot start because a volume
 	// of their sidecar does not mount (a secretRef Secret that does not exist, no SPIFFE CSI driver).
 	ReasonSidecarVolumeUnavailable = "SidecarVolumeUnavailable"
@@ -48,6 +50,9 @@ const (
 	// ClaudeTenant Ready.
 	ReasonTenantReady       = "Selecting"
 	ReasonNamespaceConflict = "NamespaceConflict"
+
+	// ClaudePriceTable Ready, True: its prices are rendered into every policy with a USD budget.
+	ReasonPricesInForce = "InForce"
 
 	// ClaudeRevocation Ready. True: in force for the namespace's policies that trust its issuer.
 	ReasonRevoked = "Revoked"

@@ -62,7 +62,6 @@ type Options struct {
 	MetricsTokenSHA256 string
 	// TrustDomain is used when the tenant does not set one; empty disables SPIFFE.
 	TrustDomain string
-	Prices      []policyconfig.Price
 }
 
 // Violation is one reason a policy cannot be admitted.
@@ -79,6 +78,9 @@ type Input struct {
 	Tenant *v1alpha1.ClaudeTenant
 	// ConflictingTenants is set when more than one tenant selects the namespace.
 	ConflictingTenants []string
+	// Prices are the cluster's prices (internal/pricing.Resolve), rendered into a config with a USD
+	// budget; every model such a config allows must be priced.
+	Prices []policyconfig.Price
 }
 
 // Compute returns the effective config, or the violations that keep the policy from being admitted.
@@ -98,6 +100,7 @@ func Compute(in Input, o Options) (*policyconfig.Config, []Violation) {
 		vs = append(vs, narrow(c, p, t)...)
 	}
 	vs = append(vs, identity(c, p, in.Tenant)...)
+	vs = append(vs, prices(c, p, in.Prices)...)
 	if len(vs) > 0 {
 		return nil, vs
 	}
@@ -182,7 +185,6 @@ func base(p *v1alpha1.ClaudeAccessPolicy, o Options) *policyconfig.Config {
 		Endpoints:  endpoints(s.Endpoints),
 		Models:     models(&s.Models),
 		ShadowMode: s.ShadowMode,
-		Prices:     o.Prices,
 	}
 	if s.MaxRequestBytes != nil {
 		c.MaxRequestBytes = *s.MaxRequestBytes

@@ -367,14 +367,40 @@ type Budget struct {
 	TokenType string `json:"tokenType,omitempty"`
 }
 
-// Price is the USD price of a million tokens for the models Model matches.
+// Price is what the models Model matches cost, in decimal USD: tokens per million, web searches per
+// thousand. The operator renders the cluster's price table (ClaudePriceTable, over the built-in one)
+// into every config with a USD budget; the first entry whose glob matches a model prices it.
 type Price struct {
-	Model         string `json:"model"`
-	InputUSD      string `json:"inputUSD"`
-	OutputUSD     string `json:"outputUSD"`
-	CacheReadUSD  string `json:"cacheReadUSD,omitempty"`
-	CacheWriteUSD string `json:"cacheWriteUSD,omitempty"`
+	Model string `json:"model"`
+	// TokenPrices is the standard tier's; InputUSD and OutputUSD are required.
+	TokenPrices `json:",inline"`
+	// Batch and Priority price responses whose usage.service_tier names that tier. Their input and
+	// output default to the standard tier's, their cache prices to the multipliers of their own input
+	// (TokenPrices). Nil: the standard prices apply.
+	Batch    *TokenPrices `json:"batch,omitempty"`
+	Priority *TokenPrices `json:"priority,omitempty"`
+	// WebSearchPer1000USD is the fee per thousand server-side web searches
+	// (usage.server_tool_use.web_search_requests); empty costs nothing.
+	WebSearchPer1000USD string `json:"webSearchPer1000USD,omitempty"`
 }
+
+// TokenPrices are USD per million tokens of each kind. A cache price left empty is derived from
+// InputUSD with the API's multipliers (reads 0.1×, 5-minute writes 1.25×, 1-hour writes 2×), so an
+// entry that names only input and output never prices cache tokens at 0.
+type TokenPrices struct {
+	InputUSD        string `json:"inputUSD,omitempty"`
+	OutputUSD       string `json:"outputUSD,omitempty"`
+	CacheReadUSD    string `json:"cacheReadUSD,omitempty"`
+	CacheWrite5mUSD string `json:"cacheWrite5mUSD,omitempty"`
+	CacheWrite1hUSD string `json:"cacheWrite1hUSD,omitempty"`
+}
+
+// Service tiers a response's usage.service_tier may name.
+const (
+	TierStandard = "standard"
+	TierBatch    = "batch"
+	TierPriority = "priority"
+)
 
 // Audit configures audit records. Prompts and credentials are never recorded.
 type Audit struct {

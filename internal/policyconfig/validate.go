@@ -62,13 +62,7 @@ func (c *Config) Validate() error {
 		v.budget(fmt.Sprintf("budgets[%d]", i), b)
 	}
 	for i, p := range c.Prices {
-		f := fmt.Sprintf("prices[%d]", i)
-		v.glob(f+".model", p.Model)
-		for name, s := range map[string]string{"inputUSD": p.InputUSD, "outputUSD": p.OutputUSD, "cacheReadUSD": p.CacheReadUSD, "cacheWriteUSD": p.CacheWriteUSD} {
-			if s != "" || name == "inputUSD" || name == "outputUSD" {
-				v.decimal(f+"."+name, s)
-			}
-		}
+		v.price(fmt.Sprintf("prices[%d]", i), p)
 	}
 	return v.err()
 }
@@ -100,6 +94,34 @@ func (v *validator) glob(field, p string) {
 }
 
 var decimalRE = regexp.MustCompile(`^[0-9]{1,12}(\.[0-9]{1,6})?$`)
+
+// price checks one price entry: a model glob, the standard tier's input and output, and every other
+// amount that is set.
+func (v *validator) price(f string, p Price) {
+	v.glob(f+".model", p.Model)
+	v.decimal(f+".inputUSD", p.InputUSD)
+	v.decimal(f+".outputUSD", p.OutputUSD)
+	v.tokenPrices(f, p.TokenPrices, true)
+	for tier, tp := range map[string]*TokenPrices{TierBatch: p.Batch, TierPriority: p.Priority} {
+		if tp != nil {
+			v.tokenPrices(f+"."+tier, *tp, false)
+		}
+	}
+	if p.WebSearchPer1000USD != "" {
+		v.decimal(f+".webSearchPer1000USD", p.WebSearchPer1000USD)
+	}
+}
+
+// tokenPrices checks the amounts of tp that are set (the standard tier's input and output are checked
+// by price, set or not).
+func (v *validator) tokenPrices(f string, tp TokenPrices, standard bool) {
+	for _, a := range []struct{ name, s string }{{"inputUSD", tp.InputUSD}, {"outputUSD", tp.OutputUSD},
+		{"cacheReadUSD", tp.CacheReadUSD}, {"cacheWrite5mUSD", tp.CacheWrite5mUSD}, {"cacheWrite1hUSD", tp.CacheWrite1hUSD}} {
+		if a.s != "" && !(standard && (a.name == "inputUSD" || a.name == "outputUSD")) {
+			v.decimal(f+"."+a.name, a.s)
+		}
+	}
+}
 
 func (v *validator) decimal(field, s string) {
 	if !decimalRE.MatchString(s) {

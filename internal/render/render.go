@@ -12,12 +12,14 @@ import (
 	"fmt"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/claude-guard/claude-guard/api/v1alpha1"
 	"github.com/claude-guard/claude-guard/internal/effective"
 	"github.com/claude-guard/claude-guard/internal/policyconfig"
+	"github.com/claude-guard/claude-guard/internal/pricing"
 	"github.com/claude-guard/claude-guard/internal/revocation"
 )
 
@@ -48,7 +50,12 @@ func Policy(ctx context.Context, c client.Reader, p *v1alpha1.ClaudeAccessPolicy
 	if ten.Tenant != nil {
 		res.Tenant = ten.Tenant.Name
 	}
-	res.Config, res.Violations = effective.Compute(effective.Input{Policy: p, Tenant: ten.Tenant, ConflictingTenants: ten.Conflicting}, o)
+	table, err := PriceTable(ctx, c)
+	if err != nil {
+		return Result{}, err
+	}
+	in := effective.Input{Policy: p, Tenant: ten.Tenant, ConflictingTenants: ten.Conflicting, Prices: pricing.Resolve(table)}
+	res.Config, res.Violations = effective.Compute(in, o)
 	if _, err := metav1.LabelSelectorAsSelector(&p.Spec.PodSelector); err != nil {
 		// Found here, so the policy renders deny-all and its Ready condition is written once.
 		res.Violations = append([]effective.Violation{{Reason: v1alpha1.ReasonInvalidSelector, Message: "spec.podSelector is invalid: " + err.Error()}}, res.Violations...)
@@ -67,6 +74,19 @@ func Policy(ctx context.Context, c client.Reader, p *v1alpha1.ClaudeAccessPolicy
 	}
 	res.Hash = policyconfig.Hash(res.Data)
 	return res, nil
+}
+
+// PriceTable returns the cluster's ClaudePriceTable, nil when there is none.
+func PriceTable(ctx context.Context, c client.Reader) (*v1alpha1.ClaudePriceTable, error) {
+	t := &v1alpha1.ClaudePriceTable{}
+	err := c.Get(ctx, client.ObjectKey{Name: v1alpha1.PriceTableName}, t)
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("failed to get ClaudePriceTable %s: %w", v1alpha1.PriceTableName, err)
+	}
+	return t, nil
 }
 
 // revoked renders the namespace's revocations of tokens of cfg's issuers into cfg (Config.Revoked), and

@@ -167,10 +167,17 @@ type rule struct {
 	usd       bool
 }
 
-// price per million tokens, in micro-USD.
+// price is what one model glob costs: per million tokens of each tier, in micro-USD, and per thousand
+// web searches.
 type price struct {
-	model                         string
-	input, output, cacheR, cacheW int64
+	model                     string
+	standard, batch, priority tierPrice
+	webSearchPer1000          int64
+}
+
+// tierPrice is micro-USD per million tokens of each kind.
+type tierPrice struct {
+	input, output, cacheRead, cacheWrite5m, cacheWrite1h int64
 }
 
 // Rules compiles the limit rules and budgets of a config.
@@ -209,16 +216,9 @@ func Compile(c *policyconfig.Config) (*Rules, error) {
 		rs.rules = append(rs.rules, r)
 	}
 	for _, p := range c.Prices {
-		pr := price{model: p.Model}
-		for dst, s := range map[*int64]string{&pr.input: p.InputUSD, &pr.output: p.OutputUSD, &pr.cacheR: p.CacheReadUSD, &pr.cacheW: p.CacheWriteUSD} {
-			if s == "" {
-				continue
-			}
-			v, err := microUSD(s)
-			if err != nil {
-				return nil, fmt.Errorf("failed to compile price for %q: %w", p.Model, err)
-			}
-			*dst = v
+		pr, err := compilePrice(p)
+		if err != nil {
+			return nil, fmt.Errorf("failed to compile price for %q: %w", p.Model, err)
 		}
 		rs.prices = append(rs.prices, pr)
 	}
@@ -328,15 +328,32 @@ func (r *rule) tokens(u usage.Usage) int64 {
 	}
 }
 
-// cost returns the micro-USD cost of u for model (0 when no price matches).
+// cost returns the micro-USD cost of u for model (0 when no price matches: the operator admits a USD
+// budget only when every allowed model is priced).
 func (rs *Rules) cost(model string, u usage.Usage) int64 {
-	for _, p := range rs.prices {
-		if glob.Match(p.model, model) {
-			return costMicroUSD([2]int64{u.InputTokens, p.input}, [2]int64{u.OutputTokens, p.output},
-				[2]int64{u.CacheReadInputTokens, p.cacheR}, [2]int64{u.CacheCreationInputTokens, p.cacheW})
+	for i := range rs.prices {
+		if p := &rs.prices[i]; glob.Match(p.model, model) {
+			return p.cost(u)
 		}
 	}
 	return 0
+}
+
+// cost prices u at the tier its service_tier names. Cache writes the response does not split by
+// lifetime are priced as 5-minute writes, the API's default.
+func (p *price) cost(u usage.Usage) int64 {
+	t := &p.standard
+	switch u.ServiceTier {
+	case policyconfig.TierBatch:
+		t = &p.batch
+	case policyconfig.TierPriority:
+		t = &p.priority
+	}
+	w5, w1 := clampAmount(u.CacheCreation5m), clampAmount(u.CacheCreation1h)
+	unsplit := max(clampAmount(u.CacheCreationInputTokens)-w5-w1, 0)
+	return costMicroUSD([2]int64{u.InputTokens, t.input}, [2]int64{u.OutputTokens, t.output},
+		[2]int64{u.CacheReadInputTokens, t.cacheRead}, [2]int64{addAmounts(w5, unsplit), t.cacheWrite5m},
+		[2]int64{w1, t.cacheWrite1h}, [2]int64{u.WebSearchRequests, p.webSearchPer1000 * 1000})
 }
 
 // windowStart returns the start of the window containing t and when it ends.

@@ -128,7 +128,7 @@ func TestBudgetsAreSoftCaps(t *testing.T) {
 		t.Run("USD", func(t *testing.T) {
 			rs := rules(t, nil,
 				[]policyconfig.Budget{{Name: "usd", Key: "Namespace", Window: "Month", USD: "0.01", TokenType: "Total"}},
-				[]policyconfig.Price{{Model: "claude-haiku-*", InputUSD: "1", OutputUSD: "5"}})
+				[]policyconfig.Price{{Model: "claude-haiku-*", TokenPrices: policyconfig.TokenPrices{InputUSD: "1", OutputUSD: "5"}}})
 			m := b.new(t, rs)
 			now := fixedClock(m, time.Date(2026, 2, 10, 0, 0, 0, 0, time.UTC))
 			k := Keys{Namespace: "team-a"}
@@ -511,7 +511,7 @@ func TestHugeAmountsSaturate(t *testing.T) {
 		rs := rules(t, []policyconfig.LimitRule{
 			{Name: "tpm", Key: "Workload", Window: "Minute", Tokens: 1000, TokenType: "Total"},
 		}, []policyconfig.Budget{{Name: "usd", Key: "Workload", Window: "Day", USD: "10"}},
-			[]policyconfig.Price{{Model: "m", InputUSD: "3", OutputUSD: "15", CacheReadUSD: "0.3", CacheWriteUSD: "3.75"}})
+			[]policyconfig.Price{{Model: "m", TokenPrices: policyconfig.TokenPrices{InputUSD: "3", OutputUSD: "15", CacheReadUSD: "0.3", CacheWrite5mUSD: "3.75"}}})
 		m := b.new(t, rs)
 		now := fixedClock(m, time.Date(2026, 1, 1, 10, 0, 15, 0, time.UTC))
 		w := Keys{Workload: "a"}

@@ -27,6 +27,9 @@ type Usage struct {
 	CacheCreation1h int64 `json:"cache_creation_1h"`
 	// WebSearchRequests is usage.server_tool_use.web_search_requests, billed per use.
 	WebSearchRequests int64 `json:"web_search_requests"`
+	// ServiceTier is usage.service_tier: "standard", "priority" or "batch", which are priced
+	// differently; empty when absent or any other value.
+	ServiceTier string `json:"service_tier,omitempty"`
 }
 
 // TotalInput is every input token the model processed: fresh, cache writes and cache reads.
@@ -50,6 +53,7 @@ type partial struct {
 	ServerToolUse *struct {
 		WebSearchRequests *int64 `json:"web_search_requests"`
 	} `json:"server_tool_use"`
+	ServiceTier *string `json:"service_tier"`
 }
 
 func (u *Usage) merge(p *partial) {
@@ -71,6 +75,12 @@ func (u *Usage) merge(p *partial) {
 	}
 	if st := p.ServerToolUse; st != nil {
 		set(&u.WebSearchRequests, st.WebSearchRequests)
+	}
+	if t := p.ServiceTier; t != nil {
+		switch *t {
+		case "standard", "priority", "batch":
+			u.ServiceTier = *t
+		}
 	}
 }
 
@@ -113,6 +123,12 @@ func FromJSON(body []byte) (u Usage, ok bool) {
 			if intAt(obj[vs.Start:vs.End], f.key, &n) && n != nil && *n >= 0 {
 				*f.dst = *n
 			}
+		}
+	}
+	if vs, ok, err := bodyscan.TopLevel(obj, "service_tier"); err == nil && ok {
+		var tier string
+		if json.Unmarshal(obj[vs.Start:vs.End], &tier) == nil {
+			u.merge(&partial{ServiceTier: &tier})
 		}
 	}
 	return u, true

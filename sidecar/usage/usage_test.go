@@ -16,7 +16,9 @@ func TestFromJSON(t *testing.T) {
 			Usage{InputTokens: 10, OutputTokens: 20, CacheCreationInputTokens: 3, CacheReadInputTokens: 4}, true},
 		{"cache lifetimes and server tools", `{"usage":{"input_tokens":10,"output_tokens":20,"cache_creation_input_tokens":30,` +
 			`"cache_creation":{"ephemeral_5m_input_tokens":10,"ephemeral_1h_input_tokens":20},"server_tool_use":{"web_search_requests":3},"service_tier":"standard"}}`,
-			Usage{InputTokens: 10, OutputTokens: 20, CacheCreationInputTokens: 30, CacheCreation5m: 10, CacheCreation1h: 20, WebSearchRequests: 3}, true},
+			Usage{InputTokens: 10, OutputTokens: 20, CacheCreationInputTokens: 30, CacheCreation5m: 10, CacheCreation1h: 20, WebSearchRequests: 3, ServiceTier: "standard"}, true},
+		{"batch tier", `{"usage":{"input_tokens":1,"service_tier":"batch"}}`, Usage{InputTokens: 1, ServiceTier: "batch"}, true},
+		{"an unknown tier is dropped, not recorded", `{"usage":{"input_tokens":1,"service_tier":"<script>"}}`, Usage{InputTokens: 1}, true},
 		{"a nested count of an odd shape loses only itself", `{"usage":{"input_tokens":10,"cache_creation":{"ephemeral_5m_input_tokens":"x","ephemeral_1h_input_tokens":7},"server_tool_use":null}}`,
 			Usage{InputTokens: 10, CacheCreation1h: 7}, true},
 		{"nulls are absent", `{"usage":{"input_tokens":10,"output_tokens":2,"cache_creation_input_tokens":null}}`, Usage{InputTokens: 10, OutputTokens: 2}, true},
@@ -35,7 +37,7 @@ func TestFromJSON(t *testing.T) {
 }
 
 const stream = "event: message_start\n" +
-	`data: {"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","content":[],"model":"m","usage":{"input_tokens":25,"cache_creation_input_tokens":5,"cache_read_input_tokens":7,"output_tokens":1}}}` + "\n\n" +
+	`data: {"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","content":[],"model":"m","usage":{"input_tokens":25,"cache_creation_input_tokens":5,"cache_read_input_tokens":7,"output_tokens":1,"service_tier":"priority"}}}` + "\n\n" +
 	"event: ping\ndata: {\"type\": \"ping\"}\n\n" +
 	"event: content_block_delta\n" + `data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"` + "usage input_tokens 999999 message_delta" + `"}}` + "\n\n" +
 	"event: message_delta\n" + `data: {"type":"message_delta","delta":{"stop_reason":null},"usage":{"output_tokens":10}}` + "\n\n" +
@@ -52,7 +54,7 @@ func write(t *testing.T, s *Stream, p []byte) {
 }
 
 func TestStreamCumulative(t *testing.T) {
-	want := Usage{InputTokens: 26, OutputTokens: 15, CacheCreationInputTokens: 5, CacheReadInputTokens: 7, CacheCreation5m: 1, CacheCreation1h: 4, WebSearchRequests: 2}
+	want := Usage{InputTokens: 26, OutputTokens: 15, CacheCreationInputTokens: 5, CacheReadInputTokens: 7, CacheCreation5m: 1, CacheCreation1h: 4, WebSearchRequests: 2, ServiceTier: "priority"}
 	for _, chunk := range []int{1, 2, 3, 7, 64, 1 << 20} {
 		for _, crlf := range []bool{false, true} {
 			var s Stream
@@ -77,7 +79,7 @@ func TestStreamErrorAndTruncation(t *testing.T) {
 	if s.ErrorType != "overloaded_error" {
 		t.Errorf("ErrorType = %q", s.ErrorType)
 	}
-	if want := (Usage{InputTokens: 25, OutputTokens: 1, CacheCreationInputTokens: 5, CacheReadInputTokens: 7}); s.Usage != want {
+	if want := (Usage{InputTokens: 25, OutputTokens: 1, CacheCreationInputTokens: 5, CacheReadInputTokens: 7, ServiceTier: "priority"}); s.Usage != want {
 		t.Errorf("usage after abort = %+v, want what message_start said %+v", s.Usage, want)
 	}
 }

@@ -182,7 +182,7 @@ func benchConfig() *policyconfig.Config {
 			{Name: "ns-tpd", Source: "tenant", Key: "Namespace", Window: "Day", Tokens: 1 << 40},
 		}},
 		Budgets: []policyconfig.Budget{{Name: "usd", Key: "Namespace", Window: "Month", USD: "1000000"}},
-		Prices:  []policyconfig.Price{{Model: "claude-*", InputUSD: "3", OutputUSD: "15"}},
+		Prices:  []policyconfig.Price{{Model: "claude-*", TokenPrices: policyconfig.TokenPrices{InputUSD: "3", OutputUSD: "15"}}},
 	}
 }
 

@@ -61,7 +61,7 @@ policy: {namespace: team-a, name: chat, tenant: acme}
 identity: {namespace: team-a}
 credentials: {env: {name: UNUSED}}
 models: {allow: ["claude-haiku-*"]}
-prices: [{model: "claude-haiku-*", inputUSD: "1", outputUSD: "5", cacheReadUSD: "0.1", cacheWriteUSD: "1.25"}]
+prices: [{model: "claude-haiku-*", inputUSD: "1", outputUSD: "5", cacheReadUSD: "0.1", cacheWrite5mUSD: "1.25"}]
 limits:
   backend: Redis
   redisURL: "REDIS_URL"

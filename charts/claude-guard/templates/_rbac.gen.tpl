@@ -67,19 +67,23 @@
   verbs: [update]
 # claudeaccesspolicies/status: The policy controller reports conditions, pod counts and conflicts in
 # each policy's status.
+# claudepricetables/status: The price table controller reports the prices in force and entries that
+# never apply.
 # clauderevocations/status: The revocation controller reports on each revocation whether it is in
 # force and for which policies.
 # claudetenants/status: The tenant controller reports selected and contested namespaces in each
 # tenant's status.
 - apiGroups: ["claudeguard.io"]
-  resources: [claudeaccesspolicies/status, clauderevocations/status, claudetenants/status]
+  resources: [claudeaccesspolicies/status, claudepricetables/status, clauderevocations/status, claudetenants/status]
   verbs: [get, patch, update]
+# claudepricetables: The cluster's ClaudePriceTable prices USD budgets: the policy controller renders
+# it into every config with one, and refuses a policy whose allowed models it leaves unpriced.
 # clauderevocations: The policy controller renders a namespace's ClaudeRevocations into the configs of
 # its policies, and the revocation controller shares them through Redis; both watch them cluster-wide.
 # claudetenants: ClaudeTenants are cluster-scoped; every policy is narrowed by the tenant that selects
 # its namespace.
 - apiGroups: ["claudeguard.io"]
-  resources: [clauderevocations, claudetenants]
+  resources: [claudepricetables, clauderevocations, claudetenants]
   verbs: [get, list, watch]
 # events: Warning events on policies and on the owners of pods that could not be injected, in tenant
 # namespaces.
