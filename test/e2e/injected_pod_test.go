@@ -49,33 +49,7 @@ func TestInjectedPodServes(t *testing.T) {
 	})
 	mustKubectl(t, "apply", "-f", f)
 
-	var pod corev1.Pod
-	if err := json.Unmarshal([]byte(mustKubectl(t, "get", "pod", "storefront", "-n", "shop", "-o", "json")), &pod); err != nil {
-		t.Fatal(err)
-	}
-	if pod.Annotations[wellknown.AnnotationStatus] != wellknown.StatusInjected {
-		t.Fatalf("pod was not injected: %v", pod.Annotations)
-	}
-
-	var logs bytes.Buffer
-	runner := &podrun.Runner{
-		Client:   env.Client,
-		Root:     t.TempDir(),
-		Binaries: map[string]string{inject.DefaultConfig().Command[0]: sidecarBin},
-		Output:   &logs,
-	}
-	proc, err := runner.Start(context.Background(), &pod, wellknown.SidecarContainerName)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, logs.String())
-	}
-	defer func() { _ = proc.Stop() }()
-
-	app := pod.Spec.Containers[0]
-	appEnv := map[string]string{}
-	for _, e := range app.Env {
-		appEnv[e.Name] = e.Value
-	}
-	client := anthropic.NewClient(option.WithBaseURL(appEnv[wellknown.EnvBaseURL]), option.WithAPIKey(appEnv[wellknown.EnvAPIKey]), option.WithMaxRetries(0))
+	proc, client, logs := startInjected(t, "shop", "storefront")
 	ctx := context.Background()
 	msg, err := client.Messages.New(ctx, anthropic.MessageNewParams{
 		Model: "claude-haiku-4-5", MaxTokens: 4000,
@@ -111,4 +85,36 @@ func TestInjectedPodServes(t *testing.T) {
 	if !strings.Contains(out, `"decision":"allow"`) || !strings.Contains(out, `"decision":"deny"`) {
 		t.Errorf("audit records lack an allow and a deny:\n%s", out)
 	}
+}
+
+// startInjected reads pod ns/name as the API server stored it after injection, runs its sidecar as a
+// local process (podrun: the kubelet's part) and returns it, with an SDK client configured only from the
+// app container's injected environment, and the sidecar's output.
+func startInjected(t *testing.T, ns, name string) (*podrun.Process, anthropic.Client, *bytes.Buffer) {
+	t.Helper()
+	var pod corev1.Pod
+	if err := json.Unmarshal([]byte(mustKubectl(t, "get", "pod", name, "-n", ns, "-o", "json")), &pod); err != nil {
+		t.Fatal(err)
+	}
+	if pod.Annotations[wellknown.AnnotationStatus] != wellknown.StatusInjected {
+		t.Fatalf("pod was not injected: %v", pod.Annotations)
+	}
+	logs := &bytes.Buffer{}
+	runner := &podrun.Runner{
+		Client:   env.Client,
+		Root:     t.TempDir(),
+		Binaries: map[string]string{inject.DefaultConfig().Command[0]: sidecarBin},
+		Output:   logs,
+	}
+	proc, err := runner.Start(context.Background(), &pod, wellknown.SidecarContainerName)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, logs.String())
+	}
+	t.Cleanup(func() { _ = proc.Stop() })
+	appEnv := map[string]string{}
+	for _, e := range pod.Spec.Containers[0].Env {
+		appEnv[e.Name] = e.Value
+	}
+	client := anthropic.NewClient(option.WithBaseURL(appEnv[wellknown.EnvBaseURL]), option.WithAPIKey(appEnv[wellknown.EnvAPIKey]), option.WithMaxRetries(0))
+	return proc, client, logs
 }
