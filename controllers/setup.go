@@ -42,7 +42,8 @@ func CacheOptions() cache.Options {
 // Setup registers every reconciler with mgr. redis turns on per-namespace Redis users (nil: off);
 // revocations is where revocations are shared with sidecars of the Redis backend (nil: no Redis).
 func Setup(mgr ctrl.Manager, opts effective.Options, redis *RedisUsersOptions, revocations RevocationStore) error {
-	if err := (&TenantReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("claude-guard-tenant")}).SetupWithManager(mgr); err != nil {
+	if err := (&TenantReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("claude-guard-tenant"),
+		SharedBackend: opts.RedisURL != ""}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("failed to set up the tenant controller: %w", err)
 	}
 	if err := (&PolicyReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("claude-guard-policy"), Options: opts,

@@ -30,6 +30,8 @@ import (
 type TenantReconciler struct {
 	client.Client
 	Recorder events.EventRecorder
+	// SharedBackend is set when the operator has a Redis, where tenants' limits and budgets count.
+	SharedBackend bool
 }
 
 // +kubebuilder:rbac:groups=claudeguard.io,resources=claudetenants,verbs=get;list;watch
@@ -101,6 +103,9 @@ func (r *TenantReconciler) reconcileNormal(ctx context.Context, t *v1alpha1.Clau
 		}
 		cond.Status, cond.Reason = metav1.ConditionFalse, v1alpha1.ReasonNamespaceConflict
 		cond.Message = "Namespaces selected by more than one ClaudeTenant belong to none and their policies deny every request: " + strings.Join(parts, "; ")
+	} else if !r.SharedBackend && (len(t.Spec.Limits) > 0 || len(t.Spec.Budgets) > 0) {
+		cond.Status, cond.Reason = metav1.ConditionFalse, v1alpha1.ReasonNoSharedBackend
+		cond.Message = "spec.limits and spec.budgets count in the operator's shared Redis, and the operator has none (chart value redis.url): counted in each pod, they would bound nothing, so the tenant's policies are not admitted; configure Redis, or remove them"
 	}
 	conditions.Set(t, cond)
 	return nil

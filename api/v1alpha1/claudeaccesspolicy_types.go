@@ -616,6 +616,10 @@ type EffectiveLimit struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=32
 	USD string `json:"usd,omitempty"`
+	// enforcement of a budget: Soft or Hard.
+	// +optional
+	// +kubebuilder:validation:MaxLength=16
+	Enforcement string `json:"enforcement,omitempty"`
 }
 
 // RenderedConfigRef points at a rendered config.

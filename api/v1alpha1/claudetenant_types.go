@@ -38,6 +38,16 @@ type ClaudeTenantSpec struct {
 	// +kubebuilder:validation:XValidation:rule="self.all(r, !has(r.key) || r.key != 'Session')",message="a tenant ceiling cannot be counted per Session: the client chooses its session ids, so such a ceiling bounds nothing; use Workload, EndUser or Namespace"
 	Budgets []Budget `json:"budgets,omitempty"`
 
+	// limitsFailureMode is what the tenant's limits and budgets do while the operator's Redis is
+	// unreachable: FailClosed (the default: the tenant's policies refuse requests, 503) or FailOpen (each
+	// sidecar counts on its own meanwhile, so a fleet of N pods may admit N times a ceiling). The
+	// tenant's limits and budgets always count in the operator's Redis, shared by every pod of the
+	// namespace, whatever backend a policy chooses; without one they are not admitted (NoSharedBackend).
+	// A policy's own failureMode applies only if it is no stricter than this: FailOpen needs both.
+	// +optional
+	// +kubebuilder:default=FailClosed
+	LimitsFailureMode FailureMode `json:"limitsFailureMode,omitempty"`
+
 	// maxRequestBytes bounds the request body size of every policy. Default 33554432 (32 MiB).
 	// +optional
 	// +kubebuilder:validation:Minimum=1024

@@ -27,6 +27,9 @@ const (
 	ReasonSPIFFERequired = "SPIFFERequired"
 	// A USD budget applies and an allowed model has no price (ClaudePriceTable, built-in prices).
 	ReasonUnpricedModel = "UnpricedModel"
+	// The tenant sets limits or budgets and the operator has no shared backend (Redis) to count them in;
+	// also the ClaudeTenant's Ready, False.
+	ReasonNoSharedBackend = "NoSharedBackend"
 	// ClaudeAccessPolicy Ready, False, although admitted: injected pods cannot start because a volume
 	// of their sidecar does not mount (a secretRef Secret that does not exist, no SPIFFE CSI driver).
 	ReasonSidecarVolumeUnavailable = "SidecarVolumeUnavailable"

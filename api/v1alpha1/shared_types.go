@@ -105,9 +105,22 @@ type RateLimit struct {
 	TokenType TokenType `json:"tokenType,omitempty"`
 }
 
-// Budget is an allowance of tokens or US dollars per calendar window. Budgets are soft caps: a request
-// is admitted while the window's spend is below the budget, so the last admitted request may overshoot
-// by at most its own cost.
+// BudgetEnforcement is how a budget holds: Soft or Hard.
+// +kubebuilder:validation:Enum=Soft;Hard
+type BudgetEnforcement string
+
+const (
+	// BudgetSoft admits a request while the window's settled spend is below the budget: requests in
+	// flight when it is reached may each finish above it.
+	BudgetSoft BudgetEnforcement = "Soft"
+	// BudgetHard reserves a request's maximum cost (its input and max_tokens at the model's dearest
+	// prices) before forwarding it and admits it only if that fits: concurrent requests cannot overshoot.
+	BudgetHard BudgetEnforcement = "Hard"
+)
+
+// Budget is an allowance of tokens or US dollars per calendar window. A Soft budget (the default) admits
+// a request while the window's spend is below the budget, so requests in flight may overshoot it by their
+// own cost; a Hard one reserves each request's maximum cost first (docs/limits.md states both bounds).
 // +kubebuilder:validation:ExactlyOneOf=tokens;usd
 type Budget struct {
 	// name identifies the budget; a denial names it.
@@ -140,6 +153,13 @@ type Budget struct {
 	// +optional
 	// +kubebuilder:default=Total
 	TokenType TokenType `json:"tokenType,omitempty"`
+
+	// enforcement is Soft (the default: a request is admitted while the settled spend is below the
+	// budget) or Hard (a request is admitted only if its maximum cost, reserved before it is forwarded,
+	// fits in what is left; a request whose max_tokens alone exceeds the budget is never admitted).
+	// +optional
+	// +kubebuilder:default=Soft
+	Enforcement BudgetEnforcement `json:"enforcement,omitempty"`
 }
 
 // Condition types and reasons shared by both kinds.

@@ -83,6 +83,19 @@ type Input struct {
 	Prices []policyconfig.Price
 }
 
+// useRedis has c count in the operator's Redis, as the namespace's own Redis user when the operator
+// manages them; false when the operator has no Redis.
+func useRedis(c *policyconfig.Config, namespace string, o Options) bool {
+	if o.RedisURL == "" {
+		return false
+	}
+	c.Limits.Backend, c.Limits.RedisURL = policyconfig.BackendRedis, o.RedisURL
+	if o.RedisUsers {
+		c.Limits.RedisUser = wellknown.RedisUser(namespace)
+	}
+	return true
+}
+
 // Compute returns the effective config, or the violations that keep the policy from being admitted.
 func Compute(in Input, o Options) (*policyconfig.Config, []Violation) {
 	p := in.Policy
@@ -98,6 +111,7 @@ func Compute(in Input, o Options) (*policyconfig.Config, []Violation) {
 	if t := in.Tenant; t != nil {
 		c.Policy.Tenant = t.Name
 		vs = append(vs, narrow(c, p, t)...)
+		vs = append(vs, tenantBackend(c, p, t, o)...)
 	}
 	vs = append(vs, identity(c, p, in.Tenant)...)
 	vs = append(vs, prices(c, p, in.Prices)...)
@@ -198,17 +212,10 @@ func base(p *v1alpha1.ClaudeAccessPolicy, o Options) *policyconfig.Config {
 	if l := s.Limits; l != nil {
 		c.Limits = policyconfig.Limits{Backend: string(l.Backend), FailureMode: string(l.FailureMode), Rules: limitRules(l.Rules, policyconfig.SourcePolicy)}
 	}
-	if c.Limits.Backend == policyconfig.BackendRedis {
-		if o.RedisURL == "" {
-			// No Redis configured (the chart's redis.url is empty): such policies count locally in each
-			// pod, as values.yaml promises. A sidecar refuses backend Redis without a URL.
-			c.Limits.Backend = policyconfig.BackendLocal
-		} else {
-			c.Limits.RedisURL = o.RedisURL
-			if o.RedisUsers {
-				c.Limits.RedisUser = wellknown.RedisUser(p.Namespace)
-			}
-		}
+	if c.Limits.Backend == policyconfig.BackendRedis && !useRedis(c, p.Namespace, o) {
+		// No Redis configured (the chart's redis.url is empty): such policies count locally in each
+		// pod, as values.yaml promises. A sidecar refuses backend Redis without a URL.
+		c.Limits.Backend = policyconfig.BackendLocal
 	}
 	c.Budgets = budgets(s.Budgets, policyconfig.SourcePolicy)
 	if a := s.Audit; a != nil {
@@ -300,7 +307,7 @@ func limitRules(rs []v1alpha1.RateLimit, source string) []policyconfig.LimitRule
 func budgets(bs []v1alpha1.Budget, source string) []policyconfig.Budget {
 	var out []policyconfig.Budget
 	for _, b := range bs {
-		pb := policyconfig.Budget{Name: string(b.Name), Source: source, Key: string(b.Key), Window: string(b.Window), USD: b.USD, TokenType: string(b.TokenType)}
+		pb := policyconfig.Budget{Name: string(b.Name), Source: source, Key: string(b.Key), Window: string(b.Window), USD: b.USD, TokenType: string(b.TokenType), Enforcement: string(b.Enforcement)}
 		if pb.Key == "" {
 			pb.Key = policyconfig.KeyNamespace
 		}

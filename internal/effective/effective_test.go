@@ -44,7 +44,9 @@ func tenant(mut ...func(*v1alpha1.ClaudeTenant)) *v1alpha1.ClaudeTenant {
 	return t
 }
 
-var opts = Options{NoTenant: NoTenantDeny, VaultAddress: "https://vault.example:8200", Upstream: "https://api.anthropic.com", TrustDomain: "cluster.local"}
+// opts is an operator with Redis, where tenant ceilings count (tenantBackend).
+var opts = Options{NoTenant: NoTenantDeny, VaultAddress: "https://vault.example:8200", Upstream: "https://api.anthropic.com", TrustDomain: "cluster.local",
+	RedisURL: "redis://redis.claude-guard-system:6379/0"}
 
 func TestComputeViolations(t *testing.T) {
 	cases := []struct {

@@ -192,3 +192,27 @@ func narrow(c *policyconfig.Config, p *v1alpha1.ClaudeAccessPolicy, t *v1alpha1.
 func tenantModels(t *v1alpha1.ClaudeTenant) string {
 	return strings.Join(patterns(t.Spec.Models.Allow), ", ")
 }
+
+// tenantBackend has a tenant's limits and budgets count where the tenant chose, whatever the policy
+// says: in the operator's Redis, shared by every pod of the namespace (counted per pod, a ceiling would
+// grow with the replicas and reset with each restart), with the stricter of the two failure modes. The
+// sidecar has one limiter, so the policy's own rules count there too. Without a Redis the policy is
+// not admitted.
+func tenantBackend(c *policyconfig.Config, p *v1alpha1.ClaudeAccessPolicy, t *v1alpha1.ClaudeTenant, o Options) []Violation {
+	if len(t.Spec.Limits) == 0 && len(t.Spec.Budgets) == 0 {
+		return nil
+	}
+	if !useRedis(c, p.Namespace, o) {
+		return []Violation{{v1alpha1.ReasonNoSharedBackend, fmt.Sprintf(
+			"ClaudeTenant %s sets limits or budgets, which count in the operator's shared Redis, and the operator has none (chart value redis.url): counted in each pod, a tenant ceiling would bound nothing; ask the platform team to configure Redis",
+			t.Name)}}
+	}
+	if c.Limits.FailureMode == "" || t.Spec.LimitsFailureMode != v1alpha1.FailOpen {
+		// FailOpen needs both: the tenant's and, when the policy has limits of its own, the policy's.
+		c.Limits.FailureMode = string(t.Spec.LimitsFailureMode)
+		if c.Limits.FailureMode == "" {
+			c.Limits.FailureMode = policyconfig.FailClosed
+		}
+	}
+	return nil
+}

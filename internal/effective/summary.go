@@ -29,7 +29,15 @@ func Summary(c *policyconfig.Config) *v1alpha1.EffectivePolicy {
 		e.Limits = append(e.Limits, v1alpha1.EffectiveLimit{Name: r.Name, Source: r.Source, Key: r.Key, Window: r.Window, Requests: r.Requests, Tokens: r.Tokens})
 	}
 	for _, b := range c.Budgets {
-		e.Budgets = append(e.Budgets, v1alpha1.EffectiveLimit{Name: b.Name, Source: b.Source, Key: b.Key, Window: b.Window, Tokens: b.Tokens, USD: b.USD})
+		e.Budgets = append(e.Budgets, v1alpha1.EffectiveLimit{Name: b.Name, Source: b.Source, Key: b.Key, Window: b.Window, Tokens: b.Tokens, USD: b.USD, Enforcement: enforcement(b)})
 	}
 	return e
+}
+
+// enforcement is b's enforcement as the status shows it: Soft when unset.
+func enforcement(b policyconfig.Budget) string {
+	if b.Enforcement == "" {
+		return policyconfig.EnforcementSoft
+	}
+	return b.Enforcement
 }

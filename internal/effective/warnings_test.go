@@ -60,6 +60,7 @@ func TestSPIFFERequired(t *testing.T) {
 // to a model that is not allowed, an end-user rule that can grant nothing.
 func TestWarnings(t *testing.T) {
 	noRedis := opts
+	noRedis.RedisURL = ""
 	withRedis := opts
 	withRedis.RedisURL = "redis://redis.example:6379"
 	cases := []struct {

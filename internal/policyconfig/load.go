@@ -167,6 +167,9 @@ func (c *Config) ApplyDefaults() {
 		if c.Budgets[i].TokenType == "" {
 			c.Budgets[i].TokenType = TokensTotal
 		}
+		if c.Budgets[i].Enforcement == "" {
+			c.Budgets[i].Enforcement = EnforcementSoft
+		}
 	}
 }
 

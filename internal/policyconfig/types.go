@@ -365,7 +365,16 @@ type Budget struct {
 	Tokens    int64  `json:"tokens,omitempty"`
 	USD       string `json:"usd,omitempty"`
 	TokenType string `json:"tokenType,omitempty"`
+	// Enforcement is EnforcementSoft (default) or EnforcementHard.
+	Enforcement string `json:"enforcement,omitempty"`
 }
+
+// Budget enforcements: Soft budgets are checked against settled spend; Hard ones reserve each
+// request's maximum cost.
+const (
+	EnforcementSoft = "Soft"
+	EnforcementHard = "Hard"
+)
 
 // Price is what the models Model matches cost, in decimal USD: tokens per million, web searches per
 // thousand. The operator renders the cluster's price table (ClaudePriceTable, over the built-in one)

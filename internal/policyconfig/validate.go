@@ -102,9 +102,12 @@ func (v *validator) price(f string, p Price) {
 	v.decimal(f+".inputUSD", p.InputUSD)
 	v.decimal(f+".outputUSD", p.OutputUSD)
 	v.tokenPrices(f, p.TokenPrices, true)
-	for tier, tp := range map[string]*TokenPrices{TierBatch: p.Batch, TierPriority: p.Priority} {
-		if tp != nil {
-			v.tokenPrices(f+"."+tier, *tp, false)
+	for _, t := range []struct {
+		name string
+		tp   *TokenPrices
+	}{{TierBatch, p.Batch}, {TierPriority, p.Priority}} {
+		if t.tp != nil {
+			v.tokenPrices(f+"."+t.name, *t.tp, false)
 		}
 	}
 	if p.WebSearchPer1000USD != "" {
@@ -117,7 +120,8 @@ func (v *validator) price(f string, p Price) {
 func (v *validator) tokenPrices(f string, tp TokenPrices, standard bool) {
 	for _, a := range []struct{ name, s string }{{"inputUSD", tp.InputUSD}, {"outputUSD", tp.OutputUSD},
 		{"cacheReadUSD", tp.CacheReadUSD}, {"cacheWrite5mUSD", tp.CacheWrite5mUSD}, {"cacheWrite1hUSD", tp.CacheWrite1hUSD}} {
-		if a.s != "" && !(standard && (a.name == "inputUSD" || a.name == "outputUSD")) {
+		checkedByPrice := standard && (a.name == "inputUSD" || a.name == "outputUSD")
+		if a.s != "" && !checkedByPrice {
 			v.decimal(f+"."+a.name, a.s)
 		}
 	}
@@ -333,6 +337,7 @@ func (v *validator) budget(f string, b Budget) {
 	}
 	v.oneOf(f+".window", b.Window, WindowDay, WindowWeek, WindowMonth)
 	v.oneOf(f+".tokenType", b.TokenType, TokensInput, TokensOutput, TokensTotal)
+	v.oneOf(f+".enforcement", b.Enforcement, EnforcementSoft, EnforcementHard)
 	switch {
 	case b.Tokens > 0 && b.USD == "":
 	case b.Tokens == 0 && b.USD != "":

@@ -9,9 +9,10 @@
 // Windows are fixed and aligned to UTC (minute, hour, day, ISO week from Monday, calendar month). A
 // reservation that outlives its window is settled against nothing: the old window is gone.
 //
-// Budgets are soft caps: a budget refuses new requests once its window's settled usage has reached it,
-// but a request admitted below the cap may finish above it (the cap is not reserved against, because one
-// large max_tokens would otherwise block a whole budget).
+// A Soft budget refuses new requests once its window's settled usage has reached it, but a request
+// admitted below the cap may finish above it (nothing is reserved against it, so one large max_tokens
+// does not block a whole budget). A Hard budget reserves each request's maximum cost like a limit: the
+// requests in flight can never together spend past it (docs/limits.md states both bounds).
 //
 // Two backends implement Limiter with the same behaviour: Memory keeps the counters in this process;
 // Redis keeps them in a Redis shared by every sidecar of a namespace (docs/limits.md), with a per-policy
@@ -72,6 +73,9 @@ type Request struct {
 	// no tokens (count_tokens, models).
 	InputTokens  int64
 	OutputTokens int64
+	// MaxInputTokens bounds the input from above for Hard budgets: the body's length in bytes, since no
+	// text tokenizes to more tokens than it has bytes. Zero with InputTokens.
+	MaxInputTokens int64
 	// Force reserves even when a rule is exceeded (shadow mode): Reserve then returns a Reservation
 	// whose Exceeded is the *Denied that would have applied, and no error.
 	Force bool
@@ -87,12 +91,21 @@ type Denied struct {
 	RetryAfter time.Duration
 	// Never is set when the request alone is larger than the limit: retrying cannot help.
 	Never bool
+	// Hard is set when a Hard budget refused: the request's maximum cost did not fit in what the spend
+	// and the requests in flight left.
+	Hard bool
 	// Status is the standing of the request's limits (nothing was taken), for the response headers.
 	Status Status
 }
 
 func (d *Denied) Error() string {
-	if d.Never {
+	switch {
+	case d.Hard && d.Never:
+		return fmt.Sprintf("the request's maximum cost (its input and max_tokens at the model's prices) is more than budget %q allows per window; lower max_tokens", d.Rule)
+	case d.Hard:
+		return fmt.Sprintf("budget %q has less left than the request's maximum cost (its input and max_tokens at the model's prices; requests in flight hold theirs); a lower max_tokens may fit; window resets in %s",
+			d.Rule, d.RetryAfter.Round(time.Second))
+	case d.Never:
 		return fmt.Sprintf("request needs more %s than limit %q allows per window", d.What, d.Rule)
 	}
 	return fmt.Sprintf("%s limit %q exceeded; window resets in %s", d.What, d.Rule, d.RetryAfter.Round(time.Second))
@@ -164,7 +177,10 @@ type rule struct {
 	amount    int64 // tokens, or micro-USD for USD budgets
 	tokenType string
 	budget    bool
-	usd       bool
+	// hard is set for a Hard budget, which holds a request's maximum cost and refuses one that would
+	// not fit, like a token limit.
+	hard bool
+	usd  bool
 }
 
 // price is what one model glob costs: per million tokens of each tier, in micro-USD, and per thousand
@@ -205,7 +221,8 @@ func Compile(c *policyconfig.Config) (*Rules, error) {
 	}
 	for _, b := range c.Budgets {
 		r := rule{id: ruleID(b.Source, "budget-"+b.Name), scope: ruleScope(c.Policy, b.Source, "budget", b.Name),
-			key: b.Key, window: b.Window, amount: b.Tokens, tokenType: b.TokenType, budget: true}
+			key: b.Key, window: b.Window, amount: b.Tokens, tokenType: b.TokenType, budget: true,
+			hard: b.Enforcement == policyconfig.EnforcementHard}
 		if b.USD != "" {
 			v, err := microUSD(b.USD)
 			if err != nil {
@@ -259,11 +276,16 @@ const (
 	whatBudget   = "budget"
 )
 
-// holdFor is what a request reserves against ru: one request and its estimated tokens for a limit;
-// nothing for a budget (budgets are soft caps, checked against settled usage only).
-func holdFor(ru *rule, r Request) (requests, amount int64) {
-	if ru.budget {
+// holdFor is what a request reserves against ru: one request and its estimated tokens for a limit; its
+// maximum cost for a Hard budget; nothing for a Soft budget (checked against settled usage only).
+func (rs *Rules) holdFor(ru *rule, r Request) (requests, amount int64) {
+	switch {
+	case ru.budget && !ru.hard:
 		return 0, 0
+	case ru.usd:
+		return 0, rs.maxCost(r.Model, r.MaxInputTokens, r.OutputTokens)
+	case ru.budget:
+		return 0, ru.tokens(usage.Usage{InputTokens: r.MaxInputTokens, OutputTokens: r.OutputTokens})
 	}
 	if ru.requests > 0 {
 		requests = 1
@@ -286,6 +308,10 @@ func holdFor(ru *rule, r Request) (requests, amount int64) {
 // check in Lua.
 func check(ru *rule, requests, amount, hr, ha int64) string {
 	switch {
+	case ru.budget && ru.hard:
+		if amount+ha > ru.amount {
+			return whatBudget
+		}
 	case ru.budget:
 		if amount >= ru.amount {
 			return whatBudget
@@ -298,10 +324,11 @@ func check(ru *rule, requests, amount, hr, ha int64) string {
 	return ""
 }
 
-// denial builds the *Denied for rule ru refusing with what; a token hold larger than the whole limit can
-// never fit.
+// denial builds the *Denied for rule ru refusing with what; a hold larger than the whole limit or Hard
+// budget can never fit.
 func denial(ru *rule, what string, ha int64, retry time.Duration) *Denied {
-	return &Denied{Rule: ru.id, What: what, RetryAfter: retry, Never: what == whatTokens && ha > ru.amount}
+	hard := what == whatBudget && ru.hard
+	return &Denied{Rule: ru.id, What: what, RetryAfter: retry, Never: (what == whatTokens || hard) && ha > ru.amount, Hard: hard}
 }
 
 // settled is what a settled reservation counts against ru for usage u of model.
@@ -331,12 +358,20 @@ func (r *rule) tokens(u usage.Usage) int64 {
 // cost returns the micro-USD cost of u for model (0 when no price matches: the operator admits a USD
 // budget only when every allowed model is priced).
 func (rs *Rules) cost(model string, u usage.Usage) int64 {
-	for i := range rs.prices {
-		if p := &rs.prices[i]; glob.Match(p.model, model) {
-			return p.cost(u)
-		}
+	if p := rs.priceOf(model); p != nil {
+		return p.cost(u)
 	}
 	return 0
+}
+
+// priceOf returns the first price whose glob matches model, or nil.
+func (rs *Rules) priceOf(model string) *price {
+	for i := range rs.prices {
+		if p := &rs.prices[i]; glob.Match(p.model, model) {
+			return p
+		}
+	}
+	return nil
 }
 
 // cost prices u at the tier its service_tier names. Cache writes the response does not split by

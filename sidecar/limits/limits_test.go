@@ -569,3 +569,88 @@ func TestAmountArithmetic(t *testing.T) {
 		}
 	}
 }
+
+// TestHardBudgets: a Hard budget holds each request's maximum cost (its body length in bytes as input
+// and its max_tokens as output, at the dearest prices), so requests in flight never spend past it
+// together, and settles to the real cost. Without the hold (a Soft budget), the same requests are all
+// admitted while nothing is settled.
+func TestHardBudgets(t *testing.T) {
+	ctx := context.Background()
+	haiku := []policyconfig.Price{{Model: "claude-haiku-*", TokenPrices: policyconfig.TokenPrices{InputUSD: "1", OutputUSD: "5"},
+		Priority: &policyconfig.TokenPrices{OutputUSD: "10"}}}
+	forEachBackend(t, func(t *testing.T, b backend) {
+		t.Run("USD", func(t *testing.T) {
+			rs := rules(t, nil, []policyconfig.Budget{{Name: "usd", Key: "Namespace", Window: "Day", USD: "0.05",
+				TokenType: "Total", Enforcement: policyconfig.EnforcementHard}}, haiku)
+			m := b.new(t, rs)
+			now := fixedClock(m, time.Date(2026, 2, 10, 12, 0, 0, 0, time.UTC))
+			k := Keys{Namespace: "team-a"}
+			// 2000 bytes in at the dearest input-side price (1-hour cache writes, 2x $1) and 1000 out at
+			// the priority tier's $10: $0.004 + $0.01 = $0.014 each. Three fit in $0.05, a fourth does not.
+			req := Request{Keys: k, Model: "claude-haiku-4-5", InputTokens: 500, MaxInputTokens: 2000, OutputTokens: 1000}
+			var held []*Reservation
+			for i := range 3 {
+				r, err := m.Reserve(ctx, req)
+				if err != nil {
+					t.Fatalf("request %d: %v", i, err)
+				}
+				held = append(held, r)
+			}
+			if _, a := m.counter(t, rs, 0, k, *now); a != 42_000 {
+				t.Fatalf("held %d micro-USD, want 42000", a)
+			}
+			_, err := m.Reserve(ctx, req)
+			if d := asDenied(err); d == nil || d.What != "budget" || d.Rule != "policy/budget-usd" || d.Never || !d.Hard {
+				t.Fatalf("fourth request in flight: %v, want a Hard budget denial that a retry can pass", err)
+			}
+			// Settling at the real cost (400 in, 100 out: $0.0009) frees the rest of the hold.
+			for _, r := range held {
+				if err := m.Settle(ctx, r, usage.Usage{InputTokens: 400, OutputTokens: 100}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, a := m.counter(t, rs, 0, k, *now); a != 2_700 {
+				t.Fatalf("settled %d micro-USD, want 2700", a)
+			}
+			if r, err := m.Reserve(ctx, req); err != nil {
+				t.Fatalf("after settling: %v", err)
+			} else if err := m.Refund(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+			// A request whose maximum cost exceeds the whole budget can never be admitted.
+			_, err = m.Reserve(ctx, Request{Keys: k, Model: "claude-haiku-4-5", MaxInputTokens: 10, OutputTokens: 10_000})
+			if d := asDenied(err); d == nil || d.What != "budget" || !d.Never {
+				t.Fatalf("max cost $0.10 > $0.05: %v, want a budget denial with Never", err)
+			}
+			// A call that costs nothing (count_tokens) passes a spent budget's check.
+			if _, err := m.Reserve(ctx, Request{Keys: k, Model: "claude-haiku-4-5"}); err != nil {
+				t.Fatalf("a call without tokens: %v", err)
+			}
+		})
+		t.Run("tokens", func(t *testing.T) {
+			for _, tc := range []struct {
+				enforcement string
+				admitted    int
+			}{{policyconfig.EnforcementHard, 2}, {policyconfig.EnforcementSoft, 5}} {
+				t.Run(tc.enforcement, func(t *testing.T) {
+					rs := rules(t, nil, []policyconfig.Budget{{Name: "out", Key: "Workload", Window: "Day", Tokens: 1000,
+						TokenType: "Output", Enforcement: tc.enforcement}}, nil)
+					m := b.new(t, rs)
+					fixedClock(m, time.Date(2026, 2, 10, 12, 0, 0, 0, time.UTC))
+					admitted := 0
+					for range 5 {
+						if _, err := m.Reserve(ctx, Request{Keys: Keys{Workload: "w"}, InputTokens: 9, MaxInputTokens: 9000, OutputTokens: 400}); err == nil {
+							admitted++
+						} else if asDenied(err) == nil {
+							t.Fatal(err)
+						}
+					}
+					if admitted != tc.admitted {
+						t.Fatalf("%d of 5 requests of max_tokens 400 in flight admitted under a %s output budget of 1000, want %d",
+							admitted, tc.enforcement, tc.admitted)
+					}
+				})
+			}
+		})
+	})
+}

@@ -69,7 +69,7 @@ func (m *Memory) Reserve(_ context.Context, r Request) (*Reservation, error) {
 			*b = bucket{window: start, end: end}
 		}
 		h := hold{b: b, r: ru, window: start, end: end}
-		h.requests, h.amount = holdFor(ru, r)
+		h.requests, h.amount = rs.holdFor(ru, r)
 		if what := check(ru, b.requests, b.amount, h.requests, h.amount); what != "" && denied == nil {
 			denied = denial(ru, what, h.amount, end.Sub(now))
 		}

@@ -64,3 +64,20 @@ func compileTier(tp policyconfig.TokenPrices, base tierPrice) (tierPrice, error)
 	}
 	return t, nil
 }
+
+// maxCost is the most a request of model can cost with at most in input and out output tokens: every
+// input token at the dearest input-side price of the standard and priority tiers (a cache write, which
+// costs more than plain input) and every output token at the dearest output price. The Messages API
+// serves no batch tier, and server-tool fees cannot be bounded from the request (docs/limits.md).
+func (rs *Rules) maxCost(model string, in, out int64) int64 {
+	p := rs.priceOf(model)
+	if p == nil {
+		return 0
+	}
+	var inPrice, outPrice int64
+	for _, t := range []*tierPrice{&p.standard, &p.priority} {
+		inPrice = max(inPrice, t.input, t.cacheRead, t.cacheWrite5m, t.cacheWrite1h)
+		outPrice = max(outPrice, t.output)
+	}
+	return costMicroUSD([2]int64{in, inPrice}, [2]int64{out, outPrice})
+}

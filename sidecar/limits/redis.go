@@ -205,10 +205,10 @@ func (l *Redis) Reserve(ctx context.Context, r Request) (*Reservation, error) {
 		ru := &rs.rules[i]
 		start, end := windowStart(ru.window, now)
 		h := hold{r: ru, window: start, end: end, key: rs.bucketKey(ru, r.Keys, start)}
-		h.requests, h.amount = holdFor(ru, r)
+		h.requests, h.amount = rs.holdFor(ru, r)
 		res.holds[i], keys[i] = h, h.key
-		kind := "l"
-		if ru.budget {
+		kind := "l" // a Hard budget is checked like a token limit: its hold must fit
+		if ru.budget && !ru.hard {
 			kind = "b"
 		}
 		args = append(args, kind, bounded(ru.requests), bounded(ru.amount), h.requests, bounded(h.amount), ttl(end, now))
@@ -246,7 +246,11 @@ func (l *Redis) Reserve(ctx context.Context, r Request) (*Reservation, error) {
 		return nil, fmt.Errorf("%w: the reserve function returned rule %d, reason %d", ErrUnavailable, reply[0], reply[1])
 	}
 	h := res.holds[reply[0]-1]
-	d := denial(h.r, [...]string{1: whatRequests, 2: whatTokens, 3: whatBudget}[reply[1]], h.amount, h.end.Sub(now))
+	what := [...]string{1: whatRequests, 2: whatTokens, 3: whatBudget}[reply[1]]
+	if h.r.budget {
+		what = whatBudget
+	}
+	d := denial(h.r, what, h.amount, h.end.Sub(now))
 	d.Status = status
 	if !r.Force {
 		return nil, d

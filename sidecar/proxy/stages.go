@@ -127,6 +127,7 @@ func WithLimits(l limits.Limiter, m *metrics.Metrics, log *slog.Logger, next htt
 		}
 		if r.URL.Path == "/v1/messages" && ex.Decision.Fields.HasMaxTokens {
 			req.InputTokens = decide.EstimateInputTokens(ex.Body)
+			req.MaxInputTokens = int64(len(ex.Body))
 			req.OutputTokens = ex.Decision.Fields.MaxTokens
 		}
 		res, err := l.Reserve(r.Context(), req)

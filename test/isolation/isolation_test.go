@@ -61,7 +61,9 @@ func run(m *testing.M) int {
 	}
 	stop, err := env.StartManager(testenv.ManagerOptions{
 		User:      managerUser,
-		Effective: effective.Options{NoTenant: effective.NoTenantDeny, VaultAddress: "https://vault.test:8200", Upstream: "https://api.anthropic.test"},
+		// A Redis URL, where the tenants' limits count (no sidecar runs here, so none is dialled).
+		Effective: effective.Options{NoTenant: effective.NoTenantDeny, VaultAddress: "https://vault.test:8200", Upstream: "https://api.anthropic.test",
+			RedisURL: "redis://redis.claude-guard-system.test:6379/0"},
 		Inject:    &inject.Operator{Namespace: "claude-guard-system", Config: inject.DefaultConfig()},
 	})
 	if err != nil {
@@ -377,6 +379,8 @@ spec:
 		{"read ClaudeTenants", []string{"get", "claudetenants"}, "", false},
 		{"edit acme's ClaudeTenant", []string{"label", "claudetenant", "acme", "x=y"}, "", false},
 		{"create a ClaudeTenant", []string{"apply", "-f", "-"}, "apiVersion: claudeguard.io/v1alpha1\nkind: ClaudeTenant\nmetadata: {name: alice}\nspec: {namespaceSelector: {matchLabels: {x: y}}, models: {allow: [\"*\"]}, credentials: {allowedSources: [SecretRef]}}\n", false},
+		{"create the price table", []string{"apply", "-f", "-"}, "apiVersion: claudeguard.io/v1alpha1\nkind: ClaudePriceTable\nmetadata: {name: default}\nspec: {prices: [{model: \"claude-*\", input: \"0\", output: \"0\"}]}\n", false},
+		{"read the price table", []string{"get", "claudepricetables"}, "", false},
 		{"read the operator's namespace", []string{"get", "secrets", "-n", "claude-guard-system"}, "", false},
 		{"create a policy in the operator's namespace", []string{"apply", "-f", "-"}, policy("claude-guard-system", "by-alice"), false},
 		{"edit acme's rendered sidecar config", []string{"label", "configmap", "claude-guard-acme-chat", "-n", "acme", "x=y"}, "", false},

@@ -178,6 +178,35 @@ func (f *fleet) counter(t *testing.T, pattern string) (requests, amount int64) {
 	return n(v[0]), n(v[1])
 }
 
+// samplePeak samples the amount field of the counters matching pattern every 5 ms until the returned
+// function is called, which returns the highest value seen.
+func (f *fleet) samplePeak(t *testing.T, pattern string) func() int64 {
+	stop := make(chan struct{})
+	sampled := make(chan int64, 1)
+	go func() {
+		var peak int64
+		defer func() { sampled <- peak }()
+		c := f.Redis.Client(t)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			keys, _ := c.Keys(t.Context(), pattern).Result()
+			for _, k := range keys {
+				if a, err := c.HGet(t.Context(), k, "a").Int64(); err == nil && a > peak {
+					peak = a
+				}
+			}
+		}
+	}()
+	return func() int64 {
+		close(stop)
+		return <-sampled
+	}
+}
+
 // scrape returns sidecar i's metrics text.
 func (f *fleet) scrape(i int) string {
 	rec := httptest.NewRecorder()

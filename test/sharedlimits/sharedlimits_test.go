@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/claude-guard/claude-guard/internal/policyconfig"
 	"github.com/claude-guard/claude-guard/internal/test/fakeupstream"
 	"github.com/claude-guard/claude-guard/sidecar/proxy"
 )
@@ -80,26 +81,7 @@ func TestFleetTokenLimitNeverExceeded(t *testing.T) {
   - {name: tpd, key: Namespace, window: Day, tokens: 30000, tokenType: Total}
 `))
 	const key = "cg:{team-a}:p:chat:limit:tpd:Day:Namespace=team-a:*"
-	stop := make(chan struct{})
-	sampled := make(chan int64, 1)
-	go func() {
-		var peak int64
-		defer func() { sampled <- peak }()
-		c := f.Redis.Client(t)
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(5 * time.Millisecond):
-			}
-			keys, _ := c.Keys(t.Context(), key).Result()
-			for _, k := range keys {
-				if a, err := c.HGet(t.Context(), k, "a").Int64(); err == nil && a > peak {
-					peak = a
-				}
-			}
-		}
-	}()
+	samplePeak := f.samplePeak(t, key)
 	var ok, limited atomic.Int64
 	var used atomic.Int64
 	var wg sync.WaitGroup
@@ -124,8 +106,7 @@ func TestFleetTokenLimitNeverExceeded(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	close(stop)
-	peak := <-sampled
+	peak := samplePeak()
 	if peak > limit {
 		t.Fatalf("reserved plus settled tokens reached %d > limit %d", peak, limit)
 	}
@@ -230,5 +211,74 @@ func TestFleetRateLimitHeaders(t *testing.T) {
 			t.Fatalf("request %d: tokens remaining %q after %d", i, h.Get(proxy.HeaderTokensRemaining), prevTokens)
 		}
 		prevTokens = tokens
+	}
+}
+
+// TestFleetHardBudgetNeverOvershoots: 200 clients through four sidecars spend a shared USD budget. A
+// Hard budget's counter (spend plus the maximum cost of the requests in flight) never passes the cap,
+// sampled from Redis throughout, and ends at exactly the real cost of the admitted requests; a Soft
+// budget, under the same load, admits the requests in flight when the cap is reached and ends above it
+// by at most their cost (docs/limits.md, "Budgets: Soft and Hard").
+func TestFleetHardBudgetNeverOvershoots(t *testing.T) {
+	const capMicroUSD, maxTokens = 20_000, 200
+	costOf := func(stream bool) int64 {
+		in, out, cw, cr := fakeupstream.Usage(requestBody(maxTokens, stream), maxTokens)
+		// $1/M input, $5/M output, $1.25/M cache writes, $0.10/M cache reads (the fleet's prices).
+		return (in*1_000_000 + out*5_000_000 + cw*1_250_000 + cr*100_000) / 1_000_000
+	}
+	cost := max(costOf(false), costOf(true))
+	for _, enforcement := range []string{policyconfig.EnforcementHard, policyconfig.EnforcementSoft} {
+		t.Run(enforcement, func(t *testing.T) {
+			f := newFleet(t, fleetSize, policy("FailClosed", `budgets:
+- {name: usd, key: Namespace, window: Month, usd: "0.02", enforcement: `+enforcement+"}\n"))
+			const key = "cg:{team-a}:p:chat:budget:usd:Month:*"
+			peak := f.samplePeak(t, key)
+			var ok, limited, used atomic.Int64
+			var wg sync.WaitGroup
+			for c := range clients {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := range 3 {
+						stream := (c+i)%2 == 0
+						switch r := f.messages(t, c+i, maxTokens, stream); r.Status {
+						case 200:
+							ok.Add(1)
+							used.Add(costOf(stream))
+						case 429:
+							limited.Add(1)
+							if !strings.Contains(r.Body, "policy/budget-usd") {
+								t.Errorf("429 names another rule: %s", r.Body)
+							}
+						default:
+							t.Errorf("status %d: %s", r.Status, r.Body)
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			top := peak()
+			_, spent := f.counter(t, key)
+			if spent != used.Load() {
+				t.Fatalf("Redis holds %d micro-USD; the %d admitted requests cost %d", spent, ok.Load(), used.Load())
+			}
+			if limited.Load() == 0 {
+				t.Fatalf("admitted all %d requests: the load did not reach the budget", ok.Load())
+			}
+			t.Logf("%s: admitted %d, refused %d, peak spend+held %d, spent %d of %d micro-USD (overshoot %d, %d requests' worth)",
+				enforcement, ok.Load(), limited.Load(), top, spent, capMicroUSD, max(0, spent-capMicroUSD), max(0, spent-capMicroUSD)/cost)
+			switch enforcement {
+			case policyconfig.EnforcementHard:
+				if top > capMicroUSD || spent > capMicroUSD {
+					t.Fatalf("Hard budget: spend plus holds reached %d and spend %d, past the cap %d", top, spent, capMicroUSD)
+				}
+			case policyconfig.EnforcementSoft:
+				// Soft: admitted while the settled spend is below the cap, so at most the clients' requests
+				// in flight (one each) finish above it.
+				if spent < capMicroUSD || spent >= capMicroUSD+clients*cost {
+					t.Fatalf("Soft budget spent %d, want in [%d, %d)", spent, capMicroUSD, capMicroUSD+clients*cost)
+				}
+			}
+		})
 	}
 }
