@@ -60,11 +60,11 @@ func run(m *testing.M) int {
 		return 1
 	}
 	stop, err := env.StartManager(testenv.ManagerOptions{
-		User:      managerUser,
+		User: managerUser,
 		// A Redis URL, where the tenants' limits count (no sidecar runs here, so none is dialled).
 		Effective: effective.Options{NoTenant: effective.NoTenantDeny, VaultAddress: "https://vault.test:8200", Upstream: "https://api.anthropic.test",
 			RedisURL: "redis://redis.claude-guard-system.test:6379/0"},
-		Inject:    &inject.Operator{Namespace: "claude-guard-system", Config: inject.DefaultConfig()},
+		Inject: &inject.Operator{Namespace: "claude-guard-system", Config: inject.DefaultConfig()},
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
