@@ -401,3 +401,39 @@ func TestPodsThatCannotMountTheirSidecarVolumes(t *testing.T) {
 	}
 	readyIs(t, ns, "chat", metav1.ConditionTrue, v1alpha1.ReasonAdmitted)
 }
+
+// TestTenantCeilingsNeedASharedBackend: this suite's operator has no Redis, so a tenant with a budget
+// cannot have it counted in a shared backend: its policies are not admitted (NoSharedBackend, naming the
+// tenant) and render deny-all, and the tenant's own Ready says why. Removing the budget admits them.
+func TestTenantCeilingsNeedASharedBackend(t *testing.T) {
+	ns := newNamespace(t, "unshared", map[string]string{"tenant": "unshared"})
+	tenant := newTenant("unshared", func(t *v1alpha1.ClaudeTenant) {
+		t.Spec.Budgets = []v1alpha1.Budget{{Name: "monthly", Window: "Month", Tokens: new(int64(1_000_000))}}
+	})
+	create(t, tenant)
+	create(t, newPolicy(ns, "chat"))
+	p := readyIs(t, ns, "chat", metav1.ConditionFalse, v1alpha1.ReasonNoSharedBackend)
+	if msg := meta.FindStatusCondition(p.Status.Conditions, v1alpha1.ConditionReady).Message; !strings.Contains(msg, "ClaudeTenant unshared sets limits or budgets") {
+		t.Errorf("message %q does not name the tenant's ceilings", msg)
+	}
+	if _, cfg := renderedConfig(t, ns, "chat"); cfg.Deny == nil {
+		t.Fatal("a policy whose tenant ceilings cannot be counted must render deny-all")
+	}
+	wait.For(t, reconcileWait, "the tenant reports NoSharedBackend", func() error {
+		tn := &v1alpha1.ClaudeTenant{}
+		if err := k.Get(context.Background(), client.ObjectKey{Name: "unshared"}, tn); err != nil {
+			return err
+		}
+		if c := meta.FindStatusCondition(tn.Status.Conditions, v1alpha1.ConditionReady); c == nil || c.Status != metav1.ConditionFalse ||
+			c.Reason != v1alpha1.ReasonNoSharedBackend || !strings.Contains(c.Message, "spec.limits and spec.budgets count in the operator's shared Redis") {
+			return fmt.Errorf("tenant condition %+v", c)
+		}
+		return nil
+	})
+	patch := client.MergeFrom(tenant.DeepCopy())
+	tenant.Spec.Budgets = nil
+	if err := k.Patch(context.Background(), tenant, patch); err != nil {
+		t.Fatal(err)
+	}
+	readyIs(t, ns, "chat", metav1.ConditionTrue, v1alpha1.ReasonAdmitted)
+}

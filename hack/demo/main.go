@@ -22,6 +22,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-logr/logr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
 	"github.com/claude-guard/claude-guard/internal/test/chartenv"
 	"github.com/claude-guard/claude-guard/internal/test/cluster"
 	"github.com/claude-guard/claude-guard/internal/test/testenv"
@@ -31,6 +34,8 @@ import (
 func main() {
 	exit := flag.Bool("exit", false, "exit after the demo instead of waiting for Ctrl-C")
 	flag.Parse()
+	// The cluster's clients are controller-runtime's; the demo prints what kubectl shows, not their logs.
+	ctrllog.SetLogger(logr.Discard())
 	os.Exit(cluster.Main(func() int {
 		if err := run(*exit); err != nil {
 			fmt.Fprintln(os.Stderr, "demo failed:", err)
@@ -80,7 +85,12 @@ func run(exitAfter bool) error {
 	if err != nil {
 		return err
 	}
-	if err := d.install(upstream); err != nil {
+	redisURL, stopRedis, err := d.startRedis()
+	if err != nil {
+		return err
+	}
+	defer stopRedis()
+	if err := d.install(upstream, redisURL); err != nil {
 		return err
 	}
 	if err := d.samples(); err != nil {
@@ -117,13 +127,14 @@ func (d *demo) fakeUpstream() (string, error) {
 	return url, nil
 }
 
-func (d *demo) install(upstream string) error {
+func (d *demo) install(upstream, redisURL string) error {
 	step("Platform team: install the chart (CRDs, RBAC, the manager Deployment, the injection webhook); its default images are the ones just built")
 	helm := &chartenv.Helm{Bin: d.c.Helm, Kubeconfig: d.c.Kubeconfig, Home: filepath.Join(d.dir, "helm")}
 	release := &chartenv.Release{Helm: helm, Name: "claude-guard", Namespace: "claude-guard-system"}
 	// This node runs no SPIRE agent (test/vault runs the SPIFFE + Vault path): keys come from Secrets.
-	values := []string{"--set", "upstream=" + upstream, "--set", "spiffe.socket.mode=None"}
-	fmt.Printf("$ helm install claude-guard charts/claude-guard --namespace claude-guard-system --create-namespace %s\n", strings.Join(values, " "))
+	values := []string{"--set", "upstream=" + upstream, "--set", "spiffe.socket.mode=None", "--set", "redis.url=" + redisURL}
+	fmt.Printf("$ helm install claude-guard charts/claude-guard --namespace claude-guard-system --create-namespace %s\n",
+		strings.ReplaceAll(strings.Join(values, " "), demoRedisPassword, "****"))
 	t0 := time.Now()
 	out, err := release.Install(values...)
 	if err != nil {

@@ -143,6 +143,9 @@ var policyCases = []validationCase{
 	{name: "budget window not in the fixed set", want: "spec.budgets[0].window: Unsupported value: \"Minute\": supported values: \"Day\", \"Week\", \"Month\"", yaml: policyWith(baseSpec + `
   budgets: [{name: daily, window: Minute, tokens: 5}]
 `)},
+	{name: "budget enforcement not Soft or Hard", want: "spec.budgets[0].enforcement: Unsupported value: \"Strict\": supported values: \"Soft\", \"Hard\"", yaml: policyWith(baseSpec + `
+  budgets: [{name: daily, window: Day, usd: "10", enforcement: Strict}]
+`)},
 	{name: "end user strict without issuers", want: "spec.endUser.issuers: Required value: at least one issuer is required unless mode is Disabled", yaml: policyWith(baseSpec + `
   endUser: {mode: Strict}
 `)},
@@ -289,6 +292,11 @@ var tenantCases = []validationCase{
   namespaceSelector: {matchLabels: {tenant: a}}
   models: {allow: [claude-*]}
   budgets: [{name: sess, key: Session, window: Day, tokens: 1000}]
+`)},
+	{name: "tenant failure mode unknown", want: "spec.limitsFailureMode: Unsupported value: \"FailSoft\": supported values: \"FailClosed\", \"FailOpen\"", yaml: tenantWith(`
+  namespaceSelector: {matchLabels: {tenant: a}}
+  models: {allow: [claude-*]}
+  limitsFailureMode: FailSoft
 `)},
 	{name: "tenant limit without requests or tokens", want: "spec.limits[0]: Invalid value: at least one of the fields in [requests tokens] must be set", yaml: tenantWith(`
   namespaceSelector: {matchLabels: {tenant: a}}
