@@ -40,8 +40,9 @@ func CacheOptions() cache.Options {
 }
 
 // Setup registers every reconciler with mgr. redis turns on per-namespace Redis users (nil: off);
-// revocations is where revocations are shared with sidecars of the Redis backend (nil: no Redis).
-func Setup(mgr ctrl.Manager, opts effective.Options, redis *RedisUsersOptions, revocations RevocationStore) error {
+// revocations is where revocations are shared with sidecars of the Redis backend, and counters where
+// budgets' spend is read (nil: no Redis).
+func Setup(mgr ctrl.Manager, opts effective.Options, redis *RedisUsersOptions, revocations RevocationStore, counters CounterReader) error {
 	if err := (&TenantReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("claude-guard-tenant"),
 		SharedBackend: opts.RedisURL != ""}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("failed to set up the tenant controller: %w", err)
@@ -56,6 +57,14 @@ func Setup(mgr ctrl.Manager, opts effective.Options, redis *RedisUsersOptions, r
 	if err := (&RevocationReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("claude-guard-revocation"),
 		Store: revocations}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("failed to set up the revocation controller: %w", err)
+	}
+	if counters != nil {
+		if err := (&PolicySpendReconciler{Client: mgr.GetClient(), Counters: counters}).SetupWithManager(mgr); err != nil {
+			return fmt.Errorf("failed to set up the policy spend controller: %w", err)
+		}
+		if err := (&TenantSpendReconciler{Client: mgr.GetClient(), Counters: counters}).SetupWithManager(mgr); err != nil {
+			return fmt.Errorf("failed to set up the tenant spend controller: %w", err)
+		}
 	}
 	if redis != nil {
 		if err := (&RedisUserReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),

@@ -525,6 +525,53 @@ type ClaudeAccessPolicyStatus struct {
 	// read the ClaudeTenant. Not set while the policy is not admitted (every call is then refused).
 	// +optional
 	Effective *EffectivePolicy `json:"effective,omitempty"`
+
+	// spend is what the policy's budgets counted per Namespace (its own and its tenant's) have spent in
+	// their current windows, tightest first, read from the shared Redis (Redis-backed policies only);
+	// refreshed about every 30 seconds while the policy is admitted. Budgets counted per Workload,
+	// EndUser or Session are not listed: they have one counter per caller.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=32
+	Spend []BudgetSpend `json:"spend,omitempty"`
+}
+
+// BudgetSpend is one budget's spend in its current window.
+type BudgetSpend struct {
+	// budget is the budget's name in its source.
+	// +required
+	// +kubebuilder:validation:MaxLength=63
+	Budget string `json:"budget"`
+	// source is policy or tenant: who set the budget.
+	// +required
+	// +kubebuilder:validation:MaxLength=16
+	Source string `json:"source"`
+	// namespace whose spend this is.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	Namespace string `json:"namespace,omitempty"`
+	// window is the budget's calendar window (Day, Week, Month).
+	// +required
+	// +kubebuilder:validation:MaxLength=16
+	Window string `json:"window"`
+	// spent in the window: US dollars as "$12.34" (to the micro-dollar when smaller), or tokens.
+	// +required
+	// +kubebuilder:validation:MaxLength=32
+	Spent string `json:"spent"`
+	// remaining is the budget minus spent, never below zero, in the same unit.
+	// +required
+	// +kubebuilder:validation:MaxLength=32
+	Remaining string `json:"remaining"`
+	// limit is the budget, in the same unit.
+	// +required
+	// +kubebuilder:validation:MaxLength=32
+	Limit string `json:"limit"`
+	// resetsAt is when the window ends and the budget starts again.
+	// +required
+	ResetsAt metav1.Time `json:"resetsAt"`
+	// observedAt is when the spend was read.
+	// +required
+	ObservedAt metav1.Time `json:"observedAt"`
 }
 
 // EffectivePolicy is the part of a rendered config a tenant admin needs to predict a call's outcome.
@@ -706,6 +753,9 @@ type NotInjectedReason struct {
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
 // +kubebuilder:printcolumn:name="Degraded",type=string,JSONPath=`.status.conditions[?(@.type=="Degraded")].status`,priority=1
 // +kubebuilder:printcolumn:name="Models",type=string,JSONPath=`.status.models`
+// +kubebuilder:printcolumn:name="Spent",type=string,JSONPath=`.status.spend[0].spent`
+// +kubebuilder:printcolumn:name="Remaining",type=string,JSONPath=`.status.spend[0].remaining`
+// +kubebuilder:printcolumn:name="Budget",type=string,JSONPath=`.status.spend[0].budget`,priority=1
 // +kubebuilder:printcolumn:name="Pods",type=integer,JSONPath=`.status.pods.selected`
 // +kubebuilder:printcolumn:name="Injected",type=integer,JSONPath=`.status.pods.injected`,priority=1
 // +kubebuilder:printcolumn:name="Tenant",type=string,JSONPath=`.status.tenant`,priority=1

@@ -192,6 +192,14 @@ type ClaudeTenantStatus struct {
 	// policies is the number of ClaudeAccessPolicies in those namespaces.
 	// +optional
 	Policies int32 `json:"policies"`
+
+	// spend is what the tenant's budgets counted per Namespace have spent in their current windows, one
+	// entry per budget and namespace, tightest first (at most 32), read from the shared Redis about every
+	// 30 seconds.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=32
+	Spend []BudgetSpend `json:"spend,omitempty"`
 }
 
 // ClaudeTenant sets what the namespaces of one tenant can never exceed.
@@ -202,6 +210,9 @@ type ClaudeTenantStatus struct {
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Namespaces",type=integer,JSONPath=`.status.namespaces`
 // +kubebuilder:printcolumn:name="Policies",type=integer,JSONPath=`.status.policies`
+// +kubebuilder:printcolumn:name="Spent",type=string,JSONPath=`.status.spend[0].spent`
+// +kubebuilder:printcolumn:name="Remaining",type=string,JSONPath=`.status.spend[0].remaining`
+// +kubebuilder:printcolumn:name="Tightest",type=string,JSONPath=`.status.spend[0].namespace`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type ClaudeTenant struct {
 	metav1.TypeMeta `json:",inline"`

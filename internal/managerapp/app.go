@@ -341,6 +341,24 @@ func (o *Options) redisFunctions() (*redisacl.Functions, error) {
 	return redisacl.NewFunctions(o.RedisURL)
 }
 
+// redisCounters returns the connection the spend controllers read budgets' counters over, or nil
+// without Redis.
+func (o *Options) redisCounters() (*redisacl.Counters, error) {
+	if o.RedisURL == "" {
+		return nil, nil
+	}
+	return redisacl.NewCounters(o.RedisURL)
+}
+
+// counterReader is c as a controllers.CounterReader: nil stays nil (an interface holding a nil pointer
+// would not).
+func counterReader(c *redisacl.Counters) controllers.CounterReader {
+	if c == nil {
+		return nil
+	}
+	return c
+}
+
 // redisUsersOptions builds the admin connection of the Redis user controller, or nil when it is off.
 func (o *Options) redisUsersOptions(ctx context.Context, mgr ctrl.Manager) (*controllers.RedisUsersOptions, error) {
 	if !o.redisUsers() {

@@ -107,7 +107,15 @@ func setupControllers(ctx context.Context, mgr ctrl.Manager, o *Options, eff eff
 	case functions != nil:
 		revocations = functions
 	}
-	if err := controllers.Setup(mgr, eff, redisUsers, revocations); err != nil {
+	counters, err := o.redisCounters()
+	if err != nil {
+		return closeRedis, err
+	}
+	if counters != nil {
+		closeAdmin := closeRedis
+		closeRedis = func() { closeAdmin(); _ = counters.Close() }
+	}
+	if err := controllers.Setup(mgr, eff, redisUsers, revocations, counterReader(counters)); err != nil {
 		return closeRedis, err
 	}
 	if err := addBroker(mgr, o, redisUsers); err != nil {

@@ -37,14 +37,24 @@ type Functions struct {
 // NewFunctions returns a Functions for the Redis at rawURL. It does not connect; the first command
 // does.
 func NewFunctions(rawURL string) (*Functions, error) {
-	addr, err := rediskeys.RedactURL(rawURL)
+	c, addr, err := newClient(rawURL)
 	if err != nil {
 		return nil, err
+	}
+	return &Functions{client: c, addr: addr, db: c.Options().DB}, nil
+}
+
+// newClient returns a client of the manager's for the Redis at rawURL, and its address without
+// credentials. It does not connect.
+func newClient(rawURL string) (*redis.Client, string, error) {
+	addr, err := rediskeys.RedactURL(rawURL)
+	if err != nil {
+		return nil, "", err
 	}
 	opt, err := redis.ParseURL(rawURL)
 	if err != nil {
 		// go-redis quotes the URL in some parse errors: never repeat it.
-		return nil, fmt.Errorf("failed to parse the Redis URL %s: not a valid redis:// or rediss:// URL", addr)
+		return nil, "", fmt.Errorf("failed to parse the Redis URL %s: not a valid redis:// or rediss:// URL", addr)
 	}
 	for _, d := range []*time.Duration{&opt.DialTimeout, &opt.ReadTimeout, &opt.WriteTimeout} {
 		if *d == 0 {
@@ -54,7 +64,7 @@ func NewFunctions(rawURL string) (*Functions, error) {
 	opt.ContextTimeoutEnabled = true
 	opt.DisableIdentity = true
 	opt.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
-	return &Functions{client: redis.NewClient(opt), addr: addr, db: opt.DB}, nil
+	return redis.NewClient(opt), addr, nil
 }
 
 // Addr is scheme://host:port of the Redis, without credentials.

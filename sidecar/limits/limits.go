@@ -29,6 +29,7 @@ import (
 
 	"github.com/claude-guard/claude-guard/internal/glob"
 	"github.com/claude-guard/claude-guard/internal/policyconfig"
+	"github.com/claude-guard/claude-guard/internal/rediskeys"
 	"github.com/claude-guard/claude-guard/internal/redislib"
 	"github.com/claude-guard/claude-guard/sidecar/usage"
 )
@@ -109,6 +110,15 @@ func (d *Denied) Error() string {
 		return fmt.Sprintf("request needs more %s than limit %q allows per window", d.What, d.Rule)
 	}
 	return fmt.Sprintf("%s limit %q exceeded; window resets in %s", d.What, d.Rule, d.RetryAfter.Round(time.Second))
+}
+
+// CostMicroUSD is what usage u of the reserved request's model costs at the config's prices, in
+// micro-USD: 0 without a price (configs carry prices only when they have a USD budget).
+func (res *Reservation) CostMicroUSD(u usage.Usage) int64 {
+	if res == nil || res.rules == nil {
+		return 0
+	}
+	return res.rules.cost(res.model, u)
 }
 
 // Limiter reserves, settles and refunds. Implementations are safe for concurrent use.
@@ -216,11 +226,11 @@ func Compile(c *policyconfig.Config) (*Rules, error) {
 	}
 	rs := &Rules{keyPrefix: NamespaceKeyPrefix(ns), failOpen: c.Limits.FailureMode == policyconfig.FailOpen}
 	for _, l := range c.Limits.Rules {
-		rs.rules = append(rs.rules, rule{id: ruleID(l.Source, l.Name), scope: ruleScope(c.Policy, l.Source, "limit", l.Name),
+		rs.rules = append(rs.rules, rule{id: ruleID(l.Source, l.Name), scope: ruleScope(c.Policy, l.Source, rediskeys.KindLimit, l.Name),
 			key: l.Key, window: l.Window, requests: l.Requests, amount: l.Tokens, tokenType: l.TokenType})
 	}
 	for _, b := range c.Budgets {
-		r := rule{id: ruleID(b.Source, "budget-"+b.Name), scope: ruleScope(c.Policy, b.Source, "budget", b.Name),
+		r := rule{id: ruleID(b.Source, "budget-"+b.Name), scope: ruleScope(c.Policy, b.Source, rediskeys.KindBudget, b.Name),
 			key: b.Key, window: b.Window, amount: b.Tokens, tokenType: b.TokenType, budget: true,
 			hard: b.Enforcement == policyconfig.EnforcementHard}
 		if b.USD != "" {
@@ -391,27 +401,10 @@ func (p *price) cost(u usage.Usage) int64 {
 		[2]int64{w1, t.cacheWrite1h}, [2]int64{u.WebSearchRequests, p.webSearchPer1000 * 1000})
 }
 
-// windowStart returns the start of the window containing t and when it ends.
+// windowStart returns the start of the window containing t and when it ends (rediskeys.Window: the
+// operator computes the same windows to read budgets' counters).
 func windowStart(window string, t time.Time) (start, end time.Time) {
-	t = t.UTC()
-	switch window {
-	case policyconfig.WindowMinute:
-		start = t.Truncate(time.Minute)
-		return start, start.Add(time.Minute)
-	case policyconfig.WindowHour:
-		start = t.Truncate(time.Hour)
-		return start, start.Add(time.Hour)
-	case policyconfig.WindowWeek:
-		d := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
-		start = d.AddDate(0, 0, -((int(d.Weekday()) + 6) % 7))
-		return start, start.AddDate(0, 0, 7)
-	case policyconfig.WindowMonth:
-		start = time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
-		return start, start.AddDate(0, 1, 0)
-	default: // Day
-		start = time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
-		return start, start.AddDate(0, 0, 1)
-	}
+	return rediskeys.Window(window, t)
 }
 
 // Describe lists the rule IDs, for logs.

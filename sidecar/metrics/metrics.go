@@ -23,6 +23,7 @@ type Metrics struct {
 
 	Requests         *prometheus.CounterVec   // endpoint, decision, model, status
 	Tokens           *prometheus.CounterVec   // type, model
+	Spend            *prometheus.CounterVec   // namespace, model: USD charged at the config's prices
 	Duration         *prometheus.HistogramVec // endpoint, stream
 	UpstreamDuration *prometheus.HistogramVec // endpoint, stream: time to upstream response headers
 	LimiterRejected  *prometheus.CounterVec   // rule
@@ -68,6 +69,9 @@ func New() *Metrics {
 		Tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "claude_guard_tokens_total", Help: "Tokens reported by the upstream, by type (input, output, cache_read, cache_creation) and model.",
 		}, []string{"type", "model"}),
+		Spend: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "claude_guard_spend_usd_total", Help: "US dollars charged to budgets at the cluster's prices, by namespace and model (policies with a USD budget, which carry the prices).",
+		}, []string{"namespace", "model"}),
 		Duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "claude_guard_request_duration_seconds", Help: "Time from request to the end of the response.", Buckets: buckets,
 		}, []string{"endpoint", "stream"}),
@@ -102,7 +106,7 @@ func New() *Metrics {
 			Name: "claude_guard_end_user_tokens_total", Help: "Tokens by verified end user and type (only when the policy sets audit.endUserMetricLabel).",
 		}, []string{"end_user", "type"}),
 	}
-	r.MustRegister(m.Requests, m.Tokens, m.Duration, m.UpstreamDuration, m.LimiterRejected, m.LimiterErrors, m.LimiterFailOpen, m.InFlight, m.ConfigReloads, m.ConfigInfo, m.CredentialReads,
+	r.MustRegister(m.Requests, m.Tokens, m.Spend, m.Duration, m.UpstreamDuration, m.LimiterRejected, m.LimiterErrors, m.LimiterFailOpen, m.InFlight, m.ConfigReloads, m.ConfigInfo, m.CredentialReads,
 		m.EndUserRequests, m.EndUserTokens)
 	return m
 }

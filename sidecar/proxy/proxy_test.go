@@ -69,6 +69,17 @@ type syncBuffer struct {
 }
 
 // records decodes the audit lines.
+// waitRecords waits up to 5 s for at least n records (one is written after its handler returns) and
+// returns them.
+func (s *syncBuffer) waitRecords(t *testing.T, n int) []map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for len(s.records(t)) < n && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return s.records(t)
+}
+
 func (s *syncBuffer) records(t *testing.T) []map[string]any {
 	t.Helper()
 	if s.flush != nil {

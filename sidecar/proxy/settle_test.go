@@ -3,6 +3,8 @@ package proxy_test
 import (
 	"context"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -27,13 +29,7 @@ limits:
   - {name: out-per-day, key: Workload, window: Day, tokens: 1000000, tokenType: Output}
 `)
 	params := anthropic.MessageNewParams{Model: "claude-haiku-4-5", MaxTokens: 4000, Messages: userMsg("hi")}
-	waitRecords := func(n int) []map[string]any {
-		deadline := time.Now().Add(5 * time.Second)
-		for len(e.audit.records(t)) < n && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
-		}
-		return e.audit.records(t)
-	}
+	waitRecords := func(n int) []map[string]any { return e.audit.waitRecords(t, n) }
 
 	// 1. Complete stream: reported usage, no usageSource.
 	s := e.client.Messages.NewStreaming(context.Background(), params)
@@ -104,8 +100,35 @@ func TestIncompleteStreamBehindAnUpstreamBasePath(t *testing.T) {
 		option.WithHeader(fakeupstream.ScenarioHeader, fakeupstream.ScenarioMidStreamError))
 	for s.Next() {
 	}
-	recs := e.audit.records(t)
+	// The record is written once the handler returns, which can be after the client saw the cut.
+	recs := e.audit.waitRecords(t, 1)
 	if len(recs) != 1 || recs[0]["status"] != float64(200) || recs[0]["usageSource"] != proxy.UsageEstimated {
 		t.Fatalf("audit %v, want the cut stream charged an estimate", recs)
+	}
+}
+
+// TestSpendMetric: a settled request's cost at the config's prices is added to
+// claude_guard_spend_usd_total by namespace and model; a refused model adds nothing.
+func TestSpendMetric(t *testing.T) {
+	e := newEnv(t, `
+prices: [{model: "claude-haiku-*", inputUSD: "1", outputUSD: "5", cacheReadUSD: "0.1", cacheWrite5mUSD: "1.25"}]
+budgets: [{name: daily, key: Namespace, window: Day, usd: "10"}]
+`)
+	body := `{"model":"claude-haiku-4-5","max_tokens":100,"messages":[{"role":"user","content":"hello"}]}`
+	if r, _ := post(t, e, body, nil); r.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", r.StatusCode)
+	}
+	if r, _ := post(t, e, `{"model":"claude-opus-4-1","max_tokens":100,"messages":[{"role":"user","content":"hello"}]}`, nil); r.StatusCode != http.StatusForbidden {
+		t.Fatalf("a denied model: status %d", r.StatusCode)
+	}
+	in, out, cw, cr := fakeupstream.Usage([]byte(body), 100)
+	// Whole micro-dollars: the limiter truncates each response's cost once.
+	want := float64((in*1_000_000+out*5_000_000+cw*1_250_000+cr*100_000)/1_000_000) / 1e6
+	e.audit.waitRecords(t, 2)
+	if got := testutil.ToFloat64(e.metrics.Spend.WithLabelValues("team-a", "claude-haiku-4-5")); math.Abs(got-want) > 1e-9 {
+		t.Fatalf("claude_guard_spend_usd_total{namespace=team-a,model=claude-haiku-4-5} = %g, want %g", got, want)
+	}
+	if n := testutil.CollectAndCount(e.metrics.Spend); n != 1 {
+		t.Fatalf("%d spend series, want 1 (nothing for the refused model)", n)
 	}
 }

@@ -207,6 +207,7 @@ func settle(l limits.Limiter, m *metrics.Metrics, log *slog.Logger, res *limits.
 		}
 		u := ex.Upstream.Usage
 		op, err = "settle", l.Settle(ctx, res, u)
+		countSpend(m, ex, res.CostMicroUSD(u))
 	}
 	if err == nil {
 		return
@@ -215,6 +216,23 @@ func settle(l limits.Limiter, m *metrics.Metrics, log *slog.Logger, res *limits.
 		m.LimiterErrors.WithLabelValues(op).Inc()
 	}
 	log.Error("Failed to release a rate limit reservation", "op", op, "path", r.URL.Path, "model", req.Model, "error", err)
+}
+
+// countSpend adds a settled request's cost to claude_guard_spend_usd_total. The model label is the
+// upstream-accepted model only (as for the other metrics), so clients cannot grow the label set.
+func countSpend(m *metrics.Metrics, ex *Exchange, microUSD int64) {
+	if m == nil || microUSD <= 0 {
+		return
+	}
+	model := "other"
+	if ex.w.code() < 400 {
+		model = ex.Decision.Model
+	}
+	ns := ex.Caller.Namespace
+	if ns == "" {
+		ns = ex.Policy.Config.Policy.Namespace
+	}
+	m.Spend.WithLabelValues(ns, model).Add(float64(microUSD) / 1e6)
 }
 
 // meter watches a response body as it is copied to the client, reading usage from it.

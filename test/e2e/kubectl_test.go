@@ -64,8 +64,11 @@ func run(m *testing.M) int {
 		return 1
 	}
 	stop, err := env.StartManager(testenv.ManagerOptions{
-		Effective: effective.Options{NoTenant: effective.NoTenantDeny, VaultAddress: "https://vault.test:8200", Upstream: upstream.URL},
-		Inject:    &inject.Operator{Namespace: "claude-guard-system", Config: inject.DefaultConfig()},
+		// A Redis URL, where the sample tenant's limits and budgets count: no sidecar of team-a runs here,
+		// so none is dialled (test/redisusers and test/sharedlimits run real Redis).
+		Effective: effective.Options{NoTenant: effective.NoTenantDeny, VaultAddress: "https://vault.test:8200", Upstream: upstream.URL,
+			RedisURL: "redis://redis.claude-guard-system.test:6379/0"},
+		Inject: &inject.Operator{Namespace: "claude-guard-system", Config: inject.DefaultConfig()},
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -108,7 +111,7 @@ func TestSamplesApplyAndReportStatus(t *testing.T) {
 		if err != nil {
 			return fmt.Errorf("%w: %s", err, out)
 		}
-		header := regexp.MustCompile(`(?m)^NAMESPACE\s+NAME\s+READY\s+MODELS\s+PODS\s+AGE$`)
+		header := regexp.MustCompile(`(?m)^NAMESPACE\s+NAME\s+READY\s+MODELS\s+SPENT\s+REMAINING\s+PODS\s+AGE$`)
 		if !header.MatchString(out) {
 			return fmt.Errorf("unexpected columns:\n%s", out)
 		}
@@ -148,7 +151,7 @@ func TestSamplesApplyAndReportStatus(t *testing.T) {
 		}
 	}
 	out := mustKubectl(t, "get", "cap", "chat", "-n", "team-a", "-o", "wide")
-	if !regexp.MustCompile(`READY\s+REASON\s+DEGRADED\s+MODELS\s+PODS\s+INJECTED\s+TENANT\s+AGE`).MatchString(out) || !strings.Contains(out, "Admitted") {
+	if !regexp.MustCompile(`READY\s+REASON\s+DEGRADED\s+MODELS\s+SPENT\s+REMAINING\s+BUDGET\s+PODS\s+INJECTED\s+TENANT\s+AGE`).MatchString(out) || !strings.Contains(out, "Admitted") {
 		t.Errorf("wide output lacks the extra columns:\n%s", out)
 	}
 	out = mustKubectl(t, "get", "configmap", "claude-guard-chat", "-n", "team-a", "-o", "jsonpath={.data.config\\.json}")
