@@ -62,7 +62,10 @@ func TestSpendShowsInStatus(t *testing.T) {
 	if err := k.Create(ctx, tenant); err != nil {
 		t.Fatal(err)
 	}
-	p := redisPolicy(ns.Name, "chat", v1alpha1.LimitBackendRedis)
+	// The policy asks for Local counting: its tenant's budget moves it to the shared Redis (and the
+	// operator gives the namespace its Redis user), or the tenant's monthly dollar would be per pod.
+	p := redisPolicy(ns.Name, "chat", v1alpha1.LimitBackendLocal)
+	p.Spec.Limits.FailureMode = v1alpha1.FailOpen
 	p.Spec.Budgets = []v1alpha1.Budget{
 		{Name: "daily", Key: v1alpha1.KeyNamespace, Window: "Day", Tokens: ptr.To[int64](100_000)},
 		{Name: "per-app", Key: v1alpha1.KeyWorkload, Window: "Day", Tokens: ptr.To[int64](50_000)}, // one counter per caller: not shown
@@ -78,6 +81,9 @@ func TestSpendShowsInStatus(t *testing.T) {
 		}
 		return nil
 	})
+	if cfg.Limits.Backend != policyconfig.BackendRedis || cfg.Limits.FailureMode != policyconfig.FailClosed {
+		t.Fatalf("limits %s/%s under a tenant's budget, want Redis/FailClosed (the tenant's)", cfg.Limits.Backend, cfg.Limits.FailureMode)
+	}
 
 	// The sidecar's limiter spends 50,000 input and 40,000 output tokens of claude-haiku-4-5 ($1 and $5
 	// per million: $0.25): 90% of the policy's daily tokens, 25% of the tenant's monthly dollar.
