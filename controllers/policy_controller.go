@@ -232,13 +232,10 @@ func (r *PolicyReconciler) updatePods(ctx context.Context, p *v1alpha1.ClaudeAcc
 
 // patchStatus writes the status if it changed and emits an event for every condition that changed.
 func (r *PolicyReconciler) patchStatus(ctx context.Context, orig, p *v1alpha1.ClaudeAccessPolicy) error {
-	if equality.Semantic.DeepEqual(orig.Status, p.Status) {
-		return nil
+	wrote, err := patchStatus(ctx, r.Client, r.Recorder, orig, p, !equality.Semantic.DeepEqual(orig.Status, p.Status))
+	if !wrote {
+		return err
 	}
-	if err := r.Status().Patch(ctx, p, client.MergeFrom(orig)); err != nil {
-		return fmt.Errorf("failed to patch status: %w", err)
-	}
-	emitConditionEvents(r.Recorder, p, orig.Status.Conditions, p.Status.Conditions)
 	if orig.Status.RenderedConfig == nil || orig.Status.RenderedConfig.Hash != p.Status.RenderedConfig.Hash {
 		ctrl.LoggerFrom(ctx).Info("Rendered sidecar config", "configMap", p.Status.RenderedConfig.Name, "hash", p.Status.RenderedConfig.Hash)
 	}

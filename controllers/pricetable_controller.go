@@ -70,14 +70,8 @@ func setPriceTableStatus(t *v1alpha1.ClaudePriceTable) {
 }
 
 func (r *PriceTableReconciler) patchStatus(ctx context.Context, orig, t *v1alpha1.ClaudePriceTable) error {
-	if equality.Semantic.DeepEqual(orig.Status, t.Status) {
-		return nil
-	}
-	if err := r.Status().Patch(ctx, t, client.MergeFrom(orig)); err != nil {
-		return fmt.Errorf("failed to patch status: %w", err)
-	}
-	emitConditionEvents(r.Recorder, t, orig.Status.Conditions, t.Status.Conditions)
-	return nil
+	_, err := patchStatus(ctx, r.Client, r.Recorder, orig, t, !equality.Semantic.DeepEqual(orig.Status, t.Status))
+	return err
 }
 
 // SetupWithManager registers the price table reconciler.

@@ -153,14 +153,8 @@ func (r *RevocationReconciler) report(ctx context.Context, rev *v1alpha1.ClaudeR
 	}
 	conditions.Set(rev, cond)
 	rev.Status.ObservedGeneration = rev.Generation
-	if equality.Semantic.DeepEqual(orig.Status, rev.Status) {
-		return nil
-	}
-	if err := r.Status().Patch(ctx, rev, client.MergeFrom(orig)); err != nil {
-		return fmt.Errorf("failed to patch the status of ClaudeRevocation %s/%s: %w", rev.Namespace, rev.Name, err)
-	}
-	emitConditionEvents(r.Recorder, rev, orig.Status.Conditions, rev.Status.Conditions)
-	return nil
+	_, err := patchStatus(ctx, r.Client, r.Recorder, orig, rev, !equality.Semantic.DeepEqual(orig.Status, rev.Status))
+	return err
 }
 
 // delivery says how the revocation reaches the sidecars.

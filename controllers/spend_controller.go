@@ -129,7 +129,6 @@ func formatAmount(v int64, usd bool) string {
 type PolicySpendReconciler struct {
 	client.Client
 	Counters CounterReader
-	now      func() time.Time
 }
 
 // Reconcile reads one policy's budgets' counters and requeues itself to read them again.
@@ -138,7 +137,7 @@ func (r *PolicySpendReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if err := r.Get(ctx, req.NamespacedName, p); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	now := r.clock()
+	now := time.Now()
 	var refs []budgetRef
 	if e := p.Status.Effective; e != nil && e.LimitsBackend == policyconfig.BackendRedis && admitted(p) {
 		for _, b := range e.Budgets {
@@ -147,24 +146,24 @@ func (r *PolicySpendReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			}
 		}
 	}
-	spend, err := spendOf(ctx, r.Counters, refs, now)
+	return publishSpend(ctx, r.Client, r.Counters, p, &p.Status.Spend, refs, now)
+}
+
+// publishSpend reads refs' counters into *field, obj's status.spend, and says when to read them again
+// (never, when there is nothing to read).
+func publishSpend(ctx context.Context, c client.Client, counters CounterReader, obj client.Object, field *[]v1alpha1.BudgetSpend,
+	refs []budgetRef, now time.Time) (ctrl.Result, error) {
+	spend, err := spendOf(ctx, counters, refs, now)
 	if err != nil {
-		return ctrl.Result{}, fmt.Errorf("failed to read the spend of policy %s/%s: %w", p.Namespace, p.Name, err)
+		return ctrl.Result{}, fmt.Errorf("failed to read the spend of %s: %w", client.ObjectKeyFromObject(obj), err)
 	}
-	if err := patchSpend(ctx, r.Client, p, &p.Status.Spend, spend); err != nil {
+	if err := patchSpend(ctx, c, obj, field, spend); err != nil {
 		return ctrl.Result{}, err
 	}
 	if len(refs) == 0 {
 		return ctrl.Result{}, nil
 	}
 	return ctrl.Result{RequeueAfter: SpendInterval}, nil
-}
-
-func (r *PolicySpendReconciler) clock() time.Time {
-	if r.now != nil {
-		return r.now()
-	}
-	return time.Now()
 }
 
 // admitted reports whether the policy's Ready condition is True: a refused policy renders deny-all and
@@ -225,7 +224,6 @@ func (r *PolicySpendReconciler) SetupWithManager(mgr ctrl.Manager) error {
 type TenantSpendReconciler struct {
 	client.Client
 	Counters CounterReader
-	now      func() time.Time
 }
 
 // Reconcile reads one tenant's budgets' counters and requeues itself to read them again.
@@ -235,9 +233,6 @@ func (r *TenantSpendReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	now := time.Now()
-	if r.now != nil {
-		now = r.now()
-	}
 	var refs []budgetRef
 	if len(t.Spec.Budgets) > 0 {
 		sel, err := metav1.LabelSelectorAsSelector(&t.Spec.NamespaceSelector)
@@ -264,17 +259,7 @@ func (r *TenantSpendReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			}
 		}
 	}
-	spend, err := spendOf(ctx, r.Counters, refs, now)
-	if err != nil {
-		return ctrl.Result{}, fmt.Errorf("failed to read the spend of ClaudeTenant %s: %w", t.Name, err)
-	}
-	if err := patchSpend(ctx, r.Client, t, &t.Status.Spend, spend); err != nil {
-		return ctrl.Result{}, err
-	}
-	if len(refs) == 0 {
-		return ctrl.Result{}, nil
-	}
-	return ctrl.Result{RequeueAfter: SpendInterval}, nil
+	return publishSpend(ctx, r.Client, r.Counters, t, &t.Status.Spend, refs, now)
 }
 
 // SetupWithManager registers the reconciler; it requeues itself every SpendInterval.

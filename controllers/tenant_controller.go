@@ -112,14 +112,8 @@ func (r *TenantReconciler) reconcileNormal(ctx context.Context, t *v1alpha1.Clau
 }
 
 func (r *TenantReconciler) patchStatus(ctx context.Context, orig, t *v1alpha1.ClaudeTenant) error {
-	if equality.Semantic.DeepEqual(orig.Status, t.Status) {
-		return nil
-	}
-	if err := r.Status().Patch(ctx, t, client.MergeFrom(orig)); err != nil {
-		return fmt.Errorf("failed to patch status: %w", err)
-	}
-	emitConditionEvents(r.Recorder, t, orig.Status.Conditions, t.Status.Conditions)
-	return nil
+	_, err := patchStatus(ctx, r.Client, r.Recorder, orig, t, !equality.Semantic.DeepEqual(orig.Status, t.Status))
+	return err
 }
 
 // SetupWithManager registers the tenant reconciler. Any namespace label change or policy creation or
