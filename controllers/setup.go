@@ -40,9 +40,9 @@ func CacheOptions() cache.Options {
 }
 
 // Setup registers every reconciler with mgr. redis turns on per-namespace Redis users (nil: off);
-// revocations is where revocations are shared with sidecars of the Redis backend, and counters where
+// revocations is where revocations are shared with sidecars of the Redis backend, and spend where
 // budgets' spend is read (nil: no Redis).
-func Setup(mgr ctrl.Manager, opts effective.Options, redis *RedisUsersOptions, revocations RevocationStore, counters CounterReader) error {
+func Setup(mgr ctrl.Manager, opts effective.Options, redis *RedisUsersOptions, revocations RevocationStore, spend *SpendOptions) error {
 	if err := (&TenantReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("claude-guard-tenant"),
 		SharedBackend: opts.RedisURL != ""}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("failed to set up the tenant controller: %w", err)
@@ -58,11 +58,11 @@ func Setup(mgr ctrl.Manager, opts effective.Options, redis *RedisUsersOptions, r
 		Store: revocations}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("failed to set up the revocation controller: %w", err)
 	}
-	if counters != nil {
-		if err := (&PolicySpendReconciler{Client: mgr.GetClient(), Counters: counters}).SetupWithManager(mgr); err != nil {
+	if spend != nil {
+		if err := (&PolicySpendReconciler{Client: mgr.GetClient(), SpendOptions: *spend}).SetupWithManager(mgr); err != nil {
 			return fmt.Errorf("failed to set up the policy spend controller: %w", err)
 		}
-		if err := (&TenantSpendReconciler{Client: mgr.GetClient(), Counters: counters}).SetupWithManager(mgr); err != nil {
+		if err := (&TenantSpendReconciler{Client: mgr.GetClient(), SpendOptions: *spend}).SetupWithManager(mgr); err != nil {
 			return fmt.Errorf("failed to set up the tenant spend controller: %w", err)
 		}
 	}

@@ -26,6 +26,20 @@ const SpendInterval = 30 * time.Second
 // maxSpendEntries bounds status.spend (the CRDs' MaxItems).
 const maxSpendEntries = 32
 
+// SpendOptions turn on the spend controllers (nil: off, without Redis).
+type SpendOptions struct {
+	Counters CounterReader
+	// Interval is how often a budget's counter is read again (default SpendInterval).
+	Interval time.Duration
+}
+
+func (o *SpendOptions) interval() time.Duration {
+	if o.Interval > 0 {
+		return o.Interval
+	}
+	return SpendInterval
+}
+
 // CounterReader reads the limiter's counters: the amount of each key, 0 for one that does not exist
 // (redisacl.Counters).
 type CounterReader interface {
@@ -128,7 +142,7 @@ func formatAmount(v int64, usd bool) string {
 // status.spend, which no other controller writes.
 type PolicySpendReconciler struct {
 	client.Client
-	Counters CounterReader
+	SpendOptions
 }
 
 // Reconcile reads one policy's budgets' counters and requeues itself to read them again.
@@ -146,24 +160,24 @@ func (r *PolicySpendReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			}
 		}
 	}
-	return publishSpend(ctx, r.Client, r.Counters, p, &p.Status.Spend, refs, now)
+	return publishSpend(ctx, r.Client, &r.SpendOptions, p, &p.Status.Spend, refs, now)
 }
 
 // publishSpend reads refs' counters into *field, obj's status.spend, and says when to read them again
 // (never, when there is nothing to read).
-func publishSpend(ctx context.Context, c client.Client, counters CounterReader, obj client.Object, field *[]v1alpha1.BudgetSpend,
+func publishSpend(ctx context.Context, c client.Client, o *SpendOptions, obj client.Object, field *[]v1alpha1.BudgetSpend,
 	refs []budgetRef, now time.Time) (ctrl.Result, error) {
-	spend, err := spendOf(ctx, counters, refs, now)
+	spend, err := spendOf(ctx, o.Counters, refs, now)
 	if err != nil {
 		return ctrl.Result{}, fmt.Errorf("failed to read the spend of %s: %w", client.ObjectKeyFromObject(obj), err)
 	}
-	if err := patchSpend(ctx, c, obj, field, spend); err != nil {
+	if err := patchSpend(ctx, c, obj, field, spend, o.interval()); err != nil {
 		return ctrl.Result{}, err
 	}
 	if len(refs) == 0 {
 		return ctrl.Result{}, nil
 	}
-	return ctrl.Result{RequeueAfter: SpendInterval}, nil
+	return ctrl.Result{RequeueAfter: o.interval()}, nil
 }
 
 // admitted reports whether the policy's Ready condition is True: a refused policy renders deny-all and
@@ -178,10 +192,10 @@ func admitted(p *v1alpha1.ClaudeAccessPolicy) bool {
 }
 
 // patchSpend sets *field to spend and patches obj's status when the amounts changed, or when what is
-// there was read more than SpendInterval ago. Its own patch wakes the reconciler again, which then finds
+// there was read interval or more ago. Its own patch wakes the reconciler again, which then finds
 // nothing to write: observedAt alone never differs by less than the interval.
-func patchSpend(ctx context.Context, c client.Client, obj client.Object, field *[]v1alpha1.BudgetSpend, spend []v1alpha1.BudgetSpend) error {
-	if !spendChanged(*field, spend) {
+func patchSpend(ctx context.Context, c client.Client, obj client.Object, field *[]v1alpha1.BudgetSpend, spend []v1alpha1.BudgetSpend, interval time.Duration) error {
+	if !spendChanged(*field, spend, interval) {
 		return nil
 	}
 	orig, ok := obj.DeepCopyObject().(client.Object)
@@ -196,13 +210,13 @@ func patchSpend(ctx context.Context, c client.Client, obj client.Object, field *
 }
 
 // spendChanged reports whether next says more than cur: other amounts, or a fresher reading.
-func spendChanged(cur, next []v1alpha1.BudgetSpend) bool {
+func spendChanged(cur, next []v1alpha1.BudgetSpend, interval time.Duration) bool {
 	if len(cur) != len(next) {
 		return true
 	}
 	for i := range cur {
 		a, b := cur[i], next[i]
-		if b.ObservedAt.Sub(a.ObservedAt.Time) >= SpendInterval {
+		if b.ObservedAt.Sub(a.ObservedAt.Time) >= interval {
 			return true
 		}
 		a.ObservedAt = b.ObservedAt
@@ -223,7 +237,7 @@ func (r *PolicySpendReconciler) SetupWithManager(mgr ctrl.Manager) error {
 // Namespace have spent in each of its namespaces in the current windows.
 type TenantSpendReconciler struct {
 	client.Client
-	Counters CounterReader
+	SpendOptions
 }
 
 // Reconcile reads one tenant's budgets' counters and requeues itself to read them again.
@@ -259,7 +273,7 @@ func (r *TenantSpendReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			}
 		}
 	}
-	return publishSpend(ctx, r.Client, r.Counters, t, &t.Status.Spend, refs, now)
+	return publishSpend(ctx, r.Client, &r.SpendOptions, t, &t.Status.Spend, refs, now)
 }
 
 // SetupWithManager registers the reconciler; it requeues itself every SpendInterval.

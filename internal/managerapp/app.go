@@ -350,13 +350,12 @@ func (o *Options) redisCounters() (*redisacl.Counters, error) {
 	return redisacl.NewCounters(o.RedisURL)
 }
 
-// counterReader is c as a controllers.CounterReader: nil stays nil (an interface holding a nil pointer
-// would not).
-func counterReader(c *redisacl.Counters) controllers.CounterReader {
+// spendOptions runs the spend controllers over c (nil without Redis).
+func spendOptions(c *redisacl.Counters) *controllers.SpendOptions {
 	if c == nil {
 		return nil
 	}
-	return c
+	return &controllers.SpendOptions{Counters: c}
 }
 
 // redisUsersOptions builds the admin connection of the Redis user controller, or nil when it is off.

@@ -115,7 +115,7 @@ func setupControllers(ctx context.Context, mgr ctrl.Manager, o *Options, eff eff
 		closeAdmin := closeRedis
 		closeRedis = func() { closeAdmin(); _ = counters.Close() }
 	}
-	if err := controllers.Setup(mgr, eff, redisUsers, revocations, counterReader(counters)); err != nil {
+	if err := controllers.Setup(mgr, eff, redisUsers, revocations, spendOptions(counters)); err != nil {
 		return closeRedis, err
 	}
 	if err := addBroker(mgr, o, redisUsers); err != nil {

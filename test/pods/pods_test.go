@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -38,6 +39,7 @@ func TestRealPods(t *testing.T) {
 		cluster.Step{Name: "tenant applies a policy with kubectl", Run: s.applyPolicy},
 		cluster.Step{Name: "deployment gets the native sidecar and calls Claude", Run: s.deployment},
 		cluster.Step{Name: "one hash names the config in status, audit records and metrics", Run: s.oneHash},
+		cluster.Step{Name: "many large bodies at once: the sidecar stays within its memory limit and keeps its counters", Run: s.bigBodies},
 		cluster.Step{Name: "job with the sidecar completes", Run: s.job},
 		cluster.Step{Name: "a pod whose Secret is missing shows in the policy's status", Run: s.missingSecret},
 		cluster.Step{Name: "policy edit reaches the running sidecar", Run: s.reload},
@@ -216,6 +218,90 @@ func (s *story) oneHash(t *testing.T) {
 	if status, body := sidecarMetrics(t, pod.Status.PodIP, s.metricsToken(t)); status != http.StatusOK || !strings.Contains(body, metric) {
 		t.Errorf("GET /metrics with the metrics token: %d, want 200 with %s", status, metric)
 	}
+}
+
+// bigBodies sends 12 requests of 30 MiB at once through the storefront pod's sidecar, whose memory
+// limit is the chart's 128 Mi: buffered whole, six of them would already outgrow it. The sidecar buffers
+// what its body budget holds (half its memory limit) and refuses the rest before reading them (503,
+// retry-after 1, the capacity rule); it is not OOM-killed (same container, no restart) and its counters
+// carry on from where they were (the same process counted the admitted requests).
+func (s *story) bigBodies(t *testing.T) {
+	var pod corev1.Pod
+	if err := c.Client.Get(s.ctx, client.ObjectKey{Namespace: tenantNS, Name: s.pod}, &pod); err != nil {
+		t.Fatal(err)
+	}
+	restarts := sidecarRestarts(t, &pod)
+	token := s.metricsToken(t)
+	before := allowedCount(t, pod.Status.PodIP, token)
+	t0 := time.Now()
+	out, err := c.Run(s.ctx, "", "exec", "-n", tenantNS, s.pod, "-c", "app", "--", cluster.ClientBinary, "flood", "-n", "12", "-mib", "30", "-model", allowed)
+	if err != nil {
+		t.Fatalf("flood: %v\n%s", err, out)
+	}
+	figures.Duration("12 concurrent 30 MiB requests through a sidecar limited to 128 Mi", time.Since(t0))
+	var r struct {
+		Statuses   map[string]int `json:"statuses"`
+		RetryAfter []string       `json:"retryAfter"`
+		Capacity   int            `json:"capacity"`
+	}
+	if err := json.Unmarshal([]byte(strings.TrimSpace(cluster.TailLines(out, 1))), &r); err != nil {
+		t.Fatalf("flood printed %q: %v", out, err)
+	}
+	t.Logf("flood: %s", strings.TrimSpace(out))
+	ok, full := r.Statuses["200"], r.Statuses["503"]
+	if ok < 1 || full < 1 || ok+full != 12 || r.Capacity != full {
+		t.Fatalf("statuses %v (%d naming the capacity rule): want some 200s and the rest 503 capacity", r.Statuses, r.Capacity)
+	}
+	for _, ra := range r.RetryAfter {
+		if ra != "1" {
+			t.Errorf("a capacity 503 has retry-after %q, want 1", ra)
+		}
+	}
+	if err := c.Client.Get(s.ctx, client.ObjectKey{Namespace: tenantNS, Name: s.pod}, &pod); err != nil {
+		t.Fatal(err)
+	}
+	if got := sidecarRestarts(t, &pod); got != restarts {
+		t.Fatalf("the sidecar restarted (%d -> %d restarts; last state %+v): its memory outgrew the limit", restarts, got, sidecarStatus(t, &pod).LastTerminationState)
+	}
+	if after := allowedCount(t, pod.Status.PodIP, token); after != before+ok {
+		t.Fatalf("the sidecar counts %d allowed requests, want %d + %d: counters were lost", after, before, ok)
+	}
+}
+
+// sidecarStatus is the status of pod's sidecar container.
+func sidecarStatus(t *testing.T, pod *corev1.Pod) corev1.ContainerStatus {
+	t.Helper()
+	for _, cs := range pod.Status.InitContainerStatuses {
+		if cs.Name == wellknown.SidecarContainerName {
+			return cs
+		}
+	}
+	t.Fatalf("pod %s has no %s status", pod.Name, wellknown.SidecarContainerName)
+	return corev1.ContainerStatus{}
+}
+
+func sidecarRestarts(t *testing.T, pod *corev1.Pod) int32 { return sidecarStatus(t, pod).RestartCount }
+
+// allowedCount is the sidecar's count of allowed Messages requests answered 200 (all models).
+func allowedCount(t *testing.T, podIP, token string) int {
+	t.Helper()
+	status, body := sidecarMetrics(t, podIP, token)
+	if status != http.StatusOK {
+		t.Fatalf("GET /metrics: %d", status)
+	}
+	n := 0
+	for _, l := range strings.Split(body, "\n") {
+		if strings.HasPrefix(l, "claude_guard_requests_total{") && strings.Contains(l, `decision="allow"`) &&
+			strings.Contains(l, `endpoint="/v1/messages"`) && strings.Contains(l, `status="200"`) {
+			f := strings.Fields(l)
+			v, err := strconv.ParseFloat(f[len(f)-1], 64)
+			if err != nil {
+				t.Fatalf("metric line %q: %v", l, err)
+			}
+			n += int(v)
+		}
+	}
+	return n
 }
 
 // metricsToken is the token the manager wrote into the chart's metrics token Secret (what Prometheus

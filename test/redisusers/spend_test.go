@@ -41,7 +41,8 @@ func TestSpendShowsInStatus(t *testing.T) {
 		Effective: effective.Options{NoTenant: effective.NoTenantDeny, VaultAddress: "https://vault.test:8200",
 			Upstream: "https://api.anthropic.test", RedisURL: public, RedisUsers: true, TrustDomain: "cluster.test"},
 		RedisUsers: &controllers.RedisUsersOptions{Admin: admin, Resync: time.Second},
-		Counters:   counters,
+		// Read every second (production: every 30 s), so the test does not wait for the interval.
+		Spend: &controllers.SpendOptions{Counters: counters, Interval: time.Second},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -33,8 +33,8 @@ type ManagerOptions struct {
 	RedisUsers *controllers.RedisUsersOptions
 	// Revocations, when set, is where revocations are shared (default: RedisUsers' admin connection).
 	Revocations controllers.RevocationStore
-	// Counters, when set, runs the spend controllers, which read budgets' counters there.
-	Counters controllers.CounterReader
+	// Spend, when set, runs the spend controllers.
+	Spend *controllers.SpendOptions
 	// Inject, when set, serves the injection webhook (the Env must be started WithWebhooks).
 	Inject *inject.Operator
 	// User, when set, is who the manager is to the API server (default: the Env's admin). Admission
@@ -79,7 +79,7 @@ func (e *Env) StartManager(o ManagerOptions) (func() error, error) {
 	if revocations == nil && o.RedisUsers != nil {
 		revocations = o.RedisUsers.Admin
 	}
-	if err := controllers.Setup(mgr, o.Effective, o.RedisUsers, revocations, o.Counters); err != nil {
+	if err := controllers.Setup(mgr, o.Effective, o.RedisUsers, revocations, o.Spend); err != nil {
 		return nil, err
 	}
 	if r := o.Registration; r != nil {

@@ -6,6 +6,7 @@
 //	claudeclient serve [-call-at-start M]     # the Deployment's main process: wait until SIGTERM
 //	claudeclient call -model M [-max-tokens N] [-stream]   # one call; prints one JSON line
 //	claudeclient peek -comm NAME...   # what an attacker sharing the PID namespace can read
+//	claudeclient flood [-n N] [-mib M]   # N requests of M MiB at once; prints one JSON line
 //
 // call exits 0 on a 200, 3 on an API error (its status and body are printed), 1 on anything else.
 package main
@@ -27,7 +28,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: claudeclient serve | call -model M [-max-tokens N] [-stream] | peek -comm NAME...")
+		fmt.Fprintln(os.Stderr, "usage: claudeclient serve | call -model M [-max-tokens N] [-stream] | peek -comm NAME... | flood [-n N] [-mib M]")
 		os.Exit(2)
 	}
 	switch os.Args[1] {
@@ -37,8 +38,10 @@ func main() {
 		os.Exit(call(os.Args[2:]))
 	case "peek":
 		os.Exit(peek(os.Args[2:]))
+	case "flood":
+		os.Exit(flood(os.Args[2:]))
 	default:
-		fmt.Fprintf(os.Stderr, "unknown verb %q: want serve, call or peek\n", os.Args[1])
+		fmt.Fprintf(os.Stderr, "unknown verb %q: want serve, call, peek or flood\n", os.Args[1])
 		os.Exit(2)
 	}
 }
