@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -43,6 +44,8 @@ func (d *demo) startRedis() (string, func(), error) {
 		"--requirepass", demoRedisPassword, "--save", "", "--appendonly", "no", "--dir", dir,
 		"--protected-mode", "no", "--daemonize", "no", "--loglevel", "warning", "--logfile", filepath.Join(dir, "redis.log"))
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "LD_LIBRARY_PATH=" + filepath.Join(bin, "..", "lib")}
+	// Killed with the demo, however the demo ends: it must not outlive the cluster it serves.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return "", nil, fmt.Errorf("failed to start redis-server: %w", err)
 	}
