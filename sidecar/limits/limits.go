@@ -80,6 +80,30 @@ type Request struct {
 	// Force reserves even when a rule is exceeded (shadow mode): Reserve then returns a Reservation
 	// whose Exceeded is the *Denied that would have applied, and no error.
 	Force bool
+	// Phase splits a request's reservation in two around reading its body (PhaseAll: one reservation).
+	Phase Phase
+}
+
+// Phase is which part of a request's reservation Reserve takes.
+type Phase int
+
+const (
+	// PhaseAll reserves everything at once, after the body is read.
+	PhaseAll Phase = iota
+	// PhaseRequests reserves, before the body is read, one request against every rule whose key is
+	// known without the body (all but Session rules), and checks those rules' counters, so a request
+	// over its request limit, or whose budget is spent, is refused without buffering its body. It holds
+	// no tokens.
+	PhaseRequests
+	// PhaseTokens reserves, after the body, the rest of a request whose PhaseRequests reservation
+	// stands: its tokens (and maximum cost, for Hard budgets), and one request against Session rules.
+	PhaseTokens
+)
+
+// in reports whether rule ru takes part in phase p: Session rules need the body (the session id may be
+// in metadata.user_id), so they wait for PhaseTokens.
+func (p Phase) in(ru *rule) bool {
+	return p != PhaseRequests || ru.key != policyconfig.KeySession
 }
 
 // Denied says which rule refused a request.
@@ -168,6 +192,7 @@ type hold struct {
 	b        *bucket // Memory
 	key      string  // Redis
 	r        *rule
+	index    int // of r in its Rules
 	window   time.Time
 	end      time.Time
 	requests int64
@@ -290,6 +315,11 @@ const (
 // maximum cost for a Hard budget; nothing for a Soft budget (checked against settled usage only).
 func (rs *Rules) holdFor(ru *rule, r Request) (requests, amount int64) {
 	switch {
+	case r.Phase == PhaseRequests:
+		if ru.requests > 0 {
+			return 1, 0
+		}
+		return 0, 0
 	case ru.budget && !ru.hard:
 		return 0, 0
 	case ru.usd:
@@ -297,7 +327,8 @@ func (rs *Rules) holdFor(ru *rule, r Request) (requests, amount int64) {
 	case ru.budget:
 		return 0, ru.tokens(usage.Usage{InputTokens: r.MaxInputTokens, OutputTokens: r.OutputTokens})
 	}
-	if ru.requests > 0 {
+	// After PhaseRequests, only Session rules still need the request.
+	if ru.requests > 0 && (r.Phase != PhaseTokens || ru.key == policyconfig.KeySession) {
 		requests = 1
 	}
 	if ru.amount > 0 {

@@ -654,3 +654,76 @@ func TestHardBudgets(t *testing.T) {
 		})
 	})
 }
+
+// TestPhases: a request's reservation split around its body. PhaseRequests holds one request against
+// every rule but Session ones and no tokens; PhaseTokens then holds the tokens and the Session rules'
+// request, never a second request; a spent budget refuses already in PhaseRequests; refunding both
+// returns everything.
+func TestPhases(t *testing.T) {
+	ctx := context.Background()
+	forEachBackend(t, func(t *testing.T, b backend) {
+		rs := rules(t, []policyconfig.LimitRule{
+			{Name: "rpm", Key: "Workload", Window: "Minute", Requests: 2, TokenType: "Total"},
+			{Name: "tpm", Key: "Workload", Window: "Minute", Tokens: 1000, TokenType: "Total"},
+			{Name: "per-session", Key: "Session", Window: "Minute", Requests: 5, TokenType: "Total"},
+		}, []policyconfig.Budget{{Name: "day", Key: "Workload", Window: "Day", Tokens: 500, TokenType: "Total", Enforcement: policyconfig.EnforcementSoft}}, nil)
+		m := b.new(t, rs)
+		now := fixedClock(m, time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC))
+		k := Keys{Workload: "w", Session: "s1"}
+		counters := func() [4][2]int64 {
+			var out [4][2]int64
+			for i := range out {
+				out[i][0], out[i][1] = m.counter(t, rs, i, k, *now)
+			}
+			return out
+		}
+		pre, err := m.Reserve(ctx, Request{Keys: Keys{Workload: "w"}, Phase: PhaseRequests})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := counters(); got != [4][2]int64{{1, 0}, {0, 0}, {0, 0}, {0, 0}} {
+			t.Fatalf("after PhaseRequests: %v, want one request on rpm only (tpm has no request part, the Session rule waits)", got)
+		}
+		post, err := m.Reserve(ctx, Request{Keys: k, InputTokens: 100, OutputTokens: 200, Phase: PhaseTokens})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := counters(); got != [4][2]int64{{1, 0}, {0, 300}, {1, 0}, {0, 0}} {
+			t.Fatalf("after PhaseTokens: %v, want rpm still 1, 300 tokens on tpm, the session's request", got)
+		}
+		if err := m.Settle(ctx, pre, usage.Usage{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Settle(ctx, post, usage.Usage{InputTokens: 400, OutputTokens: 200}); err != nil {
+			t.Fatal(err)
+		}
+		if got := counters(); got != [4][2]int64{{1, 0}, {0, 600}, {1, 0}, {0, 600}} {
+			t.Fatalf("after settling: %v, want the usage counted once", got)
+		}
+		// The budget is spent (600 of 500): the next request is refused before its body is read.
+		_, err = m.Reserve(ctx, Request{Keys: Keys{Workload: "w"}, Phase: PhaseRequests})
+		if d := asDenied(err); d == nil || d.What != "budget" {
+			t.Fatalf("PhaseRequests with the budget spent: %v, want a budget denial", err)
+		}
+		if got := counters(); got[0] != [2]int64{1, 0} {
+			t.Fatalf("a refused PhaseRequests took %v", got[0])
+		}
+		// Refunds return each phase's own holds.
+		rs2 := rules(t, []policyconfig.LimitRule{{Name: "rpm", Key: "Workload", Window: "Minute", Requests: 1, TokenType: "Total"}}, nil, nil)
+		m2 := b.new(t, rs2)
+		now2 := fixedClock(m2, time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC))
+		pre2, err := m2.Reserve(ctx, Request{Keys: Keys{Workload: "w"}, Phase: PhaseRequests})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m2.Reserve(ctx, Request{Keys: Keys{Workload: "w"}, Phase: PhaseRequests}); asDenied(err) == nil || asDenied(err).What != "requests" {
+			t.Fatalf("a second request over rpm 1: %v, want a requests denial before the body", err)
+		}
+		if err := m2.Refund(ctx, pre2); err != nil {
+			t.Fatal(err)
+		}
+		if r, _ := m2.counter(t, rs2, 0, Keys{Workload: "w"}, *now2); r != 0 {
+			t.Fatalf("after the refund rpm holds %d", r)
+		}
+	})
+}

@@ -58,6 +58,10 @@ func (m *Memory) Reserve(_ context.Context, r Request) (*Reservation, error) {
 	counts := make([]count, len(rs.rules))
 	for i := range rs.rules {
 		ru := &rs.rules[i]
+		if !r.Phase.in(ru) {
+			counts[i].skip = true
+			continue
+		}
 		start, end := windowStart(ru.window, now)
 		k := bucketKey{ru.id, ru.key + "=" + r.Keys.get(ru.key)}
 		b := m.buckets[k]
@@ -68,7 +72,7 @@ func (m *Memory) Reserve(_ context.Context, r Request) (*Reservation, error) {
 		if !b.window.Equal(start) {
 			*b = bucket{window: start, end: end}
 		}
-		h := hold{b: b, r: ru, window: start, end: end}
+		h := hold{b: b, r: ru, index: i, window: start, end: end}
 		h.requests, h.amount = rs.holdFor(ru, r)
 		if what := check(ru, b.requests, b.amount, h.requests, h.amount); what != "" && denied == nil {
 			denied = denial(ru, what, h.amount, end.Sub(now))
@@ -80,10 +84,10 @@ func (m *Memory) Reserve(_ context.Context, r Request) (*Reservation, error) {
 		denied.Status = statusOf(rs, counts)
 		return nil, denied
 	}
-	for i, h := range res.holds {
+	for _, h := range res.holds {
 		h.b.requests += h.requests
 		h.b.amount = addAmounts(h.b.amount, h.amount)
-		counts[i].requests, counts[i].amount = h.b.requests, h.b.amount
+		counts[h.index].requests, counts[h.index].amount = h.b.requests, h.b.amount
 	}
 	res.status = statusOf(rs, counts)
 	if denied != nil {

@@ -194,8 +194,8 @@ func (l *Redis) Reserve(ctx context.Context, r Request) (*Reservation, error) {
 		return &Reservation{model: r.Model, rules: rs}, nil
 	}
 	now := l.now()
-	res := &Reservation{model: r.Model, rules: rs, holds: make([]hold, len(rs.rules))}
-	keys := make([]string, len(rs.rules))
+	res := &Reservation{model: r.Model, rules: rs, holds: make([]hold, 0, len(rs.rules))}
+	keys := make([]string, 0, len(rs.rules))
 	args := make([]any, 1, 1+6*len(rs.rules))
 	args[0] = "0"
 	if r.Force {
@@ -203,15 +203,21 @@ func (l *Redis) Reserve(ctx context.Context, r Request) (*Reservation, error) {
 	}
 	for i := range rs.rules {
 		ru := &rs.rules[i]
+		if !r.Phase.in(ru) {
+			continue
+		}
 		start, end := windowStart(ru.window, now)
-		h := hold{r: ru, window: start, end: end, key: rs.bucketKey(ru, r.Keys, start)}
+		h := hold{r: ru, index: i, window: start, end: end, key: rs.bucketKey(ru, r.Keys, start)}
 		h.requests, h.amount = rs.holdFor(ru, r)
-		res.holds[i], keys[i] = h, h.key
+		res.holds, keys = append(res.holds, h), append(keys, h.key)
 		kind := "l" // a Hard budget is checked like a token limit: its hold must fit
 		if ru.budget && !ru.hard {
 			kind = "b"
 		}
 		args = append(args, kind, bounded(ru.requests), bounded(ru.amount), h.requests, bounded(h.amount), ttl(end, now))
+	}
+	if len(res.holds) == 0 {
+		return res, nil // no rule takes part in this phase
 	}
 	var reply []int64
 	err := l.do(ctx, "reserve", func(ctx context.Context) error {
@@ -230,19 +236,22 @@ func (l *Redis) Reserve(ctx context.Context, r Request) (*Reservation, error) {
 		}
 		return res, err
 	}
-	if len(reply) != 2+2*len(rs.rules) {
-		return nil, fmt.Errorf("%w: the reserve function returned %d values for %d rules", ErrUnavailable, len(reply), len(rs.rules))
+	if len(reply) != 2+2*len(res.holds) {
+		return nil, fmt.Errorf("%w: the reserve function returned %d values for %d rules", ErrUnavailable, len(reply), len(res.holds))
 	}
 	counts := make([]count, len(rs.rules))
+	for i := range counts {
+		counts[i].skip = true // unless it took part, below
+	}
 	for i, h := range res.holds {
-		counts[i] = count{requests: reply[2+2*i], amount: reply[3+2*i], end: h.end}
+		counts[h.index] = count{requests: reply[2+2*i], amount: reply[3+2*i], end: h.end}
 	}
 	status := statusOf(rs, counts)
 	if reply[0] == 0 {
 		res.status = status
 		return res, nil
 	}
-	if reply[0] < 1 || reply[0] > int64(len(rs.rules)) || reply[1] < 1 || reply[1] > 3 {
+	if reply[0] < 1 || reply[0] > int64(len(res.holds)) || reply[1] < 1 || reply[1] > 3 {
 		return nil, fmt.Errorf("%w: the reserve function returned rule %d, reason %d", ErrUnavailable, reply[0], reply[1])
 	}
 	h := res.holds[reply[0]-1]

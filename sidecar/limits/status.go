@@ -27,6 +27,8 @@ type Status struct {
 type count struct {
 	requests, amount int64
 	end              time.Time
+	// skip is set for a rule that did not take part in the reservation (Phase).
+	skip bool
 }
 
 // statusOf picks the most constraining quotas from the counters of every rule of rs, in rule order.
@@ -34,10 +36,10 @@ func statusOf(rs *Rules, counts []count) Status {
 	var s Status
 	for i := range rs.rules {
 		ru := &rs.rules[i]
-		if ru.budget {
+		c := counts[i]
+		if ru.budget || c.skip {
 			continue
 		}
-		c := counts[i]
 		if ru.requests > 0 {
 			tighter(&s.Requests, Quota{Rule: ru.id, Limit: ru.requests, Remaining: max(0, ru.requests-c.requests), Reset: c.end})
 		}

@@ -33,6 +33,8 @@ type Exchange struct {
 	Revocation string
 	// Session is the client's session id (WithSession), "" without one.
 	Session string
+	// requestsHeld is set when WithRequestCount reserved the request's count before its body was read.
+	requestsHeld bool
 
 	// modelsList is the caller's paging of a models list request (nil for other requests): the sidecar
 	// fetches the whole list and pages what the caller may use itself (models.go).

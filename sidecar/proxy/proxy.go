@@ -80,6 +80,7 @@ func New(o Options) http.Handler {
 	h = WithSession(h)
 	h = WithDecision(o.Log, h)
 	h = WithBody(o.BodyBudget, h)
+	h = WithRequestCount(o.Limiter, o.Metrics, o.Log, h)
 	h = WithEndUser(o.EndUser, o.Log, h)
 	h = WithWire(h)
 	h = WithAudit(o.Audit, h)

@@ -1,9 +1,12 @@
 package proxy_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -162,5 +165,44 @@ func TestLimiterUnavailableFailsClosed(t *testing.T) {
 	}
 	if len(e.fake.Requests()) != 0 {
 		t.Fatal("the request went upstream")
+	}
+}
+
+// TestRequestCountIsReservedBeforeALargeBody: a large request's count is reserved before its body is
+// read, so a client over its request limit is answered 429 while its body is still unsent: the sidecar
+// neither waits for nor buffers it. A refused request holds nothing, and a small request keeps the one
+// reservation after its body.
+func TestRequestCountIsReservedBeforeALargeBody(t *testing.T) {
+	e := newEnv(t, "limits: {rules: [{name: rpm, key: Workload, window: Day, requests: 2}]}\n")
+	big := `{"model":"claude-haiku-4-5","max_tokens":10,"messages":[{"role":"user","content":"` + strings.Repeat("a", 2<<20) + `"}]}`
+	for i, body := range []string{big, `{"model":"claude-haiku-4-5","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}`} {
+		if resp, b := post(t, e, body, nil); resp.StatusCode != 200 {
+			t.Fatalf("request %d: %d %s", i, resp.StatusCode, b)
+		}
+	}
+	if got := len(e.fake.Requests()); got != 2 {
+		t.Fatalf("the upstream saw %d requests, want 2", got)
+	}
+	// The third announces 2 MiB and sends none of it.
+	conn, err := net.Dial("tcp", strings.TrimPrefix(e.srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := fmt.Fprintf(conn, "POST /v1/messages HTTP/1.1\r\nHost: sidecar\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", 2<<20); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer while the body is unsent: %v (the sidecar waits for the body before counting the request)", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 429 || !strings.Contains(string(b), "policy/rpm") {
+		t.Fatalf("status %d %s, want 429 naming policy/rpm", resp.StatusCode, b)
+	}
+	if got := len(e.fake.Requests()); got != 2 {
+		t.Fatalf("the upstream saw %d requests, want 2", got)
 	}
 }

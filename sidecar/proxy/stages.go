@@ -130,15 +130,14 @@ func WithLimits(l limits.Limiter, m *metrics.Metrics, log *slog.Logger, next htt
 			req.MaxInputTokens = int64(len(ex.Body))
 			req.OutputTokens = ex.Decision.Fields.MaxTokens
 		}
+		if ex.requestsHeld {
+			req.Phase = limits.PhaseTokens
+		}
 		res, err := l.Reserve(r.Context(), req)
 		var denied *limits.Denied
 		switch {
 		case errors.As(err, &denied):
-			// Set before anything is written: the forwarder adds the upstream's headers to these.
-			setRateLimitHeaders(w.Header(), denied.Status)
-			// Retrying helps only when the window resets soon and the request can fit at all.
-			retry := !denied.Never && denied.RetryAfter <= time.Minute
-			ex.refuse(w, limitDenial(m, denied, false), retry, denied.RetryAfter)
+			refuseLimited(w, ex, m, denied)
 			return
 		case err != nil:
 			if !limiterUnavailable(w, r, ex, m, log, err) {
@@ -154,6 +153,75 @@ func WithLimits(l limits.Limiter, m *metrics.Metrics, log *slog.Logger, next htt
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// refuseLimited answers a limit's refusal: 429 with the rate-limit headers, and a retry hint when the
+// window resets soon and the request can fit at all.
+func refuseLimited(w http.ResponseWriter, ex *Exchange, m *metrics.Metrics, denied *limits.Denied) {
+	// Set before anything is written: the forwarder adds the upstream's headers to these.
+	setRateLimitHeaders(w.Header(), denied.Status)
+	retry := !denied.Never && denied.RetryAfter <= time.Minute
+	ex.refuse(w, limitDenial(m, denied, false), retry, denied.RetryAfter)
+}
+
+// preBodyMinBytes is the body size from which a request's count is reserved before its body is read:
+// below it, buffering the body costs less than a second round trip to a shared limiter.
+const preBodyMinBytes = 1 << 20
+
+// WithRequestCount reserves a large request's count before its body is read (limits.PhaseRequests),
+// so a client over its request limit, or whose budget is spent, is refused without the sidecar
+// buffering what it sends, and without taking a share of the body budget. The rest of the reservation
+// (tokens, Session rules) is taken by WithLimits once the body is read. Bodies under preBodyMinBytes,
+// and shadow mode, keep the one reservation.
+func WithRequestCount(l limits.Limiter, m *metrics.Metrics, log *slog.Logger, next http.Handler) http.Handler {
+	if l == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ex := FromContext(r.Context())
+		if ex.Policy.Config.ShadowMode || (r.ContentLength >= 0 && r.ContentLength < preBodyMinBytes) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		req := limits.Request{Phase: limits.PhaseRequests,
+			Keys: limits.Keys{Workload: ex.Caller.Workload, EndUser: ex.endUserKey(), Namespace: ex.Caller.Namespace}}
+		res, err := l.Reserve(r.Context(), req)
+		var denied *limits.Denied
+		switch {
+		case errors.As(err, &denied):
+			refuseLimited(w, ex, m, denied)
+			return
+		case err != nil:
+			if !limiterUnavailable(w, r, ex, m, log, err) {
+				return
+			}
+			next.ServeHTTP(w, r) // failing open: WithLimits reserves everything, or fails open too
+			return
+		}
+		ex.requestsHeld = true
+		defer settleCount(l, m, log, res, r)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// settleCount ends a PhaseRequests reservation: the count stands once the request was forwarded (with
+// no usage: its tokens settle on WithLimits' reservation), and is returned if it never reached the
+// upstream.
+func settleCount(l limits.Limiter, m *metrics.Metrics, log *slog.Logger, res *limits.Reservation, r *http.Request) {
+	ex := FromContext(r.Context())
+	ctx := context.WithoutCancel(r.Context())
+	op, err := "settle", error(nil)
+	if !ex.Upstream.Forwarded || ex.Upstream.Unanswered {
+		op, err = "refund", l.Refund(ctx, res)
+	} else {
+		err = l.Settle(ctx, res, usage.Usage{})
+	}
+	if err != nil {
+		if m != nil {
+			m.LimiterErrors.WithLabelValues(op).Inc()
+		}
+		log.Error("Failed to release a rate limit reservation", "op", op, "path", r.URL.Path, "error", err)
+	}
 }
 
 // limitDenial is a limit's refusal as the proxy's denial, counted.
