@@ -14,6 +14,7 @@ import (
 	"time"
 
 	vaultapi "github.com/hashicorp/vault/api"
+	"github.com/redis/go-redis/v9"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -21,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/claude-guard/claude-guard/internal/policyconfig"
+	"github.com/claude-guard/claude-guard/internal/redislib"
 	"github.com/claude-guard/claude-guard/internal/spireentry"
 	"github.com/claude-guard/claude-guard/internal/test/chartenv"
 	"github.com/claude-guard/claude-guard/internal/test/cluster"
@@ -187,6 +189,23 @@ func (s *story) brokeredLimits(t *testing.T) {
 		}
 		return nil
 	})
+	// The leader's Redis user controller creates the namespace's user and the function library; during
+	// the manager's rollout above there can be no leader for a while, and a pod that starts before its
+	// user exists answers 503 (FailClosed) until it does.
+	admin := s.redis.Client(t)
+	wait.For(t, 2*time.Minute, "the namespace's Redis user and claude-guard's functions exist", func() error {
+		if err := admin.Do(s.ctx, "ACL", "GETUSER", wellknown.RedisUser(shop)).Err(); err != nil {
+			return fmt.Errorf("ACL GETUSER %s: %w", wellknown.RedisUser(shop), err)
+		}
+		libs, err := admin.FunctionList(s.ctx, redis.FunctionListQuery{LibraryNamePattern: redislib.Library}).Result()
+		if err != nil {
+			return fmt.Errorf("FUNCTION LIST: %w", err)
+		}
+		if len(libs) != 1 {
+			return fmt.Errorf("function libraries %v, want %s", libs, redislib.Library)
+		}
+		return nil
+	})
 	t0 := time.Now()
 	s.kubectl(t, "", "rollout", "restart", "-n", shop, "deployment/"+workloadName)
 	if _, err := c.WaitAvailable(s.ctx, shop, workloadName, 3*time.Minute); err != nil {
@@ -206,7 +225,6 @@ func (s *story) brokeredLimits(t *testing.T) {
 	if statuses[0] != 200 || statuses[len(statuses)-1] != 429 {
 		t.Fatalf("calls after the app's first: %v; want 200s, then 429 from the shared limit", statuses)
 	}
-	admin := s.redis.Client(t)
 	keys, err := admin.Keys(s.ctx, "cg:{"+shop+"}:*").Result()
 	if err != nil || len(keys) == 0 {
 		t.Fatalf("no counters of %s in Redis: %v %v", shop, keys, err)
