@@ -727,3 +727,25 @@ func TestPhases(t *testing.T) {
 		}
 	})
 }
+
+// TestRedisCallDeadlineFollowsTheURL: a call's deadline is DefaultRedisTimeout unless the URL sets
+// longer go-redis timeouts, which would otherwise be cut short by it.
+func TestRedisCallDeadlineFollowsTheURL(t *testing.T) {
+	for _, c := range []struct {
+		url  string
+		want time.Duration
+	}{
+		{"redis://127.0.0.1:6379/0", DefaultRedisTimeout},
+		{"redis://127.0.0.1:6379/0?read_timeout=2s&write_timeout=1s", 2 * time.Second},
+		{"redis://127.0.0.1:6379/0?read_timeout=50ms", DefaultRedisTimeout},
+	} {
+		l, err := NewRedis(RedisOptions{URL: c.url, Rules: rules(t, nil, nil, nil)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.timeout != c.want {
+			t.Errorf("%s: call deadline %v, want %v", c.url, l.timeout, c.want)
+		}
+		_ = l.Close()
+	}
+}

@@ -99,7 +99,9 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 		return nil, fmt.Errorf("failed to parse the Redis URL %s: not a valid redis:// or rediss:// URL", addr)
 	}
 	if o.Timeout <= 0 {
-		o.Timeout = DefaultRedisTimeout
+		// The whole call's deadline: the default, or the longest deadline the URL sets (read_timeout
+		// and the like), which would otherwise be cut short by it.
+		o.Timeout = max(DefaultRedisTimeout, opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout)
 	}
 	if o.BreakerInterval <= 0 {
 		o.BreakerInterval = DefaultBreakerInterval

@@ -130,7 +130,7 @@ func (s *story) install(t *testing.T) {
 	// With Redis and a trust domain the chart turns on the Redis credential broker (the manager's SVID
 	// comes from its ClusterSPIFFEID).
 	if _, err := s.release.Install("--set", "upstream="+upstream, "--set", "vault.address="+s.bao.PodAddr,
-		"--set-file", "vault.caBundle="+ca, "--set", "redis.url=redis://:"+redisAdminPassword+"@"+s.redis.PodAddr+"/0",
+		"--set-file", "vault.caBundle="+ca, "--set", "redis.url=redis://:"+redisAdminPassword+"@"+s.redis.PodAddr+"/0?"+redisTimeouts,
 		"--set", "spiffe.trustDomain="+s.spire.TrustDomain); err != nil {
 		t.Fatal(err)
 	}
@@ -143,6 +143,11 @@ func (s *story) install(t *testing.T) {
 		s.kubectl(t, "", "wait", "--for=condition=Ready", "--timeout=60s", "-n", ns, "cap/"+workloadName)
 	}
 }
+
+// redisTimeouts replace the sidecars' 200 ms Redis deadlines (go-redis URL parameters, rendered into
+// their configs): they assume a Redis next door and a CPU to spare, and this step runs beside the rest
+// of the suite on 2 cores, where one reply once took longer and FailClosed refused the next calls.
+const redisTimeouts = "dial_timeout=2s&read_timeout=2s&write_timeout=2s"
 
 // redisAdminPassword is the manager's admin connection's (a test Redis on the bridge; not a secret).
 const redisAdminPassword = "redis-admin-not-real"
@@ -222,7 +227,7 @@ func (s *story) brokeredLimits(t *testing.T) {
 			break
 		}
 	}
-	if statuses[0] != 200 || statuses[len(statuses)-1] != 429 {
+	if statuses[0] != 200 || statuses[len(statuses)-1] != 429 || slices.Contains(statuses, 503) {
 		t.Fatalf("calls after the app's first: %v; want 200s, then 429 from the shared limit", statuses)
 	}
 	keys, err := admin.Keys(s.ctx, "cg:{"+shop+"}:*").Result()
