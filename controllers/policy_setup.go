@@ -147,13 +147,12 @@ func (r *PolicyReconciler) policiesOfTenant(ctx context.Context, o client.Object
 	if err != nil {
 		return out
 	}
-	nsList := &metav1.PartialObjectMetadataList{}
-	nsList.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("NamespaceList"))
-	if err := r.List(ctx, nsList, client.MatchingLabelsSelector{Selector: sel}); err != nil {
+	namespaces, err := namespacesMatching(ctx, r.Client, sel)
+	if err != nil {
 		ctrl.LoggerFrom(ctx).Error(err, "Failed to list namespaces for a tenant event", "tenant", t.Name)
 		return out
 	}
-	for _, ns := range nsList.Items {
+	for _, ns := range namespaces {
 		add(r.listRequests(ctx, client.InNamespace(ns.Name)))
 	}
 	return out

@@ -9,13 +9,14 @@ import (
 	"strings"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/claude-guard/claude-guard/api/v1alpha1"
+	"github.com/claude-guard/claude-guard/internal/effective"
 	"github.com/claude-guard/claude-guard/internal/policyconfig"
 	"github.com/claude-guard/claude-guard/internal/rediskeys"
 )
@@ -153,7 +154,9 @@ func (r *PolicySpendReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	now := time.Now()
 	var refs []budgetRef
-	if e := p.Status.Effective; e != nil && e.LimitsBackend == policyconfig.BackendRedis && admitted(p) {
+	// A policy that is not admitted renders deny-all and spends nothing.
+	if e := p.Status.Effective; e != nil && e.LimitsBackend == policyconfig.BackendRedis &&
+		meta.IsStatusConditionTrue(p.Status.Conditions, v1alpha1.ConditionReady) {
 		for _, b := range e.Budgets {
 			if ref, ok := budgetRefFor(p.Namespace, p.Name, p.Status.Tenant, b, now); ok {
 				refs = append(refs, ref)
@@ -178,17 +181,6 @@ func publishSpend(ctx context.Context, c client.Client, o *SpendOptions, obj cli
 		return ctrl.Result{}, nil
 	}
 	return ctrl.Result{RequeueAfter: o.interval()}, nil
-}
-
-// admitted reports whether the policy's Ready condition is True: a refused policy renders deny-all and
-// spends nothing.
-func admitted(p *v1alpha1.ClaudeAccessPolicy) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == v1alpha1.ConditionReady {
-			return c.Status == metav1.ConditionTrue
-		}
-	}
-	return false
 }
 
 // patchSpend sets *field to spend and patches obj's status when the amounts changed, or when what is
@@ -253,21 +245,14 @@ func (r *TenantSpendReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		if err != nil {
 			return ctrl.Result{}, nil // the tenant controller reports it
 		}
-		nsList := &metav1.PartialObjectMetadataList{}
-		nsList.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("NamespaceList"))
-		if err := r.List(ctx, nsList, client.MatchingLabelsSelector{Selector: sel}); err != nil {
-			return ctrl.Result{}, fmt.Errorf("failed to list namespaces: %w", err)
+		namespaces, err := namespacesMatching(ctx, r.Client, sel)
+		if err != nil {
+			return ctrl.Result{}, err
 		}
-		for _, ns := range nsList.Items {
-			for _, b := range t.Spec.Budgets {
-				el := v1alpha1.EffectiveLimit{Name: string(b.Name), Source: policyconfig.SourceTenant, Key: string(b.Key), Window: string(b.Window), USD: b.USD}
-				if el.Key == "" {
-					el.Key = policyconfig.KeyNamespace
-				}
-				if b.Tokens != nil {
-					el.Tokens = *b.Tokens
-				}
-				if ref, ok := budgetRefFor(ns.Name, "", t.Name, el, now); ok {
+		budgets := effective.BudgetLimits(t.Spec.Budgets, policyconfig.SourceTenant)
+		for _, ns := range namespaces {
+			for _, b := range budgets {
+				if ref, ok := budgetRefFor(ns.Name, "", t.Name, b, now); ok {
 					refs = append(refs, ref)
 				}
 			}

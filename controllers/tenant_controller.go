@@ -61,10 +61,9 @@ func (r *TenantReconciler) reconcileNormal(ctx context.Context, t *v1alpha1.Clau
 			Reason: v1alpha1.ReasonInvalidSelector, Message: fmt.Sprintf("spec.namespaceSelector is invalid: %v", err)})
 		return nil
 	}
-	nsList := &metav1.PartialObjectMetadataList{}
-	nsList.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("NamespaceList"))
-	if err := r.List(ctx, nsList, client.MatchingLabelsSelector{Selector: sel}); err != nil {
-		return fmt.Errorf("failed to list namespaces: %w", err)
+	namespaces, err := namespacesMatching(ctx, r.Client, sel)
+	if err != nil {
+		return err
 	}
 	var others v1alpha1.ClaudeTenantList
 	if err := r.List(ctx, &others); err != nil {
@@ -72,7 +71,7 @@ func (r *TenantReconciler) reconcileNormal(ctx context.Context, t *v1alpha1.Clau
 	}
 	conflicts := map[string][]string{} // namespace -> other tenants
 	var policies int32
-	for _, ns := range nsList.Items {
+	for _, ns := range namespaces {
 		for _, o := range others.Items {
 			if o.Name == t.Name || o.DeletionTimestamp != nil {
 				continue
@@ -87,10 +86,10 @@ func (r *TenantReconciler) reconcileNormal(ctx context.Context, t *v1alpha1.Clau
 		}
 		policies += int32(len(ps.Items))
 	}
-	t.Status.Namespaces = int32(len(nsList.Items))
+	t.Status.Namespaces = int32(len(namespaces))
 	t.Status.Policies = policies
 	cond := metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonTenantReady,
-		Message: fmt.Sprintf("Selects %d namespace(s) with %d ClaudeAccessPolicy object(s)", len(nsList.Items), policies)}
+		Message: fmt.Sprintf("Selects %d namespace(s) with %d ClaudeAccessPolicy object(s)", len(namespaces), policies)}
 	if len(conflicts) > 0 {
 		names := make([]string, 0, len(conflicts))
 		for ns := range conflicts {
@@ -109,6 +108,17 @@ func (r *TenantReconciler) reconcileNormal(ctx context.Context, t *v1alpha1.Clau
 	}
 	conditions.Set(t, cond)
 	return nil
+}
+
+// namespacesMatching lists the namespaces sel selects, as metadata only (the manager watches
+// namespaces that way).
+func namespacesMatching(ctx context.Context, c client.Reader, sel labels.Selector) ([]metav1.PartialObjectMetadata, error) {
+	list := &metav1.PartialObjectMetadataList{}
+	list.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("NamespaceList"))
+	if err := c.List(ctx, list, client.MatchingLabelsSelector{Selector: sel}); err != nil {
+		return nil, fmt.Errorf("failed to list namespaces: %w", err)
+	}
+	return list.Items, nil
 }
 
 func (r *TenantReconciler) patchStatus(ctx context.Context, orig, t *v1alpha1.ClaudeTenant) error {

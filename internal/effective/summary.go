@@ -28,10 +28,21 @@ func Summary(c *policyconfig.Config) *v1alpha1.EffectivePolicy {
 	for _, r := range c.Limits.Rules {
 		e.Limits = append(e.Limits, v1alpha1.EffectiveLimit{Name: r.Name, Source: r.Source, Key: r.Key, Window: r.Window, Requests: r.Requests, Tokens: r.Tokens})
 	}
-	for _, b := range c.Budgets {
-		e.Budgets = append(e.Budgets, v1alpha1.EffectiveLimit{Name: b.Name, Source: b.Source, Key: b.Key, Window: b.Window, Tokens: b.Tokens, USD: b.USD, Enforcement: enforcement(b)})
-	}
+	e.Budgets = budgetLimits(c.Budgets)
 	return e
+}
+
+// BudgetLimits are bs, set by source (policy or tenant), as status.effective shows them.
+func BudgetLimits(bs []v1alpha1.Budget, source string) []v1alpha1.EffectiveLimit {
+	return budgetLimits(budgets(bs, source))
+}
+
+func budgetLimits(bs []policyconfig.Budget) []v1alpha1.EffectiveLimit {
+	var out []v1alpha1.EffectiveLimit
+	for _, b := range bs {
+		out = append(out, v1alpha1.EffectiveLimit{Name: b.Name, Source: b.Source, Key: b.Key, Window: b.Window, Tokens: b.Tokens, USD: b.USD, Enforcement: enforcement(b)})
+	}
+	return out
 }
 
 // enforcement is b's enforcement as the status shows it: Soft when unset.

@@ -8,6 +8,7 @@ import (
 	"github.com/claude-guard/claude-guard/sidecar/audit"
 	"github.com/claude-guard/claude-guard/sidecar/decide"
 	"github.com/claude-guard/claude-guard/sidecar/enduser"
+	"github.com/claude-guard/claude-guard/sidecar/limits"
 	"github.com/claude-guard/claude-guard/sidecar/usage"
 )
 
@@ -187,4 +188,9 @@ func (ex *Exchange) rule() (string, string) {
 		return "", ""
 	}
 	return ex.Denial.Rule, ex.Denial.Message
+}
+
+// limitKeys are whom the request is charged to in the limiter.
+func (ex *Exchange) limitKeys() limits.Keys {
+	return limits.Keys{Workload: ex.Caller.Workload, EndUser: ex.endUserKey(), Namespace: ex.Caller.Namespace, Session: ex.Session}
 }

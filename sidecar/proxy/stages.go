@@ -120,11 +120,7 @@ func WithLimits(l limits.Limiter, m *metrics.Metrics, log *slog.Logger, next htt
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ex := FromContext(r.Context())
-		req := limits.Request{
-			Keys:  limits.Keys{Workload: ex.Caller.Workload, EndUser: ex.endUserKey(), Namespace: ex.Caller.Namespace, Session: ex.Session},
-			Model: ex.Decision.Model,
-			Force: ex.Policy.Config.ShadowMode,
-		}
+		req := limits.Request{Keys: ex.limitKeys(), Model: ex.Decision.Model, Force: ex.Policy.Config.ShadowMode}
 		if r.URL.Path == "/v1/messages" && ex.Decision.Fields.HasMaxTokens {
 			req.InputTokens = decide.EstimateInputTokens(ex.Body)
 			req.MaxInputTokens = int64(len(ex.Body))
@@ -133,17 +129,11 @@ func WithLimits(l limits.Limiter, m *metrics.Metrics, log *slog.Logger, next htt
 		if ex.requestsHeld {
 			req.Phase = limits.PhaseTokens
 		}
-		res, err := l.Reserve(r.Context(), req)
-		var denied *limits.Denied
-		switch {
-		case errors.As(err, &denied):
-			refuseLimited(w, ex, m, denied)
+		res, ok := reserve(w, r, l, m, log, req)
+		if !ok {
 			return
-		case err != nil:
-			if !limiterUnavailable(w, r, ex, m, log, err) {
-				return
-			}
-		case res.Exceeded() != nil:
+		}
+		if res != nil && res.Exceeded() != nil {
 			ex.refuse(w, limitDenial(m, res.Exceeded(), true), false, 0)
 			log.Info("Shadow mode: request would have been rate limited", "rule", res.Exceeded().Rule)
 		}
@@ -155,13 +145,25 @@ func WithLimits(l limits.Limiter, m *metrics.Metrics, log *slog.Logger, next htt
 	})
 }
 
-// refuseLimited answers a limit's refusal: 429 with the rate-limit headers, and a retry hint when the
-// window resets soon and the request can fit at all.
-func refuseLimited(w http.ResponseWriter, ex *Exchange, m *metrics.Metrics, denied *limits.Denied) {
-	// Set before anything is written: the forwarder adds the upstream's headers to these.
-	setRateLimitHeaders(w.Header(), denied.Status)
-	retry := !denied.Never && denied.RetryAfter <= time.Minute
-	ex.refuse(w, limitDenial(m, denied, false), retry, denied.RetryAfter)
+// reserve takes req's reservation. It answers the request itself and returns false when a limit
+// refuses it (429 with the rate-limit headers, and a retry hint when the window resets soon and the
+// request can fit at all) or the limiter is unavailable and the policy fails closed. A nil reservation
+// with true means the limiter is unavailable and the policy fails open.
+func reserve(w http.ResponseWriter, r *http.Request, l limits.Limiter, m *metrics.Metrics, log *slog.Logger, req limits.Request) (*limits.Reservation, bool) {
+	ex := FromContext(r.Context())
+	res, err := l.Reserve(r.Context(), req)
+	var denied *limits.Denied
+	switch {
+	case errors.As(err, &denied):
+		// Set before anything is written: the forwarder adds the upstream's headers to these.
+		setRateLimitHeaders(w.Header(), denied.Status)
+		retry := !denied.Never && denied.RetryAfter <= time.Minute
+		ex.refuse(w, limitDenial(m, denied, false), retry, denied.RetryAfter)
+		return nil, false
+	case err != nil:
+		return nil, limiterUnavailable(w, r, ex, m, log, err)
+	}
+	return res, true
 }
 
 // preBodyMinBytes is the body size from which a request's count is reserved before its body is read:
@@ -183,23 +185,15 @@ func WithRequestCount(l limits.Limiter, m *metrics.Metrics, log *slog.Logger, ne
 			next.ServeHTTP(w, r)
 			return
 		}
-		req := limits.Request{Phase: limits.PhaseRequests,
-			Keys: limits.Keys{Workload: ex.Caller.Workload, EndUser: ex.endUserKey(), Namespace: ex.Caller.Namespace}}
-		res, err := l.Reserve(r.Context(), req)
-		var denied *limits.Denied
-		switch {
-		case errors.As(err, &denied):
-			refuseLimited(w, ex, m, denied)
-			return
-		case err != nil:
-			if !limiterUnavailable(w, r, ex, m, log, err) {
-				return
-			}
-			next.ServeHTTP(w, r) // failing open: WithLimits reserves everything, or fails open too
+		// The session is not known yet (it may be in the body); Session rules wait for PhaseTokens.
+		res, ok := reserve(w, r, l, m, log, limits.Request{Keys: ex.limitKeys(), Phase: limits.PhaseRequests})
+		if !ok {
 			return
 		}
-		ex.requestsHeld = true
-		defer settleCount(l, m, log, res, r)
+		if res != nil { // nil: failing open, and WithLimits reserves everything (or fails open too)
+			ex.requestsHeld = true
+			defer settleCount(l, m, log, res, r)
+		}
 		next.ServeHTTP(w, r)
 	})
 }
@@ -216,12 +210,20 @@ func settleCount(l limits.Limiter, m *metrics.Metrics, log *slog.Logger, res *li
 	} else {
 		err = l.Settle(ctx, res, usage.Usage{})
 	}
-	if err != nil {
-		if m != nil {
-			m.LimiterErrors.WithLabelValues(op).Inc()
-		}
-		log.Error("Failed to release a rate limit reservation", "op", op, "path", r.URL.Path, "error", err)
+	releaseFailed(m, log, op, r, "", err)
+}
+
+// releaseFailed counts and logs a settle or refund that failed (nothing when err is nil). The response
+// is already sent, so a limiter failure cannot change it; what stays held is released when its window
+// ends.
+func releaseFailed(m *metrics.Metrics, log *slog.Logger, op string, r *http.Request, model string, err error) {
+	if err == nil {
+		return
 	}
+	if m != nil {
+		m.LimiterErrors.WithLabelValues(op).Inc()
+	}
+	log.Error("Failed to release a rate limit reservation", "op", op, "path", r.URL.Path, "model", model, "error", err)
 }
 
 // limitDenial is a limit's refusal as the proxy's denial, counted.
@@ -277,13 +279,7 @@ func settle(l limits.Limiter, m *metrics.Metrics, log *slog.Logger, res *limits.
 		op, err = "settle", l.Settle(ctx, res, u)
 		countSpend(m, ex, res.CostMicroUSD(u))
 	}
-	if err == nil {
-		return
-	}
-	if m != nil {
-		m.LimiterErrors.WithLabelValues(op).Inc()
-	}
-	log.Error("Failed to release a rate limit reservation", "op", op, "path", r.URL.Path, "model", req.Model, "error", err)
+	releaseFailed(m, log, op, r, req.Model, err)
 }
 
 // countSpend adds a settled request's cost to claude_guard_spend_usd_total. The model label is the

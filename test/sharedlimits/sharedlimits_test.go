@@ -82,30 +82,12 @@ func TestFleetTokenLimitNeverExceeded(t *testing.T) {
 `))
 	const key = "cg:{team-a}:p:chat:limit:tpd:Day:Namespace=team-a:*"
 	samplePeak := f.samplePeak(t, key)
-	var ok, limited atomic.Int64
-	var used atomic.Int64
-	var wg sync.WaitGroup
-	for c := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range 3 {
-				stream := (c+i)%2 == 0
-				r := f.messages(t, c+i, maxTokens, stream)
-				switch r.Status {
-				case 200:
-					ok.Add(1)
-					in, out, cw, cr := fakeupstream.Usage(requestBody(maxTokens, stream), maxTokens)
-					used.Add(in + out + cw + cr)
-				case 429:
-					limited.Add(1)
-				default:
-					t.Errorf("status %d: %s", r.Status, r.Body)
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	var ok, limited, used atomic.Int64
+	f.burst(t, maxTokens, func(stream bool) {
+		ok.Add(1)
+		in, out, cw, cr := fakeupstream.Usage(requestBody(maxTokens, stream), maxTokens)
+		used.Add(in + out + cw + cr)
+	}, func(string) { limited.Add(1) })
 	peak := samplePeak()
 	if peak > limit {
 		t.Fatalf("reserved plus settled tokens reached %d > limit %d", peak, limit)
@@ -118,6 +100,38 @@ func TestFleetTokenLimitNeverExceeded(t *testing.T) {
 		t.Fatalf("admitted %d, limited %d: the load did not reach the limit", ok.Load(), limited.Load())
 	}
 	t.Logf("admitted %d, limited %d, peak reserved+used %d of %d, settled %d", ok.Load(), limited.Load(), peak, limit, got)
+}
+
+// microUSD is what usage costs at the fleet's prices ($1/M input, $5/M output, $1.25/M cache writes,
+// $0.10/M cache reads), in whole micro-dollars as the limiter counts it.
+func microUSD(in, out, cacheWrite, cacheRead int64) int64 {
+	return (in*1_000_000 + out*5_000_000 + cacheWrite*1_250_000 + cacheRead*100_000) / 1_000_000
+}
+
+// burst sends 3 Messages requests of maxTokens from each of the clients at once, spread over the fleet,
+// JSON and streams alternating, and calls admitted for each 200 and refused with the body of each 429;
+// any other status fails the test.
+func (f *fleet) burst(t *testing.T, maxTokens int, admitted func(stream bool), refused func(body string)) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 3 {
+				stream := (c+i)%2 == 0
+				switch r := f.messages(t, c+i, maxTokens, stream); r.Status {
+				case 200:
+					admitted(stream)
+				case 429:
+					refused(r.Body)
+				default:
+					t.Errorf("status %d: %s", r.Status, r.Body)
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // requestBody is the body fleet.messages sends (the fake bills by its length).
@@ -138,9 +152,8 @@ func TestFleetBudgetsSettleStreamedUsage(t *testing.T) {
 	}{
 		{name: "tokens", budget: `{name: tokens, key: Namespace, window: Month, tokens: 500, tokenType: Total}`,
 			key: "cg:{team-a}:p:chat:budget:tokens:Month:*", cost: in + out + cw + cr, cap: 500},
-		// micro-USD: $1/M input, $5/M output, $1.25/M cache writes, $0.10/M cache reads.
 		{name: "USD", budget: `{name: usd, key: Namespace, window: Month, usd: "0.0005"}`,
-			key: "cg:{team-a}:p:chat:budget:usd:Month:*", cost: (in*1_000_000 + out*5_000_000 + cw*1_250_000 + cr*100_000) / 1_000_000, cap: 500},
+			key: "cg:{team-a}:p:chat:budget:usd:Month:*", cost: microUSD(in, out, cw, cr), cap: 500},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			f := newFleet(t, fleetSize, policy("FailClosed", "budgets: ["+c.budget+"]\n"))
@@ -222,9 +235,7 @@ func TestFleetRateLimitHeaders(t *testing.T) {
 func TestFleetHardBudgetNeverOvershoots(t *testing.T) {
 	const capMicroUSD, maxTokens = 20_000, 200
 	costOf := func(stream bool) int64 {
-		in, out, cw, cr := fakeupstream.Usage(requestBody(maxTokens, stream), maxTokens)
-		// $1/M input, $5/M output, $1.25/M cache writes, $0.10/M cache reads (the fleet's prices).
-		return (in*1_000_000 + out*5_000_000 + cw*1_250_000 + cr*100_000) / 1_000_000
+		return microUSD(fakeupstream.Usage(requestBody(maxTokens, stream), maxTokens))
 	}
 	cost := max(costOf(false), costOf(true))
 	for _, enforcement := range []string{policyconfig.EnforcementHard, policyconfig.EnforcementSoft} {
@@ -234,29 +245,15 @@ func TestFleetHardBudgetNeverOvershoots(t *testing.T) {
 			const key = "cg:{team-a}:p:chat:budget:usd:Month:*"
 			peak := f.samplePeak(t, key)
 			var ok, limited, used atomic.Int64
-			var wg sync.WaitGroup
-			for c := range clients {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for i := range 3 {
-						stream := (c+i)%2 == 0
-						switch r := f.messages(t, c+i, maxTokens, stream); r.Status {
-						case 200:
-							ok.Add(1)
-							used.Add(costOf(stream))
-						case 429:
-							limited.Add(1)
-							if !strings.Contains(r.Body, "policy/budget-usd") {
-								t.Errorf("429 names another rule: %s", r.Body)
-							}
-						default:
-							t.Errorf("status %d: %s", r.Status, r.Body)
-						}
-					}
-				}()
-			}
-			wg.Wait()
+			f.burst(t, maxTokens, func(stream bool) {
+				ok.Add(1)
+				used.Add(costOf(stream))
+			}, func(body string) {
+				limited.Add(1)
+				if !strings.Contains(body, "policy/budget-usd") {
+					t.Errorf("429 names another rule: %s", body)
+				}
+			})
 			top := peak()
 			_, spent := f.counter(t, key)
 			if spent != used.Load() {
