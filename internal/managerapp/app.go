@@ -23,6 +23,7 @@ import (
 	"github.com/claude-guard/claude-guard/internal/inject"
 	"github.com/claude-guard/claude-guard/internal/policyconfig"
 	"github.com/claude-guard/claude-guard/internal/redisacl"
+	"github.com/claude-guard/claude-guard/internal/redisconn"
 	"github.com/claude-guard/claude-guard/internal/spireentry"
 	"github.com/claude-guard/claude-guard/internal/wellknown"
 )
@@ -241,15 +242,17 @@ func (o *Options) Validate() error {
 	if err := o.validateBroker(); err != nil {
 		return err
 	}
-	for name, v := range map[string]string{"--upstream": o.Upstream, "--vault-address": o.VaultAddress, "--redis-url": o.RedisURL} {
+	for name, v := range map[string]string{"--upstream": o.Upstream, "--vault-address": o.VaultAddress} {
 		if v == "" && name != "--upstream" {
 			continue
 		}
 		if u, err := url.Parse(v); err != nil || u.Scheme == "" || u.Host == "" {
-			if name == "--redis-url" {
-				return fmt.Errorf("%s must be an absolute URL (the value is not shown: it may hold a password)", name)
-			}
 			return fmt.Errorf("%s must be an absolute URL, got %q", name, v)
+		}
+	}
+	if o.RedisURL != "" {
+		if _, err := redisconn.Parse(o.RedisURL); err != nil {
+			return fmt.Errorf("--redis-url: %w", err) // never the value: it may hold a password
 		}
 	}
 	return nil

@@ -77,13 +77,13 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"duplicate key json", `{"apiVersion":"sidecar.claudeguard.io/v1","kind":"SidecarConfig","credentials":{"env":{"name":"K"}},"models":{"allow":["a"]},"models":{"allow":["*"]}}`, `key "models" already set`},
 		{"negative bytes", minimal + "maxRequestBytes: -1\n", "maxRequestBytes"},
 		{"redis needs a URL", minimal + "limits: {backend: Redis}\n", "limits.redisURL: is required"},
-		{"redis URL scheme", minimal + "limits: {backend: Redis, redisURL: \"http://:hunter2@r:6379\"}\n", "limits.redisURL: must be a redis:// or rediss:// URL"},
+		{"redis URL scheme", minimal + "limits: {backend: Redis, redisURL: \"http://:hunter2@r:6379\"}\n", "limits.redisURL: the Redis URL must start with redis://, rediss://"},
 		{"redis user and URL credentials", minimal + "limits: {backend: Redis, redisUser: cg-a, redisURL: \"redis://:hunter2@r:6379\"}\n", "limits.redisURL: must not hold credentials"},
 		{"redis user without redis", minimal + "limits: {backend: Local, redisUser: cg-a}\n", "limits.redisUser: is only used with backend Redis"},
 		{"broker without a user", minimal + "limits: {backend: Redis, redisURL: \"redis://r:6379\", redisBroker: {url: \"https://b:9444\", id: \"spiffe://td/ns/x/sa/y\"}}\n", "limits.redisBroker: is only used with limits.redisUser"},
 		{"broker over http", minimal + "limits: {backend: Redis, redisUser: cg-a, redisURL: \"redis://r:6379\", redisBroker: {url: \"http://b:9444\", id: \"spiffe://td/ns/x/sa/y\"}}\n", "limits.redisBroker.url: must be https://host:port"},
 		{"broker id", minimal + "limits: {backend: Redis, redisUser: cg-a, redisURL: \"redis://r:6379\", redisBroker: {url: \"https://b:9444\", id: \"spiffe://td\"}}\n", "limits.redisBroker.id: must be a SPIFFE ID with a path"},
-		{"redis URL unparsable", minimal + "limits: {backend: Redis, redisURL: \"redis://:hunter2@r:port\"}\n", "limits.redisURL: must be"},
+		{"redis URL unparsable", minimal + "limits: {backend: Redis, redisURL: \"redis://:hunter2@r:port\"}\n", "limits.redisURL: failed to parse the Redis URL"},
 		{"hs256", minimal + "endUser: {mode: Strict, issuers: [{url: https://i, audiences: [a], algorithms: [HS256]}]}\n", "endUser.issuers[0].algorithms[0]"},
 	}
 	for _, c := range cases {

@@ -12,6 +12,8 @@ import (
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
+	"github.com/claude-guard/claude-guard/internal/redisconn"
+
 	"github.com/claude-guard/claude-guard/internal/glob"
 )
 
@@ -283,11 +285,11 @@ func (v *validator) limits(l *Limits) {
 	v.oneOf("limits.failureMode", l.FailureMode, FailClosed, FailOpen)
 	if l.Backend == BackendRedis {
 		// The URL may hold a password: the messages never repeat it.
-		if u, err := url.Parse(l.RedisURL); l.RedisURL == "" {
+		if u, err := redisconn.Parse(l.RedisURL); l.RedisURL == "" {
 			v.add("limits.redisURL", "is required with backend Redis (the operator renders it from --redis-url)")
-		} else if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
-			v.add("limits.redisURL", "must be a redis:// or rediss:// URL with a host (not shown: it may hold a password)")
-		} else if l.RedisUser != "" && u.User != nil {
+		} else if err != nil {
+			v.add("limits.redisURL", "%s", err.Error())
+		} else if l.RedisUser != "" && u.HasCredentials() {
 			// Two sources of credentials would leave it unclear which one the sidecar uses.
 			v.add("limits.redisURL", "must not hold credentials when limits.redisUser is set (the password comes from a file)")
 		}

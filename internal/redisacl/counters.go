@@ -6,22 +6,24 @@ import (
 	"fmt"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/claude-guard/claude-guard/internal/redisconn"
 )
 
 // Counters reads the limiter's counters (internal/rediskeys.Counter) for the operator's status: what
 // a budget has spent in its window. It only reads, over a connection of the manager's (--redis-url).
 type Counters struct {
-	client *redis.Client
+	client *redisconn.Client
 	addr   string
 }
 
 // NewCounters returns a Counters for the Redis at rawURL. It does not connect; the first read does.
 func NewCounters(rawURL string) (*Counters, error) {
-	c, addr, err := newClient(rawURL)
+	c, err := newClient(rawURL)
 	if err != nil {
 		return nil, err
 	}
-	return &Counters{client: c, addr: addr}, nil
+	return &Counters{client: c, addr: c.URL().String()}, nil
 }
 
 // Amounts returns the amount (field a: tokens, or micro-USD for a USD budget) of each counter key, 0

@@ -7,9 +7,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/redis/go-redis/v9/maintnotifications"
 
-	"github.com/claude-guard/claude-guard/internal/rediskeys"
+	"github.com/claude-guard/claude-guard/internal/redisconn"
 	"github.com/claude-guard/claude-guard/internal/redislib"
 )
 
@@ -26,7 +25,7 @@ const functionsRecheck = 5 * time.Second
 // Sidecars only call the functions. An Admin has one; without per-namespace users the manager uses one
 // on its own.
 type Functions struct {
-	client *redis.Client
+	client *redisconn.Client
 	addr   string // scheme://host:port, for logs
 	db     int    // the database of the URL, which sidecars select too
 
@@ -37,41 +36,28 @@ type Functions struct {
 // NewFunctions returns a Functions for the Redis at rawURL. It does not connect; the first command
 // does.
 func NewFunctions(rawURL string) (*Functions, error) {
-	c, addr, err := newClient(rawURL)
+	c, err := newClient(rawURL)
 	if err != nil {
 		return nil, err
 	}
-	return &Functions{client: c, addr: addr, db: c.Options().DB}, nil
+	return &Functions{client: c, addr: c.URL().String(), db: c.URL().DB}, nil
 }
 
-// newClient returns a client of the manager's for the Redis at rawURL, and its address without
-// credentials. It does not connect.
-func newClient(rawURL string) (*redis.Client, string, error) {
-	addr, err := rediskeys.RedactURL(rawURL)
+// newClient returns a client of the manager's for the Redis at rawURL, of any topology
+// (internal/redisconn). It does not connect.
+func newClient(rawURL string) (*redisconn.Client, error) {
+	u, err := redisconn.Parse(rawURL)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
-	opt, err := redis.ParseURL(rawURL)
-	if err != nil {
-		// go-redis quotes the URL in some parse errors: never repeat it.
-		return nil, "", fmt.Errorf("failed to parse the Redis URL %s: not a valid redis:// or rediss:// URL", addr)
-	}
-	for _, d := range []*time.Duration{&opt.DialTimeout, &opt.ReadTimeout, &opt.WriteTimeout} {
-		if *d == 0 {
-			*d = DefaultTimeout
-		}
-	}
-	opt.ContextTimeoutEnabled = true
-	opt.DisableIdentity = true
-	opt.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
-	return redis.NewClient(opt), addr, nil
+	return redisconn.NewClient(u, redisconn.Settings{Timeout: DefaultTimeout}), nil
 }
 
 // Addr is scheme://host:port of the Redis, without credentials.
 func (f *Functions) Addr() string { return f.addr }
 
-// EnsureFunctions loads claude-guard's function library unless Redis has it (redislib.Ensure), and
-// reports whether it loaded it. Redis keeps the library in its RDB and AOF and replicates it, but one
+// EnsureFunctions loads claude-guard's function library unless Redis has it (redislib.Ensure), on
+// every primary of a cluster, and reports whether it loaded it anywhere. Redis keeps the library in its RDB and AOF and replicates it, but one
 // without persistence loses it in a restart, so callers ask again and again; a library found in place
 // is trusted for functionsRecheck.
 func (f *Functions) EnsureFunctions(ctx context.Context) (loaded bool, err error) {
@@ -80,9 +66,16 @@ func (f *Functions) EnsureFunctions(ctx context.Context) (loaded bool, err error
 	if time.Since(f.checked) < functionsRecheck {
 		return false, nil
 	}
-	loaded, err = redislib.Ensure(ctx, f.client)
+	var mu sync.Mutex
+	err = f.client.EachNode(ctx, redisconn.Primaries, func(ctx context.Context, _ string, n redis.UniversalClient) error {
+		l, err := redislib.Ensure(ctx, n)
+		mu.Lock()
+		loaded = loaded || l
+		mu.Unlock()
+		return err
+	})
 	if err != nil {
-		return false, fmt.Errorf("failed to load claude-guard's functions into Redis %s: %w", f.addr, err)
+		return loaded, fmt.Errorf("failed to load claude-guard's functions into Redis %s: %w", f.addr, err)
 	}
 	f.checked = time.Now()
 	return loaded, nil

@@ -13,12 +13,11 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"net/url"
 	"regexp"
 	"strconv"
 
+	"github.com/claude-guard/claude-guard/internal/redisconn"
 	"github.com/claude-guard/claude-guard/internal/rediskeys"
 	"github.com/claude-guard/claude-guard/internal/redislib"
 	"github.com/claude-guard/claude-guard/internal/wellknown"
@@ -36,8 +35,10 @@ import (
 //     that leaves); the SET of the replay store and the HSET of the scripts before are no longer needed;
 //   - HGET and HGETALL, for the sidecar to read the namespace's revocations (rediskeys.RevocationsKey),
 //     which the key patterns of SetUserArgs let it read and not write;
-//   - the connection handshake (HELLO, AUTH), and SELECT of db only (go-redis sends none for 0).
-func Grants(db int) []string {
+//   - the connection handshake (HELLO, AUTH), and SELECT of db only (go-redis sends none for 0);
+//   - on a Redis Cluster, CLUSTER SLOTS, which go-redis reads to route each command to its slot's
+//     primary (it names the nodes and their slots, nothing of any key).
+func Grants(db int, cluster bool) []string {
 	g := make([]string, 0, len(redislib.Functions)+len(redislib.Commands)+5)
 	for _, f := range redislib.Functions {
 		g = append(g, "+fcall|"+f)
@@ -48,6 +49,9 @@ func Grants(db int) []string {
 	g = append(g, "+hget", "+hgetall", "+hello", "+auth")
 	if db != 0 {
 		g = append(g, "+select|"+strconv.Itoa(db))
+	}
+	if cluster {
+		g = append(g, "+cluster|slots", "+command")
 	}
 	return g
 }
@@ -78,28 +82,26 @@ func Password(master []byte, namespace, uid string) string {
 // to its revocations, which only the operator writes. "reset" first makes it idempotent and exact: whatever the user had before
 // (other keys, commands, passwords) is dropped, so running it again repairs a user someone widened by
 // hand.
-func SetUserArgs(namespace, password string, db int) ([]any, error) {
+func SetUserArgs(namespace, password string, db int, cluster bool) ([]any, error) {
 	if !dnsLabel.MatchString(namespace) {
 		return nil, fmt.Errorf("namespace %q is not a valid Kubernetes namespace name", namespace)
 	}
 	args := []any{"ACL", "SETUSER", wellknown.RedisUser(namespace), "reset", "on", ">" + password,
 		"~" + rediskeys.NamespacePrefix(namespace) + "*", "%R~" + rediskeys.RevocationsKey(namespace),
 		"resetchannels", "-@all"}
-	for _, g := range Grants(db) {
+	for _, g := range Grants(db, cluster) {
 		args = append(args, g)
 	}
 	return args, nil
 }
 
 // PublicURL returns the Redis URL without its user and password: what the controller renders into
-// every policy's ConfigMap when sidecars authenticate as their namespace's user. The database and
-// go-redis query parameters (timeouts, pool size) are kept.
+// every policy's ConfigMap when sidecars authenticate as their namespace's user. The topology, the
+// database and go-redis query parameters (timeouts, pool size, seed nodes, master name) are kept.
 func PublicURL(raw string) (string, error) {
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
-		// Never repeat the URL: it holds the admin password.
-		return "", errors.New("the Redis URL must be an absolute redis:// or rediss:// URL (not shown: it may hold a password)")
+	u, err := redisconn.Parse(raw)
+	if err != nil {
+		return "", err
 	}
-	u.User = nil
-	return u.String(), nil
+	return u.Public(), nil
 }

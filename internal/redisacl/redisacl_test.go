@@ -61,7 +61,7 @@ func TestSetUserArgs(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.ns, func(t *testing.T) {
-			args, err := SetUserArgs(c.ns, "pw", c.db)
+			args, err := SetUserArgs(c.ns, "pw", c.db, false)
 			if c.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
 					t.Fatalf("err = %v, want %q", err, c.wantErr)
@@ -83,8 +83,10 @@ func TestPublicURL(t *testing.T) {
 		{in: "redis://:hunter2@redis:6379/0", want: "redis://redis:6379/0"},
 		{in: "rediss://admin:hunter2@redis.example:6380/2?dial_timeout=1s", want: "rediss://redis.example:6380/2?dial_timeout=1s"},
 		{in: "redis://redis:6379", want: "redis://redis:6379"},
-		{in: "http://:hunter2@redis:6379", wantErr: "must be an absolute redis://"},
-		{in: "redis://:hunter2@redis:port", wantErr: "must be an absolute redis://"},
+		{in: "redis+cluster://admin:hunter2@10.0.0.1:7000?addr=10.0.0.2:7000", want: "redis+cluster://10.0.0.1:7000?addr=10.0.0.2:7000"},
+		{in: "redis+sentinel://:hunter2@s1:26379/1?master_name=cg", want: "redis+sentinel://s1:26379/1?master_name=cg"},
+		{in: "http://:hunter2@redis:6379", wantErr: "must start with redis://"},
+		{in: "redis://:hunter2@redis:port", wantErr: "failed to parse the Redis URL"},
 	}
 	for _, c := range cases {
 		t.Run(c.want+c.wantErr, func(t *testing.T) {

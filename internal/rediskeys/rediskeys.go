@@ -17,9 +17,6 @@ package rediskeys
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
-	"fmt"
-	"net/url"
 	"strings"
 )
 
@@ -78,20 +75,3 @@ func RevocationsKey(namespace string) string {
 // RevocationsVersion is the field of the revocation hash that changes with its content, so a sidecar
 // polling it fetches the whole hash only when something changed. No revocation ID contains '#'.
 const RevocationsVersion = "#version"
-
-// RedactURL returns scheme://host:port of a Redis URL: no user, password, database or query, so it can
-// be logged and rendered into configs.
-func RedactURL(s string) (string, error) {
-	u, err := url.Parse(s)
-	if err != nil {
-		// url.Error repeats the whole URL.
-		return "", errors.New("failed to parse the Redis URL (not shown: it may hold a password)")
-	}
-	if u.Scheme != "redis" && u.Scheme != "rediss" {
-		return "", fmt.Errorf("the Redis URL must start with redis:// or rediss://, got scheme %q", u.Scheme)
-	}
-	if u.Host == "" {
-		return "", errors.New("the Redis URL names no host")
-	}
-	return u.Scheme + "://" + u.Host, nil
-}

@@ -34,23 +34,3 @@ func TestPart(t *testing.T) {
 		}
 	}
 }
-
-func TestRedactURL(t *testing.T) {
-	for _, c := range []struct {
-		url, want, err string
-	}{
-		{url: "redis://127.0.0.1:6379/0", want: "redis://127.0.0.1:6379"},
-		{url: "rediss://user:hunter2@redis.example:6380/1?dial_timeout=1s", want: "rediss://redis.example:6380"},
-		{url: "http://user:hunter2@x", err: `must start with redis:// or rediss://`},
-		{url: "redis://:hunter2@host:notaport", err: "failed to parse"},
-		{url: "redis://user:hunter2@", err: "names no host"},
-	} {
-		got, err := RedactURL(c.url)
-		if got != c.want || (err == nil) != (c.err == "") || (err != nil && !strings.Contains(err.Error(), c.err)) {
-			t.Errorf("RedactURL(%q) = %q, %v; want %q, %q", c.url, got, err, c.want, c.err)
-		}
-		if err != nil && strings.Contains(err.Error(), "hunter2") {
-			t.Errorf("error leaks the password: %v", err)
-		}
-	}
-}

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/redis/go-redis/v9/maintnotifications"
 
+	"github.com/claude-guard/claude-guard/internal/redisconn"
 	"github.com/claude-guard/claude-guard/internal/rediskeys"
 	"github.com/claude-guard/claude-guard/internal/redislib"
 	"github.com/claude-guard/claude-guard/sidecar/usage"
@@ -74,7 +74,7 @@ type RedisOptions struct {
 // is then counted here only). A breaker keeps a dead Redis from costing every request a timeout, and the
 // first successful probe returns to Redis, without a restart.
 type Redis struct {
-	client     *redis.Client
+	client     *redisconn.Client
 	addr       string // scheme://host:port, never the credentials
 	timeout    time.Duration
 	rules      atomic.Pointer[Rules]
@@ -89,19 +89,14 @@ type Redis struct {
 // NewRedis returns a limiter on the Redis at o.URL. It does not connect: the first operation does, and
 // an unreachable Redis is handled like any later outage.
 func NewRedis(o RedisOptions) (*Redis, error) {
-	addr, err := RedactURL(o.URL)
+	u, err := redisconn.Parse(o.URL)
 	if err != nil {
 		return nil, err
-	}
-	opt, err := redis.ParseURL(o.URL)
-	if err != nil {
-		// go-redis quotes the URL in some parse errors: never repeat it, it may hold a password.
-		return nil, fmt.Errorf("failed to parse the Redis URL %s: not a valid redis:// or rediss:// URL", addr)
 	}
 	if o.Timeout <= 0 {
 		// The whole call's deadline: the default, or the longest deadline the URL sets (read_timeout
 		// and the like), which would otherwise be cut short by it.
-		o.Timeout = max(DefaultRedisTimeout, opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout)
+		o.Timeout = max(DefaultRedisTimeout, u.Timeouts())
 	}
 	if o.BreakerInterval <= 0 {
 		o.BreakerInterval = DefaultBreakerInterval
@@ -109,35 +104,15 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
-	for _, d := range []*time.Duration{&opt.DialTimeout, &opt.ReadTimeout, &opt.WriteTimeout, &opt.PoolTimeout} {
-		if *d == 0 {
-			*d = o.Timeout
-		}
-	}
-	if opt.MaxRetries == 0 {
-		// A retry would double the time a request waits; the breaker decides when to try again.
-		opt.MaxRetries = -1
-	}
-	// One dial attempt per connection (go-redis retries five times by default, 100 ms apart).
-	opt.DialerRetries = 1
-	opt.ContextTimeoutEnabled = true
-	// No CLIENT SETINFO and no CLIENT MAINT_NOTIFICATIONS on every new connection: fewer round trips
-	// before the first command, and Redis before 7.2 rejects both.
-	opt.DisableIdentity = true
-	opt.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+	s := redisconn.Settings{Timeout: o.Timeout, NoRetries: true, TLS: o.TLS}
 	if o.Username != "" || o.Credentials != nil {
-		if opt.Username != "" || opt.Password != "" {
-			return nil, fmt.Errorf("the Redis URL %s must not hold credentials when a user and password file are given", addr)
+		if u.HasCredentials() {
+			return nil, fmt.Errorf("the Redis URL %s must not hold credentials when a user and password file are given", u)
 		}
-		opt.CredentialsProviderContext = o.Credentials
-		if opt.CredentialsProviderContext == nil {
-			opt.CredentialsProviderContext = passwordFile(o.Username, o.PasswordFile)
+		s.Credentials = o.Credentials
+		if s.Credentials == nil {
+			s.Credentials = passwordFile(o.Username, o.PasswordFile)
 		}
-	}
-	if opt.TLSConfig != nil && o.TLS != nil {
-		t := o.TLS.Clone()
-		t.ServerName = opt.TLSConfig.ServerName
-		opt.TLSConfig = t
 	}
 	quietGoRedis(o.Log)
 	rs := o.Rules
@@ -145,7 +120,7 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 		rs = &Rules{}
 	}
 	l := &Redis{
-		client: redis.NewClient(opt), addr: addr, timeout: o.Timeout,
+		client: redisconn.NewClient(u, s), addr: u.String(), timeout: o.Timeout,
 		local: NewMemory(rs), br: breaker{interval: o.BreakerInterval},
 		log: o.Log, onFailOpen: o.OnFailOpen, now: time.Now,
 	}
@@ -173,8 +148,14 @@ func passwordFile(user, path string) func(context.Context) (string, string, erro
 	}
 }
 
-// RedactURL returns scheme://host:port of a Redis URL (rediskeys.RedactURL).
-func RedactURL(s string) (string, error) { return rediskeys.RedactURL(s) }
+// RedactURL returns scheme://host:port of a Redis URL, without credentials (redisconn.URL.String).
+func RedactURL(s string) (string, error) {
+	u, err := redisconn.Parse(s)
+	if err != nil {
+		return "", err
+	}
+	return u.String(), nil
+}
 
 // Close closes the connections to Redis.
 func (l *Redis) Close() error { return l.client.Close() }
