@@ -30,7 +30,7 @@ func TestParse(t *testing.T) {
 		{name: "cluster", url: "redis+cluster://admin:hunter2@10.0.0.1:7000?addr=10.0.0.2:7000&addr=10.0.0.3:7000&read_timeout=2s",
 			topology: Cluster, str: "redis+cluster://10.0.0.1:7000,10.0.0.2:7000,10.0.0.3:7000",
 			public: "redis+cluster://10.0.0.1:7000?addr=10.0.0.2:7000&addr=10.0.0.3:7000&read_timeout=2s",
-			addrs: []string{"10.0.0.1:7000", "10.0.0.2:7000", "10.0.0.3:7000"}, timeouts: 2 * time.Second, hasCredential: true},
+			addrs:  []string{"10.0.0.1:7000", "10.0.0.2:7000", "10.0.0.3:7000"}, timeouts: 2 * time.Second, hasCredential: true},
 		{name: "cluster, database 0", url: "rediss+cluster://c.example:6380/0", topology: Cluster,
 			str: "rediss+cluster://c.example:6380", public: "rediss+cluster://c.example:6380/0", addrs: []string{"c.example:6380"}},
 		{name: "sentinel", url: "redis+sentinel://:hunter2@s1:26379/2?master_name=cg&addr=s2:26379",
