@@ -3,6 +3,7 @@
 package limits
 
 import (
+	"context"
 	"crypto/tls"
 	"log/slog"
 	"strconv"
@@ -17,7 +18,7 @@ import (
 
 type redisLimiter struct {
 	*Redis
-	c *redis.Client
+	c redis.Cmdable
 }
 
 func (r redisLimiter) setNow(f func() time.Time) { r.now = f }
@@ -39,7 +40,7 @@ func (r redisLimiter) counter(t *testing.T, rs *Rules, i int, k Keys, at time.Ti
 	return n(v[0]), n(v[1])
 }
 
-func init() { moreBackends = append(moreBackends, redisBackend) }
+func init() { moreBackends = append(moreBackends, redisBackend, redisClusterBackend) }
 
 // redisBackend is a Redis backend on a redis-server started for this test (each Redis limiter starts
 // from an empty database).
@@ -76,4 +77,29 @@ func newRedis(t testing.TB, srv *testservers.Redis, rs *Rules, o RedisOptions) *
 	}
 	t.Cleanup(func() { _ = l.Close() })
 	return l
+}
+
+// redisClusterBackend is a Redis backend on a 3-primary Redis Cluster started for this test: every
+// rule's counters of one namespace share a hash slot, so each Reserve is still one FCALL on one
+// primary.
+func redisClusterBackend(t *testing.T) backend {
+	var (
+		once sync.Once
+		srv  *testservers.RedisCluster
+	)
+	return backend{name: "RedisCluster", new: func(st *testing.T, rs *Rules) testLimiter {
+		once.Do(func() { srv = testservers.StartRedisCluster(t, testservers.RedisClusterOptions{}) })
+		c := srv.Client(st)
+		if err := c.ForEachMaster(st.Context(), func(ctx context.Context, n *redis.Client) error {
+			return n.FlushAll(ctx).Err()
+		}); err != nil {
+			st.Fatal(err)
+		}
+		l, err := NewRedis(RedisOptions{URL: srv.URL, Rules: rs, Log: slog.New(slog.DiscardHandler), Timeout: 2 * time.Second})
+		if err != nil {
+			st.Fatal(err)
+		}
+		st.Cleanup(func() { _ = l.Close() })
+		return redisLimiter{l, c}
+	}}
 }

@@ -357,7 +357,7 @@ func TestRedisURLs(t *testing.T) {
 	}{
 		{url: "redis://127.0.0.1:6379/0", want: "redis://127.0.0.1:6379"},
 		{url: "rediss://user:hunter2@redis.example:6380/1?dial_timeout=1s", want: "rediss://redis.example:6380"},
-		{url: "http://user:hunter2@x", err: `must start with redis:// or rediss://`},
+		{url: "http://user:hunter2@x", err: `must start with redis://, rediss://`},
 		{url: "redis://:hunter2@host:notaport", err: "failed to parse"},
 		{url: "redis://user:hunter2@", err: "names no host"},
 		{url: "redis://:hunter2@%zz", err: "failed to parse"},

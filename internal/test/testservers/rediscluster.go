@@ -84,7 +84,9 @@ func LaunchRedisCluster(ctx context.Context, o RedisClusterOptions) (c *RedisClu
 			"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, "nodes-"+strconv.Itoa(port)+".conf"),
 			"--cluster-node-timeout", strconv.FormatInt(o.NodeTimeout.Milliseconds(), 10),
 			"--save", "", "--appendonly", "no", "--dir", dir, "--dbfilename", "dump-" + strconv.Itoa(port) + ".rdb",
-			"--protected-mode", "no", "--daemonize", "no", "--loglevel", "warning"}
+			"--protected-mode", "no", "--daemonize", "no", "--loglevel", "warning",
+			// A replica's first sync starts at once, not after the default 5 s wait for others.
+			"--repl-diskless-sync-delay", "0"}
 		if o.Password != "" {
 			args = append(args, "--requirepass", o.Password, "--masterauth", o.Password)
 		}

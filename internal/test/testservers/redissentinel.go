@@ -76,7 +76,9 @@ func StartRedisSentinel(t testing.TB, o RedisSentinelOptions) *RedisSentinel {
 		port := strconv.Itoa(freePort(t))
 		addr := net.JoinHostPort("127.0.0.1", port)
 		args := []string{"--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no", "--dir", dir,
-			"--dbfilename", "dump-" + port + ".rdb", "--protected-mode", "no", "--daemonize", "no", "--loglevel", "warning"}
+			"--dbfilename", "dump-" + port + ".rdb", "--protected-mode", "no", "--daemonize", "no", "--loglevel", "warning",
+			// A replica's first sync starts at once, not after the default 5 s wait for others.
+			"--repl-diskless-sync-delay", "0"}
 		if o.Password != "" {
 			args = append(args, "--requirepass", o.Password, "--masterauth", o.Password)
 		}
@@ -101,6 +103,7 @@ func StartRedisSentinel(t testing.TB, o RedisSentinelOptions) *RedisSentinel {
 	if _, err := redislib.Ensure(t.Context(), pc); err != nil {
 		t.Fatal(err)
 	}
+	s.waitForSync(t)
 	for range o.Sentinels {
 		s.startSentinel(t, dir, env, server, primary, o)
 	}
@@ -144,6 +147,26 @@ func (s *RedisSentinel) startSentinel(t testing.TB, dir string, env []string, se
 	p.logOnFailure(t)
 	t.Cleanup(p.stop)
 	s.Sentinels = append(s.Sentinels, addr)
+}
+
+// waitForSync waits until every replica is in sync with the primary (and so has its function library).
+func (s *RedisSentinel) waitForSync(t testing.TB) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for _, a := range s.addrs[1:] {
+		n := s.Node(a)
+		for {
+			info, err := n.Info(t.Context(), "replication").Result()
+			if err == nil && strings.Contains(info, "master_link_status:up") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("replica %s is not in sync with its primary after 30s: %v", a, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		_ = n.Close()
+	}
 }
 
 // waitUntilWatched waits until every sentinel sees every replica and the other sentinels.
