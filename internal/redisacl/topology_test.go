@@ -77,9 +77,12 @@ func must[T any](v T, err error) T {
 // be a minute away. The test kills the primary holding team-a's keys and calls the function as team-a
 // on whichever node took over, without running EnsureUser again.
 func TestAdminOnEveryNode(t *testing.T) {
-	for _, mk := range []func(*testing.T) topology{clusterTopology, sentinelTopology} {
-		tp := mk(t)
-		t.Run(tp.name, func(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		mk   func(*testing.T) topology
+	}{{"Cluster", clusterTopology}, {"Sentinel", sentinelTopology}} {
+		t.Run(tc.name, func(t *testing.T) {
+			tp := tc.mk(t)
 			ctx := t.Context()
 			for _, p := range tp.primaries(t) {
 				n := tp.node(p)
@@ -198,4 +201,54 @@ func namespaceClient(t *testing.T, rawURL, ns, password string) redis.UniversalC
 		Credentials: func(context.Context) (string, string, error) { return "cg-" + ns, password, nil }})
 	t.Cleanup(func() { _ = c.Close() })
 	return c
+}
+
+// TestSentinelsRefuseTenants: a tenant's app container shares its sidecar's network, so it reaches the
+// sentinels the sidecar asks for the primary, without credentials (a sidecar has none for them). With
+// the sentinel configuration docs/limits.md recommends (the default user allowed only the discovery
+// commands, testservers.SentinelClientGrants), the manager and a namespace's client still find the
+// primary, and everything that would let a tenant steer the deployment is refused: a failover on
+// demand, moving or dropping the monitored primary, changing its settings, the sentinels' own
+// configuration and ACLs.
+func TestSentinelsRefuseTenants(t *testing.T) {
+	s := testservers.StartRedisSentinel(t, testservers.RedisSentinelOptions{Password: "admin-pw"})
+	ctx := t.Context()
+	a, err := NewAdmin(s.URL, master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if err := a.EnsureUser(ctx, "team-a", uid); err != nil {
+		t.Fatal(err)
+	}
+	user := namespaceClient(t, s.URL, "team-a", a.Password("team-a", uid))
+	if err := user.FCall(ctx, redislib.Once, []string{"cg:{team-a}:jti:x"}, "60000").Err(); err != nil {
+		t.Fatalf("FCALL through the locked sentinels: %v", err)
+	}
+	anon := redis.NewSentinelClient(&redis.Options{Addr: s.Sentinels[0], MaxRetries: -1, DisableIdentity: true})
+	defer func() { _ = anon.Close() }()
+	primary := must(s.Primary(ctx))
+	host, port, _ := strings.Cut(primary, ":")
+	for _, c := range [][]any{
+		{"SENTINEL", "FAILOVER", testservers.SentinelMaster},
+		{"SENTINEL", "REMOVE", testservers.SentinelMaster},
+		{"SENTINEL", "MONITOR", "evil", host, port, "1"},
+		{"SENTINEL", "SET", testservers.SentinelMaster, "down-after-milliseconds", "1"},
+		{"SENTINEL", "SET", testservers.SentinelMaster, "auth-pass", "x"},
+		{"SENTINEL", "RESET", "*"},
+		{"SENTINEL", "CONFIG", "SET", "resolve-hostnames", "yes"},
+		{"SENTINEL", "DEBUG"},
+		{"SENTINEL", "FLUSHCONFIG"},
+		{"SENTINEL", "MASTER", testservers.SentinelMaster}, // its auth-pass is not shown, but its settings are not a tenant's business
+		{"ACL", "SETUSER", "default", "+@all"},
+		{"SHUTDOWN"},
+		{"CLIENT", "KILL", "TYPE", "normal"},
+	} {
+		if err := anon.Process(ctx, redis.NewCmd(ctx, c...)); err == nil || !strings.HasPrefix(err.Error(), "NOPERM") {
+			t.Errorf("%v as the sentinels' default user: %v, want NOPERM", c, err)
+		}
+	}
+	if p := must(s.Primary(ctx)); p != primary {
+		t.Fatalf("the primary moved from %s to %s", primary, p)
+	}
 }

@@ -45,8 +45,11 @@ type outcome struct {
 // what Redis acknowledged before the crash, less what asynchronous replication had not copied yet
 // (bounded here at 1 %). It logs the figures docs/limits.md quotes.
 func TestFailover(t *testing.T) {
-	targets := []func(t *testing.T) failoverTarget{
-		func(t *testing.T) failoverTarget {
+	targets := []struct {
+		name string
+		mk   func(t *testing.T) failoverTarget
+	}{
+		{"Sentinel", func(t *testing.T) failoverTarget {
 			s := testservers.StartRedisSentinel(t, testservers.RedisSentinelOptions{})
 			return failoverTarget{name: "Sentinel", url: s.URL, crash: func(t *testing.T, _ string) {
 				p, err := s.Primary(t.Context())
@@ -55,8 +58,8 @@ func TestFailover(t *testing.T) {
 				}
 				s.Kill(p)
 			}}
-		},
-		func(t *testing.T) failoverTarget {
+		}},
+		{"Cluster", func(t *testing.T) failoverTarget {
 			c := testservers.StartRedisCluster(t, testservers.RedisClusterOptions{ReplicasPerPrimary: 1})
 			return failoverTarget{name: "Cluster", url: c.URL, crash: func(t *testing.T, key string) {
 				cc := c.Client(t)
@@ -76,11 +79,10 @@ func TestFailover(t *testing.T) {
 				}
 				t.Fatalf("no node serves slot %d", slot)
 			}}
-		},
+		}},
 	}
-	for _, mk := range targets {
-		tg := mk(t)
-		t.Run(tg.name, func(t *testing.T) { failover(t, tg) })
+	for _, tc := range targets {
+		t.Run(tc.name, func(t *testing.T) { failover(t, tc.mk(t)) })
 	}
 }
 

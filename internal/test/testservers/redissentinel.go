@@ -22,6 +22,19 @@ import (
 // SentinelMaster is the name the sentinels of StartRedisSentinel know the primary by.
 const SentinelMaster = "cg"
 
+// SentinelAdmin and SentinelAdminPassword are the sentinels' own administrator, which they also use
+// among themselves. Everyone else is the sentinels' default user, allowed only what clients need to
+// find the primary (SentinelClientGrants), as docs/limits.md recommends: a tenant's app shares its
+// sidecar's network and could otherwise reconfigure the sentinels or start a failover.
+const (
+	SentinelAdmin         = "sentinel-admin"
+	SentinelAdminPassword = "sentinel-admin-s3cret"
+)
+
+// SentinelClientGrants are the sentinels' default user's commands: what go-redis's Sentinel client and
+// the manager send to a sentinel (docs/limits.md, "Redis topologies").
+const SentinelClientGrants = "-@all +sentinel|get-master-addr-by-name +sentinel|sentinels +sentinel|replicas +subscribe +ping +hello +auth"
+
 // RedisSentinelOptions configure StartRedisSentinel.
 type RedisSentinelOptions struct {
 	// Replicas of the primary; 2 when zero.
@@ -130,6 +143,9 @@ func (s *RedisSentinel) startSentinel(t testing.TB, dir string, env []string, se
 		fmt.Sprintf("sentinel down-after-milliseconds %s %d", SentinelMaster, o.DownAfter.Milliseconds()),
 		fmt.Sprintf("sentinel failover-timeout %s 10000", SentinelMaster),
 		fmt.Sprintf("sentinel parallel-syncs %s 2", SentinelMaster),
+		fmt.Sprintf("user %s on >%s ~* &* +@all", SentinelAdmin, SentinelAdminPassword),
+		"user default on nopass " + SentinelClientGrants,
+		"sentinel sentinel-user " + SentinelAdmin, "sentinel sentinel-pass " + SentinelAdminPassword,
 	}
 	if o.Password != "" {
 		conf = append(conf, fmt.Sprintf("sentinel auth-pass %s %s", SentinelMaster, o.Password))
@@ -174,7 +190,7 @@ func (s *RedisSentinel) waitUntilWatched(t testing.TB, o RedisSentinelOptions) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for _, a := range s.Sentinels {
-		sc := redis.NewSentinelClient(&redis.Options{Addr: a, MaxRetries: -1, DisableIdentity: true})
+		sc := redis.NewSentinelClient(&redis.Options{Addr: a, Username: SentinelAdmin, Password: SentinelAdminPassword, MaxRetries: -1, DisableIdentity: true})
 		for {
 			m, err := sc.Master(t.Context(), SentinelMaster).Result()
 			if err == nil && m["num-slaves"] == strconv.Itoa(o.Replicas) && m["num-other-sentinels"] == strconv.Itoa(o.Sentinels-1) {
