@@ -30,25 +30,12 @@ type topology struct {
 
 func clusterTopology(t *testing.T) topology {
 	c := testservers.StartRedisCluster(t, testservers.RedisClusterOptions{ReplicasPerPrimary: 1, Password: "admin-pw"})
-	cc := c.Client(t)
-	primaries := func(t *testing.T) []string {
-		var out []string
-		for _, s := range must(cc.ClusterSlots(t.Context()).Result()) {
-			out = append(out, s.Nodes[0].Addr)
-		}
-		return out
-	}
-	return topology{name: "Cluster", url: c.URL, nodes: c.Addrs, node: c.Node, primaries: primaries,
+	return topology{name: "Cluster", url: c.URL, nodes: c.Addrs, node: c.Node,
+		primaries: func(t *testing.T) []string { return must(c.Primaries(t.Context())) },
 		killPrimaryOf: func(t *testing.T, key string) string {
-			slot := must(cc.ClusterKeySlot(t.Context(), key).Result())
-			for _, s := range must(cc.ClusterSlots(t.Context()).Result()) {
-				if int64(s.Start) <= slot && slot <= int64(s.End) {
-					c.Kill(s.Nodes[0].Addr)
-					return s.Nodes[0].Addr
-				}
-			}
-			t.Fatalf("no node serves slot %d", slot)
-			return ""
+			p := must(c.PrimaryOf(t.Context(), key))
+			c.Kill(p)
+			return p
 		}}
 }
 

@@ -36,7 +36,8 @@ const (
 
 // RedisOptions configure NewRedis.
 type RedisOptions struct {
-	// URL is redis://[user:password@]host:port[/db] or rediss:// for TLS. go-redis query parameters
+	// URL is a Redis URL of any topology (internal/redisconn): redis://[user:password@]host:port[/db],
+	// redis+cluster:// or redis+sentinel://, with rediss for TLS. go-redis query parameters
 	// (dial_timeout, read_timeout, write_timeout, pool_size, ...) override the defaults below.
 	URL string
 	// Username, when set, is the ACL user to authenticate as, with the password read from PasswordFile

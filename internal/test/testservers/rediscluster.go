@@ -179,6 +179,7 @@ func (c *RedisCluster) ready(ctx context.Context, addr string, replicas int) err
 	if !strings.Contains(info, "cluster_state:ok") {
 		return errors.New("cluster_state is not ok")
 	}
+	//nolint:staticcheck // CLUSTER SLOTS is deprecated for CLUSTER SHARDS, but it is what go-redis routes by
 	slots, err := n.ClusterSlots(ctx).Result()
 	if err != nil {
 		return err
@@ -228,6 +229,56 @@ func ping(ctx context.Context, n *redis.Client) error {
 // Node returns a plain client of one node; the caller closes it.
 func (c *RedisCluster) Node(addr string) *redis.Client {
 	return redis.NewClient(&redis.Options{Addr: addr, Password: c.password, MaxRetries: -1, DisableIdentity: true})
+}
+
+// Primaries returns the primaries' addresses, as the cluster sees them now.
+func (c *RedisCluster) Primaries(ctx context.Context) ([]string, error) {
+	shards, err := c.shards(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, s := range shards {
+		for _, n := range s.Nodes {
+			if n.Role == "master" && n.Health == "online" {
+				out = append(out, net.JoinHostPort(n.IP, strconv.FormatInt(n.Port, 10)))
+			}
+		}
+	}
+	return out, nil
+}
+
+// PrimaryOf returns the address of the primary serving key.
+func (c *RedisCluster) PrimaryOf(ctx context.Context, key string) (string, error) {
+	cc := c.newClient()
+	defer func() { _ = cc.Close() }()
+	slot, err := cc.ClusterKeySlot(ctx, key).Result()
+	if err != nil {
+		return "", err
+	}
+	shards, err := c.shards(ctx)
+	if err != nil {
+		return "", err
+	}
+	for _, s := range shards {
+		for _, r := range s.Slots {
+			if r.Start > slot || slot > r.End {
+				continue
+			}
+			for _, n := range s.Nodes {
+				if n.Role == "master" && n.Health == "online" {
+					return net.JoinHostPort(n.IP, strconv.FormatInt(n.Port, 10)), nil
+				}
+			}
+		}
+	}
+	return "", fmt.Errorf("no online primary serves slot %d", slot)
+}
+
+func (c *RedisCluster) shards(ctx context.Context) ([]redis.ClusterShard, error) {
+	cc := c.newClient()
+	defer func() { _ = cc.Close() }()
+	return cc.ClusterShards(ctx).Result()
 }
 
 // Kill ends node addr with SIGKILL, as a crash would.
