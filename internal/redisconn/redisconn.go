@@ -237,31 +237,19 @@ func NewClient(r *URL, s Settings) *Client {
 	switch r.Topology {
 	case Cluster:
 		o, _ := redis.ParseClusterURL(r.goRedis) // checked by Parse
-		o.Username, o.Password = r.credentials()
-		o.CredentialsProviderContext = s.Credentials
-		setTimeouts(s, &o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.PoolTimeout)
-		if s.NoRetries {
-			o.MaxRetries, o.DialerRetries = noRetries(o.MaxRetries), 1
-		}
-		o.ContextTimeoutEnabled, o.DisableIdentity = true, true
+		s.apply(r, options{&o.Username, &o.Password, &o.CredentialsProviderContext, &o.TLSConfig, &o.MaxRetries, &o.DialerRetries,
+			&o.ContextTimeoutEnabled, &o.DisableIdentity, []*time.Duration{&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.PoolTimeout}})
 		o.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
-		o.TLSConfig = s.tlsFor(o.TLSConfig)
 		cc := redis.NewClusterClient(o)
 		cc.AddHook(reloadOnFailure{cc})
 		c.UniversalClient = cc
 	case Sentinel:
 		o, _ := redis.ParseFailoverURL(r.goRedis) // checked by Parse
-		// The URL's user info is the data nodes' (go-redis would give it to the sentinels): sentinels are
-		// reached without credentials (docs/limits.md).
+		s.apply(r, options{&o.Username, &o.Password, &o.CredentialsProviderContext, &o.TLSConfig, &o.MaxRetries, &o.DialerRetries,
+			&o.ContextTimeoutEnabled, &o.DisableIdentity, []*time.Duration{&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.PoolTimeout}})
+		// The URL's user info is the data nodes' (go-redis would give it to the sentinels, but Parse
+		// removed it): sentinels are reached without credentials (docs/limits.md).
 		o.SentinelUsername, o.SentinelPassword = "", ""
-		o.Username, o.Password = r.credentials()
-		o.CredentialsProviderContext = s.Credentials
-		setTimeouts(s, &o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.PoolTimeout)
-		if s.NoRetries {
-			o.MaxRetries, o.DialerRetries = noRetries(o.MaxRetries), 1
-		}
-		o.ContextTimeoutEnabled, o.DisableIdentity = true, true
-		o.TLSConfig = s.tlsFor(o.TLSConfig)
 		c.UniversalClient = redis.NewFailoverClient(o)
 	default:
 		c.UniversalClient = redis.NewClient(c.nodeOptions(r.goRedis))
@@ -270,23 +258,48 @@ func NewClient(r *URL, s Settings) *Client {
 }
 
 // nodeOptions are the options of a plain client of one server: the standalone URL's, or those of a
-// node of a cluster or Sentinel deployment (raw is then the URL with that node's address).
+// node of a Sentinel deployment (raw is then the URL with that node's address).
 func (c *Client) nodeOptions(raw string) *redis.Options {
 	o, err := redis.ParseURL(raw)
 	if err != nil {
 		panic(err) // raw is a URL Parse checked, or one with only its host changed
 	}
-	o.Username, o.Password = c.url.credentials()
-	o.CredentialsProviderContext = c.s.Credentials
-	setTimeouts(c.s, &o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.PoolTimeout)
-	if c.s.NoRetries {
-		o.MaxRetries, o.DialerRetries = noRetries(o.MaxRetries), 1
-	}
-	o.ContextTimeoutEnabled, o.DisableIdentity = true, true
+	c.s.apply(c.url, options{&o.Username, &o.Password, &o.CredentialsProviderContext, &o.TLSConfig, &o.MaxRetries, &o.DialerRetries,
+		&o.ContextTimeoutEnabled, &o.DisableIdentity, []*time.Duration{&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.PoolTimeout}})
 	// No CLIENT MAINT_NOTIFICATIONS on every new connection: Redis before 7.2 rejects it.
 	o.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
-	o.TLSConfig = c.s.tlsFor(o.TLSConfig)
 	return o
+}
+
+// options points at the fields every go-redis option type (Options, ClusterOptions, FailoverOptions)
+// has, so that Settings apply to all three in one place.
+type options struct {
+	username, password *string
+	credentials        *func(context.Context) (string, string, error)
+	tls                **tls.Config
+	maxRetries         *int
+	dialerRetries      *int
+	contextTimeout     *bool
+	disableIdentity    *bool
+	timeouts           []*time.Duration // dial, read, write, pool
+}
+
+// apply sets the URL's credentials and s on o: the credentials provider, the timeouts the URL left
+// unset, no retries, deadlines from the context, no CLIENT SETINFO on every new connection, and the
+// TLS configuration.
+func (s Settings) apply(r *URL, o options) {
+	*o.username, *o.password = r.credentials()
+	*o.credentials = s.Credentials
+	for _, d := range o.timeouts {
+		if *d == 0 {
+			*d = s.Timeout
+		}
+	}
+	if s.NoRetries {
+		*o.maxRetries, *o.dialerRetries = noRetries(*o.maxRetries), 1
+	}
+	*o.contextTimeout, *o.disableIdentity = true, true
+	*o.tls = s.tlsFor(*o.tls)
 }
 
 func (r *URL) credentials() (string, string) {
@@ -295,14 +308,6 @@ func (r *URL) credentials() (string, string) {
 	}
 	pw, _ := r.user.Password()
 	return r.user.Username(), pw
-}
-
-func setTimeouts(s Settings, ds ...*time.Duration) {
-	for _, d := range ds {
-		if *d == 0 {
-			*d = s.Timeout
-		}
-	}
 }
 
 // noRetries is go-redis's "no retry" (-1) unless the URL asked for retries.

@@ -80,16 +80,9 @@ func LaunchRedisCluster(ctx context.Context, o RedisClusterOptions) (c *RedisClu
 			return c, err
 		}
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		args := []string{"--bind", "127.0.0.1", "--port", strconv.Itoa(port),
+		args := append(dataNodeArgs(strconv.Itoa(port), dir, o.Password),
 			"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, "nodes-"+strconv.Itoa(port)+".conf"),
-			"--cluster-node-timeout", strconv.FormatInt(o.NodeTimeout.Milliseconds(), 10),
-			"--save", "", "--appendonly", "no", "--dir", dir, "--dbfilename", "dump-" + strconv.Itoa(port) + ".rdb",
-			"--protected-mode", "no", "--daemonize", "no", "--loglevel", "warning",
-			// A replica's first sync starts at once, not after the default 5 s wait for others.
-			"--repl-diskless-sync-delay", "0"}
-		if o.Password != "" {
-			args = append(args, "--requirepass", o.Password, "--masterauth", o.Password)
-		}
+			"--cluster-node-timeout", strconv.FormatInt(o.NodeTimeout.Milliseconds(), 10))
 		p, err := startProcess("redis-server "+addr, filepath.Join(dir, "redis-"+strconv.Itoa(port)+".log"), redisEnv(binDir, dir),
 			filepath.Join(binDir, "redis-server"), args...)
 		if err != nil {
@@ -131,6 +124,20 @@ func clusterPort() (int, error) {
 		}
 	}
 	return 0, errors.New("found no free port pair for a Redis Cluster node")
+}
+
+// dataNodeArgs are the arguments of a redis-server of a cluster or Sentinel deployment on 127.0.0.1:port:
+// no persistence, its own RDB name in the shared dir (replication writes one), password as both
+// requirepass and masterauth.
+func dataNodeArgs(port, dir, password string) []string {
+	args := []string{"--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no", "--dir", dir,
+		"--dbfilename", "dump-" + port + ".rdb", "--protected-mode", "no", "--daemonize", "no", "--loglevel", "warning",
+		// A replica's first sync starts at once, not after the default 5 s wait for others.
+		"--repl-diskless-sync-delay", "0"}
+	if password != "" {
+		args = append(args, "--requirepass", password, "--masterauth", password)
+	}
+	return args
 }
 
 func redisEnv(binDir, dir string) []string {

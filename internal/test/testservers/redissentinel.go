@@ -88,13 +88,7 @@ func StartRedisSentinel(t testing.TB, o RedisSentinelOptions) *RedisSentinel {
 	for i := range 1 + o.Replicas {
 		port := strconv.Itoa(freePort(t))
 		addr := net.JoinHostPort("127.0.0.1", port)
-		args := []string{"--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no", "--dir", dir,
-			"--dbfilename", "dump-" + port + ".rdb", "--protected-mode", "no", "--daemonize", "no", "--loglevel", "warning",
-			// A replica's first sync starts at once, not after the default 5 s wait for others.
-			"--repl-diskless-sync-delay", "0"}
-		if o.Password != "" {
-			args = append(args, "--requirepass", o.Password, "--masterauth", o.Password)
-		}
+		args := dataNodeArgs(port, dir, o.Password)
 		if i == 0 {
 			primary = addr
 		} else {
