@@ -16,6 +16,11 @@ func TestValidateNeverEchoesTheRedisURL(t *testing.T) {
 		{url: "rediss://limits:hunter2@redis:6380"},
 		{url: "redis://:hunter2@%zz", wantErr: true},
 		{url: "hunter2@redis:6379", wantErr: true},
+		{url: "redis+cluster://admin:hunter2@r1:6379?addr=r2:6379"},
+		{url: "redis+sentinel://:hunter2@s1:26379?master_name=cg"},
+		{url: "redis+cluster://admin:hunter2@r1:6379/2", wantErr: true},
+		{url: "redis+sentinel://:hunter2@s1:26379", wantErr: true},
+		{url: "redis+sentinel://s1:26379?master_name=cg&password=hunter2", wantErr: true},
 	} {
 		o := NewOptions()
 		o.OperatorNamespace = "claude-guard-system"

@@ -166,6 +166,7 @@ func TestBadValuesFail(t *testing.T) {
 		{"upstream without scheme", []string{"upstream=api.anthropic.com"}, "at '/upstream': 'api.anthropic.com' does not match pattern"},
 		{"vault address", []string{"vault.address=vault:8200"}, "at '/vault/address': 'vault:8200' does not match pattern"},
 		{"redis URL", []string{"redis.url=redis.internal:6379"}, "at '/redis/url': 'redis.internal:6379' does not match pattern"},
+		{"redis URL topology", []string{"redis.url=redis+shard://r:6379"}, "at '/redis/url': 'redis+shard://r:6379' does not match pattern"},
 		{"Vault CA not PEM", []string{"vault.address=https://vault", "vault.caBundle=secret"}, "at '/vault/caBundle': 'secret' does not match pattern"},
 		{"auth mount with a slash", []string{"vault.authMounts.kubernetes=/k8s"}, "at '/vault/authMounts/kubernetes': '/k8s' does not match pattern"},
 		{"auth mount of an unknown method", []string{"vault.authMounts.approle=x"}, "at '/vault/authMounts': additional properties 'approle' not allowed"},
