@@ -47,3 +47,26 @@ with_lock() {
   "$@"
   flock -u "$lockfd"
 }
+
+# apt_download PKG[=VERSION]... fetches .debs into the current directory without installing them,
+# refreshing the package lists once if apt does not know the package (a fresh machine, or lists older
+# than the pinned version).
+apt_download() {
+  apt-get download "$@" >/dev/null 2>download.log && return
+  log "apt-get download $* failed; refreshing the package lists and retrying"
+  apt-get update >/dev/null 2>&1 || log "apt-get update failed (not root?); retrying anyway"
+  apt-get download "$@" >/dev/null 2>download.log || { cat download.log >&2; return 1; }
+}
+
+# missing_libs LIBDIR BIN prints the shared libraries BIN cannot find with LD_LIBRARY_PATH=LIBDIR.
+missing_libs() {
+  LD_LIBRARY_PATH="$1" ldd "$2" | awk '/not found/ { print $1 }'
+}
+
+# uninstalled_deps PKG prints the library packages PKG depends on that this machine does not have.
+uninstalled_deps() {
+  local p
+  for p in $(apt-cache depends "$1" | awk '$1 == "Depends:" && $2 ~ /^lib/ { print $2 }'); do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || echo "$p"
+  done
+}

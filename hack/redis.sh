@@ -18,20 +18,6 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 REDIS_DEB_VERSION="7.0.15-1~deb12u7"
 REDIS_EPOCH="5"
 
-# download PKG[=VERSION]... fetches .debs into the current directory, refreshing the package lists once if
-# apt does not know the package (a fresh machine, or lists older than the pinned version).
-download() {
-  apt-get download "$@" >/dev/null 2>download.log && return
-  log "apt-get download $* failed; refreshing the package lists and retrying"
-  apt-get update >/dev/null 2>&1 || log "apt-get update failed (not root?); retrying anyway"
-  apt-get download "$@" >/dev/null 2>download.log || { cat download.log >&2; return 1; }
-}
-
-# missing_libs BIN prints the shared libraries BIN cannot find with LD_LIBRARY_PATH=$OUT/lib.
-missing_libs() {
-  LD_LIBRARY_PATH="$OUT/lib" ldd "$1" | awk '/not found/ { print $1 }'
-}
-
 fetch() {
   [ -x "$OUT/bin/redis-server" ] && [ -x "$OUT/bin/redis-cli" ] && return
   command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null || die "apt-get and dpkg-deb are required (Debian or Ubuntu)"
@@ -40,15 +26,13 @@ fetch() {
   tmp=$(mktemp -d)
   (
     cd "$tmp"
-    download "redis-server=$REDIS_EPOCH:$REDIS_DEB_VERSION" "redis-tools=$REDIS_EPOCH:$REDIS_DEB_VERSION" ||
+    apt_download "redis-server=$REDIS_EPOCH:$REDIS_DEB_VERSION" "redis-tools=$REDIS_EPOCH:$REDIS_DEB_VERSION" ||
       die "could not download redis $REDIS_DEB_VERSION; set REDIS_DEB_VERSION in hack/redis.sh to what 'apt-cache policy redis-server' offers"
     # The libraries redis-tools depends on that this machine lacks (on a fresh Debian: libjemalloc2 and
     # liblzf1). Installed ones are used from the system.
-    local libs=()
-    for p in $(apt-cache depends redis-tools | awk '$1 == "Depends:" && $2 ~ /^lib/ { print $2 }'); do
-      dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || libs+=("$p")
-    done
-    if [ ${#libs[@]} -gt 0 ]; then download "${libs[@]}" || die "could not download ${libs[*]}"; fi
+    local libs
+    mapfile -t libs < <(uninstalled_deps redis-tools)
+    if [ ${#libs[@]} -gt 0 ]; then apt_download "${libs[@]}" || die "could not download ${libs[*]}"; fi
     for d in *.deb; do dpkg-deb -x "$d" root; done
   ) || { rm -rf "$tmp"; exit 1; }
   rm -rf "$OUT/bin" "$OUT/lib"
@@ -56,7 +40,7 @@ fetch() {
   cp "$tmp/root/usr/bin/redis-server" "$tmp/root/usr/bin/redis-cli" "$OUT/bin/"
   find "$tmp/root" -path '*/lib/*' -name '*.so*' -exec cp -P {} "$OUT/lib/" \;
   local missing
-  missing=$(missing_libs "$OUT/bin/redis-server"; missing_libs "$OUT/bin/redis-cli")
+  missing=$(missing_libs "$OUT/lib" "$OUT/bin/redis-server"; missing_libs "$OUT/lib" "$OUT/bin/redis-cli")
   rm -rf "$tmp"
   if [ -n "$missing" ]; then
     rm -rf "$OUT/bin"

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -24,7 +23,8 @@ import (
 
 // TestRunWaitsForTheWebhookCertificate runs the manager exactly as cmd/manager does, with certificate
 // rotation, against a real API server: it must stay up and unready while the webhook's certificate is not
-// mounted yet, and become ready (webhook serving) once the Secret's files appear (the kubelet's part).
+// in its directory, and become ready (webhook serving) once the manager has written the rotator's Secret
+// there.
 func TestRunWaitsForTheWebhookCertificate(t *testing.T) {
 	env, err := testenv.Start(testenv.WithWebhooks)
 	if err != nil {
@@ -73,26 +73,34 @@ func TestRunWaitsForTheWebhookCertificate(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	// Not ready while the certificate is missing, and still running.
-	secret := &corev1.Secret{}
-	wait.ForTrue(t, time.Minute, "", func() bool {
-		return env.Client.Get(ctx, client.ObjectKeyFromObject(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: o.OperatorNamespace, Name: o.WebhookSecret}}), secret) == nil &&
-			len(secret.Data["tls.crt"]) > 0
+	// Never ready while the webhook's certificate is not in its directory, and ready once it is: the
+	// manager writes the rotator's Secret there itself (certFiles), so no kubelet is needed. Sampled from
+	// the start, so a readiness that came before the files would be seen.
+	certFile := filepath.Join(o.WebhookCertDir, "tls.crt")
+	wait.ForTrue(t, time.Minute, "the manager becomes ready", func() bool {
+		_, before := os.Stat(certFile)
+		code, body := readyz()
+		if code == http.StatusOK && before != nil {
+			if _, after := os.Stat(certFile); after != nil {
+				t.Fatalf("readyz = 200 while %s does not exist: %q", certFile, body)
+			}
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("manager stopped while waiting for its certificate: %v", err)
+		default:
+		}
+		return code == http.StatusOK
 	})
-	if code, body := readyz(); code != http.StatusInternalServerError || !strings.Contains(body, "[-]webhook failed") {
-		t.Fatalf("readyz before the certificate is mounted = %d %q", code, body)
-	}
-	select {
-	case err := <-done:
-		t.Fatalf("manager stopped while waiting for its certificate: %v", err)
-	default:
+	secret := &corev1.Secret{}
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: o.OperatorNamespace, Name: o.WebhookSecret}, secret); err != nil {
+		t.Fatal(err)
 	}
 	for _, name := range []string{"ca.crt", "tls.crt", "tls.key"} {
-		if err := os.WriteFile(filepath.Join(o.WebhookCertDir, name), secret.Data[name], 0o600); err != nil {
-			t.Fatal(err)
+		if b, err := os.ReadFile(filepath.Join(o.WebhookCertDir, name)); err != nil || string(b) != string(secret.Data[name]) {
+			t.Errorf("%s in the cert directory is not the Secret's (%v)", name, err)
 		}
 	}
-	wait.ForTrue(t, time.Minute, "", func() bool { code, _ := readyz(); return code == http.StatusOK })
 
 	// The empty metrics token Secret the chart creates was filled, once.
 	tok := &corev1.Secret{}

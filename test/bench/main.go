@@ -61,6 +61,11 @@ type options struct {
 	concurrent  int
 	jsonOut     string
 	maxDuration time.Duration
+	// The interleaved run against nginx and a bare Go proxy (peers.go).
+	nginx          string
+	peerRate       int
+	peerStreamRate int
+	rounds         int
 }
 
 func main() {
@@ -75,7 +80,20 @@ func main() {
 	flag.IntVar(&o.concurrent, "concurrent", 1000, "concurrent streams for the RSS test")
 	flag.StringVar(&o.jsonOut, "json", "", "also write the figures as JSON to this file")
 	flag.DurationVar(&o.maxDuration, "timeout", 5*time.Minute, "abort the whole run after this long")
+	flag.StringVar(&o.nginx, "nginx", "", "nginx binary (hack/nginx.sh): run nginx and a bare Go ReverseProxy beside the sidecar, interleaved, and print the sidecar's figures as ratios to nginx's (empty: skip)")
+	flag.IntVar(&o.peerRate, "peer-rate", 500, "requests per second per peer in the interleaved run")
+	flag.IntVar(&o.peerStreamRate, "peer-stream-rate", 500, "streams per second per peer in the interleaved run")
+	flag.IntVar(&o.rounds, "rounds", 4, "rounds of the interleaved run (each peer gets -duration/rounds per round)")
+	bareListen := flag.String("bare-proxy", "", "internal: serve a bare httputil.ReverseProxy on this address (the interleaved run starts this binary so)")
+	bareUpstream := flag.String("bare-proxy-upstream", "", "internal: the bare proxy's upstream")
 	flag.Parse()
+	if *bareListen != "" {
+		if err := serveBareProxy(*bareListen, *bareUpstream); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: bare proxy:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -136,6 +154,13 @@ func run(o options) error {
 			Note: fmt.Sprintf("%d/%d streams completed; RSS after the latency test %.1f MiB", okStreams, o.concurrent, rssLoad)},
 		figure{Name: "idle RSS", Value: idle, Unit: "MiB", Target: 25},
 	)
+	if o.nginx != "" {
+		pf, err := b.peers(ctx)
+		if err != nil {
+			return err
+		}
+		figs = append(figs, pf...)
+	}
 	return report(figs, o.jsonOut)
 }
 
@@ -522,8 +547,12 @@ func (s *sidecar) stop() {
 }
 
 // cpu reads the sidecar's user+system CPU time from /proc (clock ticks of 10ms).
-func (s *sidecar) cpu() time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+func (s *sidecar) cpu() time.Duration { return procCPU(s.cmd.Process.Pid) }
+
+// procCPU reads a process's user+system CPU time, all its threads together, from /proc (clock ticks of
+// 10 ms).
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0
 	}
