@@ -4,11 +4,15 @@
 #      end-user token check (cached, and a first RS256 verification);
 #   2. the loopback load harness (test/bench) against the fake upstream, sidecar as a child process:
 #      added latency p50/p99 at a fixed rate, streaming TTFB overhead p99, RSS with concurrent streams,
-#      idle RSS.
+#      idle RSS;
+#   3. the interleaved run (issue 16): direct, nginx (Debian's, hack/nginx.sh, a plain reverse proxy),
+#      a bare Go httputil.ReverseProxy and the sidecar, round after round at the same rates, each
+#      proxy's CPU per request from /proc, and the sidecar's figures as ratios to nginx's.
 # Everything runs on 127.0.0.1 and every loop is bounded in count and time.
 #
 # Environment: BENCH_RATE (2000), BENCH_DURATION (6s), BENCH_STREAMS (1000), BENCH_CONCURRENT (1000),
-# BENCH_TIME (go test -benchtime, default 2s).
+# BENCH_TIME (go test -benchtime, default 2s), BENCH_PEER_RATE (500 req/s), BENCH_PEER_STREAM_RATE
+# (500 streams/s), BENCH_ROUNDS (8), BENCH_PEER_DURATION (24s: each peer gets 1/rounds of it per round, for requests and again for streams).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +21,10 @@ duration=${BENCH_DURATION:-6s}
 streams=${BENCH_STREAMS:-1000}
 concurrent=${BENCH_CONCURRENT:-1000}
 benchtime=${BENCH_TIME:-2s}
+peer_rate=${BENCH_PEER_RATE:-500}
+peer_stream_rate=${BENCH_PEER_STREAM_RATE:-500}
+rounds=${BENCH_ROUNDS:-8}
+nginx=$(hack/nginx.sh)
 
 mkdir -p bin
 go build -o bin/sidecar ./cmd/sidecar
@@ -45,3 +53,7 @@ go test -run '^$' -bench 'BenchmarkRoundTrip' -benchmem -benchtime "$benchtime" 
 echo
 echo "-- loopback load harness (test/bench): full policy on (limits, audit, metrics)"
 bin/sidecar-bench -sidecar bin/sidecar -rate "$rate" -duration "$duration" -streams "$streams" -concurrent "$concurrent"
+echo
+echo "-- interleaved run (test/bench -nginx): direct, nginx, bare Go ReverseProxy, sidecar"
+bin/sidecar-bench -sidecar bin/sidecar -nginx "$nginx" -peers-only -peer-rate "$peer_rate" -peer-stream-rate "$peer_stream_rate" \
+  -rounds "$rounds" -duration "${BENCH_PEER_DURATION:-24s}"

@@ -12,8 +12,9 @@
 # offers.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-# Debian 12's nginx.
-NGINX_DEB_VERSION="1.22.1-9+deb12u11"
+# Debian 12's nginx, the version in bookworm/main (a bookworm-security version disappears when it is
+# superseded; the point release stays).
+NGINX_DEB_VERSION="1.22.1-9+deb12u9"
 
 fetch() {
   [ -x "$OUT/bin/nginx" ] && return

@@ -35,6 +35,9 @@ Config reference: docs/sidecar-config.md; standalone use: README.md; gateway mod
 Flags:
 `
 
+// stopProfile writes the benchmark profiles in a -tags benchprofile build (profile.go); a no-op otherwise.
+var stopProfile = func() {}
+
 func main() {
 	var o app.Options
 	o.BindFlags(flag.CommandLine)
@@ -55,7 +58,9 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := app.Run(ctx, &o); err != nil {
+	err := app.Run(ctx, &o)
+	stopProfile()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}

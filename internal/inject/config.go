@@ -35,6 +35,8 @@ type Config struct {
 	// Port is the loopback port the proxy listens on and app containers are pointed at
 	// (ANTHROPIC_BASE_URL). Moving it frees 8787 for apps that already use it.
 	Port int32
+	// MaxProcs caps the sidecar's GOMAXPROCS (--max-procs); 0 leaves it to the container's CPU limit.
+	MaxProcs int32
 	// RunAsUser of the sidecar (non-root).
 	RunAsUser int64
 	// SPIFFE socket delivery.
@@ -60,6 +62,7 @@ func DefaultConfig() Config {
 			Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("128Mi")},
 		},
 		Port:          wellknown.SidecarPort,
+		MaxProcs:      1,
 		RunAsUser:     65532,
 		Socket:        SocketCSI,
 		CSIDriver:     "csi.spiffe.io",

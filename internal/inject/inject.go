@@ -101,6 +101,9 @@ func Apply(pod *corev1.Pod, p *v1alpha1.ClaudeAccessPolicy, plan Plan, cfg Confi
 	if plan.RedisUser {
 		sc.Args = append(sc.Args, "--redis-password-file="+wellknown.RedisPasswordFile)
 	}
+	if cfg.MaxProcs > 0 {
+		sc.Args = append(sc.Args, fmt.Sprintf("--max-procs=%d", cfg.MaxProcs))
+	}
 	pod.Spec.InitContainers = append([]corev1.Container{sc}, pod.Spec.InitContainers...)
 	setAppEnv(pod, cfg.Port)
 	if pod.Annotations == nil {

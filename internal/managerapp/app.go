@@ -76,6 +76,7 @@ type Options struct {
 	SidecarCommand    []string
 	SidecarResources  corev1.ResourceRequirements
 	SidecarPort       int32
+	SidecarMaxProcs   int32
 	SPIFFESocket      string
 	SPIFFECSI         string
 	SPIFFEHostPath    string
@@ -120,6 +121,7 @@ func NewOptions() *Options {
 		SidecarCommand:     ic.Command,
 		SidecarResources:   ic.Resources,
 		SidecarPort:        ic.Port,
+		SidecarMaxProcs:    ic.MaxProcs,
 		SPIFFESocket:       string(ic.Socket),
 		SPIFFECSI:          ic.CSIDriver,
 		SPIFFEHostPath:     ic.HostPath,
@@ -185,6 +187,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.SidecarPullPolicy, "sidecar-image-pull-policy", o.SidecarPullPolicy, "Pull policy of the injected sidecar's image: Always, IfNotPresent or Never.")
 	fs.Var(jsonFlag[[]string]{&o.SidecarCommand}, "sidecar-command", `Command of the injected sidecar as a JSON array, e.g. ["/usr/local/bin/claude-guard-sidecar"].`)
 	fs.Var(jsonFlag[corev1.ResourceRequirements]{&o.SidecarResources}, "sidecar-resources", `Resources of the injected sidecar as JSON, e.g. {"requests":{"cpu":"20m","memory":"32Mi"},"limits":{"memory":"128Mi"}}.`)
+	fs.Var(int32Flag{&o.SidecarMaxProcs}, "sidecar-max-procs", "GOMAXPROCS cap of injected sidecars (--max-procs; 0: follow the sidecar's CPU limit).")
 	fs.Var(int32Flag{&o.SidecarPort}, "sidecar-port", "Loopback port of the injected proxy; app containers get ANTHROPIC_BASE_URL=http://127.0.0.1:<port>.")
 	fs.StringVar(&o.SPIFFESocket, "spiffe-socket", o.SPIFFESocket, "How the SPIFFE Workload API socket reaches the sidecar: CSI, HostPath or None.")
 	fs.StringVar(&o.SPIFFECSI, "spiffe-csi-driver", o.SPIFFECSI, "CSI driver that mounts the Workload API socket.")
@@ -301,6 +304,7 @@ func (o *Options) Inject() inject.Config {
 	c.Command = slices.Clone(o.SidecarCommand)
 	c.Resources = *o.SidecarResources.DeepCopy()
 	c.Port = o.SidecarPort
+	c.MaxProcs = o.SidecarMaxProcs
 	c.Socket = inject.SocketMode(o.SPIFFESocket)
 	c.CSIDriver, c.HostPath, c.SocketFile = o.SPIFFECSI, o.SPIFFEHostPath, o.SPIFFEFile
 	c.VaultAudience = o.VaultAudience

@@ -44,6 +44,8 @@ type Options struct {
 	// MaxBufferedBytes bounds the request body bytes buffered at once (negative: from the container's
 	// memory limit; 0: unbounded).
 	MaxBufferedBytes int64
+	// MaxProcs caps GOMAXPROCS (0: follow the container's CPU limit; GOMAXPROCS in the environment wins).
+	MaxProcs int
 
 	// Gateway runs the sidecar as a shared gateway (gateway.go); TLS and mTLS settings apply to its
 	// listener.
@@ -76,6 +78,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.MaxRequestDuration, "max-request-duration", 30*time.Minute, "longest a single request or stream may take")
 	fs.StringVar(&o.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.Int64Var(&o.MaxBufferedBytes, "max-buffered-bytes", -1, "request body bytes all requests may buffer at once, counting a rewritten copy (-1: half the container's memory limit, else 256 MiB; 0: unbounded); more is refused with 503 and Retry-After")
+	fs.IntVar(&o.MaxProcs, "max-procs", 0, "most CPUs the Go runtime runs on at once (GOMAXPROCS) unless GOMAXPROCS is set: 0 follows the container's CPU limit, down to 1 (injected sidecars get 1: docs/performance.md)")
 	fs.BoolVar(&o.Gateway, "gateway", false, "run as a shared gateway for callers outside the pod: TLS required, end-user tokens required (endUser.mode Strict)")
 	fs.StringVar(&o.TLSCertFile, "tls-cert-file", "", "serve the proxy over TLS with this certificate (PEM; reloaded when it changes)")
 	fs.StringVar(&o.TLSKeyFile, "tls-key-file", "", "private key of --tls-cert-file")
@@ -105,6 +108,9 @@ func (o *Options) Validate() error {
 		if u, err := url.Parse(o.Upstream); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			errs = append(errs, fmt.Errorf("--upstream must be an http or https URL, got %q", o.Upstream))
 		}
+	}
+	if o.MaxProcs < 0 {
+		errs = append(errs, fmt.Errorf("--max-procs must not be negative, got %d", o.MaxProcs))
 	}
 	if o.ShutdownGrace < 0 || o.MaxRequestDuration <= 0 {
 		errs = append(errs, errors.New("--shutdown-grace must not be negative and --max-request-duration must be positive"))

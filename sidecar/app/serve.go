@@ -108,6 +108,7 @@ func build(ctx context.Context, o *Options) (_ *sidecar, err error) {
 	s.upstream, _ = url.Parse(c.Server.Upstream) // validated with the config
 	mem := planMemory(containerMemoryLimit(cgroupMemoryFiles), o.MaxBufferedBytes, os.Getenv("GOMEMLIMIT"))
 	applyMemoryPlan(mem, s.log)
+	applyProcs(containerCPULimit(cgroupCPUFiles), o.MaxProcs, s.log)
 	s.handler = proxy.New(proxy.Options{
 		BodyBudget: proxy.NewBodyBudget(mem.bodyBudget),
 		Upstream:   s.upstream, Policy: s.store.Policy, Credentials: s.wiring.creds, EndUser: s.users.get,

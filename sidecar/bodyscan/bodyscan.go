@@ -677,13 +677,48 @@ func (s *scanner) step(k int, escaped *bool) (next int, end bool, err error) {
 		s.i = k
 		return 0, false, s.fail("control character in string")
 	default: // non-ASCII
-		r, size := utf8.DecodeRune(b[k:])
-		if r == utf8.RuneError && size == 1 {
-			s.i = k
-			return 0, false, s.fail("invalid UTF-8 in string")
+		if size := runeLen(b[k:]); size > 0 {
+			return k + size, false, nil
 		}
-		return k + size, false, nil
+		s.i = k
+		return 0, false, s.fail("invalid UTF-8 in string")
 	}
+}
+
+// runeLen is the length of the valid UTF-8 sequence (not ASCII) that p starts with, or 0 if it starts
+// with none: a stray continuation byte, an overlong form, a surrogate, a code point above U+10FFFF or a
+// cut sequence (RFC 3629's table, as utf8.DecodeRune checks it, without decoding the rune).
+func runeLen(p []byte) int {
+	cont := func(c byte) bool { return c&0xC0 == 0x80 }
+	switch c := p[0]; {
+	case c >= 0xC2 && c <= 0xDF:
+		if len(p) >= 2 && cont(p[1]) {
+			return 2
+		}
+	case c >= 0xE0 && c <= 0xEF:
+		lo, hi := byte(0x80), byte(0xBF)
+		switch c {
+		case 0xE0:
+			lo = 0xA0 // overlong below U+0800
+		case 0xED:
+			hi = 0x9F // surrogates U+D800..U+DFFF
+		}
+		if len(p) >= 3 && p[1] >= lo && p[1] <= hi && cont(p[2]) {
+			return 3
+		}
+	case c >= 0xF0 && c <= 0xF4:
+		lo, hi := byte(0x80), byte(0xBF)
+		switch c {
+		case 0xF0:
+			lo = 0x90 // overlong below U+10000
+		case 0xF4:
+			hi = 0x8F // above U+10FFFF
+		}
+		if len(p) >= 4 && p[1] >= lo && p[1] <= hi && cont(p[2]) && cont(p[3]) {
+			return 4
+		}
+	}
+	return 0
 }
 
 // simpleEscape marks the characters that may follow a backslash to form a two-byte escape.

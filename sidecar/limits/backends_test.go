@@ -35,7 +35,7 @@ func (m memLimiter) counter(_ *testing.T, rs *Rules, i int, k Keys, at time.Time
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	ru := &rs.rules[i]
-	b := m.buckets[bucketKey{ru.id, ru.key + "=" + k.get(ru.key)}]
+	b := m.buckets[bucketKey{ru.id, ru.key, k.get(ru.key)}]
 	if start, _ := windowStart(ru.window, at); b == nil || !b.window.Equal(start) {
 		return 0, 0
 	}

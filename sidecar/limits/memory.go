@@ -19,7 +19,8 @@ type Memory struct {
 	replay onceStore
 }
 
-type bucketKey struct{ rule, key string }
+// bucketKey is one counter: a rule, the kind of key it counts by (Workload, Namespace, ...) and its value.
+type bucketKey struct{ rule, kind, value string }
 
 type bucket struct {
 	window   time.Time
@@ -63,7 +64,7 @@ func (m *Memory) Reserve(_ context.Context, r Request) (*Reservation, error) {
 			continue
 		}
 		start, end := windowStart(ru.window, now)
-		k := bucketKey{ru.id, ru.key + "=" + r.Keys.get(ru.key)}
+		k := bucketKey{ru.id, ru.key, r.Keys.get(ru.key)} // no concatenation: a lookup allocates nothing
 		b := m.buckets[k]
 		if b == nil {
 			b = &bucket{window: start, end: end}

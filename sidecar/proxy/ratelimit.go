@@ -22,18 +22,26 @@ const (
 	HeaderTokensReset       = HeaderRateLimitPrefix + "tokens-reset"
 )
 
+// The header names in canonical form, computed once: setting them needs no canonicalisation per request.
+var (
+	requestHeaders = [3]string{http.CanonicalHeaderKey(HeaderRequestsLimit), http.CanonicalHeaderKey(HeaderRequestsRemaining), http.CanonicalHeaderKey(HeaderRequestsReset)}
+	tokenHeaders   = [3]string{http.CanonicalHeaderKey(HeaderTokensLimit), http.CanonicalHeaderKey(HeaderTokensRemaining), http.CanonicalHeaderKey(HeaderTokensReset)}
+)
+
 // setRateLimitHeaders reports the most constraining request and token quotas: the limit, what remains
 // after this request's reservation, and when the window resets (RFC 3339, as Anthropic's headers). A
-// kind with no rule gets no headers.
+// kind with no rule gets no headers. It is on every response, so it allocates one value slice per kind.
 func setRateLimitHeaders(h http.Header, s limits.Status) {
-	set := func(limit, remaining, reset string, q limits.Quota) {
+	set := func(names *[3]string, q limits.Quota) {
 		if q.Limit == 0 {
 			return
 		}
-		h.Set(limit, strconv.FormatInt(q.Limit, 10))
-		h.Set(remaining, strconv.FormatInt(q.Remaining, 10))
-		h.Set(reset, q.Reset.UTC().Format(time.RFC3339))
+		v := [...]string{strconv.FormatInt(q.Limit, 10), strconv.FormatInt(q.Remaining, 10), q.Reset.UTC().Format(time.RFC3339)}
+		vs := v[:]
+		for i, name := range names {
+			h[name] = vs[i : i+1 : i+1]
+		}
 	}
-	set(HeaderRequestsLimit, HeaderRequestsRemaining, HeaderRequestsReset, s.Requests)
-	set(HeaderTokensLimit, HeaderTokensRemaining, HeaderTokensReset, s.Tokens)
+	set(&requestHeaders, s.Requests)
+	set(&tokenHeaders, s.Tokens)
 }

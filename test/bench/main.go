@@ -66,13 +66,36 @@ type options struct {
 	peerRate       int
 	peerStreamRate int
 	rounds         int
+	peersOnly      bool
+	variants       variants
+}
+
+// variants are extra sidecars in the interleaved run, each the same binary with more environment
+// (GOMAXPROCS=1, GOGC=200, ...), so settings are compared in one run rather than across runs.
+type variants []variant
+
+type variant struct {
+	name string
+	env  []string
+}
+
+func (v *variants) String() string { return fmt.Sprint(*v) }
+
+// Set parses "name=KEY=VALUE[,KEY=VALUE...]".
+func (v *variants) Set(s string) error {
+	name, env, ok := strings.Cut(s, "=")
+	if !ok || name == "" || !strings.Contains(env, "=") {
+		return fmt.Errorf("variant %q: want name=KEY=VALUE[,KEY=VALUE...]", s)
+	}
+	*v = append(*v, variant{name: name, env: strings.Split(env, ",")})
+	return nil
 }
 
 func main() {
 	var o options
 	flag.StringVar(&o.sidecar, "sidecar", "bin/sidecar", "sidecar binary")
 	flag.IntVar(&o.rate, "rate", 2000, "requests per second for the latency test")
-	flag.IntVar(&o.procs, "sidecar-gomaxprocs", 0, "GOMAXPROCS for the sidecar process (0: Go's default)")
+	flag.IntVar(&o.procs, "sidecar-max-procs", 1, "the sidecar's --max-procs (1: as the chart injects it; 0: follow the CPU limit, here the host's CPUs)")
 	flag.IntVar(&o.lowRate, "low-rate", 200, "a second, diagnostic latency run at this rate (0 skips it): shows the hop's cost without CPU saturation")
 	flag.DurationVar(&o.duration, "duration", 5*time.Second, "length of each latency phase")
 	flag.IntVar(&o.streams, "streams", 1000, "streams for the TTFB test")
@@ -83,7 +106,9 @@ func main() {
 	flag.StringVar(&o.nginx, "nginx", "", "nginx binary (hack/nginx.sh): run nginx and a bare Go ReverseProxy beside the sidecar, interleaved, and print the sidecar's figures as ratios to nginx's (empty: skip)")
 	flag.IntVar(&o.peerRate, "peer-rate", 500, "requests per second per peer in the interleaved run")
 	flag.IntVar(&o.peerStreamRate, "peer-stream-rate", 500, "streams per second per peer in the interleaved run")
-	flag.IntVar(&o.rounds, "rounds", 4, "rounds of the interleaved run (each peer gets -duration/rounds per round)")
+	flag.IntVar(&o.rounds, "rounds", 8, "rounds of the interleaved run (each peer gets -duration/rounds per round)")
+	flag.Var(&o.variants, "variant", "an extra sidecar in the interleaved run: name=KEY=VALUE[,KEY=VALUE...] (its environment on top of the sidecar's; a first BIN=path runs another build; repeatable)")
+	flag.BoolVar(&o.peersOnly, "peers-only", false, "run only the interleaved run (needs -nginx)")
 	bareListen := flag.String("bare-proxy", "", "internal: serve a bare httputil.ReverseProxy on this address (the interleaved run starts this binary so)")
 	bareUpstream := flag.String("bare-proxy-upstream", "", "internal: the bare proxy's upstream")
 	flag.Parse()
@@ -119,7 +144,7 @@ func run(o options) error {
 		return err
 	}
 	defer stopUpstream()
-	sc, err := startSidecar(ctx, o.sidecar, upURL, o.procs)
+	sc, err := startSidecar(ctx, o.sidecar, upURL, o.procs, nil)
 	if err != nil {
 		return err
 	}
@@ -131,6 +156,16 @@ func run(o options) error {
 	// Idle RSS: started, ready, one request served, then left alone.
 	if _, err := call(ctx, b.client, sc.url, body2KB, false); err != nil {
 		return fmt.Errorf("warm-up request failed: %w", err)
+	}
+	if o.peersOnly {
+		if o.nginx == "" {
+			return errors.New("-peers-only needs -nginx")
+		}
+		figs, err := b.peers(ctx)
+		if err != nil {
+			return err
+		}
+		return report(figs, o.jsonOut)
 	}
 	time.Sleep(2 * time.Second)
 	idle := sc.rssMiB()
@@ -467,7 +502,9 @@ func freeAddr() (string, error) {
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(p)), err
 }
 
-func startSidecar(ctx context.Context, bin, upstream string, procs int) (*sidecar, error) {
+// startSidecar starts the sidecar binary in front of upstream with --max-procs maxProcs and env added to
+// this process's environment, and waits until it is ready.
+func startSidecar(ctx context.Context, bin, upstream string, maxProcs int, env []string) (*sidecar, error) {
 	dir, err := os.MkdirTemp("", "claude-guard-bench-")
 	if err != nil {
 		return nil, err
@@ -489,11 +526,10 @@ func startSidecar(ctx context.Context, bin, upstream string, procs int) (*sideca
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "--config", cfg, "--listen", listen, "--metrics-listen", mlisten, "--upstream", upstream, "--workload", "bench")
+	cmd := exec.Command(bin, "--config", cfg, "--listen", listen, "--metrics-listen", mlisten, "--upstream", upstream, "--workload", "bench",
+		"--max-procs", strconv.Itoa(maxProcs))
 	cmd.Env = append(os.Environ(), "CLAUDE_GUARD_API_KEY="+key)
-	if procs > 0 {
-		cmd.Env = append(cmd.Env, fmt.Sprintf("GOMAXPROCS=%d", procs))
-	}
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("failed to start sidecar %s: %w", bin, err)
