@@ -377,6 +377,7 @@ func paced(ctx context.Context, c *http.Client, base string, rate int, d time.Du
 			l, err := call(ctx, c, base, body2KB, false)
 			if err != nil {
 				failed.Add(1)
+				noteError(base, err)
 				l = -1
 			}
 			lat[i] = l
@@ -390,6 +391,19 @@ func paced(ctx context.Context, c *http.Client, base string, rate int, d time.Du
 		}
 	}
 	return out, int(failed.Load())
+}
+
+// firstErrors holds the first failure seen per target URL, so a run that counts errors also says what
+// they were.
+var firstErrors sync.Map
+
+func noteError(base string, err error) { firstErrors.LoadOrStore(base, err.Error()) }
+
+// firstError is the first failure recorded for base, "" if none.
+func firstError(base string) string {
+	v, _ := firstErrors.Load(base)
+	s, _ := v.(string)
+	return s
 }
 
 // ttfb opens n streams at rate per second and returns each one's time to the first body byte.
@@ -413,17 +427,25 @@ func ttfb(ctx context.Context, c *http.Client, base string, n, rate int) ([]time
 			resp, err := c.Do(req)
 			if err != nil {
 				failed.Add(1)
+				noteError(base, err)
 				return
 			}
 			defer resp.Body.Close()
 			var b [1]byte
-			if _, err := io.ReadFull(resp.Body, b[:]); err != nil || resp.StatusCode != 200 {
+			if _, err := io.ReadFull(resp.Body, b[:]); err != nil {
 				failed.Add(1)
+				noteError(base, fmt.Errorf("status %d, no first byte: %w", resp.StatusCode, err))
+				return
+			}
+			if resp.StatusCode != 200 {
+				failed.Add(1)
+				noteError(base, fmt.Errorf("status %d", resp.StatusCode))
 				return
 			}
 			ttfb := time.Since(t0)
 			if _, err := io.Copy(io.Discard, resp.Body); err != nil {
 				failed.Add(1) // a stream cut short is a failure, however fast it started
+				noteError(base, fmt.Errorf("stream cut: %w", err))
 				return
 			}
 			lat[i] = ttfb

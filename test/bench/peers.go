@@ -108,6 +108,11 @@ func printPeers(all []peer, runs []peerRun, o options) {
 			us(pct(r.lat, 50)-pct(d.lat, 50)), us(pct(r.lat, 99)-pct(d.lat, 99)), us(pct(r.ttfb, 50)), us(pct(r.ttfb, 99)),
 			us(pct(r.ttfb, 50)-pct(d.ttfb, 50)), us(pct(r.ttfb, 99)-pct(d.ttfb, 99)), cpu, scpu, r.errs, r.streamErr)
 	}
+	for _, p := range all {
+		if e := firstError(p.url); e != "" {
+			fmt.Printf("   first error through %s: %s\n", p.name, e)
+		}
+	}
 }
 
 // peerFigures are the sidecar's figures against its targets: CPU per proxied call, and the latency it
@@ -224,6 +229,9 @@ func startPeer(name string, cmd *exec.Cmd, listen, dir string) (*peer, error) {
 		<-exited
 		if dir != "" {
 			_ = os.RemoveAll(dir)
+		}
+		if log := out.String(); log != "" {
+			fmt.Printf("   %s logged: %.600s\n", name, log)
 		}
 	}
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
