@@ -1,20 +1,12 @@
 package app
 
 import (
-	"os"
 	"path/filepath"
 	"testing"
 )
 
 func TestContainerCPULimit(t *testing.T) {
-	dir := t.TempDir()
-	write := func(name, v string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(v), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	dir, write := cgroupFiles(t)
 	absent := filepath.Join(dir, "absent")
 	cases := []struct {
 		name  string

@@ -6,15 +6,21 @@ import (
 	"testing"
 )
 
-func TestContainerMemoryLimit(t *testing.T) {
+// cgroupFiles returns a temporary directory and a function that writes a file of stand-in cgroup
+// content into it and returns its path.
+func cgroupFiles(t *testing.T) (string, func(name, v string) string) {
 	dir := t.TempDir()
-	write := func(name, v string) string {
+	return dir, func(name, v string) string {
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, []byte(v), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		return p
 	}
+}
+
+func TestContainerMemoryLimit(t *testing.T) {
+	dir, write := cgroupFiles(t)
 	cases := []struct {
 		name  string
 		files []string

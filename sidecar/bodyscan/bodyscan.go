@@ -689,36 +689,36 @@ func (s *scanner) step(k int, escaped *bool) (next int, end bool, err error) {
 // with none: a stray continuation byte, an overlong form, a surrogate, a code point above U+10FFFF or a
 // cut sequence (RFC 3629's table, as utf8.DecodeRune checks it, without decoding the rune).
 func runeLen(p []byte) int {
-	cont := func(c byte) bool { return c&0xC0 == 0x80 }
+	size, lo, hi := 0, byte(0x80), byte(0xBF) // the second byte's range; later ones are 0x80..0xBF
 	switch c := p[0]; {
 	case c >= 0xC2 && c <= 0xDF:
-		if len(p) >= 2 && cont(p[1]) {
-			return 2
-		}
+		size = 2
 	case c >= 0xE0 && c <= 0xEF:
-		lo, hi := byte(0x80), byte(0xBF)
-		switch c {
-		case 0xE0:
+		size = 3
+		if c == 0xE0 {
 			lo = 0xA0 // overlong below U+0800
-		case 0xED:
+		} else if c == 0xED {
 			hi = 0x9F // surrogates U+D800..U+DFFF
 		}
-		if len(p) >= 3 && p[1] >= lo && p[1] <= hi && cont(p[2]) {
-			return 3
-		}
 	case c >= 0xF0 && c <= 0xF4:
-		lo, hi := byte(0x80), byte(0xBF)
-		switch c {
-		case 0xF0:
+		size = 4
+		if c == 0xF0 {
 			lo = 0x90 // overlong below U+10000
-		case 0xF4:
+		} else if c == 0xF4 {
 			hi = 0x8F // above U+10FFFF
 		}
-		if len(p) >= 4 && p[1] >= lo && p[1] <= hi && cont(p[2]) && cont(p[3]) {
-			return 4
+	default:
+		return 0
+	}
+	if len(p) < size || p[1] < lo || p[1] > hi {
+		return 0
+	}
+	for _, b := range p[2:size] {
+		if b&0xC0 != 0x80 {
+			return 0
 		}
 	}
-	return 0
+	return size
 }
 
 // simpleEscape marks the characters that may follow a backslash to form a two-byte escape.
