@@ -695,16 +695,18 @@ func runeLen(p []byte) int {
 		size = 2
 	case c >= 0xE0 && c <= 0xEF:
 		size = 3
-		if c == 0xE0 {
+		switch c {
+		case 0xE0:
 			lo = 0xA0 // overlong below U+0800
-		} else if c == 0xED {
+		case 0xED:
 			hi = 0x9F // surrogates U+D800..U+DFFF
 		}
 	case c >= 0xF0 && c <= 0xF4:
 		size = 4
-		if c == 0xF0 {
+		switch c {
+		case 0xF0:
 			lo = 0x90 // overlong below U+10000
-		} else if c == 0xF4 {
+		case 0xF4:
 			hi = 0x8F // above U+10FFFF
 		}
 	default:
