@@ -230,8 +230,9 @@ func startPeer(name string, cmd *exec.Cmd, listen, dir string) (*peer, error) {
 		if dir != "" {
 			_ = os.RemoveAll(dir)
 		}
-		if log := out.String(); log != "" {
-			fmt.Printf("   %s logged: %.600s\n", name, log)
+		if log := strings.TrimSpace(out.String()); log != "" {
+			lines := strings.Split(log, "\n")
+			fmt.Printf("   %s logged %d lines, the first: %.300s\n", name, len(lines), lines[0])
 		}
 	}
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
