@@ -67,7 +67,8 @@ func planProcs(limit float64, maxProcs, current int, env string) int {
 }
 
 // applyProcs sets GOMAXPROCS from the container's CPU limit and --max-procs when the plan says to, and
-// logs the result.
+// logs the result. Setting it stops the runtime from following later changes of the limit (an in-place
+// resize), so it is set only when it lowers the runtime's choice; a resize then needs a restart.
 func applyProcs(limit float64, maxProcs int, log *slog.Logger) {
 	if n := planProcs(limit, maxProcs, runtime.GOMAXPROCS(0), os.Getenv("GOMAXPROCS")); n > 0 {
 		runtime.GOMAXPROCS(n)
