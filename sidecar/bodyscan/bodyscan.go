@@ -677,50 +677,13 @@ func (s *scanner) step(k int, escaped *bool) (next int, end bool, err error) {
 		s.i = k
 		return 0, false, s.fail("control character in string")
 	default: // non-ASCII
-		if size := runeLen(b[k:]); size > 0 {
-			return k + size, false, nil
+		r, size := utf8.DecodeRune(b[k:])
+		if r == utf8.RuneError && size == 1 {
+			s.i = k
+			return 0, false, s.fail("invalid UTF-8 in string")
 		}
-		s.i = k
-		return 0, false, s.fail("invalid UTF-8 in string")
+		return k + size, false, nil
 	}
-}
-
-// runeLen is the length of the valid UTF-8 sequence (not ASCII) that p starts with, or 0 if it starts
-// with none: a stray continuation byte, an overlong form, a surrogate, a code point above U+10FFFF or a
-// cut sequence (RFC 3629's table, as utf8.DecodeRune checks it, without decoding the rune).
-func runeLen(p []byte) int {
-	size, lo, hi := 0, byte(0x80), byte(0xBF) // the second byte's range; later ones are 0x80..0xBF
-	switch c := p[0]; {
-	case c >= 0xC2 && c <= 0xDF:
-		size = 2
-	case c >= 0xE0 && c <= 0xEF:
-		size = 3
-		switch c {
-		case 0xE0:
-			lo = 0xA0 // overlong below U+0800
-		case 0xED:
-			hi = 0x9F // surrogates U+D800..U+DFFF
-		}
-	case c >= 0xF0 && c <= 0xF4:
-		size = 4
-		switch c {
-		case 0xF0:
-			lo = 0x90 // overlong below U+10000
-		case 0xF4:
-			hi = 0x8F // above U+10FFFF
-		}
-	default:
-		return 0
-	}
-	if len(p) < size || p[1] < lo || p[1] > hi {
-		return 0
-	}
-	for _, b := range p[2:size] {
-		if b&0xC0 != 0x80 {
-			return 0
-		}
-	}
-	return size
 }
 
 // simpleEscape marks the characters that may follow a backslash to form a two-byte escape.

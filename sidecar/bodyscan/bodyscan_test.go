@@ -6,7 +6,6 @@ import (
 	"errors"
 	"strings"
 	"testing"
-	"unicode/utf8"
 )
 
 func TestScan(t *testing.T) {
@@ -294,35 +293,6 @@ func TestEveryLengthAndOffset(t *testing.T) {
 					if _, err := Scan([]byte(doc[:len(doc)-2])); err == nil {
 						t.Fatalf("%q truncated was accepted", doc)
 					}
-				}
-			}
-		}
-	}
-}
-
-// TestRuneLen checks runeLen against the standard library's decoder on every sequence of up to four
-// bytes that starts with a non-ASCII byte (continuation bytes beyond the second are sampled at their
-// boundaries): the same sequences are valid, with the same length.
-func TestRuneLen(t *testing.T) {
-	edges := []byte{0x00, 0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xFF}
-	check := func(p []byte) {
-		r, size := utf8.DecodeRune(p)
-		want := size
-		if r == utf8.RuneError && size == 1 {
-			want = 0
-		}
-		if got := runeLen(p); got != want {
-			t.Fatalf("runeLen(% x) = %d, utf8.DecodeRune says %d", p, got, want)
-		}
-	}
-	for c0 := 0x80; c0 <= 0xFF; c0++ {
-		check([]byte{byte(c0)})
-		for c1 := 0; c1 <= 0xFF; c1++ {
-			check([]byte{byte(c0), byte(c1)})
-			for _, c2 := range edges {
-				check([]byte{byte(c0), byte(c1), c2})
-				for _, c3 := range edges {
-					check([]byte{byte(c0), byte(c1), c2, c3})
 				}
 			}
 		}
