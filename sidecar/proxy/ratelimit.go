@@ -36,8 +36,7 @@ func setRateLimitHeaders(h http.Header, s limits.Status) {
 		if q.Limit == 0 {
 			return
 		}
-		v := [...]string{strconv.FormatInt(q.Limit, 10), strconv.FormatInt(q.Remaining, 10), q.Reset.UTC().Format(time.RFC3339)}
-		vs := v[:]
+		vs := []string{strconv.FormatInt(q.Limit, 10), strconv.FormatInt(q.Remaining, 10), q.Reset.UTC().Format(time.RFC3339)}
 		for i, name := range names {
 			h[name] = vs[i : i+1 : i+1]
 		}
