@@ -4,7 +4,11 @@
 package inject
 
 import (
+	"cmp"
 	"fmt"
+	"net/url"
+	"strconv"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -46,9 +50,46 @@ type Config struct {
 	SocketFile string
 	// VaultAudience is the audience of the projected service-account token for Vault's kubernetes auth.
 	VaultAudience string
+	// Telemetry is where sidecars send OpenTelemetry; without an endpoint they serve Prometheus only.
+	Telemetry Telemetry
+	// PrometheusAnnotations adds prometheus.io/scrape, /port and /path to injected pods, for a
+	// Prometheus that discovers pods by annotation (its scrape job needs the metrics token, see
+	// docs/observability.md).
+	PrometheusAnnotations bool
 	// RedisPassword mounts the namespace's Redis password Secret into the sidecar of policies with
 	// backend Redis: the operator runs per-namespace Redis users (--redis-per-namespace-users).
 	RedisPassword bool
+}
+
+// Telemetry is the OpenTelemetry export of injected sidecars, set as the SDK's standard OTEL_*
+// environment variables.
+type Telemetry struct {
+	// OTLPEndpoint is the collector's OTLP/HTTP base URL (http://collector.observability:4318); empty
+	// exports nothing over OTLP.
+	OTLPEndpoint string
+	// TraceSampleRatio is the share of traces without a sampled parent that are recorded
+	// (parentbased_traceidratio): a caller's sampled trace is always followed.
+	TraceSampleRatio string
+	// MetricExportInterval is how often metrics are pushed (OTEL_METRIC_EXPORT_INTERVAL).
+	MetricExportInterval time.Duration
+}
+
+// env is the OTEL_* variables for t, none without an endpoint.
+func (t Telemetry) env() []corev1.EnvVar {
+	if t.OTLPEndpoint == "" {
+		return nil
+	}
+	env := []corev1.EnvVar{
+		{Name: "OTEL_EXPORTER_OTLP_ENDPOINT", Value: t.OTLPEndpoint},
+		{Name: "OTEL_EXPORTER_OTLP_PROTOCOL", Value: "http/protobuf"},
+		{Name: "OTEL_SERVICE_NAME", Value: wellknown.SidecarServiceName},
+		{Name: "OTEL_TRACES_SAMPLER", Value: "parentbased_traceidratio"},
+		{Name: "OTEL_TRACES_SAMPLER_ARG", Value: cmp.Or(t.TraceSampleRatio, "1")},
+	}
+	if t.MetricExportInterval > 0 {
+		env = append(env, corev1.EnvVar{Name: "OTEL_METRIC_EXPORT_INTERVAL", Value: strconv.FormatInt(t.MetricExportInterval.Milliseconds(), 10)})
+	}
+	return env
 }
 
 // DefaultConfig returns the defaults of the Helm chart.
@@ -98,6 +139,25 @@ func (c Config) Validate() error {
 		return fmt.Errorf("the HostPath socket mode needs a host path")
 	case c.Socket != SocketNone && c.SocketFile == "":
 		return fmt.Errorf("the SPIFFE socket file name must be set")
+	}
+	return c.Telemetry.Validate()
+}
+
+// Validate checks the endpoint is an http(s) URL and the ratio a number from 0 to 1.
+func (t Telemetry) Validate() error {
+	if t.OTLPEndpoint != "" {
+		u, err := url.Parse(t.OTLPEndpoint)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("sidecar OTLP endpoint must be an http:// or https:// URL with a host, got %q", t.OTLPEndpoint)
+		}
+	}
+	if t.TraceSampleRatio != "" {
+		if r, err := strconv.ParseFloat(t.TraceSampleRatio, 64); err != nil || r < 0 || r > 1 {
+			return fmt.Errorf("sidecar trace sample ratio must be a number from 0 to 1, got %q", t.TraceSampleRatio)
+		}
+	}
+	if t.MetricExportInterval < 0 {
+		return fmt.Errorf("sidecar metric export interval must not be negative, got %s", t.MetricExportInterval)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package inject
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -112,8 +113,35 @@ func Apply(pod *corev1.Pod, p *v1alpha1.ClaudeAccessPolicy, plan Plan, cfg Confi
 	pod.Annotations[wellknown.AnnotationStatus] = wellknown.StatusInjected
 	pod.Annotations[wellknown.AnnotationPolicy] = p.Name
 	pod.Annotations[AnnotationSidecarImage] = cfg.Image
+	markScrapeable(pod, cfg.PrometheusAnnotations)
 	return Result{Outcome: Injected}
 }
+
+// markScrapeable labels the pod as running a sidecar (what the chart's PodMonitor selects) and, with
+// annotations, adds the prometheus.io ones for the sidecar's metrics port, leaving any the pod set alone:
+// a pod that already exports its own metrics by annotation keeps them.
+func markScrapeable(pod *corev1.Pod, annotations bool) {
+	if pod.Labels == nil {
+		pod.Labels = map[string]string{}
+	}
+	pod.Labels[wellknown.LabelSidecar] = wellknown.StatusInjected
+	if !annotations {
+		return
+	}
+	if _, set := pod.Annotations[AnnotationPrometheusScrape]; set {
+		return
+	}
+	pod.Annotations[AnnotationPrometheusScrape] = "true"
+	pod.Annotations[AnnotationPrometheusPort] = strconv.Itoa(int(wellknown.SidecarMetricsPort))
+	pod.Annotations[AnnotationPrometheusPath] = "/metrics"
+}
+
+// The annotations Prometheus' kubernetes_sd pod relabelling conventionally reads.
+const (
+	AnnotationPrometheusScrape = "prometheus.io/scrape"
+	AnnotationPrometheusPort   = "prometheus.io/port"
+	AnnotationPrometheusPath   = "prometheus.io/path"
+)
 
 // blocker returns why the pod cannot take the sidecar, or "".
 func blocker(pod *corev1.Pod, proxyPort int32) string {
@@ -162,6 +190,7 @@ func sidecar(cfg Config, plan Plan, mounts []corev1.VolumeMount) corev1.Containe
 		{Name: "POD_SERVICE_ACCOUNT", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "spec.serviceAccountName"}}},
 		{Name: EnvWorkload, Value: "ns/$(POD_NAMESPACE)/sa/$(POD_SERVICE_ACCOUNT)"},
 	}
+	env = append(env, cfg.Telemetry.env()...)
 	if plan.SPIFFE {
 		env = append(env, corev1.EnvVar{Name: wellknown.EnvSPIFFESocket, Value: "unix://" + wellknown.SPIFFESocketDir + "/" + cfg.SocketFile})
 	}

@@ -72,6 +72,9 @@ func TestGolden(t *testing.T) {
 		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("64Mi")},
 		Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1"), corev1.ResourceMemory: resource.MustParse("256Mi")},
 	}
+	telemetryOp := op
+	telemetryOp.Config.PrometheusAnnotations = true
+	telemetryOp.Config.Telemetry = Telemetry{OTLPEndpoint: "http://otel-collector.observability:4318", TraceSampleRatio: "0.25", MetricExportInterval: 30 * time.Second}
 
 	cases := []struct {
 		name string
@@ -99,6 +102,8 @@ func TestGolden(t *testing.T) {
 			p.Spec.Credentials = v1alpha1.CredentialSource{SecretRef: &v1alpha1.SecretKeyRef{Name: "anthropic", Key: "api-key"}}
 		})), op, Injected},
 		{"custom-sidecar", teamA(chat), customOp, Injected},
+		{"telemetry", teamA(chat), telemetryOp, Injected},
+		{"own-prometheus-annotations", teamA(chat), telemetryOp, Injected},
 		{"redis-limits", teamA(policy("chat", t0, func(p *v1alpha1.ClaudeAccessPolicy) {
 			p.Spec.Limits = &v1alpha1.LimitPolicy{Backend: v1alpha1.LimitBackendRedis}
 		})), redisOp, Injected},

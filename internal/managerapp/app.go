@@ -77,11 +77,14 @@ type Options struct {
 	SidecarResources  corev1.ResourceRequirements
 	SidecarPort       int32
 	SidecarMaxProcs   int32
-	SPIFFESocket      string
-	SPIFFECSI         string
-	SPIFFEHostPath    string
-	SPIFFEFile        string
-	VaultAudience     string
+	SidecarTelemetry  inject.Telemetry
+	// SidecarPrometheusAnnotations marks injected pods with the prometheus.io annotations.
+	SidecarPrometheusAnnotations bool
+	SPIFFESocket                 string
+	SPIFFECSI                    string
+	SPIFFEHostPath               string
+	SPIFFEFile                   string
+	VaultAudience                string
 
 	// SPIFFE registration (docs/install.md, "SPIRE").
 	SPIRERegistration string
@@ -188,6 +191,10 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.Var(jsonFlag[[]string]{&o.SidecarCommand}, "sidecar-command", `Command of the injected sidecar as a JSON array, e.g. ["/usr/local/bin/claude-guard-sidecar"].`)
 	fs.Var(jsonFlag[corev1.ResourceRequirements]{&o.SidecarResources}, "sidecar-resources", `Resources of the injected sidecar as JSON, e.g. {"requests":{"cpu":"20m","memory":"32Mi"},"limits":{"memory":"128Mi"}}.`)
 	fs.Var(int32Flag{&o.SidecarMaxProcs}, "sidecar-max-procs", "GOMAXPROCS cap of injected sidecars (--max-procs; 0: follow the sidecar's CPU limit).")
+	fs.StringVar(&o.SidecarTelemetry.OTLPEndpoint, "sidecar-otlp-endpoint", "", "OTLP/HTTP base URL injected sidecars push GenAI metrics and spans to (OTEL_EXPORTER_OTLP_ENDPOINT); empty: Prometheus only.")
+	fs.StringVar(&o.SidecarTelemetry.TraceSampleRatio, "sidecar-trace-sample-ratio", "", "Share of new traces (without a sampled parent) injected sidecars record, 0 to 1 (empty: 1, every trace).")
+	fs.DurationVar(&o.SidecarTelemetry.MetricExportInterval, "sidecar-metric-export-interval", 0, "How often injected sidecars push metrics over OTLP (0: the SDK's 60s).")
+	fs.BoolVar(&o.SidecarPrometheusAnnotations, "sidecar-prometheus-annotations", false, "Add prometheus.io/scrape, port and path annotations to injected pods.")
 	fs.Var(int32Flag{&o.SidecarPort}, "sidecar-port", "Loopback port of the injected proxy; app containers get ANTHROPIC_BASE_URL=http://127.0.0.1:<port>.")
 	fs.StringVar(&o.SPIFFESocket, "spiffe-socket", o.SPIFFESocket, "How the SPIFFE Workload API socket reaches the sidecar: CSI, HostPath or None.")
 	fs.StringVar(&o.SPIFFECSI, "spiffe-csi-driver", o.SPIFFECSI, "CSI driver that mounts the Workload API socket.")
@@ -305,6 +312,8 @@ func (o *Options) Inject() inject.Config {
 	c.Resources = *o.SidecarResources.DeepCopy()
 	c.Port = o.SidecarPort
 	c.MaxProcs = o.SidecarMaxProcs
+	c.Telemetry = o.SidecarTelemetry
+	c.PrometheusAnnotations = o.SidecarPrometheusAnnotations
 	c.Socket = inject.SocketMode(o.SPIFFESocket)
 	c.CSIDriver, c.HostPath, c.SocketFile = o.SPIFFECSI, o.SPIFFEHostPath, o.SPIFFEFile
 	c.VaultAudience = o.VaultAudience

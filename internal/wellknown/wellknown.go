@@ -21,6 +21,9 @@ const (
 	AnnotationConfigHash = Prefix + "config-hash"
 	// LabelPolicy on a rendered ConfigMap names its policy (so it can be listed by label).
 	LabelPolicy = Prefix + "policy"
+	// LabelSidecar on an injected pod ("injected") lets a PodMonitor, and kubectl, select the pods that
+	// run a sidecar.
+	LabelSidecar = Prefix + "sidecar"
 	// LabelManagedBy value for everything the operator creates.
 	ManagedBy = "claude-guard"
 )
@@ -65,6 +68,8 @@ const (
 	ManagerBinary = "/usr/local/bin/manager"
 	// SidecarBinary is the sidecar's path in its image: the injected container's and the gateway's command.
 	SidecarBinary = "/usr/local/bin/sidecar"
+	// SidecarServiceName is the OpenTelemetry service.name of sidecars and the gateway.
+	SidecarServiceName = "claude-guard-sidecar"
 )
 
 // Files the webhook mounts into the sidecar container only (never into app containers).

@@ -20,6 +20,7 @@ import (
 	"github.com/claude-guard/claude-guard/sidecar/limits"
 	"github.com/claude-guard/claude-guard/sidecar/metrics"
 	"github.com/claude-guard/claude-guard/sidecar/proxy"
+	"github.com/claude-guard/claude-guard/sidecar/telemetry"
 )
 
 // Run serves until ctx is cancelled (or a reload needs a restart), then drains. It is the steps below in
@@ -49,11 +50,13 @@ type sidecar struct {
 	tls      *tls.Config
 	upstream *url.URL
 	metrics  *metrics.Metrics
-	limiter  limiter
-	users    *endUsers
-	revoked  *enduser.Revocations
-	audit    *audit.Logger
-	handler  http.Handler
+	// telemetry is the OpenTelemetry side of the metrics, and the spans.
+	telemetry *telemetry.Telemetry
+	limiter   limiter
+	users     *endUsers
+	revoked   *enduser.Revocations
+	audit     *audit.Logger
+	handler   http.Handler
 	// restart is closed when a reload changed settings that apply only at start.
 	restart     chan struct{}
 	restartOnce sync.Once
@@ -90,6 +93,10 @@ func build(ctx context.Context, o *Options) (_ *sidecar, err error) {
 	s.wiring.start(ctx, s.metrics)
 	s.metrics.SetConfig(metrics.ConfigState{Document: s.cfg.Document, Hash: s.cfg.Policy.Hash})
 	s.metrics.ConfigReloads.WithLabelValues("success").Inc()
+	if s.telemetry, err = newTelemetry(ctx, c, s.metrics, s.log); err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, s.flushTelemetry)
 	if s.limiter, err = newLimiter(c, s.cfg.Rules, o.RedisPasswordFile, s.wiring.source(), s.metrics, s.log); err != nil {
 		return nil, err
 	}
@@ -112,7 +119,7 @@ func build(ctx context.Context, o *Options) (_ *sidecar, err error) {
 	s.handler = proxy.New(proxy.Options{
 		BodyBudget: proxy.NewBodyBudget(mem.bodyBudget),
 		Upstream:   s.upstream, Policy: s.store.Policy, Credentials: s.wiring.creds, EndUser: s.users.get,
-		Limiter: s.limiter, Audit: s.audit, Metrics: s.metrics, Log: s.log,
+		Limiter: s.limiter, Audit: s.audit, Metrics: s.metrics, Telemetry: s.telemetry, Log: s.log,
 		Workload: s.wiring.workload(o.Workload), Caller: caller(o),
 	})
 	return s, nil

@@ -72,6 +72,8 @@ type Upstream struct {
 	Unanswered bool
 	Start      time.Time
 	Latency    time.Duration
+	// FirstChunk is when the first bytes of a streamed response arrived, from the exchange's start.
+	FirstChunk time.Duration
 	RequestID  string
 	// Usage is what the response reported, when UsageSeen.
 	Usage     usage.Usage

@@ -85,6 +85,8 @@ func newForwarder(o Options) http.Handler {
 				body := ex.Body
 				out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 			}
+			// Trace context: the sidecar's span becomes the upstream's parent (nothing without tracing).
+			o.Telemetry.Inject(pr.In.Context(), out.Header)
 			ex.Upstream.Forwarded = true
 			// The client's path: the upstream's may have a base path in front.
 			ex.Upstream.Messages = pr.In.URL.Path == policyconfig.PathMessages

@@ -5,11 +5,15 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/claude-guard/claude-guard/internal/policyconfig"
 	"github.com/claude-guard/claude-guard/sidecar/metrics"
+	"github.com/claude-guard/claude-guard/sidecar/telemetry"
+	"go.opentelemetry.io/otel/trace"
 )
 
-// WithMetrics counts the request and observes its latency and tokens when it is done.
-func WithMetrics(m *metrics.Metrics, next http.Handler) http.Handler {
+// WithMetrics counts the request and observes its latency and tokens when it is done, in the Prometheus
+// metrics and the OpenTelemetry ones (tel), and traces it as a client span when tel traces.
+func WithMetrics(m *metrics.Metrics, tel *telemetry.Telemetry, next http.Handler) http.Handler {
 	if m == nil {
 		return next
 	}
@@ -18,23 +22,23 @@ func WithMetrics(m *metrics.Metrics, next http.Handler) http.Handler {
 		// Deferred: ReverseProxy aborts a broken stream by panicking with http.ErrAbortHandler, and an
 		// aborted request must still be counted.
 		defer m.InFlight.Dec()
-		defer observe(m, r)
+		if tel.Tracing() {
+			ctx, span := tel.Start(r)
+			r = r.WithContext(ctx)
+			defer func() { endSpan(span, r) }()
+		}
+		defer observe(m, tel, r)
 		next.ServeHTTP(w, r)
 	})
 }
 
-func observe(m *metrics.Metrics, r *http.Request) {
+func observe(m *metrics.Metrics, tel *telemetry.Telemetry, r *http.Request) {
 	ex := FromContext(r.Context())
 	status, up := ex.w.code(), &ex.Upstream
 	ep := endpointLabel(r.URL.Path)
-	// The model label is client-chosen text: use it only once the upstream accepted it as a model, so
-	// a client cannot grow the label set without bound.
-	model := "-"
-	if ex.Decision.Model != "" {
-		model = "other"
-		if up.Forwarded && status < 400 {
-			model = ex.Decision.Model
-		}
+	model := ex.modelLabel(status)
+	if call := ex.genAICall(r, status); call != nil {
+		tel.Record(r.Context(), call)
 	}
 	stream := strconv.FormatBool(ex.Decision.Fields.Stream)
 	m.Requests.WithLabelValues(ep, ex.decisionLabel(), model, strconv.Itoa(status)).Inc()
@@ -68,4 +72,49 @@ func endpointLabel(p string) string {
 	default:
 		return "other"
 	}
+}
+
+// modelLabel is the model as metrics name it. The model is client-chosen text: it is used only once the
+// upstream accepted it as a model, so a client cannot grow the label set without bound; "other" stands
+// for every refused or failed one and "-" for requests that name none.
+func (ex *Exchange) modelLabel(status int) string {
+	switch {
+	case ex.Decision.Model == "":
+		return "-"
+	case ex.Upstream.Forwarded && status < 400:
+		return ex.Decision.Model
+	default:
+		return "other"
+	}
+}
+
+// genAICall is a Messages request as the GenAI telemetry records it; nil for other requests, which are
+// not GenAI operations (count_tokens, the models list).
+func (ex *Exchange) genAICall(r *http.Request, status int) *telemetry.Call {
+	if r.URL.Path != policyconfig.PathMessages {
+		return nil
+	}
+	up, p := &ex.Upstream, &ex.Policy.Config.Policy
+	model := ex.modelLabel(status)
+	if model == "-" {
+		model = ""
+	}
+	rule, _ := ex.rule()
+	c := &telemetry.Call{
+		Operation: telemetry.OperationChat, Model: model,
+		Namespace: ex.Caller.Namespace, Policy: p.Name, Tenant: p.Tenant, Decision: ex.decisionLabel(), Rule: rule,
+		Status: status, Stream: ex.Decision.Fields.Stream, MaxTokens: ex.Decision.Fields.MaxTokens,
+		Duration: time.Since(ex.Start), FirstChunk: up.FirstChunk, RequestID: up.RequestID,
+	}
+	if up.UsageSeen {
+		c.UsageSeen, c.InputTokens, c.OutputTokens = true, up.Usage.TotalInput(), up.Usage.OutputTokens
+	}
+	return c
+}
+
+// endSpan finishes the request's span with what the exchange became.
+func endSpan(span trace.Span, r *http.Request) {
+	ex := FromContext(r.Context())
+	status := ex.w.code()
+	telemetry.End(span, r.Method+" "+endpointLabel(r.URL.Path), status, ex.genAICall(r, status))
 }

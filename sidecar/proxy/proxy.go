@@ -26,6 +26,7 @@ import (
 	"github.com/claude-guard/claude-guard/sidecar/enduser"
 	"github.com/claude-guard/claude-guard/sidecar/limits"
 	"github.com/claude-guard/claude-guard/sidecar/metrics"
+	"github.com/claude-guard/claude-guard/sidecar/telemetry"
 )
 
 // Headers the proxy sets on errors it originates.
@@ -52,6 +53,8 @@ type Options struct {
 	Audit *audit.Logger
 	// Metrics may be nil.
 	Metrics *metrics.Metrics
+	// Telemetry records the OpenTelemetry GenAI metrics and spans; nil records none.
+	Telemetry *telemetry.Telemetry
 	// Log is the operational logger.
 	Log *slog.Logger
 	// Workload is this workload's identity (limit key and audit field).
@@ -84,7 +87,7 @@ func New(o Options) http.Handler {
 	h = WithEndUser(o.EndUser, o.Log, h)
 	h = WithWire(h)
 	h = WithAudit(o.Audit, h)
-	h = WithMetrics(o.Metrics, h)
+	h = WithMetrics(o.Metrics, o.Telemetry, h)
 	h = WithExchange(o.Policy, o.Workload, o.Caller, h)
 	h = WithProbe(h)
 	return WithRecover(o.Log, h)

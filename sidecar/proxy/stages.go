@@ -319,6 +319,9 @@ func (m *meter) Read(p []byte) (int, error) {
 	if n > 0 {
 		switch {
 		case m.sse != nil:
+			if m.ex.Upstream.FirstChunk == 0 {
+				m.ex.Upstream.FirstChunk = time.Since(m.ex.Start)
+			}
 			_, _ = m.sse.Write(p[:n]) // usage.Stream.Write never fails
 		case m.json != nil:
 			if m.json.Len()+n <= maxJSONUsageBody {
