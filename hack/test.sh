@@ -11,19 +11,19 @@ phase() { printf '\n[test] == %s\n' "$*" >&2; PHASE_T0=$SECONDS; }
 done_phase() { printf '[test] -- %ss\n' "$((SECONDS - PHASE_T0))" >&2; }
 T0=$SECONDS
 
-phase "tools and test servers: controller-gen, golangci-lint, helm, envtest control plane, the real node (kubelet, kube-proxy, controller manager, scheduler, containerd), OpenBao (the test Vault), SPIRE, Redis, Claude Code"
+phase "tools and test servers: controller-gen, golangci-lint, helm, envtest control plane, the real node (kubelet, kube-proxy, controller manager, scheduler, containerd), OpenBao (the test Vault), SPIRE, Redis, Claude Code, an OpenTelemetry Collector, Prometheus"
 # Built in parallel: on a fresh machine each spends minutes downloading modules, which overlaps with the
 # others' compiling. Each is cached by version afterwards.
 out=$(mktemp -d); trap 'rm -rf "$out"' EXIT
 # Tests that measure something (test/pods) append `figure:` lines here; they are printed at the end.
 export CLAUDE_GUARD_FIGURES="$out/figures"
-for s in envtest node openbao spire helm redis claude-code; do
+for s in envtest node openbao spire helm redis claude-code otelcol prometheus; do
   (hack/$s.sh >"$out/$s" 2>"$out/$s.log"; echo $? >"$out/$s.rc") &
 done
 # The Go tools (controller-gen, golangci-lint) build in the same window; `go tool` caches them.
 (go tool -modfile=hack/tools/go.mod controller-gen --version && go tool -modfile=hack/tools/lint/go.mod golangci-lint version) >/dev/null 2>"$out/tools.log" &
 wait
-for s in envtest node openbao spire helm redis claude-code; do
+for s in envtest node openbao spire helm redis claude-code otelcol prometheus; do
   if [ "$(cat "$out/$s.rc")" != 0 ]; then cat "$out/$s.log" >&2; die "hack/$s.sh failed"; fi
 done
 KUBEBUILDER_ASSETS=$(cat "$out/envtest")
@@ -33,7 +33,9 @@ CLAUDE_GUARD_HELM=$(cat "$out/helm")
 CLAUDE_GUARD_REDIS_DIR=$(cat "$out/redis")
 CLAUDE_GUARD_NODE_DIR=$(cat "$out/node")
 CLAUDE_GUARD_CLAUDE_CODE_DIR=$(cat "$out/claude-code")
-export CLAUDE_GUARD_CLAUDE_CODE_DIR CLAUDE_GUARD_NODE_DIR KUBEBUILDER_ASSETS CLAUDE_GUARD_OPENBAO_DIR CLAUDE_GUARD_SPIRE_DIR CLAUDE_GUARD_HELM CLAUDE_GUARD_REDIS_DIR
+CLAUDE_GUARD_OTELCOL_DIR=$(cat "$out/otelcol")
+CLAUDE_GUARD_PROMETHEUS_DIR=$(cat "$out/prometheus")
+export CLAUDE_GUARD_OTELCOL_DIR CLAUDE_GUARD_PROMETHEUS_DIR CLAUDE_GUARD_CLAUDE_CODE_DIR CLAUDE_GUARD_NODE_DIR KUBEBUILDER_ASSETS CLAUDE_GUARD_OPENBAO_DIR CLAUDE_GUARD_SPIRE_DIR CLAUDE_GUARD_HELM CLAUDE_GUARD_REDIS_DIR
 done_phase
 
 phase "generated files and formatting"

@@ -90,7 +90,7 @@ func build(ctx context.Context, o *Options) (_ *sidecar, err error) {
 		return nil, err
 	}
 	s.metrics = metrics.New()
-	s.wiring.start(ctx, s.metrics)
+	s.wiring.start(ctx, c, s.metrics)
 	s.metrics.SetConfig(metrics.ConfigState{Document: s.cfg.Document, Hash: s.cfg.Policy.Hash})
 	s.metrics.ConfigReloads.WithLabelValues("success").Inc()
 	if s.telemetry, err = newTelemetry(ctx, c, s.metrics, s.log); err != nil {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/claude-guard/claude-guard/internal/identity"
 	"github.com/claude-guard/claude-guard/internal/policyconfig"
@@ -99,8 +100,15 @@ func newVault(s *policyconfig.VaultSource, id *identity.Provider, o *Options, lo
 	return credentials.NewVault(vo)
 }
 
-// start runs the background parts and reports credential reads in m.
-func (w *wiring) start(ctx context.Context, m *metrics.Metrics) {
+// start runs the background parts and reports credential reads and health in m.
+func (w *wiring) start(ctx context.Context, c *policyconfig.Config, m *metrics.Metrics) {
+	m.WatchCredential(credentialKind(c.Credentials), func() bool {
+		// Sources answer from what they hold; one that has to fetch first is bounded by the timeout.
+		ctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		_, err := w.creds.Get(ctx)
+		return err == nil
+	})
 	if w.wif != nil {
 		go w.wif.Run(ctx)
 	}
@@ -115,6 +123,22 @@ func (w *wiring) start(ctx context.Context, m *metrics.Metrics) {
 		m.CredentialReads.WithLabelValues("vault", result).Inc()
 	})
 	go w.vault.Run(ctx)
+}
+
+// credentialKind names the config's credential source for metrics.
+func credentialKind(c policyconfig.Credentials) string {
+	switch {
+	case c.Vault != nil:
+		return "vault"
+	case c.Secret != nil:
+		return "secret"
+	case c.WorkloadIdentityFederation != nil:
+		return "workload_identity_federation"
+	case c.File != nil:
+		return "file"
+	default:
+		return "env"
+	}
 }
 
 // workload is the identity written to audit records and used as the Workload limit key: the SPIFFE ID

@@ -23,7 +23,7 @@ type Metrics struct {
 
 	Requests         *prometheus.CounterVec   // endpoint, decision, model, status
 	Tokens           *prometheus.CounterVec   // type, model
-	Spend            *prometheus.CounterVec   // namespace, model: USD charged at the config's prices
+	Spend            *prometheus.CounterVec   // namespace, tenant, model: USD charged at the config's prices
 	Duration         *prometheus.HistogramVec // endpoint, stream
 	UpstreamDuration *prometheus.HistogramVec // endpoint, stream: time to upstream response headers
 	LimiterRejected  *prometheus.CounterVec   // rule
@@ -70,8 +70,8 @@ func New() *Metrics {
 			Name: "claude_guard_tokens_total", Help: "Tokens reported by the upstream, by type (input, output, cache_read, cache_creation) and model.",
 		}, []string{"type", "model"}),
 		Spend: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "claude_guard_spend_usd_total", Help: "US dollars charged to budgets at the cluster's prices, by namespace and model (policies with a USD budget, which carry the prices).",
-		}, []string{"namespace", "model"}),
+			Name: "claude_guard_spend_usd_total", Help: "US dollars charged to budgets at the cluster's prices, by namespace, tenant (the ClaudeTenant that narrowed the policy; empty without one) and model (policies with a USD budget, which carry the prices).",
+		}, []string{"namespace", "tenant", "model"}),
 		Duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "claude_guard_request_duration_seconds", Help: "Time from request to the end of the response.", Buckets: buckets,
 		}, []string{"endpoint", "stream"}),
@@ -122,6 +122,20 @@ func (m *Metrics) WatchAuditFailures(failed func() uint64) {
 func (m *Metrics) WatchLimiterBackend(up func() bool) {
 	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "claude_guard_limiter_backend_up", Help: "1 while the shared rate limit backend answers, 0 during an outage.",
+	}, func() float64 {
+		if up() {
+			return 1
+		}
+		return 0
+	}))
+}
+
+// WatchCredential exports up, whether the sidecar holds a usable API key from its source right now (a
+// stale Vault key past its allowed staleness, a missing file or an expired exchange counts as down).
+func (m *Metrics) WatchCredential(source string, up func() bool) {
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "claude_guard_credential_up", Help: "1 while the sidecar holds a usable API key from its source (vault, secret, file, env, workload_identity_federation), 0 while calls are refused for the lack of one.",
+		ConstLabels: prometheus.Labels{"source": source},
 	}, func() float64 {
 		if up() {
 			return 1

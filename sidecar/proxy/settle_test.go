@@ -125,8 +125,8 @@ budgets: [{name: daily, key: Namespace, window: Day, usd: "10"}]
 	// Whole micro-dollars: the limiter truncates each response's cost once.
 	want := float64((in*1_000_000+out*5_000_000+cw*1_250_000+cr*100_000)/1_000_000) / 1e6
 	e.audit.waitRecords(t, 2)
-	if got := testutil.ToFloat64(e.metrics.Spend.WithLabelValues("team-a", "claude-haiku-4-5")); math.Abs(got-want) > 1e-9 {
-		t.Fatalf("claude_guard_spend_usd_total{namespace=team-a,model=claude-haiku-4-5} = %g, want %g", got, want)
+	if got := testutil.ToFloat64(e.metrics.Spend.WithLabelValues("team-a", "", "claude-haiku-4-5")); math.Abs(got-want) > 1e-9 {
+		t.Fatalf("claude_guard_spend_usd_total{namespace=team-a,tenant=,model=claude-haiku-4-5} = %g, want %g", got, want)
 	}
 	if n := testutil.CollectAndCount(e.metrics.Spend); n != 1 {
 		t.Fatalf("%d spend series, want 1 (nothing for the refused model)", n)

@@ -296,7 +296,7 @@ func countSpend(m *metrics.Metrics, ex *Exchange, microUSD int64) {
 	if ns == "" {
 		ns = ex.Policy.Config.Policy.Namespace
 	}
-	m.Spend.WithLabelValues(ns, model).Add(float64(microUSD) / 1e6)
+	m.Spend.WithLabelValues(ns, ex.Policy.Config.Policy.Tenant, model).Add(float64(microUSD) / 1e6)
 }
 
 // meter watches a response body as it is copied to the client, reading usage from it.

@@ -172,6 +172,8 @@ func TestBadValuesFail(t *testing.T) {
 		{"auth mount of an unknown method", []string{"vault.authMounts.approle=x"}, "at '/vault/authMounts': additional properties 'approle' not allowed"},
 		{"trust domain", []string{"spiffe.trustDomain=Prod.Example"}, "at '/spiffe/trustDomain': 'Prod.Example' does not match pattern"},
 		{"scrape interval", []string{"metrics.serviceMonitor.interval=soon"}, "at '/metrics/serviceMonitor/interval': 'soon' does not match pattern"},
+		{"OTLP endpoint without scheme", []string{"telemetry.otlp.endpoint=collector:4318"}, "at '/telemetry/otlp/endpoint': 'collector:4318' does not match pattern"},
+		{"trace sample ratio", []string{"telemetry.otlp.traceSampleRatio=2"}, "at '/telemetry/otlp/traceSampleRatio': maximum: got 2, want 1"},
 		{"sidecar port out of range", []string{"sidecar.port=70000"}, "at '/sidecar/port': maximum: got 70,000, want 65,535"},
 		{"webhook timeout", []string{"webhook.timeoutSeconds=60"}, "at '/webhook/timeoutSeconds': maximum: got 60, want 30"},
 		{"resources quantity", []string{"sidecar.resources.requests.cpu=lots"}, "at '/sidecar/resources/requests/cpu': 'lots' does not match pattern"},

@@ -109,3 +109,26 @@ app.kubernetes.io/component: {{ .component }}
 {{- else }}{{ toJson .Values.webhook.certManager.issuerRef }}
 {{- end }}
 {{- end }}
+
+{{/*
+claude-guard.otelEnv: the OTEL_* variables of a sidecar or the gateway when telemetry.otlp.endpoint is
+set, the same ones the webhook gives injected sidecars (internal/inject Telemetry.env).
+*/}}
+{{- define "claude-guard.otelEnv" -}}
+{{- with .Values.telemetry.otlp }}
+{{- if .endpoint }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ .endpoint | quote }}
+- name: OTEL_EXPORTER_OTLP_PROTOCOL
+  value: http/protobuf
+- name: OTEL_SERVICE_NAME
+  value: claude-guard-sidecar
+- name: OTEL_TRACES_SAMPLER
+  value: parentbased_traceidratio
+- name: OTEL_TRACES_SAMPLER_ARG
+  value: {{ .traceSampleRatio | default "1" | quote }}
+- name: OTEL_METRIC_EXPORT_INTERVAL
+  value: {{ mul .metricExportIntervalSeconds 1000 | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
