@@ -82,9 +82,10 @@ bench: ## Run the benchmarks and print each figure next to its target.
 ##@ Build
 
 .PHONY: build
-build: ## Build the manager and sidecar binaries into bin/.
+build: ## Build the manager, the sidecar and the kubectl plugin (bin/kubectl-claude_guard) into bin/.
 	$(GO) build -o bin/manager ./cmd/manager
 	$(GO) build -o bin/sidecar ./cmd/sidecar
+	$(GO) build -o bin/kubectl-claude_guard ./cmd/kubectl-claude_guard
 
 # `make images REGISTRY=registry.example.com/claude-guard PUSH=1`; any other hack/images flag through
 # IMAGES_FLAGS (docs/images.md).
