@@ -122,7 +122,7 @@ func TestExplainShowsPolicyCeilingsAndDenials(t *testing.T) {
 	c := anthropic.NewClient(option.WithBaseURL("http://"+proxy), option.WithAPIKey(wellknown.PlaceholderAPIKey), option.WithMaxRetries(0))
 	ctx := context.Background()
 	msg := func(model string, maxTokens int64) anthropic.MessageNewParams {
-		return anthropic.MessageNewParams{Model: anthropic.Model(model), MaxTokens: maxTokens,
+		return anthropic.MessageNewParams{Model: model, MaxTokens: maxTokens,
 			Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("hi"))}}
 	}
 	if _, err := c.Messages.New(ctx, msg("claude-haiku-4-5", 64)); err != nil {

@@ -112,7 +112,7 @@ func (s *stack) client(opts ...option.RequestOption) anthropic.Client {
 }
 
 func message(model string) anthropic.MessageNewParams {
-	return anthropic.MessageNewParams{Model: anthropic.Model(model), MaxTokens: 64,
+	return anthropic.MessageNewParams{Model: model, MaxTokens: 64,
 		Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock(prompt))}}
 }
 
