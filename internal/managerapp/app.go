@@ -192,7 +192,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.Var(jsonFlag[corev1.ResourceRequirements]{&o.SidecarResources}, "sidecar-resources", `Resources of the injected sidecar as JSON, e.g. {"requests":{"cpu":"20m","memory":"32Mi"},"limits":{"memory":"128Mi"}}.`)
 	fs.Var(int32Flag{&o.SidecarMaxProcs}, "sidecar-max-procs", "GOMAXPROCS cap of injected sidecars (--max-procs; 0: follow the sidecar's CPU limit).")
 	fs.StringVar(&o.SidecarTelemetry.OTLPEndpoint, "sidecar-otlp-endpoint", "", "OTLP/HTTP base URL injected sidecars push GenAI metrics and spans to (OTEL_EXPORTER_OTLP_ENDPOINT); empty: Prometheus only.")
-	fs.StringVar(&o.SidecarTelemetry.TraceSampleRatio, "sidecar-trace-sample-ratio", "", "Share of new traces (without a sampled parent) injected sidecars record, 0 to 1 (empty: 1, every trace).")
+	fs.StringVar(&o.SidecarTelemetry.TraceSampleRatio, "sidecar-trace-sample-ratio", "", "Share of new traces (without a sampled parent) injected sidecars record, 0 to 1 (empty: "+inject.DefaultTraceSampleRatio+").")
 	fs.DurationVar(&o.SidecarTelemetry.MetricExportInterval, "sidecar-metric-export-interval", 0, "How often injected sidecars push metrics over OTLP (0: the SDK's 60s).")
 	fs.BoolVar(&o.SidecarPrometheusAnnotations, "sidecar-prometheus-annotations", false, "Add prometheus.io/scrape, port and path annotations to injected pods.")
 	fs.Var(int32Flag{&o.SidecarPort}, "sidecar-port", "Loopback port of the injected proxy; app containers get ANTHROPIC_BASE_URL=http://127.0.0.1:<port>.")

@@ -68,6 +68,8 @@ type options struct {
 	rounds         int
 	peersOnly      bool
 	variants       variants
+	// otelcol is hack/otelcol.sh's directory: the interleaved run adds a sidecar exporting OTLP to it.
+	otelcol string
 }
 
 // variants are extra sidecars in the interleaved run, each the same binary with more environment
@@ -108,6 +110,7 @@ func main() {
 	flag.IntVar(&o.peerStreamRate, "peer-stream-rate", 500, "streams per second per peer in the interleaved run")
 	flag.IntVar(&o.rounds, "rounds", 8, "rounds of the interleaved run (each peer gets -duration/rounds per round)")
 	flag.Var(&o.variants, "variant", "an extra sidecar in the interleaved run: name=KEY=VALUE[,KEY=VALUE...] (its environment on top of the sidecar's; a first BIN=path runs another build; repeatable)")
+	flag.StringVar(&o.otelcol, "otelcol", "", "directory of the otelcol binary (hack/otelcol.sh): the interleaved run adds a sidecar exporting metrics and spans over OTLP to a real collector and prints what that costs (empty: skip)")
 	flag.BoolVar(&o.peersOnly, "peers-only", false, "run only the interleaved run (needs -nginx)")
 	bareListen := flag.String("bare-proxy", "", "internal: serve a bare httputil.ReverseProxy on this address (the interleaved run starts this binary so)")
 	bareUpstream := flag.String("bare-proxy-upstream", "", "internal: the bare proxy's upstream")

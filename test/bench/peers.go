@@ -54,7 +54,16 @@ func (b *bench) peers(ctx context.Context) ([]figure, error) {
 	}
 	defer bare.stop()
 	all := []peer{{name: "direct", url: b.upURL}, *ng, *bare, {name: "sidecar", url: b.sc.url, pid: b.sc.cmd.Process.Pid}}
-	for _, v := range o.variants {
+	vars := o.variants
+	if o.otelcol != "" {
+		col, err := startCollector(o.otelcol)
+		if err != nil {
+			return nil, err
+		}
+		defer col.stop()
+		vars = append(vars, col.variants()...)
+	}
+	for _, v := range vars {
 		bin, env := o.sidecar, v.env
 		if rest, ok := strings.CutPrefix(env[0], "BIN="); ok { // another build of the sidecar
 			bin, env = rest, env[1:]
@@ -89,7 +98,7 @@ func (b *bench) peers(ctx context.Context) ([]figure, error) {
 		}
 	}
 	printPeers(all, runs, o)
-	return peerFigures(runs, o), nil
+	return append(peerFigures(runs, o), telemetryFigures(all, runs)...), nil
 }
 
 // printPeers prints each peer's latencies, what it adds to direct, and its CPU per request and stream.

@@ -126,7 +126,7 @@ set, the same ones the webhook gives injected sidecars (internal/inject Telemetr
 - name: OTEL_TRACES_SAMPLER
   value: parentbased_traceidratio
 - name: OTEL_TRACES_SAMPLER_ARG
-  value: {{ .traceSampleRatio | default "1" | quote }}
+  value: {{ .traceSampleRatio | default "0.1" | quote }}
 - name: OTEL_METRIC_EXPORT_INTERVAL
   value: {{ mul .metricExportIntervalSeconds 1000 | quote }}
 {{- end }}
