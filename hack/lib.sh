@@ -37,6 +37,19 @@ k8s_wrapper_module() {
   go mod tidy >/dev/null
 }
 
+# go_build_cached NAME OUT BIN MODULE_DIR GO_BUILD_ARGS... builds BIN into OUT (a cache directory keyed by
+# version) from the wrapper module MODULE_DIR with the module proxy, unless it is there already, and logs
+# how long it took. Call it under with_lock OUT.
+go_build_cached() {
+  local name=$1 out=$2 bin=$3 dir=$4; shift 4
+  [ -x "$out/$bin" ] && return
+  log "building $name (minutes on a cold build cache)"
+  local t0=$SECONDS
+  GOWORK=off GOFLAGS=-mod=readonly go build -C "$dir" -trimpath -buildvcs=false -o "$out/$bin.tmp" "$@"
+  mv "$out/$bin.tmp" "$out/$bin"
+  log "$name ready in $((SECONDS - t0))s: $out/$bin"
+}
+
 # with_lock DIR CMD... runs CMD while holding an exclusive lock on DIR, so parallel test packages
 # that all ask for the same tool build it once.
 with_lock() {

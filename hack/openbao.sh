@@ -18,17 +18,7 @@ OPENBAO_VERSION="2.4.0"
 MODULE_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/openbao" && pwd)"
 OUT="$CG_CACHE/openbao/v$OPENBAO_VERSION"
 
-build() {
-  [ -x "$OUT/bao" ] && return
-  log "building OpenBao $OPENBAO_VERSION (a few minutes on a cold build cache)"
-  local t0=$SECONDS
-  GOWORK=off GOFLAGS=-mod=readonly go build -C "$MODULE_DIR" -trimpath -buildvcs=false \
-    -ldflags="-s -w -X github.com/openbao/openbao/version.fullVersion=$OPENBAO_VERSION" \
-    -o "$OUT/bao.tmp" .
-  mv "$OUT/bao.tmp" "$OUT/bao"
-  log "OpenBao ready in $((SECONDS - t0))s: $OUT/bao"
-}
-
 command -v go >/dev/null || die "go is required"
-with_lock "$OUT" build
+with_lock "$OUT" go_build_cached "OpenBao $OPENBAO_VERSION" "$OUT" bao "$MODULE_DIR" \
+  -ldflags="-s -w -X github.com/openbao/openbao/version.fullVersion=$OPENBAO_VERSION" .
 echo "$OUT"

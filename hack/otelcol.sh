@@ -14,16 +14,7 @@ OTELCOL_VERSION="0.165.0"
 MODULE_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/otelcol" && pwd)"
 OUT="$CG_CACHE/otelcol/v$OTELCOL_VERSION"
 
-build() {
-  [ -x "$OUT/otelcol" ] && return
-  log "building the OpenTelemetry Collector $OTELCOL_VERSION (a few minutes on a cold build cache)"
-  local t0=$SECONDS
-  GOWORK=off GOFLAGS=-mod=readonly go build -C "$MODULE_DIR" -trimpath -buildvcs=false \
-    -ldflags="-s -w -X main.version=$OTELCOL_VERSION" -o "$OUT/otelcol.tmp" .
-  mv "$OUT/otelcol.tmp" "$OUT/otelcol"
-  log "OpenTelemetry Collector ready in $((SECONDS - t0))s: $OUT/otelcol"
-}
-
 command -v go >/dev/null || die "go is required"
-with_lock "$OUT" build
+with_lock "$OUT" go_build_cached "the OpenTelemetry Collector $OTELCOL_VERSION" "$OUT" otelcol "$MODULE_DIR" \
+  -ldflags="-s -w -X main.version=$OTELCOL_VERSION" .
 echo "$OUT"

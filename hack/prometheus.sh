@@ -15,17 +15,7 @@ PROMETHEUS_VERSION="3.16.0"
 MODULE_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/prometheus" && pwd)"
 OUT="$CG_CACHE/prometheus/v$PROMETHEUS_VERSION"
 
-build() {
-  [ -x "$OUT/prometheus" ] && return
-  log "building Prometheus $PROMETHEUS_VERSION (several minutes on a cold build cache)"
-  local t0=$SECONDS
-  GOWORK=off GOFLAGS=-mod=readonly go build -C "$MODULE_DIR" -trimpath -buildvcs=false -tags remove_all_sd \
-    -ldflags="-s -w -X github.com/prometheus/common/version.Version=$PROMETHEUS_VERSION" \
-    -o "$OUT/prometheus.tmp" github.com/prometheus/prometheus/cmd/prometheus
-  mv "$OUT/prometheus.tmp" "$OUT/prometheus"
-  log "Prometheus ready in $((SECONDS - t0))s: $OUT/prometheus"
-}
-
 command -v go >/dev/null || die "go is required"
-with_lock "$OUT" build
+with_lock "$OUT" go_build_cached "Prometheus $PROMETHEUS_VERSION" "$OUT" prometheus "$MODULE_DIR" -tags remove_all_sd \
+  -ldflags="-s -w -X github.com/prometheus/common/version.Version=$PROMETHEUS_VERSION" github.com/prometheus/prometheus/cmd/prometheus
 echo "$OUT"
