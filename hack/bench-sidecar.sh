@@ -55,6 +55,6 @@ echo
 echo "-- loopback load harness (test/bench): full policy on (limits, audit, metrics)"
 bin/sidecar-bench -sidecar bin/sidecar -rate "$rate" -duration "$duration" -streams "$streams" -concurrent "$concurrent"
 echo
-echo "-- interleaved run (test/bench -nginx): direct, nginx, bare Go ReverseProxy, sidecar, sidecar exporting OTLP to a collector"
-bin/sidecar-bench -sidecar bin/sidecar -nginx "$nginx" -otelcol "$otelcol" -peers-only -peer-rate "$peer_rate" -peer-stream-rate "$peer_stream_rate" \
+echo "-- interleaved run (test/bench -nginx): direct, nginx, bare Go ReverseProxy, sidecar, sidecar exporting OTLP to a collector, gateway with TLS"
+bin/sidecar-bench -sidecar bin/sidecar -nginx "$nginx" -otelcol "$otelcol" -gateway -peers-only -peer-rate "$peer_rate" -peer-stream-rate "$peer_stream_rate" \
   -rounds "$rounds" -duration "${BENCH_PEER_DURATION:-24s}"

@@ -68,6 +68,8 @@ type options struct {
 	rounds         int
 	peersOnly      bool
 	variants       variants
+	// gateway adds the sidecar in gateway mode (TLS, end-user JWTs) to the interleaved run.
+	gateway bool
 	// otelcol is hack/otelcol.sh's directory: the interleaved run adds a sidecar exporting OTLP to it.
 	otelcol string
 }
@@ -110,6 +112,7 @@ func main() {
 	flag.IntVar(&o.peerStreamRate, "peer-stream-rate", 500, "streams per second per peer in the interleaved run")
 	flag.IntVar(&o.rounds, "rounds", 8, "rounds of the interleaved run (each peer gets -duration/rounds per round)")
 	flag.Var(&o.variants, "variant", "an extra sidecar in the interleaved run: name=KEY=VALUE[,KEY=VALUE...] (its environment on top of the sidecar's; a first BIN=path runs another build; repeatable)")
+	flag.BoolVar(&o.gateway, "gateway", false, "add the sidecar in gateway mode (TLS from the client, a verified end-user JWT on every call) to the interleaved run")
 	flag.StringVar(&o.otelcol, "otelcol", "", "directory of the otelcol binary (hack/otelcol.sh): the interleaved run adds a sidecar exporting metrics and spans over OTLP to a real collector and prints what that costs (empty: skip)")
 	flag.BoolVar(&o.peersOnly, "peers-only", false, "run only the interleaved run (needs -nginx)")
 	bareListen := flag.String("bare-proxy", "", "internal: serve a bare httputil.ReverseProxy on this address (the interleaved run starts this binary so)")
@@ -530,12 +533,18 @@ func freeAddr() (string, error) {
 // startSidecar starts the sidecar binary in front of upstream with --max-procs maxProcs and env added to
 // this process's environment, and waits until it is ready.
 func startSidecar(ctx context.Context, bin, upstream string, maxProcs int, env []string) (*sidecar, error) {
+	return startSidecarWith(ctx, bin, upstream, maxProcs, env, benchConfig, "http")
+}
+
+// startSidecarWith is startSidecar with another config, more flags, and the proxy's URL scheme (https
+// when args serve TLS).
+func startSidecarWith(ctx context.Context, bin, upstream string, maxProcs int, env []string, config, scheme string, args ...string) (*sidecar, error) {
 	dir, err := os.MkdirTemp("", "claude-guard-bench-")
 	if err != nil {
 		return nil, err
 	}
 	cfg := filepath.Join(dir, "config.yaml")
-	if err := os.WriteFile(cfg, []byte(benchConfig), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
 		return nil, err
 	}
 	listen, err := freeAddr()
@@ -551,15 +560,15 @@ func startSidecar(ctx context.Context, bin, upstream string, maxProcs int, env [
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "--config", cfg, "--listen", listen, "--metrics-listen", mlisten, "--upstream", upstream, "--workload", "bench",
-		"--max-procs", strconv.Itoa(maxProcs))
+	cmd := exec.Command(bin, append([]string{"--config", cfg, "--listen", listen, "--metrics-listen", mlisten, "--upstream", upstream,
+		"--workload", "bench", "--max-procs", strconv.Itoa(maxProcs)}, args...)...)
 	cmd.Env = append(os.Environ(), "CLAUDE_GUARD_API_KEY="+key)
 	cmd.Env = append(cmd.Env, env...)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("failed to start sidecar %s: %w", bin, err)
 	}
-	s := &sidecar{cmd: cmd, url: "http://" + listen, dir: dir, done: make(chan struct{})}
+	s := &sidecar{cmd: cmd, url: scheme + "://" + listen, dir: dir, done: make(chan struct{})}
 	go func() { s.exit = cmd.Wait(); out.Close(); close(s.done) }()
 	deadline := time.Now().Add(15 * time.Second)
 	for {

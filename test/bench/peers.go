@@ -23,6 +23,16 @@ type peer struct {
 	url  string
 	pid  int // 0 for direct
 	stop func()
+	// client, when set, replaces the bench's client for this peer (the gateway's TLS and end-user token).
+	client *http.Client
+}
+
+// clientFor is the client that talks to p.
+func (b *bench) clientFor(p peer) *http.Client {
+	if p.client != nil {
+		return p.client
+	}
+	return b.client
 }
 
 // peerRun is what one peer measured over every round.
@@ -75,18 +85,26 @@ func (b *bench) peers(ctx context.Context) ([]figure, error) {
 		defer sc.stop()
 		all = append(all, peer{name: "sidecar " + v.name, url: sc.url, pid: sc.cmd.Process.Pid})
 	}
+	if o.gateway {
+		gw, err := startGatewayPeer(ctx, o.sidecar, b.upURL, o.procs, b.client)
+		if err != nil {
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+		defer gw.stop()
+		all = append(all, *gw)
+	}
 	runs := make([]peerRun, len(all))
 	slice := o.duration / time.Duration(o.rounds)
 	for i := range all {
-		paced(ctx, b.client, all[i].url, o.peerRate, min(slice, time.Second)) // warm connections and caches
+		paced(ctx, b.clientFor(all[i]), all[i].url, o.peerRate, min(slice, time.Second)) // warm connections and caches
 	}
 	for range o.rounds {
 		for i, p := range all {
 			r := &runs[i]
 			cpu0 := procCPU(p.pid)
-			lat, errs := paced(ctx, b.client, p.url, o.peerRate, slice)
+			lat, errs := paced(ctx, b.clientFor(p), p.url, o.peerRate, slice)
 			cpu1 := procCPU(p.pid)
-			st, serr := ttfb(ctx, b.client, p.url, int(float64(o.peerStreamRate)*slice.Seconds()), o.peerStreamRate)
+			st, serr := ttfb(ctx, b.clientFor(p), p.url, int(float64(o.peerStreamRate)*slice.Seconds()), o.peerStreamRate)
 			r.cpu, r.streamCPU = r.cpu+cpu1-cpu0, r.streamCPU+procCPU(p.pid)-cpu1
 			r.lat, r.ttfb = append(r.lat, lat...), append(r.ttfb, st...)
 			r.errs, r.streamErr = r.errs+errs, r.streamErr+serr
@@ -98,7 +116,7 @@ func (b *bench) peers(ctx context.Context) ([]figure, error) {
 		}
 	}
 	printPeers(all, runs, o)
-	return append(peerFigures(runs, o), telemetryFigures(all, runs)...), nil
+	return append(append(peerFigures(runs, o), telemetryFigures(all, runs)...), gatewayFigures(all, runs)...), nil
 }
 
 // printPeers prints each peer's latencies, what it adds to direct, and its CPU per request and stream.
