@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -23,7 +24,7 @@ const telemetryFlush = 5 * time.Second
 func newTelemetry(ctx context.Context, c *policyconfig.Config, m *metrics.Metrics, log *slog.Logger) (*telemetry.Telemetry, error) {
 	var res []attribute.KeyValue
 	for _, kv := range []struct{ key, value string }{
-		{"k8s.namespace.name", firstOf(os.Getenv("POD_NAMESPACE"), c.Identity.Namespace, c.Policy.Namespace)},
+		{"k8s.namespace.name", cmp.Or(os.Getenv("POD_NAMESPACE"), c.Identity.Namespace, c.Policy.Namespace)},
 		{"k8s.pod.name", os.Getenv("POD_NAME")},
 		{telemetry.KeyPolicy, c.Policy.Name},
 	} {
@@ -45,13 +46,4 @@ func (s *sidecar) flushTelemetry() {
 	if err := s.telemetry.Shutdown(ctx); err != nil {
 		s.log.Warn("Telemetry did not flush", "error", err.Error())
 	}
-}
-
-func firstOf(v ...string) string {
-	for _, s := range v {
-		if s != "" {
-			return s
-		}
-	}
-	return ""
 }

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"time"
@@ -22,27 +23,34 @@ func WithMetrics(m *metrics.Metrics, tel *telemetry.Telemetry, next http.Handler
 		// Deferred: ReverseProxy aborts a broken stream by panicking with http.ErrAbortHandler, and an
 		// aborted request must still be counted.
 		defer m.InFlight.Dec()
+		var span trace.Span // nil without tracing
 		if tel.Tracing() {
-			ctx, span := tel.Start(r)
+			var ctx context.Context
+			ctx, span = tel.Start(r)
 			r = r.WithContext(ctx)
-			defer func() { endSpan(span, r) }()
 		}
-		defer observe(m, tel, r)
+		defer observe(m, tel, span, r)
 		next.ServeHTTP(w, r)
 	})
 }
 
-func observe(m *metrics.Metrics, tel *telemetry.Telemetry, r *http.Request) {
+// observe records the finished request in both kinds of metrics and ends its span, if it has one, from
+// one reading of the exchange.
+func observe(m *metrics.Metrics, tel *telemetry.Telemetry, span trace.Span, r *http.Request) {
 	ex := FromContext(r.Context())
-	status, up := ex.w.code(), &ex.Upstream
+	status, up, elapsed := ex.w.code(), &ex.Upstream, time.Since(ex.Start)
 	ep := endpointLabel(r.URL.Path)
 	model := ex.modelLabel(status)
-	if call := ex.genAICall(r, status); call != nil {
+	call := ex.genAICall(r, status, elapsed)
+	if call != nil {
 		tel.Record(r.Context(), call)
+	}
+	if span != nil {
+		telemetry.End(span, r.Method+" "+ep, status, call)
 	}
 	stream := strconv.FormatBool(ex.Decision.Fields.Stream)
 	m.Requests.WithLabelValues(ep, ex.decisionLabel(), model, strconv.Itoa(status)).Inc()
-	m.Duration.WithLabelValues(ep, stream).Observe(time.Since(ex.Start).Seconds())
+	m.Duration.WithLabelValues(ep, stream).Observe(elapsed.Seconds())
 	if up.Forwarded && up.Latency > 0 {
 		m.UpstreamDuration.WithLabelValues(ep, stream).Observe(up.Latency.Seconds())
 	}
@@ -90,7 +98,7 @@ func (ex *Exchange) modelLabel(status int) string {
 
 // genAICall is a Messages request as the GenAI telemetry records it; nil for other requests, which are
 // not GenAI operations (count_tokens, the models list).
-func (ex *Exchange) genAICall(r *http.Request, status int) *telemetry.Call {
+func (ex *Exchange) genAICall(r *http.Request, status int, elapsed time.Duration) *telemetry.Call {
 	if r.URL.Path != policyconfig.PathMessages {
 		return nil
 	}
@@ -104,17 +112,10 @@ func (ex *Exchange) genAICall(r *http.Request, status int) *telemetry.Call {
 		Operation: telemetry.OperationChat, Model: model,
 		Namespace: ex.Caller.Namespace, Policy: p.Name, Tenant: p.Tenant, Decision: ex.decisionLabel(), Rule: rule,
 		Status: status, Stream: ex.Decision.Fields.Stream, MaxTokens: ex.Decision.Fields.MaxTokens,
-		Duration: time.Since(ex.Start), FirstChunk: up.FirstChunk, RequestID: up.RequestID,
+		Duration: elapsed, FirstChunk: up.FirstChunk, RequestID: up.RequestID,
 	}
 	if up.UsageSeen {
 		c.UsageSeen, c.InputTokens, c.OutputTokens = true, up.Usage.TotalInput(), up.Usage.OutputTokens
 	}
 	return c
-}
-
-// endSpan finishes the request's span with what the exchange became.
-func endSpan(span trace.Span, r *http.Request) {
-	ex := FromContext(r.Context())
-	status := ex.w.code()
-	telemetry.End(span, r.Method+" "+endpointLabel(r.URL.Path), status, ex.genAICall(r, status))
 }

@@ -288,10 +288,7 @@ func countSpend(m *metrics.Metrics, ex *Exchange, microUSD int64) {
 	if m == nil || microUSD <= 0 {
 		return
 	}
-	model := "other"
-	if ex.w.code() < 400 {
-		model = ex.Decision.Model
-	}
+	model := ex.modelLabel(ex.w.code())
 	ns := ex.Caller.Namespace
 	if ns == "" {
 		ns = ex.Policy.Config.Policy.Namespace

@@ -93,14 +93,15 @@ func (t *Telemetry) Record(ctx context.Context, c *Call) {
 	if t == nil {
 		return
 	}
-	base := t.sets.get(setKey{call: c.labels()})
+	l := c.labels()
+	base := t.sets.get(setKey{call: l})
 	t.inst.duration.Record(ctx, c.Duration.Seconds(), metric.WithAttributeSet(base))
 	if c.Stream && c.FirstChunk > 0 {
 		t.inst.firstChunk.Record(ctx, c.FirstChunk.Seconds(), metric.WithAttributeSet(base))
 	}
 	if c.UsageSeen {
-		t.inst.tokens.Record(ctx, float64(c.InputTokens), metric.WithAttributeSet(t.sets.get(setKey{call: c.labels(), tokenType: "input"})))
-		t.inst.tokens.Record(ctx, float64(c.OutputTokens), metric.WithAttributeSet(t.sets.get(setKey{call: c.labels(), tokenType: "output"})))
+		t.inst.tokens.Record(ctx, float64(c.InputTokens), metric.WithAttributeSet(t.sets.get(setKey{call: l, tokenType: "input"})))
+		t.inst.tokens.Record(ctx, float64(c.OutputTokens), metric.WithAttributeSet(t.sets.get(setKey{call: l, tokenType: "output"})))
 	}
 }
 

@@ -6,7 +6,7 @@
 // The metrics always appear on the sidecar's Prometheus endpoint (through the OpenTelemetry Prometheus
 // exporter, in the sidecar's own registry) and, when the standard OTEL_EXPORTER_OTLP_* variables name a
 // collector, are pushed over OTLP/HTTP too. Spans exist only when a traces endpoint is set: without one
-// the tracer is a no-op and the caller's trace headers pass through unchanged.
+// no span is started and the caller's trace headers pass through unchanged.
 //
 // Nothing here ever sees a prompt, a key or a token: Record takes a Call, which holds labels the proxy has
 // already bounded (docs/observability.md lists them and their cardinality).
@@ -33,7 +33,6 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
-	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // ScopeName is the instrumentation scope of everything the sidecar records.
@@ -54,7 +53,7 @@ type Options struct {
 
 // Telemetry records calls. The zero value is not usable; a nil *Telemetry records nothing.
 type Telemetry struct {
-	tracer     trace.Tracer
+	tracer     trace.Tracer // set only when tracing
 	tracing    bool
 	propagator propagation.TextMapPropagator
 	inst       instruments
@@ -64,7 +63,7 @@ type Telemetry struct {
 
 // New builds the meter and tracer providers the environment asks for.
 func New(ctx context.Context, o Options) (_ *Telemetry, err error) {
-	t := &Telemetry{propagator: propagation.TraceContext{}, tracer: noop.NewTracerProvider().Tracer(ScopeName)}
+	t := &Telemetry{propagator: propagation.TraceContext{}}
 	defer func() {
 		if err != nil {
 			_ = t.Shutdown(context.WithoutCancel(ctx))
