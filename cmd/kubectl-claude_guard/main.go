@@ -74,7 +74,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&f.tokenSecret, "metrics-token-secret", "claude-guard-system/claude-guard-metrics-token", "namespace/name of the Secret holding the metrics token, read when --metrics-token-file is not set")
 	fs.BoolVar(&f.noMetrics, "no-metrics", false, "do not read the sidecar's metrics")
 	fs.DurationVar(&f.timeout, "timeout", 20*time.Second, "how long to wait for the API server and the sidecar")
-	pod, rest := splitPod(args[1:])
+	pod, rest := splitPod(fs, args[1:])
 	if err := fs.Parse(rest); err != nil {
 		return err
 	}
@@ -90,19 +90,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return explainPod(ctx, f, pod, stdout)
 }
 
-// splitPod takes the pod name out of args wherever it is, so flags may follow it as kubectl allows.
-func splitPod(args []string) (string, []string) {
+// splitPod takes the pod name out of args wherever it is, so flags may follow it as kubectl allows. A
+// flag of fs that is not boolean takes the next argument as its value unless it is written name=value.
+func splitPod(fs *flag.FlagSet, args []string) (string, []string) {
 	var rest []string
 	pod := ""
-	valued := map[string]bool{"-kubeconfig": true, "-context": true, "-namespace": true, "-n": true, "-metrics-url": true,
-		"-metrics-token-file": true, "-metrics-token-secret": true, "-timeout": true}
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		switch {
 		case strings.HasPrefix(a, "-"):
 			rest = append(rest, a)
-			name := "-" + strings.TrimLeft(a, "-")
-			if valued[name] && !strings.Contains(a, "=") && i+1 < len(args) {
+			if takesValue(fs, a) && i+1 < len(args) {
 				i++
 				rest = append(rest, args[i])
 			}
@@ -113,6 +111,20 @@ func splitPod(args []string) (string, []string) {
 		}
 	}
 	return pod, rest
+}
+
+// takesValue reports whether arg (-name or --name, without =value) is a flag of fs that needs a value.
+func takesValue(fs *flag.FlagSet, arg string) bool {
+	name := strings.TrimLeft(arg, "-")
+	if strings.Contains(name, "=") {
+		return false
+	}
+	f := fs.Lookup(name)
+	if f == nil {
+		return false
+	}
+	b, ok := f.Value.(interface{ IsBoolFlag() bool })
+	return !ok || !b.IsBoolFlag()
 }
 
 func explainPod(ctx context.Context, f flags, pod string, stdout io.Writer) error {

@@ -53,6 +53,7 @@ func startGatewayPeer(ctx context.Context, bin, upstream string, procs int, base
 		"--tls-cert-file", certFile, "--tls-key-file", keyFile)
 	if err != nil {
 		is.Close()
+		_ = os.RemoveAll(dir)
 		return nil, err
 	}
 	tr := base.Transport.(*http.Transport).Clone()
