@@ -11,7 +11,6 @@
 package bodyscan
 
 import (
-	"encoding/binary"
 	"fmt"
 	"math"
 	"math/bits"
@@ -90,14 +89,28 @@ func (e *Error) Error() string { return fmt.Sprintf("%s (at byte %d)", e.Reason,
 type scanner struct {
 	b []byte
 	i int
+	// marks has a bit set for every byte of b a string scan stops at (markSpecials).
+	marks []uint64
+}
+
+// newScanner marks b's special bytes in a bitmap from the pool; putMarks returns it.
+func newScanner(b []byte) (scanner, *[]uint64) {
+	p := getMarks(len(b))
+	markSpecials(b, *p)
+	return scanner{b: b, marks: *p}, p
 }
 
 func (s *scanner) fail(reason string) error { return &Error{Offset: s.i, Reason: reason} }
 
 // Scan validates body as a single JSON object and returns its decided-on fields.
 func Scan(body []byte) (Fields, error) {
+	s, marks := newScanner(body)
+	defer putMarks(marks)
+	return s.scan()
+}
+
+func (s *scanner) scan() (Fields, error) {
 	var f Fields
-	s := scanner{b: body}
 	s.ws()
 	if s.i >= len(s.b) {
 		return f, s.fail("request body is empty")
@@ -588,62 +601,46 @@ func special(w uint64) uint64 {
 }
 
 // skipString moves past the string starting at s.i (a '"'), validating escapes and UTF-8. It reports
-// whether the string contained escapes. Runs of plain ASCII are skipped eight bytes at a time; the
-// special bytes of a word are then visited through its mask without reloading it, which keeps
-// escape-dense text (source code, JSON in JSON) fast.
+// whether the string contained escapes. It visits only the marked bytes (see markSpecials), so plain
+// text costs nothing here. Within a word of marks it clears what each visit consumed instead of
+// reloading the word: the next mark then comes from a few register operations, which keeps
+// escape-dense text (source code, JSON in JSON) fast. The commonest marks (the closing quote, a
+// two-byte escape such as \n, a letter in two or three bytes of UTF-8) are handled inline, the rest by
+// step.
 func (s *scanner) skipString() (escaped bool, err error) {
-	b := s.b
-	i := s.i + 1
-	for i+16 <= len(b) {
-		// Sixteen bytes per iteration: two words, each with its mask of special bytes.
-		base := i
-		m1 := special(binary.LittleEndian.Uint64(b[base:]))
-		m2 := special(binary.LittleEndian.Uint64(b[base+8:]))
-		if m1|m2 == 0 {
-			i += 16
-			continue
+	b, marks := s.b, s.marks
+	i := s.i + 1 // the first byte not yet consumed
+	for w := i >> 6; w < len(marks); w++ {
+		base := w << 6
+		m := marks[w]
+		if d := i - base; d > 0 {
+			m &= ^uint64(0) << d // consumed by the previous word's last visit, or before the string
 		}
-		for w, m := range [2]uint64{m1, m2} {
-			wbase := base + 8*w
-			for ; m != 0; m &= m - 1 {
-				k := wbase + bits.TrailingZeros64(m)>>3
-				if k < i {
-					continue // inside an escape or a multi-byte rune already consumed
+		for m != 0 {
+			bit := bits.TrailingZeros64(m)
+			k := base + bit
+			n := 0
+			switch c := b[k]; {
+			case c == '"':
+				s.i = k + 1
+				return escaped, nil
+			case c == '\\' && k+1 < len(b) && simpleEscape[b[k+1]]:
+				escaped, n = true, 2
+			default:
+				if n = utf8Plain(b, k); n == 0 {
+					next, end, err := s.step(k, &escaped)
+					if err != nil || end {
+						return escaped, err
+					}
+					n = next - k
 				}
-				// Inline fast paths for the two commonest specials: the closing quote and a two-byte
-				// escape such as \n or \". Everything else goes through step.
-				if c := b[k]; c == '"' {
-					s.i = k + 1
-					return escaped, nil
-				} else if c == '\\' && k+1 < len(b) && simpleEscape[b[k+1]] {
-					escaped = true
-					i = k + 2
-					continue
-				}
-				next, end, err := s.step(k, &escaped)
-				if err != nil || end {
-					return escaped, err
-				}
-				i = next
 			}
+			i = k + n
+			m &= ^uint64(0) << (bit + n) // 0 once the visit reaches the next word
 		}
-		i = max(i, base+16)
 	}
-	for {
-		if i >= len(b) {
-			s.i = i
-			return escaped, s.fail("unterminated string")
-		}
-		if c := b[i]; c >= 0x20 && c < utf8.RuneSelf && c != '"' && c != '\\' {
-			i++
-			continue
-		}
-		next, end, err := s.step(i, &escaped)
-		if err != nil || end {
-			return escaped, err
-		}
-		i = next
-	}
+	s.i = len(b)
+	return escaped, s.fail("unterminated string")
 }
 
 // step handles the special byte at k inside a string: it returns where scanning continues, or end
@@ -684,6 +681,26 @@ func (s *scanner) step(k int, escaped *bool) (next int, end bool, err error) {
 		}
 		return k + size, false, nil
 	}
+}
+
+// utf8Plain returns the length of the two- or three-byte UTF-8 sequence at k when it is one whose
+// validity shows from its lead byte's range alone (U+0080 to U+FFFF less the leads E0 and ED, which
+// restrict their second byte): the letters and symbols of most text and code. It returns 0 for anything
+// else, which step then decodes. It is inline on purpose: a call per non-ASCII character is a fifth of
+// the scan of a code conversation.
+func utf8Plain(b []byte, k int) int {
+	c := b[k]
+	switch {
+	case c >= 0xc2 && c < 0xe0:
+		if k+1 < len(b) && b[k+1]&0xc0 == 0x80 {
+			return 2
+		}
+	case c > 0xe0 && c < 0xf0 && c != 0xed:
+		if k+2 < len(b) && b[k+1]&0xc0 == 0x80 && b[k+2]&0xc0 == 0x80 {
+			return 3
+		}
+	}
+	return 0
 }
 
 // simpleEscape marks the characters that may follow a backslash to form a two-byte escape.
@@ -756,7 +773,8 @@ func hex4(b []byte) rune {
 // the document as Scan does (without the decided-on field rules). It is how the proxy finds a response's
 // "usage" without decoding the generated content.
 func TopLevel(doc []byte, key string) (Span, bool, error) {
-	s := scanner{b: doc}
+	s, marks := newScanner(doc)
+	defer putMarks(marks)
 	s.ws()
 	if s.i >= len(s.b) || s.b[s.i] != '{' {
 		return Span{}, false, s.fail("document must be a JSON object")
