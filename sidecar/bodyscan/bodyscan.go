@@ -769,73 +769,35 @@ func hex4(b []byte) rune {
 	return rune(v)
 }
 
-// TopLevel returns the span of the value of key in the top-level object of a JSON document, validating
-// the document as Scan does (without the decided-on field rules). It is how the proxy finds a response's
-// "usage" without decoding the generated content.
-func TopLevel(doc []byte, key string) (Span, bool, error) {
+// Members validates doc as one JSON object (as Scan does, without the decided-on field rules) and calls
+// fn with each of its members in order: the key, decoded when it was written with escapes, and the
+// value's raw bytes. It is how the proxy reads a response's usage without decoding the generated content
+// around it. fn must not keep key past its call.
+func Members(doc []byte, fn func(key, value []byte)) error {
 	s, marks := newScanner(doc)
 	defer putMarks(marks)
 	s.ws()
 	if s.i >= len(s.b) || s.b[s.i] != '{' {
-		return Span{}, false, s.fail("document must be a JSON object")
+		return s.fail("document must be a JSON object")
 	}
 	s.i++
-	s.ws()
-	if s.i < len(s.b) && s.b[s.i] == '}' {
-		return Span{}, false, nil
-	}
-	var found Span
-	ok := false
-	for {
-		s.ws()
-		if s.i >= len(s.b) || s.b[s.i] != '"' {
-			return Span{}, false, s.fail("expected a string key")
-		}
-		ks := s.i
-		escaped, err := s.skipString()
+	for first := true; ; first = false {
+		key, done, err := s.member(first)
 		if err != nil {
-			return Span{}, false, err
+			return err
 		}
-		match := !escaped && string(s.b[ks+1:s.i-1]) == key
-		if escaped {
-			name, err := decodeString(s.b[ks:s.i])
-			if err != nil {
-				return Span{}, false, err
-			}
-			match = name == key
+		if done {
+			break
 		}
-		s.ws()
-		if s.i >= len(s.b) || s.b[s.i] != ':' {
-			return Span{}, false, s.fail("expected ':' after object key")
-		}
-		s.i++
-		s.ws()
 		vs := s.i
 		if err := s.value(1); err != nil {
-			return Span{}, false, err
+			return err
 		}
-		if match {
-			if ok {
-				return Span{}, false, s.fail("duplicate key")
-			}
-			found, ok = Span{vs, s.i}, true
-		}
-		s.ws()
-		if s.i >= len(s.b) {
-			return Span{}, false, s.fail("unexpected end of JSON")
-		}
-		switch s.b[s.i] {
-		case ',':
-			s.i++
-		case '}':
-			s.i++
-			s.ws()
-			if s.i != len(s.b) {
-				return Span{}, false, s.fail("unexpected data after the JSON object")
-			}
-			return found, ok, nil
-		default:
-			return Span{}, false, s.fail("expected ',' or '}' in object")
-		}
+		fn(key, s.b[vs:s.i])
 	}
+	s.ws()
+	if s.i != len(s.b) {
+		return s.fail("unexpected data after the JSON object")
+	}
+	return nil
 }

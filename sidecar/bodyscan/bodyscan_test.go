@@ -244,27 +244,32 @@ func FuzzScan(f *testing.F) {
 	})
 }
 
-func TestTopLevel(t *testing.T) {
+func TestMembers(t *testing.T) {
 	cases := []struct {
-		name, doc, want string
-		found           bool
-		err             bool
+		name, doc string
+		want      []string // key=value
+		err       bool
 	}{
-		{name: "found", doc: `{"content":[{"text":"\"usage\": {\"output_tokens\": 0}"}],"usage":{"output_tokens":5}}`, want: `{"output_tokens":5}`, found: true},
-		{name: "nested is not top level", doc: `{"message":{"usage":{"a":1}}}`},
-		{name: "escaped key", doc: `{"us\u0061ge":7}`, want: `7`, found: true},
-		{name: "duplicate", doc: `{"usage":1,"usage":2}`, err: true},
-		{name: "invalid", doc: `{"usage":1,}`, err: true},
+		{name: "in order", doc: ` {"content":[{"text":"\"usage\": {\"output_tokens\": 0}"}], "usage" : {"output_tokens":5}} `,
+			want: []string{`content=[{"text":"\"usage\": {\"output_tokens\": 0}"}]`, `usage={"output_tokens":5}`}},
+		{name: "nested is not a member", doc: `{"message":{"usage":{"a":1}}}`, want: []string{`message={"usage":{"a":1}}`}},
+		{name: "escaped key is decoded", doc: `{"us\u0061ge":7}`, want: []string{`usage=7`}},
+		{name: "duplicates are the caller's to judge", doc: `{"usage":1,"usage":2}`, want: []string{`usage=1`, `usage=2`}},
+		{name: "trailing comma", doc: `{"usage":1,}`, err: true},
+		{name: "data after the object", doc: `{"a":1} {}`, err: true},
+		{name: "not an object", doc: `[1]`, err: true},
+		{name: "invalid UTF-8 in a value", doc: "{\"a\":\"\xff\"}", err: true},
 		{name: "empty", doc: `{}`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			sp, found, err := TopLevel([]byte(c.doc), "usage")
-			if (err != nil) != c.err || found != c.found {
-				t.Fatalf("TopLevel = %v, %v, %v", sp, found, err)
+			var got []string
+			err := Members([]byte(c.doc), func(k, v []byte) { got = append(got, string(k)+"="+string(v)) })
+			if (err != nil) != c.err {
+				t.Fatalf("Members(%q) error %v, want error %v", c.doc, err, c.err)
 			}
-			if found && c.doc[sp.Start:sp.End] != c.want {
-				t.Fatalf("value %q, want %q", c.doc[sp.Start:sp.End], c.want)
+			if !c.err && strings.Join(got, "\n") != strings.Join(c.want, "\n") {
+				t.Fatalf("Members(%q) = %q, want %q", c.doc, got, c.want)
 			}
 		})
 	}

@@ -40,113 +40,119 @@ func (u Usage) TotalInput() int64 {
 // Total is TotalInput plus output.
 func (u Usage) Total() int64 { return u.TotalInput() + u.OutputTokens }
 
-// partial is usage as sent: a nil field was absent and must not overwrite what is known.
+// partial is usage as sent: a count that was absent must not overwrite what is known.
 type partial struct {
-	InputTokens              *int64 `json:"input_tokens"`
-	OutputTokens             *int64 `json:"output_tokens"`
-	CacheCreationInputTokens *int64 `json:"cache_creation_input_tokens"`
-	CacheReadInputTokens     *int64 `json:"cache_read_input_tokens"`
-	CacheCreation            *struct {
-		Ephemeral5m *int64 `json:"ephemeral_5m_input_tokens"`
-		Ephemeral1h *int64 `json:"ephemeral_1h_input_tokens"`
-	} `json:"cache_creation"`
-	ServerToolUse *struct {
-		WebSearchRequests *int64 `json:"web_search_requests"`
-	} `json:"server_tool_use"`
-	ServiceTier *string `json:"service_tier"`
+	input, output, cacheCreation, cacheRead count
+	cache5m, cache1h, webSearch             count
+	tier                                    string
+}
+
+// count is one token count as sent; ok is false when it was absent, repeated or not an integer.
+type count struct {
+	n        int64
+	ok, seen bool
 }
 
 func (u *Usage) merge(p *partial) {
-	if p == nil {
+	set := func(dst *int64, c count) {
+		if c.ok && c.n >= 0 {
+			*dst = c.n
+		}
+	}
+	set(&u.InputTokens, p.input)
+	set(&u.OutputTokens, p.output)
+	set(&u.CacheCreationInputTokens, p.cacheCreation)
+	set(&u.CacheReadInputTokens, p.cacheRead)
+	set(&u.CacheCreation5m, p.cache5m)
+	set(&u.CacheCreation1h, p.cache1h)
+	set(&u.WebSearchRequests, p.webSearch)
+	switch p.tier {
+	case "standard", "priority", "batch":
+		u.ServiceTier = p.tier
+	}
+}
+
+// readUsage reads a usage object in one pass of the scanner. ok is false when obj is not a JSON object
+// or repeats one of the four main counts: a response that says two things about what it cost is not
+// believed. A nested count of an unexpected shape (not an integer, repeated) loses only itself.
+func readUsage(obj []byte) (p partial, ok bool) {
+	ok = true
+	err := bodyscan.Members(obj, func(k, v []byte) {
+		switch string(k) {
+		case "input_tokens":
+			ok = setCount(&p.input, v) && ok
+		case "output_tokens":
+			ok = setCount(&p.output, v) && ok
+		case "cache_creation_input_tokens":
+			ok = setCount(&p.cacheCreation, v) && ok
+		case "cache_read_input_tokens":
+			ok = setCount(&p.cacheRead, v) && ok
+		case "cache_creation":
+			nestedCount(v, "ephemeral_5m_input_tokens", &p.cache5m)
+			nestedCount(v, "ephemeral_1h_input_tokens", &p.cache1h)
+		case "server_tool_use":
+			nestedCount(v, "web_search_requests", &p.webSearch)
+		case "service_tier":
+			p.tier, _ = stringValue(v)
+		}
+	})
+	return p, ok && err == nil
+}
+
+// setCount reads v into c; false when c was already seen (a repeated key).
+func setCount(c *count, v []byte) bool {
+	if c.seen {
+		*c = count{seen: true}
+		return false
+	}
+	n, err := strconv.ParseInt(string(v), 10, 64)
+	*c = count{n: n, ok: err == nil, seen: true}
+	return true
+}
+
+// nestedCount reads the count at key of the object v, when v is one. A repeated key loses the count.
+func nestedCount(v []byte, key string, dst *count) {
+	if len(v) == 0 || v[0] != '{' {
 		return
 	}
-	set := func(dst *int64, v *int64) {
-		if v != nil && *v >= 0 {
-			*dst = *v
+	_ = bodyscan.Members(v, func(k, val []byte) { // v was validated with its parent
+		if string(k) == key {
+			setCount(dst, val)
 		}
+	})
+}
+
+// stringValue decodes a JSON string value; false for any other value.
+func stringValue(v []byte) (string, bool) {
+	if len(v) < 2 || v[0] != '"' {
+		return "", false
 	}
-	set(&u.InputTokens, p.InputTokens)
-	set(&u.OutputTokens, p.OutputTokens)
-	set(&u.CacheCreationInputTokens, p.CacheCreationInputTokens)
-	set(&u.CacheReadInputTokens, p.CacheReadInputTokens)
-	if c := p.CacheCreation; c != nil {
-		set(&u.CacheCreation5m, c.Ephemeral5m)
-		set(&u.CacheCreation1h, c.Ephemeral1h)
+	if bytes.IndexByte(v, '\\') < 0 {
+		return string(v[1 : len(v)-1]), true
 	}
-	if st := p.ServerToolUse; st != nil {
-		set(&u.WebSearchRequests, st.WebSearchRequests)
-	}
-	if t := p.ServiceTier; t != nil {
-		switch *t {
-		case "standard", "priority", "batch":
-			u.ServiceTier = *t
-		}
-	}
+	var s string
+	return s, json.Unmarshal(v, &s) == nil
 }
 
 // FromJSON reads the top-level "usage" of a JSON response body. ok is false when the body carries no
-// usage (count_tokens, models, errors) or is not valid JSON.
+// usage (count_tokens, models, errors) or is not valid JSON. The generated content around the usage is
+// scanned once and never decoded.
 func FromJSON(body []byte) (u Usage, ok bool) {
-	// Find the top-level "usage" with the one-pass scanner and decode only that small object: the
-	// generated content around it is never decoded.
-	sp, found, err := bodyscan.TopLevel(body, "usage")
-	if err != nil || !found {
+	var obj []byte
+	seen := 0
+	if err := bodyscan.Members(body, func(k, v []byte) {
+		if string(k) == "usage" {
+			obj, seen = v, seen+1
+		}
+	}); err != nil || seen != 1 {
 		return u, false
 	}
-	obj := body[sp.Start:sp.End]
-	var p partial
-	for _, f := range []struct {
-		key string
-		dst **int64
-	}{
-		{"input_tokens", &p.InputTokens},
-		{"output_tokens", &p.OutputTokens},
-		{"cache_creation_input_tokens", &p.CacheCreationInputTokens},
-		{"cache_read_input_tokens", &p.CacheReadInputTokens},
-	} {
-		if !intAt(obj, f.key, f.dst) {
-			return u, false
-		}
+	p, ok := readUsage(obj)
+	if !ok {
+		return u, false
 	}
 	u.merge(&p)
-	// The nested counts, each read on its own so that one of an unexpected shape loses only itself.
-	for _, f := range []struct {
-		obj, key string
-		dst      *int64
-	}{
-		{"cache_creation", "ephemeral_5m_input_tokens", &u.CacheCreation5m},
-		{"cache_creation", "ephemeral_1h_input_tokens", &u.CacheCreation1h},
-		{"server_tool_use", "web_search_requests", &u.WebSearchRequests},
-	} {
-		if vs, ok, err := bodyscan.TopLevel(obj, f.obj); err == nil && ok && obj[vs.Start] == '{' {
-			var n *int64
-			if intAt(obj[vs.Start:vs.End], f.key, &n) && n != nil && *n >= 0 {
-				*f.dst = *n
-			}
-		}
-	}
-	if vs, ok, err := bodyscan.TopLevel(obj, "service_tier"); err == nil && ok {
-		var tier string
-		if json.Unmarshal(obj[vs.Start:vs.End], &tier) == nil {
-			u.merge(&partial{ServiceTier: &tier})
-		}
-	}
 	return u, true
-}
-
-// intAt reads the integer at key of the JSON object obj into *dst (left nil when absent or not an
-// integer); false when obj cannot be read.
-func intAt(obj []byte, key string, dst **int64) bool {
-	vs, ok, err := bodyscan.TopLevel(obj, key)
-	if err != nil {
-		return false
-	}
-	if ok {
-		if n, err := strconv.ParseInt(string(obj[vs.Start:vs.End]), 10, 64); err == nil {
-			*dst = &n
-		}
-	}
-	return true
 }
 
 // Stream follows an SSE byte stream, written to it as it arrives in chunks of any size, and keeps the
@@ -259,34 +265,48 @@ func (s *Stream) endLine(l []byte) {
 	}
 }
 
+// data reads the events that carry usage or an error; the rest of the event is scanned, not decoded.
 func (s *Stream) data(d []byte) {
-	var ev struct {
-		Type    string `json:"type"`
-		Message *struct {
-			Usage *partial `json:"usage"`
-		} `json:"message"`
-		Usage *partial `json:"usage"`
-		Error *struct {
-			Type string `json:"type"`
-		} `json:"error"`
-	}
-	if json.Unmarshal(d, &ev) != nil {
+	var typ, message, usage, errObj []byte
+	if bodyscan.Members(d, func(k, v []byte) {
+		switch string(k) {
+		case "type":
+			typ = v
+		case "message":
+			message = v
+		case "usage":
+			usage = v
+		case "error":
+			errObj = v
+		}
+	}) != nil {
 		return
 	}
-	switch ev.Type {
+	t, _ := stringValue(typ)
+	switch t {
 	case "message_start":
-		if ev.Message != nil && ev.Message.Usage != nil {
-			s.Usage.merge(ev.Message.Usage)
-			s.Seen = true
-		}
+		usage = member(message, "usage")
+		fallthrough
 	case "message_delta":
-		if ev.Usage != nil {
-			s.Usage.merge(ev.Usage)
+		if p, ok := readUsage(usage); ok {
+			s.Usage.merge(&p)
 			s.Seen = true
 		}
 	case "error":
-		if ev.Error != nil {
-			s.ErrorType = ev.Error.Type
-		}
+		s.ErrorType, _ = stringValue(member(errObj, "type"))
 	}
+}
+
+// member is the value of key in the JSON object obj (the last, as encoding/json reads a repeated key);
+// nil when obj is not an object or has no such key.
+func member(obj []byte, key string) (value []byte) {
+	if len(obj) == 0 || obj[0] != '{' {
+		return nil
+	}
+	_ = bodyscan.Members(obj, func(k, v []byte) { // obj was validated with its parent
+		if string(k) == key {
+			value = v
+		}
+	})
+	return value
 }
