@@ -80,8 +80,9 @@ type Telemetry struct {
 // (docs/observability.md, "Cost").
 const DefaultTraceSampleRatio = "0.1"
 
-// env is the OTEL_* variables for t, none without an endpoint.
-func (t Telemetry) env() []corev1.EnvVar {
+// Env is the OTEL_* variables for t, none without an endpoint. The chart gives the gateway the same ones
+// (claude-guard.otelEnv; test/chart TestGatewayTelemetryIsTheInjectedSidecars).
+func (t Telemetry) Env() []corev1.EnvVar {
 	if t.OTLPEndpoint == "" {
 		return nil
 	}

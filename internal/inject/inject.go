@@ -190,7 +190,7 @@ func sidecar(cfg Config, plan Plan, mounts []corev1.VolumeMount) corev1.Containe
 		{Name: "POD_SERVICE_ACCOUNT", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "spec.serviceAccountName"}}},
 		{Name: EnvWorkload, Value: "ns/$(POD_NAMESPACE)/sa/$(POD_SERVICE_ACCOUNT)"},
 	}
-	env = append(env, cfg.Telemetry.env()...)
+	env = append(env, cfg.Telemetry.Env()...)
 	if plan.SPIFFE {
 		env = append(env, corev1.EnvVar{Name: wellknown.EnvSPIFFESocket, Value: "unix://" + wellknown.SPIFFESocketDir + "/" + cfg.SocketFile})
 	}

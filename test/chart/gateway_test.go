@@ -18,6 +18,8 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/claude-guard/claude-guard/internal/managerapp"
+	"github.com/claude-guard/claude-guard/internal/test/chartenv"
 	"github.com/claude-guard/claude-guard/internal/wellknown"
 	"github.com/claude-guard/claude-guard/sidecar/app"
 )
@@ -290,4 +292,55 @@ func labelsMatch(selector, labels map[string]string) bool {
 		}
 	}
 	return len(selector) > 0
+}
+
+// TestGatewayTelemetryIsTheInjectedSidecars: the OTEL_* variables the chart gives the gateway are the
+// ones the webhook gives injected sidecars for the same values (the manager's flags rendered in the
+// same release), so the two kinds of sidecar report alike.
+func TestGatewayTelemetryIsTheInjectedSidecars(t *testing.T) {
+	for _, set := range [][]string{
+		{},
+		{"telemetry.otlp.endpoint=http://otel-collector.observability:4318"},
+		{"telemetry.otlp.endpoint=https://otel.example:4318", "telemetry.otlp.traceSampleRatio=0.25", "telemetry.otlp.metricExportIntervalSeconds=15"},
+	} {
+		t.Run(strings.Join(set, ","), func(t *testing.T) {
+			args := []string{"template", "claude-guard", chartenv.Chart(), "--namespace", "claude-guard-system"}
+			for _, s := range gateway(set...) {
+				args = append(args, "--set", s)
+			}
+			out, err := helmCLI(t).Run(args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, err := chartenv.ManagerDeployment([]byte(out))
+			if err != nil {
+				t.Fatal(err)
+			}
+			margs, err := chartenv.ManagerArgs(d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			o := managerapp.NewOptions()
+			if err := o.Parse(margs); err != nil {
+				t.Fatal(err)
+			}
+			want := o.Inject().Telemetry.Env()
+			gw := gatewayObjects(t, []byte(out))
+			if gw.deployment == nil {
+				t.Fatal("no gateway Deployment rendered")
+			}
+			var got []corev1.EnvVar
+			for _, e := range gw.deployment.Spec.Template.Spec.Containers[0].Env {
+				if strings.HasPrefix(e.Name, "OTEL_") {
+					got = append(got, e)
+				}
+			}
+			if len(set) > 0 && len(want) == 0 {
+				t.Fatal("the injected sidecars get no OTEL_* variables although an endpoint is set")
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("gateway OTEL_* env:\n got %v\nwant %v (the injected sidecars')", got, want)
+			}
+		})
+	}
 }

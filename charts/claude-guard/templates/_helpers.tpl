@@ -112,7 +112,8 @@ app.kubernetes.io/component: {{ .component }}
 
 {{/*
 claude-guard.otelEnv: the OTEL_* variables of a sidecar or the gateway when telemetry.otlp.endpoint is
-set, the same ones the webhook gives injected sidecars (internal/inject Telemetry.env).
+set, the same ones the webhook gives injected sidecars (internal/inject Telemetry.Env; test/chart
+TestGatewayTelemetryIsTheInjectedSidecars compares them).
 */}}
 {{- define "claude-guard.otelEnv" -}}
 {{- with .Values.telemetry.otlp }}
