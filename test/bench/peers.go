@@ -66,12 +66,12 @@ func (b *bench) peers(ctx context.Context) ([]figure, error) {
 	all := []peer{{name: "direct", url: b.upURL}, *ng, *bare, {name: "sidecar", url: b.sc.url, pid: b.sc.cmd.Process.Pid}}
 	vars := o.variants
 	if o.otelcol != "" {
-		col, err := startCollector(o.otelcol)
+		col, stop, err := startCollector(o.otelcol)
 		if err != nil {
 			return nil, err
 		}
-		defer col.stop()
-		vars = append(vars, col.variants()...)
+		defer stop()
+		vars = append(vars, collectorVariants(col)...)
 	}
 	for _, v := range vars {
 		bin, env := o.sidecar, v.env
