@@ -39,6 +39,7 @@ func TestRealPods(t *testing.T) {
 		cluster.Step{Name: "tenant applies a policy with kubectl", Run: s.applyPolicy},
 		cluster.Step{Name: "deployment gets the native sidecar and calls Claude", Run: s.deployment},
 		cluster.Step{Name: "one hash names the config in status, audit records and metrics", Run: s.oneHash},
+		cluster.Step{Name: "the running sidecar reports its calls in the GenAI metrics", Run: s.genAIMetrics},
 		cluster.Step{Name: "many large bodies at once: the sidecar stays within its memory limit and keeps its counters", Run: s.bigBodies},
 		cluster.Step{Name: "job with the sidecar completes", Run: s.job},
 		cluster.Step{Name: "a pod whose Secret is missing shows in the policy's status", Run: s.missingSecret},
@@ -220,6 +221,75 @@ func (s *story) oneHash(t *testing.T) {
 	}
 }
 
+// genAIMetrics: the injected pod carries the label a PodMonitor selects, and its sidecar reports the
+// deployment step's calls in the OpenTelemetry GenAI metrics on the same /metrics, with the caller's
+// namespace and the policy: the allowed call's tokens, and the refused model as a denied operation.
+func (s *story) genAIMetrics(t *testing.T) {
+	var pod corev1.Pod
+	if err := c.Client.Get(s.ctx, client.ObjectKey{Namespace: tenantNS, Name: s.pod}, &pod); err != nil {
+		t.Fatal(err)
+	}
+	if got := pod.Labels[wellknown.LabelSidecar]; got != "injected" {
+		t.Errorf("pod label %s = %q, want injected", wellknown.LabelSidecar, got)
+	}
+	status, body := sidecarMetrics(t, pod.Status.PodIP, s.metricsToken(t))
+	if status != http.StatusOK {
+		t.Fatalf("GET /metrics: %d", status)
+	}
+	ours := []string{`claude_guard_namespace="` + tenantNS + `"`, `claude_guard_policy="storefront"`}
+	for _, want := range []struct {
+		metric string
+		labels []string
+	}{
+		{"gen_ai_client_token_usage_count", []string{`gen_ai_token_type="input"`, `gen_ai_request_model="` + allowed + `"`, `claude_guard_decision="allow"`}},
+		{"gen_ai_client_token_usage_count", []string{`gen_ai_token_type="output"`, `claude_guard_decision="allow"`}},
+		{"gen_ai_client_operation_duration_seconds_count", []string{`claude_guard_decision="deny"`, `error_type="403"`}},
+	} {
+		if n := seriesSum(t, body, want.metric, append(want.labels, ours...)); n < 1 {
+			t.Errorf("no %s with %v from the running sidecar:\n%s", want.metric, want.labels, grepLines(body, "gen_ai_"))
+		}
+	}
+}
+
+// seriesSum adds the values of the metric's series in a Prometheus text exposition that carry every
+// one of labels (name="value").
+func seriesSum(t *testing.T, body, metric string, labels []string) float64 {
+	t.Helper()
+	sum := 0.0
+	for _, l := range strings.Split(body, "\n") {
+		if !strings.HasPrefix(l, metric+"{") || !containsAll(l, labels) {
+			continue
+		}
+		f := strings.Fields(l)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err != nil {
+			t.Fatalf("metric line %q: %v", l, err)
+		}
+		sum += v
+	}
+	return sum
+}
+
+func containsAll(s string, subs []string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
+}
+
+// grepLines is the lines of s that contain sub, for an error message.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) && !strings.HasPrefix(l, "#") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
 // bigBodies sends 12 requests of 30 MiB at once through the storefront pod's sidecar, whose memory
 // limit is the chart's 128 Mi: buffered whole, six of them would already outgrow it. The sidecar buffers
 // what its body budget holds (half its memory limit) and refuses the rest before reading them (503,
@@ -289,19 +359,7 @@ func allowedCount(t *testing.T, podIP, token string) int {
 	if status != http.StatusOK {
 		t.Fatalf("GET /metrics: %d", status)
 	}
-	n := 0
-	for _, l := range strings.Split(body, "\n") {
-		if strings.HasPrefix(l, "claude_guard_requests_total{") && strings.Contains(l, `decision="allow"`) &&
-			strings.Contains(l, `endpoint="/v1/messages"`) && strings.Contains(l, `status="200"`) {
-			f := strings.Fields(l)
-			v, err := strconv.ParseFloat(f[len(f)-1], 64)
-			if err != nil {
-				t.Fatalf("metric line %q: %v", l, err)
-			}
-			n += int(v)
-		}
-	}
-	return n
+	return int(seriesSum(t, body, "claude_guard_requests_total", []string{`decision="allow"`, `endpoint="/v1/messages"`, `status="200"`}))
 }
 
 // metricsToken is the token the manager wrote into the chart's metrics token Secret (what Prometheus
