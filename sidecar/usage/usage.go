@@ -293,7 +293,9 @@ func (s *Stream) data(d []byte) {
 			s.Seen = true
 		}
 	case "error":
-		s.ErrorType, _ = stringValue(member(errObj, "type"))
+		if et, ok := stringValue(member(errObj, "type")); ok {
+			s.ErrorType = et
+		}
 	}
 }
 

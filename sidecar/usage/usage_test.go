@@ -150,3 +150,34 @@ func TestStreamCompleteAndDeltaBytes(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamEventShapes: what an event's data may look like, read without encoding/json.
+func TestStreamEventShapes(t *testing.T) {
+	start := "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":5,\"output_tokens\":1}}}\n\n"
+	cases := []struct {
+		name, events string
+		want         Usage
+		errorType    string
+	}{
+		{"escaped type", "event: message_delta\ndata: {\"type\":\"message\\u005fdelta\",\"usage\":{\"output_tokens\":9}}\n\n",
+			Usage{InputTokens: 5, OutputTokens: 9}, ""},
+		{"a repeated count is not believed", "event: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":9,\"output_tokens\":2}}\n\n",
+			Usage{InputTokens: 5, OutputTokens: 1}, ""},
+		{"usage outside message in message_start is not the message's", "event: message_start\ndata: {\"type\":\"message_start\",\"usage\":{\"input_tokens\":70},\"message\":{}}\n\n",
+			Usage{InputTokens: 5, OutputTokens: 1}, ""},
+		{"an error without its object keeps the error seen before",
+			"event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\"}}\n\nevent: error\ndata: {\"type\":\"error\"}\n\n",
+			Usage{InputTokens: 5, OutputTokens: 1}, "overloaded_error"},
+		{"invalid JSON is skipped", "event: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":9}\n\n",
+			Usage{InputTokens: 5, OutputTokens: 1}, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var s Stream
+			write(t, &s, []byte(start+c.events))
+			if s.Usage != c.want || s.ErrorType != c.errorType {
+				t.Fatalf("usage %+v, error type %q; want %+v, %q", s.Usage, s.ErrorType, c.want, c.errorType)
+			}
+		})
+	}
+}
