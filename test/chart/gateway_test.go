@@ -18,8 +18,6 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	"sigs.k8s.io/yaml"
 
-	"github.com/claude-guard/claude-guard/internal/managerapp"
-	"github.com/claude-guard/claude-guard/internal/test/chartenv"
 	"github.com/claude-guard/claude-guard/internal/wellknown"
 	"github.com/claude-guard/claude-guard/sidecar/app"
 )
@@ -304,27 +302,8 @@ func TestGatewayTelemetryIsTheInjectedSidecars(t *testing.T) {
 		{"telemetry.otlp.endpoint=https://otel.example:4318", "telemetry.otlp.traceSampleRatio=0.25", "telemetry.otlp.metricExportIntervalSeconds=15"},
 	} {
 		t.Run(strings.Join(set, ","), func(t *testing.T) {
-			args := []string{"template", "claude-guard", chartenv.Chart(), "--namespace", "claude-guard-system"}
-			for _, s := range gateway(set...) {
-				args = append(args, "--set", s)
-			}
-			out, err := helmCLI(t).Run(args...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			d, err := chartenv.ManagerDeployment([]byte(out))
-			if err != nil {
-				t.Fatal(err)
-			}
-			margs, err := chartenv.ManagerArgs(d)
-			if err != nil {
-				t.Fatal(err)
-			}
-			o := managerapp.NewOptions()
-			if err := o.Parse(margs); err != nil {
-				t.Fatal(err)
-			}
-			want := o.Inject().Telemetry.Env()
+			out := template(t, helmCLI(t), gateway(set...)...)
+			want := managerOptions(t, out).Inject().Telemetry.Env()
 			gw := gatewayObjects(t, []byte(out))
 			if gw.deployment == nil {
 				t.Fatal("no gateway Deployment rendered")

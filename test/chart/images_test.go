@@ -32,14 +32,7 @@ func TestImageDigests(t *testing.T) {
 			wantManager: "ghcr.io/claude-guard/manager@" + managerDigest, wantSide: "ghcr.io/claude-guard/sidecar:v8"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			args := []string{"template", "claude-guard", chartenv.Chart(), "--namespace", "claude-guard-system"}
-			for _, s := range gateway(tc.set...) {
-				args = append(args, "--set", s)
-			}
-			out, err := h.Run(args...)
-			if err != nil {
-				t.Fatalf("helm template: %v\n%s", err, out)
-			}
+			out := template(t, h, gateway(tc.set...)...)
 			d, err := chartenv.ManagerDeployment([]byte(out))
 			if err != nil {
 				t.Fatal(err)

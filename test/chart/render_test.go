@@ -75,18 +75,7 @@ func TestRender(t *testing.T) {
 				t.Fatalf("%s is stale (run with UPDATE_GOLDEN=1 and review the diff); got:\n%s", golden, got)
 			}
 
-			d, err := chartenv.ManagerDeployment([]byte(got))
-			if err != nil {
-				t.Fatal(err)
-			}
-			args, err := chartenv.ManagerArgs(d)
-			if err != nil {
-				t.Fatal(err)
-			}
-			o := managerapp.NewOptions()
-			if err := o.Parse(expandSecretEnv(t, d, args)); err != nil {
-				t.Fatal(err)
-			}
+			o := managerOptions(t, got)
 			if err := o.Validate(); err != nil {
 				t.Fatalf("the manager refuses the chart's arguments: %v", err)
 			}
@@ -101,22 +90,7 @@ func TestRender(t *testing.T) {
 // TestChartDefaultsAreTheManagerDefaults: a release with no values configures the manager (and so every
 // injected sidecar) exactly like the binary's own defaults, so docs/values.md and `manager --help` agree.
 func TestChartDefaultsAreTheManagerDefaults(t *testing.T) {
-	out, err := helmCLI(t).Run("template", "claude-guard", chartenv.Chart(), "--namespace", "claude-guard-system")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := chartenv.ManagerDeployment([]byte(out))
-	if err != nil {
-		t.Fatal(err)
-	}
-	args, err := chartenv.ManagerArgs(d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := managerapp.NewOptions()
-	if err := got.Parse(args); err != nil {
-		t.Fatal(err)
-	}
+	got := managerOptions(t, template(t, helmCLI(t)))
 	if ic := got.Inject(); !reflect.DeepEqual(ic, inject.DefaultConfig()) {
 		t.Errorf("injection config from the chart's defaults:\n got %+v\nwant %+v", ic, inject.DefaultConfig())
 	}
@@ -236,6 +210,39 @@ func helmCLI(t *testing.T) *chartenv.Helm {
 		t.Fatal(err)
 	}
 	return h
+}
+
+// template renders the chart into claude-guard-system with each of set as a --set value.
+func template(t *testing.T, h *chartenv.Helm, set ...string) string {
+	t.Helper()
+	args := []string{"template", "claude-guard", chartenv.Chart(), "--namespace", "claude-guard-system"}
+	for _, s := range set {
+		args = append(args, "--set", s)
+	}
+	out, err := h.Run(args...)
+	if err != nil {
+		t.Fatalf("helm template: %v\n%s", err, out)
+	}
+	return out
+}
+
+// managerOptions parses the rendered manager Deployment's arguments as the manager would, with the
+// variables that come from a Secret expanded as the kubelet would (expandSecretEnv).
+func managerOptions(t *testing.T, manifest string) *managerapp.Options {
+	t.Helper()
+	d, err := chartenv.ManagerDeployment([]byte(manifest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	args, err := chartenv.ManagerArgs(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := managerapp.NewOptions()
+	if err := o.Parse(expandSecretEnv(t, d, args)); err != nil {
+		t.Fatal(err)
+	}
+	return o
 }
 
 // TestAdmissionPoliciesNeedKubernetes130: on a cluster without ValidatingAdmissionPolicy v1 the chart
