@@ -276,7 +276,7 @@ func TestMembers(t *testing.T) {
 }
 
 // TestEveryLengthAndOffset runs strings of every length up to 40 at every alignment, with specials at
-// every position, through the word-at-a-time paths.
+// every position, through the marking pass (both 64-byte steps and the tail) and the jumps between marks.
 func TestEveryLengthAndOffset(t *testing.T) {
 	for n := 0; n <= 40; n++ {
 		for pad := 0; pad < 9; pad++ {
