@@ -275,10 +275,11 @@ func TestMembers(t *testing.T) {
 	}
 }
 
-// TestEveryLengthAndOffset runs strings of every length up to 40 at every alignment, with specials at
-// every position, through the marking pass (both 64-byte steps and the tail) and the jumps between marks.
+// TestEveryLengthAndOffset runs strings of every length up to 72 at every alignment, with specials at
+// every position, through the marking pass and the jumps between marks: an escape or a character
+// straddles the 64-byte word of marks at every offset.
 func TestEveryLengthAndOffset(t *testing.T) {
-	for n := 0; n <= 40; n++ {
+	for n := 0; n <= 72; n++ {
 		for pad := 0; pad < 9; pad++ {
 			for _, sp := range []string{"", `\n`, `\"`, "é", `\u00e9`} {
 				for at := 0; at <= n; at++ {
