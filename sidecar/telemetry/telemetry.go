@@ -53,8 +53,7 @@ type Options struct {
 
 // Telemetry records calls. The zero value is not usable; a nil *Telemetry records nothing.
 type Telemetry struct {
-	tracer     trace.Tracer // set only when tracing
-	tracing    bool
+	tracer     trace.Tracer // nil without a traces endpoint: no spans
 	propagator propagation.TextMapPropagator
 	inst       instruments
 	sets       attrCache
@@ -89,10 +88,10 @@ func New(ctx context.Context, o Options) (_ *Telemetry, err error) {
 		}
 		tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
 		t.shutdown = append(t.shutdown, tp.Shutdown)
-		t.tracer, t.tracing = tp.Tracer(ScopeName), true
+		t.tracer = tp.Tracer(ScopeName)
 	}
 	if o.Log != nil {
-		o.Log.Info("Telemetry", "otlpMetrics", exporting("METRICS"), "otlpTraces", t.tracing)
+		o.Log.Info("Telemetry", "otlpMetrics", exporting("METRICS"), "otlpTraces", t.tracer != nil)
 	}
 	return t, nil
 }
@@ -150,7 +149,7 @@ func (t *Telemetry) Shutdown(ctx context.Context) error {
 }
 
 // Tracing reports whether spans are recorded (an OTLP traces endpoint is set).
-func (t *Telemetry) Tracing() bool { return t != nil && t.tracing }
+func (t *Telemetry) Tracing() bool { return t != nil && t.tracer != nil }
 
 // Start starts the request's client span as a child of the caller's trace context (traceparent and
 // tracestate on r), and returns the context carrying it. Without tracing it returns r's context.
