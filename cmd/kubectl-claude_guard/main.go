@@ -87,7 +87,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	return explainPod(ctx, f, pod, stdout)
+	return explainPod(ctx, f, pod, stdout, stderr)
 }
 
 // splitPod takes the pod name out of args wherever it is, so flags may follow it as kubectl allows. A
@@ -127,7 +127,7 @@ func takesValue(fs *flag.FlagSet, arg string) bool {
 	return !ok || !b.IsBoolFlag()
 }
 
-func explainPod(ctx context.Context, f flags, pod string, stdout io.Writer) error {
+func explainPod(ctx context.Context, f flags, pod string, stdout, stderr io.Writer) error {
 	loader := clientcmd.NewDefaultClientConfigLoadingRules()
 	loader.ExplicitPath = f.kubeconfig
 	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(loader, &clientcmd.ConfigOverrides{CurrentContext: f.context})
@@ -161,7 +161,7 @@ func explainPod(ctx context.Context, f flags, pod string, stdout io.Writer) erro
 	if !f.noMetrics {
 		token, note := metricsToken(ctx, c, f)
 		if note != "" {
-			fmt.Fprintln(os.Stderr, note)
+			fmt.Fprintln(stderr, note)
 		}
 		o.Metrics = explain.PodProxy{Client: cs, Token: token}
 		if f.metricsURL != "" {

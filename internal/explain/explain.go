@@ -5,9 +5,11 @@
 package explain
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -81,7 +83,7 @@ func (r *Report) Write(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	p := func(format string, a ...any) { _, _ = fmt.Fprintf(tw, format+"\n", a...) }
 	p("Pod:\t%s/%s", r.Pod.Namespace, r.Pod.Name)
-	p("Sidecar:\t%s", orNone(r.Status, "not injected (no claudeguard.io/status annotation: no policy selected it, or the webhook did not run)"))
+	p("Sidecar:\t%s", cmp.Or(r.Status, "not injected (no claudeguard.io/status annotation: no policy selected it, or the webhook did not run)"))
 	name := r.Pod.Annotations[wellknown.AnnotationPolicy]
 	if name == "" {
 		return tw.Flush()
@@ -120,7 +122,7 @@ func writeConfig(p func(string, ...any), c *policyconfig.Config) {
 	if c.ShadowMode {
 		p("  Shadow mode:\ton (rules are recorded, nothing is refused)")
 	}
-	p("  Models allowed:\t%s", orNone(strings.Join(c.Models.Allow, ", "), "none"))
+	p("  Models allowed:\t%s", cmp.Or(strings.Join(c.Models.Allow, ", "), "none"))
 	if len(c.Models.Deny) > 0 {
 		p("  Models denied:\t%s", strings.Join(c.Models.Deny, ", "))
 	}
@@ -139,7 +141,7 @@ func writeConfig(p func(string, ...any), c *policyconfig.Config) {
 			amounts = append(amounts, fmt.Sprintf("%d requests", l.Requests))
 		}
 		if l.Tokens > 0 {
-			amounts = append(amounts, fmt.Sprintf("%d %s tokens", l.Tokens, orNone(l.TokenType, "total")))
+			amounts = append(amounts, fmt.Sprintf("%d %s tokens", l.Tokens, cmp.Or(l.TokenType, "total")))
 		}
 		p("  Limit %s:\t%s per %s, per %s%s", l.Name, strings.Join(amounts, " and "), l.Window, l.Key, fromTenant(l.Source))
 	}
@@ -148,10 +150,10 @@ func writeConfig(p func(string, ...any), c *policyconfig.Config) {
 		if b.USD != "" {
 			amount = "$" + b.USD
 		}
-		p("  Budget %s:\t%s per %s, per %s, %s%s", b.Name, amount, b.Window, b.Key, orNone(b.Enforcement, "Hard"), fromTenant(b.Source))
+		p("  Budget %s:\t%s per %s, per %s, %s%s", b.Name, amount, b.Window, b.Key, cmp.Or(b.Enforcement, "Hard"), fromTenant(b.Source))
 	}
 	if len(c.Limits.Rules)+len(c.Budgets) > 0 {
-		p("  Limits backend:\t%s, %s", orNone(c.Limits.Backend, "Local"), orNone(c.Limits.FailureMode, "FailClosed"))
+		p("  Limits backend:\t%s, %s", cmp.Or(c.Limits.Backend, "Local"), cmp.Or(c.Limits.FailureMode, "FailClosed"))
 	}
 }
 
@@ -167,18 +169,11 @@ func (r *Report) writeDenials(p func(string, ...any)) {
 		p("Denials:\tnot read (--no-metrics)")
 		return
 	}
-	keys := slices.Sorted(func(yield func(string) bool) {
-		for k := range r.Requests {
-			if !yield(k) {
-				return
-			}
-		}
-	})
 	var parts []string
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(r.Requests)) {
 		parts = append(parts, fmt.Sprintf("%s %g", k, r.Requests[k]))
 	}
-	p("Requests since the sidecar started:\t%s", orNone(strings.Join(parts, ", "), "none"))
+	p("Requests since the sidecar started:\t%s", cmp.Or(strings.Join(parts, ", "), "none"))
 	if len(r.Denials) == 0 {
 		p("Denials by rule:\tnone")
 		return
@@ -195,13 +190,6 @@ func fromTenant(source string) string {
 		return "  (tenant ceiling)"
 	}
 	return ""
-}
-
-func orNone(s, none string) string {
-	if s == "" {
-		return none
-	}
-	return s
 }
 
 // statusError is an HTTP answer that was not 200, said in a sentence.

@@ -1,6 +1,7 @@
 package explain
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -60,13 +61,7 @@ func denials(f *dto.MetricFamily) []Denial {
 	}
 	// Most frequent first, then by rule, so the output is stable.
 	slices.SortFunc(out, func(a, b Denial) int {
-		if a.Count != b.Count {
-			if a.Count > b.Count {
-				return -1
-			}
-			return 1
-		}
-		return strings.Compare(a.Rule+a.Decision, b.Rule+b.Decision)
+		return cmp.Or(cmp.Compare(b.Count, a.Count), strings.Compare(a.Rule+a.Decision, b.Rule+b.Decision))
 	})
 	return out
 }
