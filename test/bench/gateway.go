@@ -90,12 +90,11 @@ func (t *benchTB) Fatalf(format string, a ...any) { t.fail(fmt.Sprintf(format, a
 func (t *benchTB) fail(msg string)                { t.err = fmt.Errorf("%s", strings.TrimSpace(msg)); panic(t) }
 
 // gatewayFigures is the gateway's CPU per request with TLS from the client and a verified end user.
-func gatewayFigures(all []peer, runs []peerRun) []figure {
-	for i := range all {
-		if all[i].name == gatewayPeer {
-			return []figure{{Name: "gateway CPU per request (TLS from the client, end-user JWT)", Value: float64(runs[i].perRequest()) / 1e3,
-				Unit: "µs", Target: 150, Note: fmt.Sprintf("the plain sidecar in the same run: %s", us(runs[3].perRequest()))}}
-		}
+func gatewayFigures(byName map[string]*peerRun) []figure {
+	gw := byName[gatewayPeer]
+	if gw == nil {
+		return nil
 	}
-	return nil
+	return []figure{{Name: "gateway CPU per request (TLS from the client, end-user JWT)", Value: float64(gw.perRequest()) / 1e3,
+		Unit: "µs", Target: 150, Note: fmt.Sprintf("the plain sidecar in the same run: %s", us(byName["sidecar"].perRequest()))}}
 }

@@ -116,7 +116,17 @@ func (b *bench) peers(ctx context.Context) ([]figure, error) {
 		}
 	}
 	printPeers(all, runs, o)
-	return append(append(peerFigures(runs, o), telemetryFigures(all, runs)...), gatewayFigures(all, runs)...), nil
+	byName := runsByName(all, runs)
+	return append(append(peerFigures(runs, o), telemetryFigures(byName)...), gatewayFigures(byName)...), nil
+}
+
+// runsByName maps each peer's name to what it measured.
+func runsByName(all []peer, runs []peerRun) map[string]*peerRun {
+	byName := make(map[string]*peerRun, len(all))
+	for i := range all {
+		byName[all[i].name] = &runs[i]
+	}
+	return byName
 }
 
 // printPeers prints each peer's latencies, what it adds to direct, and its CPU per request and stream.

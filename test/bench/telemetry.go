@@ -53,16 +53,12 @@ func collectorVariants(col *testservers.Collector) []variant {
 // telemetryFigures are what exporting costs as the chart sets it up: the otlp variant's CPU per request
 // and added latency p50 over the plain sidecar's (which records the same GenAI metrics for /metrics),
 // in percent; the note gives the diagnostics' CPU.
-func telemetryFigures(all []peer, runs []peerRun) []figure {
-	byName := map[string]*peerRun{}
-	for i := range all {
-		byName[all[i].name] = &runs[i]
-	}
+func telemetryFigures(byName map[string]*peerRun) []figure {
 	on, metricsOnly, every := byName["sidecar "+otlpVariant], byName["sidecar "+otlpMetricsVariant], byName["sidecar "+otlpAllVariant]
 	if on == nil {
 		return nil
 	}
-	d, off := runs[0], runs[3]
+	d, off := *byName["direct"], *byName["sidecar"]
 	extraCPU := func(r *peerRun) float64 {
 		return 100 * (float64(r.perRequest()) - float64(off.perRequest())) / float64(off.perRequest())
 	}
